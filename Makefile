@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: MIT
+# altgrad — build, test, bench, install.
+#
+#   make            library (static + shared) and the altgrad CLI
+#   make run        the main job (installs missing Debian packages as root)
+#   make test       every test: C suite, sanitizers, install/pkg-config, Python
+#   make bench      throughput figures as ratios to memcpy
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Everything is built under $(BUILD) (default build/); `make BUILD=dir` keeps
+# builds with other flags apart (the sanitizer targets use build/san).
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+BUILD ?= build
+PYTHON ?= /usr/bin/python3
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wcast-align \
+        -Wundef -Wdouble-promotion -Werror
+OMP := -fopenmp
+BASE_CFLAGS := -std=c11 $(WARN) $(OMP) -Iinclude -I$(BUILD)
+LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -DAG_BUILDING_LIBRARY
+LDLIBS_LIB := -lm
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define ALTGRAD_VERSION_MAJOR \([0-9]*\).*/\1/p' include/altgrad.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define ALTGRAD_VERSION_MINOR \([0-9]*\).*/\1/p' include/altgrad.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define ALTGRAD_VERSION_PATCH \([0-9]*\).*/\1/p' include/altgrad.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+LIB_HDR := include/altgrad.h $(wildcard src/*.h)
+STATIC := $(BUILD)/libaltgrad.a
+SHARED := $(BUILD)/libaltgrad.so.$(VERSION)
+SONAME := libaltgrad.so.$(VERSION_MAJOR)
+
+# The CLI: cli/*.c, plus the training bench (train/*.c) it hosts.
+CLI_SRC := $(wildcard cli/*.c) $(wildcard train/*.c)
+CLI_HDR := $(wildcard cli/*.h) $(wildcard train/*.h)
+CLI_LIBS := -lm
+CLI := $(BUILD)/altgrad
+
+# Tests: each tests/test_*.c is one binary, linked with the independent
+# reference (tests/ref/*.c) and the static library.
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+REF_SRC := $(wildcard tests/ref/*.c)
+TEST_LIBS := -lm
+
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all lib cli deps run tour test check-c asan ubsan sanitize test-install \
+        test-python test-long bench python install uninstall clean fuzz
+
+all: lib cli
+
+lib: $(STATIC) $(SHARED)
+
+cli: $(CLI)
+
+# --- library ---------------------------------------------------------------
+$(BUILD)/gen_registry: tools/gen_registry.c src/ag_format.c src/ag_error.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ tools/gen_registry.c src/ag_format.c src/ag_error.c -lm
+
+$(BUILD)/ag_registry.inc: $(BUILD)/gen_registry
+	$(BUILD)/gen_registry > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/ag_registry.o: $(BUILD)/ag_registry.inc src/ag_registry_defs.h
+
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(OMP) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDFLAGS) $(LDLIBS_LIB)
+	ln -sf libaltgrad.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libaltgrad.so
+
+# --- CLI ---------------------------------------------------------------------
+$(CLI): $(CLI_SRC) $(CLI_HDR) $(STATIC) include/altgrad.h
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $(CLI_SRC) $(STATIC) $(LDFLAGS) $(CLI_LIBS)
+
+# --- dependencies and the main job -------------------------------------------
+deps:
+	@sh scripts/install-deps.sh
+
+run: deps all
+	$(CLI) tour
+
+# --- tests -------------------------------------------------------------------
+$(BUILD)/tests/%: tests/%.c $(REF_SRC) $(wildcard tests/*.h) $(wildcard tests/ref/*.h) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(REF_SRC) $(STATIC) $(LDFLAGS) $(TEST_LIBS)
+
+# Run every C test binary; the last line sums them up.
+check-c: $(TEST_BIN) $(CLI)
+	@sh tests/run_c_tests.sh $(BUILD) $(TEST_BIN)
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan:
+	$(MAKE) BUILD=build/asan CFLAGS="$(SAN_FLAGS) -fsanitize=address" LDFLAGS="-fsanitize=address" check-c
+ubsan:
+	$(MAKE) BUILD=build/ubsan CFLAGS="$(SAN_FLAGS) -fsanitize=undefined -fsanitize=float-cast-overflow" LDFLAGS="-fsanitize=undefined" check-c
+# Both sanitizers in one build (what `make test` runs).
+sanitize:
+	$(MAKE) BUILD=build/san CFLAGS="$(SAN_FLAGS) -fsanitize=address,undefined -fsanitize=float-cast-overflow" LDFLAGS="-fsanitize=address,undefined" check-c
+
+test-install: lib
+	@sh tests/test_install.sh
+
+test-python: python
+	@sh tests/run_python_tests.sh $(PYTHON)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) check-c
+	$(MAKE) sanitize
+	$(MAKE) test-install
+	$(MAKE) test-python
+
+test-long: $(BUILD)/tests/test_transfer
+	AG_TEST_LONG=1 $(BUILD)/tests/test_transfer
+
+# --- bench -------------------------------------------------------------------
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) -lm
+
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# --- python ------------------------------------------------------------------
+python: $(STATIC)
+	@sh python/build.sh $(PYTHON) $(BUILD)
+
+# --- install -----------------------------------------------------------------
+$(BUILD)/altgrad.pc: altgrad.pc.in include/altgrad.h
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+install: all $(BUILD)/altgrad.pc
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 include/altgrad.h $(DESTDIR)$(INCLUDEDIR)/altgrad.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libaltgrad.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libaltgrad.so.$(VERSION)
+	ln -sf libaltgrad.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libaltgrad.so
+	install -m 644 $(BUILD)/altgrad.pc $(DESTDIR)$(LIBDIR)/pkgconfig/altgrad.pc
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/altgrad
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/altgrad.h $(DESTDIR)$(LIBDIR)/libaltgrad.a \
+	      $(DESTDIR)$(LIBDIR)/libaltgrad.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libaltgrad.so $(DESTDIR)$(LIBDIR)/pkgconfig/altgrad.pc \
+	      $(DESTDIR)$(BINDIR)/altgrad
+
+clean:
+	rm -rf build python/build python/altgrad/*.so

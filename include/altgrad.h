@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * altgrad.h — the one public header of altgrad: simulate narrow floating-point
+ * formats (FP8 and its cousins, any ExMy up to 16 bits) on float32 data.
+ *
+ * Usage:
+ *     #include <altgrad.h>
+ *     const ag_format *f = ag_format_get("E5M2");
+ *     ag_status st = ag_quantize(y, x, n, f, 1.0f, NULL, NULL);
+ *     if (st != AG_OK) fprintf(stderr, "%s\n", ag_status_string(st));
+ *
+ * Link with -laltgrad -lm (pkg-config --cflags --libs altgrad).
+ *
+ * Conventions (every function):
+ *  - Fallible calls return ag_status: AG_OK (0) or a positive error code.
+ *    On error the outputs are left untouched unless the comment says otherwise.
+ *  - Array calls take the output first, then const inputs, then the count,
+ *    then the format, scale and options. n == 0 is a no-op that returns AG_OK
+ *    (pointers may then be NULL).
+ *  - Aliasing: an output may be the very same array as an input (in place);
+ *    any other overlap is AG_ERR_ALIAS.
+ *  - `_backward` functions ACCUMULATE into their gradient output (dx += ...);
+ *    the caller zeroes it first.
+ *  - No global state: every function is thread-safe and reentrant; random
+ *    streams are explicit (seed, stream, offset in ag_qopts).
+ *  - The library never prints, never exits and never aborts on bad input.
+ */
+#ifndef ALTGRAD_H
+#define ALTGRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(AG_BUILDING_LIBRARY) && defined(__GNUC__)
+#define AG_API __attribute__((visibility("default")))
+#else
+#define AG_API
+#endif
+
+#define ALTGRAD_VERSION_MAJOR 0
+#define ALTGRAD_VERSION_MINOR 1
+#define ALTGRAD_VERSION_PATCH 0
+#define ALTGRAD_VERSION_NUMBER \
+    (ALTGRAD_VERSION_MAJOR * 10000 + ALTGRAD_VERSION_MINOR * 100 + ALTGRAD_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH" (static string). */
+AG_API const char *ag_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Status codes. Values are pinned: they never change once released. */
+typedef enum ag_status {
+    AG_OK = 0,
+    AG_ERR_NULL = 1,      /* a required pointer is NULL */
+    AG_ERR_SCALE = 2,     /* scale is zero, negative, NaN or infinite */
+    AG_ERR_FORMAT = 3,    /* format is NULL or not a valid ag_format */
+    AG_ERR_SPEC = 4,      /* malformed format spec string */
+    AG_ERR_RANGE = 5,     /* format holds values float32 cannot (E > 8, ...) */
+    AG_ERR_ALIAS = 6,     /* input and output overlap partially */
+    AG_ERR_ARG = 7,       /* an option or size argument is out of range */
+    AG_ERR_NOMEM = 8,     /* allocation failed */
+    AG_ERR_CODE = 9,      /* a code is outside the format's 2^bits codes */
+    AG_ERR_STORAGE = 10,  /* the format does not fit the storage type */
+    AG_ERR_SHAPE = 11     /* sizes disagree, or a size product overflows */
+} ag_status;
+
+/* A short English description of `st`; never NULL (unknown codes get a
+ * generic text). */
+AG_API const char *ag_status_string(ag_status st);
+
+/* ------------------------------------------------------------------------ */
+/* Formats                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Conventions for special values (see DESIGN.md):
+ *  NONE  every code is a finite number; no inf, no NaN.
+ *  IEEE  exponent field all ones is reserved: mantissa 0 = +-inf, else NaN.
+ *        (With M = 0 that leaves +-inf and no NaN.)
+ *  FN    no inf; only S.1..1.1..1 is NaN; the rest of the top binade is finite
+ *        (OCP E4M3).
+ *  FNUZ  no inf, no negative zero; the code with only the sign bit set is NaN. */
+typedef enum ag_specials {
+    AG_SPECIALS_NONE = 0,
+    AG_SPECIALS_IEEE = 1,
+    AG_SPECIALS_FN = 2,
+    AG_SPECIALS_FNUZ = 3
+} ag_specials;
+
+/* A number format. Read-only for callers: registry entries come from
+ * ag_format_get(); custom ones are filled by ag_format_init() or
+ * ag_format_parse(), which compute every derived field. A hand-filled struct
+ * is rejected by every call (AG_ERR_FORMAT) since its check word is wrong.
+ *
+ * Code layout (LSB first): M mantissa bits, E exponent bits, then the sign bit
+ * when is_signed. Values: for E >= 1 an exponent field e > 0 gives
+ * (-1)^s 2^(e-bias) (1 + m/2^M) and e = 0 gives subnormals (-1)^s 2^(1-bias) m/2^M;
+ * for E = 0 the format is fixed point, (-1)^s m 2^(-M-bias). A format with
+ * no_zero set (E8M0 scales) has no subnormals: e = 0 is the binade 2^(-bias). */
+typedef struct ag_format {
+    char name[48];          /* registry name, or the spec it was parsed from */
+    const char *source;     /* where the definition comes from (static text) */
+    int ebits;              /* E: exponent bits, 0..8 */
+    int mbits;              /* M: mantissa bits, 0..23 */
+    int bias;               /* exponent bias */
+    int is_signed;          /* 1: a sign bit above the exponent */
+    int no_zero;            /* 1: exponent field 0 is a normal binade, no zero */
+    ag_specials specials;
+    /* derived, computed by ag_format_init() */
+    int bits;               /* total bits = is_signed + E + M, 1..16 */
+    int has_inf, has_nan, has_negzero;
+    uint32_t ncodes;        /* 2^bits */
+    uint32_t finite_codes;  /* number of codes that decode to finite values */
+    uint32_t max_code;      /* code of +max_finite */
+    uint32_t nan_code;      /* canonical NaN code (0 when !has_nan) */
+    uint32_t inf_code;      /* code of +inf (0 when !has_inf) */
+    uint32_t sign_mask;     /* the sign bit, 0 when unsigned */
+    float max_finite;       /* largest finite value */
+    float min_normal;       /* smallest positive normal (E = 0: the step) */
+    float min_subnormal;    /* smallest positive value */
+    int emin;               /* unbiased exponent of the lowest binade */
+    int emax;               /* unbiased exponent of max_finite */
+    uint32_t check;         /* integrity word set by ag_format_init() */
+    float lut[256];         /* decode table (codes < 256), for 8-bit formats */
+} ag_format;
+
+/* Registry lookup by name, case-insensitive: the AltGrad family E0M7 E1M6
+ * E2M5 E3M4 E4M3 E5M2 E6M1 E7M0, the 16-bit splits E0M15 ... E8M7 (FP16 =
+ * E5M10, BF16 = E8M7), and the ml_dtypes names float8_e4m3fn ... bfloat16.
+ * Returns a pointer to a static, immutable entry, or NULL for an unknown
+ * name (or NULL name). */
+AG_API const ag_format *ag_format_get(const char *name);
+
+/* Number of registry entries, and entry i (0 <= i < count; NULL beyond).
+ * Aliases (FP16/E5M10, BF16/E8M7, float16, bfloat16) are separate entries. */
+AG_API size_t ag_format_count(void);
+AG_API const ag_format *ag_format_at(size_t i);
+
+/* Fill *out with a custom format and compute its derived fields.
+ * name may be NULL (then "eXmY" is used; longer names are truncated).
+ * Errors: AG_ERR_NULL (out), AG_ERR_RANGE (E > 8, M > 23, bits > 16, or a
+ * format whose finite values or smallest step fall outside float32),
+ * AG_ERR_SPEC (a specials convention the layout cannot have, e.g. FNUZ
+ * unsigned, IEEE with E = 0, no_zero with E = 0). *out untouched on error. */
+AG_API ag_status ag_format_init(ag_format *out, const char *name, int ebits,
+                                int mbits, int bias, int is_signed,
+                                ag_specials specials, int no_zero);
+
+/* Parse a format spec into *out:
+ *     BASE[:KEY=VALUE]...
+ * BASE is a registry name (its settings are the starting point) or eXmY
+ * (E exponent bits, M mantissa bits; defaults: bias 2^(E-1)-1, 0 for E <= 1,
+ * signed, specials none). KEYs, each at most once:
+ *     bias=INT  specials=none|ieee|fn|fnuz  signed=yes|no  zero=yes|no
+ * Case-insensitive. On error returns AG_ERR_NULL, AG_ERR_SPEC or
+ * AG_ERR_RANGE and, when err != NULL and errlen > 0, writes a NUL-terminated
+ * message naming the bad part into err[0..errlen). *out untouched on error. */
+AG_API ag_status ag_format_parse(ag_format *out, const char *spec, char *err,
+                                 size_t errlen);
+
+/* AG_OK if fmt is a valid format (registry entry or initialised custom),
+ * AG_ERR_NULL for NULL, AG_ERR_FORMAT otherwise. */
+AG_API ag_status ag_format_check(const ag_format *fmt);
+
+/* Name of a specials convention: "none", "ieee", "fn", "fnuz" ("?" else). */
+AG_API const char *ag_specials_name(ag_specials s);
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Rounding modes. Nearest modes pick the nearest code; ties go to the even
+ * code (NEAREST_EVEN: for exponent-only formats such as E7M0 that is the
+ * even exponent field) or away from zero (NEAREST_AWAY). DOWN is toward
+ * -inf, UP toward +inf. STOCHASTIC rounds up (in magnitude) with probability
+ * equal to the distance from the lower neighbour over the gap, using the
+ * counter-based stream (seed, stream, offset + element index). */
+typedef enum ag_rounding {
+    AG_ROUND_NEAREST_EVEN = 0,
+    AG_ROUND_NEAREST_AWAY = 1,
+    AG_ROUND_TOWARD_ZERO = 2,
+    AG_ROUND_DOWN = 3,
+    AG_ROUND_UP = 4,
+    AG_ROUND_STOCHASTIC = 5
+} ag_rounding;
+
+/* What happens to values beyond the format's range in ag_quantize/encode.
+ * SATURATE: finite values clamp to +-max; +-inf stays +-inf where the
+ *   format has inf, else +-max.
+ * IEEE: as ag_to_bits: +-inf where the format has inf, NaN where it has
+ *   NaN but no inf, else +-max. */
+typedef enum ag_overflow {
+    AG_OVERFLOW_SATURATE = 0,
+    AG_OVERFLOW_IEEE = 1
+} ag_overflow;
+
+/* Straight-through estimator for ag_quantize_backward.
+ * IDENTITY: dx += dy.  CLIPPED: dx += dy where |x/scale| <= max_finite (or
+ * x/scale is NaN), nothing where it is beyond (the forward saturated). */
+typedef enum ag_ste {
+    AG_STE_IDENTITY = 0,
+    AG_STE_CLIPPED = 1
+} ag_ste;
+
+/* Options for the bulk calls. Fill with ag_qopts_default(), then set fields
+ * by name. A NULL options pointer means the defaults. */
+typedef struct ag_qopts {
+    ag_rounding rounding;   /* default AG_ROUND_NEAREST_EVEN */
+    ag_overflow overflow;   /* default AG_OVERFLOW_SATURATE */
+    ag_ste ste;             /* default AG_STE_IDENTITY */
+    uint64_t seed;          /* stochastic rounding key (default 0) */
+    uint64_t stream;        /* independent stream per tensor (default 0) */
+    uint64_t offset;        /* index of element 0 in the stream (default 0) */
+    int threads;            /* 0: library's choice; 1: serial; >1: at most */
+} ag_qopts;
+
+/* The default options (see each field). */
+AG_API ag_qopts ag_qopts_default(void);
+
+/* Counters filled by the bulk calls when a non-NULL ag_stats* is passed.
+ * The call ADDS to the counters (zero them with {0} to start), so a
+ * training loop can accumulate over a step. */
+typedef struct ag_stats {
+    uint64_t total;      /* elements processed */
+    uint64_t overflow;   /* +-inf inputs, or finite ones that rounded beyond max_finite */
+    uint64_t underflow;  /* nonzero finite inputs that became (+-)zero */
+    uint64_t nan;        /* NaN outputs (NaN inputs; non-positive E8M0 inputs) */
+} ag_stats;
+
+/* ------------------------------------------------------------------------ */
+/* Transfer functions (scalar, exact: the specification in code)            */
+/* ------------------------------------------------------------------------ */
+
+/* Round x to the nearest code of fmt, ties to the even code.
+ * Overflow is decided as if the exponent range went on (the boundary is
+ * halfway between max_finite and the next value beyond it, ties to even);
+ * the result is then +-inf where the format has inf, NaN where it has NaN
+ * but no inf, else +-max. NaN -> the canonical NaN code (nan_code), or 0
+ * where the format has no NaN. -0 and negative values that round to zero
+ * keep the sign where the format has -0 (FNUZ: +0). Unsigned formats:
+ * negative inputs -> NaN code if any, else 0. Formats without zero (E8M0):
+ * zero and negative inputs -> NaN code; positive values below the smallest
+ * one -> the smallest. A NULL or invalid fmt returns 0. */
+AG_API uint32_t ag_to_bits(const ag_format *fmt, float x);
+
+/* As ag_to_bits, with the rounding mode and overflow policy of *opts (NULL:
+ * defaults, which saturate). Stochastic rounding uses stream element
+ * opts->offset. Directed modes never overflow toward zero: e.g. TOWARD_ZERO
+ * maps every finite value beyond max to +-max_finite. */
+AG_API uint32_t ag_to_bits_opts(const ag_format *fmt, float x,
+                                const ag_qopts *opts);
+
+/* Decode a code. NaN codes give a quiet NaN (with the code's sign), inf codes
+ * +-inf. A code >= fmt->ncodes, or a NULL/invalid fmt, gives NaN. */
+AG_API float ag_to_real(const ag_format *fmt, uint32_t code);
+
+/* ------------------------------------------------------------------------ */
+/* Bulk operations                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* y[i] = to_real(to_bits(x[i] / scale)) * scale, bit-exact with that float32
+ * expression (division and product in float32), under the rounding and
+ * overflow policy of opts (NULL: nearest-even, saturate). NaN inputs stay
+ * NaN in y whatever the format (counted in stats->nan). y == x allowed.
+ * Errors: AG_ERR_NULL (y, x with n > 0; fmt), AG_ERR_FORMAT, AG_ERR_SCALE,
+ * AG_ERR_ARG (bad option), AG_ERR_ALIAS. stats may be NULL. */
+AG_API ag_status ag_quantize(float *y, const float *x, size_t n,
+                             const ag_format *fmt, float scale,
+                             const ag_qopts *opts, ag_stats *stats);
+
+/* Straight-through backward of ag_quantize: dx[i] += dy[i], or with
+ * opts->ste == AG_STE_CLIPPED only where |x[i]/scale| <= fmt->max_finite
+ * (the mask is recomputed from the forward input x, so nothing has to be
+ * stored between the passes; x may be NULL for IDENTITY). Accumulates.
+ * dx == dy allowed. Errors as ag_quantize. */
+AG_API ag_status ag_quantize_backward(float *dx, const float *dy,
+                                      const float *x, size_t n,
+                                      const ag_format *fmt, float scale,
+                                      const ag_qopts *opts);
+
+/* y[i] = x[i] * scale (float32 product). y == x allowed.
+ * Errors: AG_ERR_NULL, AG_ERR_SCALE, AG_ERR_ALIAS. */
+AG_API ag_status ag_dequantize(float *y, const float *x, size_t n, float scale);
+
+/* dx[i] += dy[i] * scale. Accumulates. Errors as ag_dequantize. */
+AG_API ag_status ag_dequantize_backward(float *dx, const float *dy, size_t n,
+                                        float scale);
+
+/* Packed storage: codes[i] = to_bits(x[i] / scale) under opts (overflow
+ * policy as ag_quantize: saturate -> +-max code, inf kept where the format
+ * has inf; NaN -> nan_code, or 0 where the format has none, counted).
+ * _u8 needs fmt->bits <= 8 and _u16 fmt->bits <= 16 (else AG_ERR_STORAGE).
+ * Errors otherwise as ag_quantize. */
+AG_API ag_status ag_encode_u8(uint8_t *codes, const float *x, size_t n,
+                              const ag_format *fmt, float scale,
+                              const ag_qopts *opts, ag_stats *stats);
+AG_API ag_status ag_encode_u16(uint16_t *codes, const float *x, size_t n,
+                               const ag_format *fmt, float scale,
+                               const ag_qopts *opts, ag_stats *stats);
+
+/* y[i] = to_real(codes[i]) * scale. Every code must be < fmt->ncodes, else
+ * AG_ERR_CODE (y untouched). Errors otherwise as ag_dequantize, plus
+ * AG_ERR_STORAGE when the format is wider than the storage. */
+AG_API ag_status ag_decode_u8(float *y, const uint8_t *codes, size_t n,
+                              const ag_format *fmt, float scale);
+AG_API ag_status ag_decode_u16(float *y, const uint16_t *codes, size_t n,
+                               const ag_format *fmt, float scale);
+
+/* ------------------------------------------------------------------------ */
+/* Scaling                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* *amax = max |x[i]| over the non-NaN elements (0 for n == 0 or all NaN);
+ * *nan_count (may be NULL) = number of NaN elements. +-inf gives inf.
+ * Errors: AG_ERR_NULL. */
+AG_API ag_status ag_amax(float *amax, const float *x, size_t n,
+                         size_t *nan_count);
+
+/* A window of the last `len` amax values (delayed scaling). Opaque. */
+typedef struct ag_amax_history ag_amax_history;
+
+/* Create a history of window length len >= 1 (else AG_ERR_ARG). *out is set
+ * to NULL on error. */
+AG_API ag_status ag_amax_history_create(ag_amax_history **out, size_t len);
+/* Free; NULL is a no-op. */
+AG_API void ag_amax_history_free(ag_amax_history *h);
+/* Push one amax (the oldest drops out when full). A NaN or negative amax is
+ * AG_ERR_ARG and is not recorded; +inf is recorded. */
+AG_API ag_status ag_amax_history_push(ag_amax_history *h, float amax);
+/* Maximum over the window; 0 when empty (or h NULL). */
+AG_API float ag_amax_history_max(const ag_amax_history *h);
+/* Number of values held (<= window length), and the window length. */
+AG_API size_t ag_amax_history_count(const ag_amax_history *h);
+AG_API size_t ag_amax_history_len(const ag_amax_history *h);
+/* Forget every value. */
+AG_API void ag_amax_history_reset(ag_amax_history *h);
+
+/* Options for ag_compute_scale; fill with ag_scale_opts_default(). */
+typedef struct ag_scale_opts {
+    float margin;     /* amax is multiplied by this first (default 1) */
+    float scale_min;  /* floor of the scale (default 1e-10) */
+    int pow2;         /* 1: round the scale up to a power of two (default 0) */
+} ag_scale_opts;
+
+AG_API ag_scale_opts ag_scale_opts_default(void);
+
+/* *scale = max(amax * margin / fmt->max_finite, scale_min), optionally rounded
+ * up to a power of two so that amax never overflows. Always a positive finite
+ * float: a zero or tiny amax gives scale_min, an infinite amax gives the
+ * largest scale that is finite (documented in the implementation), and a NaN
+ * amax is AG_ERR_ARG. Errors: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_ARG (bad
+ * opts: margin or scale_min not positive finite). */
+AG_API ag_status ag_compute_scale(float *scale, float amax,
+                                  const ag_format *fmt,
+                                  const ag_scale_opts *opts);
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Bit stall: among the elements with |g[i]| > 1e-10 (*considered), count
+ * those (*stalled) whose quantized value does not change after the update
+ * w - lr * g (float32), i.e. to_bits((w - lr*g)/scale) == to_bits(w/scale)
+ * under opts (nearest-even when NULL). Errors: AG_ERR_NULL, AG_ERR_FORMAT,
+ * AG_ERR_SCALE, AG_ERR_ARG (lr NaN or infinite). */
+AG_API ag_status ag_bit_stall(uint64_t *stalled, uint64_t *considered,
+                              const float *w, const float *g, size_t n,
+                              float lr, const ag_format *fmt, float scale,
+                              const ag_qopts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALTGRAD_H */
