@@ -106,6 +106,7 @@ $(BUILD)/tests/%: tests/%.c $(REF_SRC) $(wildcard tests/*.h) $(wildcard tests/re
 # Run every C test binary; the last line sums them up.
 check-c: $(TEST_BIN) $(CLI)
 	@sh tests/run_c_tests.sh $(BUILD) $(TEST_BIN)
+	@sh tests/test_cli.sh $(BUILD)
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
 asan:

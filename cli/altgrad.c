@@ -121,8 +121,11 @@ int cli_parse_format(ag_format *out, const char *spec, const char *cmd)
     const ag_status st = ag_format_parse(out, spec, msg, sizeof msg);
     if (st == AG_OK)
         return CLI_OK;
-    cli_error(cmd, "bad format '%s': %s", spec,
-              msg[0] ? msg : ag_status_string(st));
+    if (msg[0] && strstr(msg, spec))
+        cli_error(cmd, "%s", msg); /* the message names the spec already */
+    else
+        cli_error(cmd, "bad format '%s': %s", spec,
+                  msg[0] ? msg : ag_status_string(st));
     return CLI_USAGE;
 }
 
@@ -711,8 +714,9 @@ static int cmd_quantize(int argc, char **argv)
         for (size_t i = 0; i < n; i++)
             printf("  %-14s %-15s 0x%0*x\n", cli_float_str(a, sizeof a, xs.v[i]),
                    cli_float_str(b, sizeof b, q[i]), hexw, (unsigned)codes[i]);
-        printf("# %lu values: %lu overflow, %lu underflow, %lu nan\n",
-               (unsigned long)stats.total, (unsigned long)stats.overflow,
+        printf("# %lu value%s: %lu overflow, %lu underflow, %lu nan\n",
+               (unsigned long)stats.total, stats.total == 1 ? "" : "s",
+               (unsigned long)stats.overflow,
                (unsigned long)stats.underflow, (unsigned long)stats.nan);
     }
     free(q);

@@ -1,0 +1,324 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# test_cli.sh BUILD_DIR — run the built `altgrad` tool (BUILD_DIR/altgrad)
+# through its commands and error paths; check outputs and exit codes.
+# Ends with "test_cli: N passed, N failed"; exits non-zero on any failure.
+# Expected values come from the format definitions (DESIGN.md), e.g. E4M3's
+# largest finite value 448 = 1.75 * 2^8 at code 0x7e.
+set -u
+build=${1:?usage: test_cli.sh BUILD_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$build/altgrad
+case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT INT TERM
+passed=0
+failed=0
+
+if [ ! -x "$bin" ]; then
+    echo "test_cli: $bin not found (build it first)"
+    echo "test_cli: 0 passed, 1 failed"
+    exit 1
+fi
+
+ok() { passed=$((passed + 1)); }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*"
+    if [ -s "$tmp/err" ]; then sed 's/^/    stderr: /' "$tmp/err" | head -n 3; fi
+}
+
+# run [ARGS...]: run the tool; stdout -> $tmp/out, stderr -> $tmp/err, $rc.
+run() {
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+    rc=$?
+}
+# run_in TEXT [ARGS...]: as run, with TEXT on stdin.
+run_in() {
+    _in=$1; shift
+    printf '%s' "$_in" | "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+expect_rc() { # expect_rc WANT DESCRIPTION
+    if [ "$rc" -eq "$1" ]; then ok; else fail "$2: exit $rc, want $1"; fi
+}
+expect_out() { # expect_out ERE DESCRIPTION: some stdout line matches
+    if grep -Eq -- "$1" "$tmp/out"; then ok; else fail "$2: no stdout line matches /$1/"; fi
+}
+expect_no_out() { # expect_no_out ERE DESCRIPTION
+    if grep -Eq -- "$1" "$tmp/out"; then fail "$2: stdout matches /$1/"; else ok; fi
+}
+# expect_error RC WORD DESCRIPTION: exit RC, exactly one stderr line, which
+# contains WORD (fixed string, the bad argument), and nothing on stdout.
+expect_error() {
+    expect_rc "$1" "$3"
+    if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -Fq -- "$2" "$tmp/err"; then ok; else
+        fail "$3: want one stderr line naming '$2'"; fi
+    if [ -s "$tmp/out" ]; then fail "$3: stdout not empty"; else ok; fi
+}
+# qrow INPUT: the data row (not '#') of quantize output whose input is INPUT,
+# as "quantized code".
+qrow() { awk -v x="$1" '$1 !~ /^#/ && ($1 "") == (x "") { print $2, $3; exit }' "$tmp/out"; }
+expect_q() { # expect_q INPUT "QUANTIZED CODE" DESCRIPTION
+    got=$(qrow "$1")
+    if [ "$got" = "$2" ]; then ok; else fail "$3: $1 -> '$got', want '$2'"; fi
+}
+# trow CODE: the row of `table` output for a code, as "class value".
+trow() { awk -v c="$1" '($1 "") == (c "") { print $3, $4; exit }' "$tmp/out"; }
+expect_t() { # expect_t CODE "CLASS VALUE" DESCRIPTION
+    got=$(trow "$1")
+    if [ "$got" = "$2" ]; then ok; else fail "$3: $1 -> '$got', want '$2'"; fi
+}
+rows() { grep -vc '^#' "$tmp/out"; }
+
+# --- global: help, version, usage errors -------------------------------------
+for h in --help -h help; do
+    run $h
+    expect_rc 0 "altgrad $h"
+    expect_out '^usage: altgrad COMMAND' "altgrad $h"
+    for c in formats table quantize tour; do expect_out "^  $c " "altgrad $h lists $c"; done
+done
+version=$(sed -n 's/^#define ALTGRAD_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\).*/\2/p' \
+    "$root/include/altgrad.h" | paste -sd. -)
+run --version
+expect_rc 0 "--version"
+expect_out "^altgrad $version\$" "--version prints $version"
+run
+expect_rc 1 "no command"
+grep -q usage "$tmp/err" && ok || fail "no command: usage on stderr"
+run frobnicate
+expect_error 1 frobnicate "unknown command"
+run --frobnicate
+expect_error 1 --frobnicate "unknown global option"
+run help frobnicate
+expect_error 1 frobnicate "help on an unknown command"
+for c in formats table quantize tour; do
+    for h in --help -h; do
+        run $c $h
+        expect_rc 0 "$c $h"
+        expect_out "^usage: altgrad $c" "$c $h"
+    done
+    run help $c
+    expect_rc 0 "help $c"
+    expect_out "^usage: altgrad $c" "help $c"
+done
+
+# --- formats -----------------------------------------------------------------
+run formats
+expect_rc 0 "formats"
+# every registry name (from the registry's definitions) has a row
+for name in $(sed -n 's/^AG_FMT("\([^"]*\)".*/\1/p' "$root/src/ag_registry_defs.h"); do
+    expect_out "^$name " "formats lists $name"
+done
+# E4M3: 8 bits, E 4, M 3, bias 7, fn, signed, 2^-9, 2^-6, 448, 254 finite
+expect_out '^E4M3 +8 +4 +3 +7 +fn +yes +2\^-9 +2\^-6 +448 +254 ' "formats E4M3 row"
+expect_out '^E5M2 +8 +5 +2 +15 +ieee +yes +2\^-16 +2\^-14 +57344 +248 ' "formats E5M2 row"
+expect_out '^E7M0 +8 +7 +0 +63 +none +yes +2\^-62 +2\^-62 +2\^64 +256 ' "formats E7M0 row"
+expect_out '^float8_e8m0fnu .*fn, no zero +no +2\^-127 +2\^-127 +2\^127 +255 ' "formats E8M0 row"
+expect_out '^  E4M3 +.*OCP' "formats cites the OCP spec for E4M3"
+run formats extra
+expect_error 1 extra "formats with an extra argument"
+
+# --- table -------------------------------------------------------------------
+run table E4M3
+expect_rc 0 "table E4M3"
+[ "$(rows)" -eq 256 ] && ok || fail "table E4M3: $(rows) rows, want 256"
+[ "$(grep -v '^#' "$tmp/out" | awk '{print $1}' | sort -u | wc -l)" -eq 256 ] && ok ||
+    fail "table E4M3: codes not distinct"
+expect_t 0x00 "zero 0" "table E4M3"
+expect_t 0x01 "subnormal 0.001953125" "table E4M3 (2^-9)"
+expect_t 0x08 "normal 0.015625" "table E4M3 (2^-6)"
+expect_t 0x7e "normal 448" "table E4M3"
+expect_t 0x7f "nan nan" "table E4M3"
+expect_t 0x80 "zero -0" "table E4M3"
+expect_t 0xfe "normal -448" "table E4M3"
+expect_out '^  0x7e +0\|1111\|110 +normal +448 +1\.75 \* 2\^8$' "table E4M3 0x7e fields"
+expect_out '^  0x01 +0\|0000\|001 +subnormal +0\.001953125 +0\.125 \* 2\^-6$' "table E4M3 0x01 fields"
+run table e5m2
+expect_rc 0 "table e5m2 (case-insensitive)"
+expect_t 0x7b "normal 57344" "table E5M2"
+expect_t 0x7c "inf inf" "table E5M2"
+expect_t 0xfc "inf -inf" "table E5M2"
+expect_t 0x7d "nan nan" "table E5M2"
+run table E0M7
+expect_t 0x7f "normal 0.9921875" "table E0M7"
+expect_out '^  0x7f +0\|1111111 +normal +0\.9921875 +127 \* 2\^-7$' "table E0M7 fixed point"
+run table float8_e8m0fnu
+[ "$(rows)" -eq 256 ] && ok || fail "table float8_e8m0fnu: $(rows) rows"
+expect_out '^  0x7f +01111111 +normal +1 ' "table E8M0 unsigned fields"
+expect_t 0xff "nan nan" "table float8_e8m0fnu"
+run table float4_e2m1fn
+[ "$(rows)" -eq 16 ] && ok || fail "table float4_e2m1fn: $(rows) rows, want 16"
+expect_t 0x7 "normal 6" "table float4_e2m1fn"
+run table e3m4:bias=2
+expect_rc 0 "table e3m4:bias=2"
+expect_out '^# e3m4:bias=2: .*bias 2' "table e3m4:bias=2 header"
+expect_t 0x10 "normal 0.5" "table e3m4:bias=2 (2^(1-2))"
+run table E5M10
+[ "$(rows)" -eq 65536 ] && ok || fail "table E5M10: $(rows) rows, want 65536"
+expect_t 0x7bff "normal 65504" "table E5M10"
+run table e3m4:bias=x
+expect_error 1 "'x'" "table with a bad bias"
+run table e3m4:colour=red
+expect_error 1 colour "table with an unknown spec key"
+run table E9M3
+expect_error 1 E9M3 "table E9M3 (beyond float32)"
+run table nosuchformat
+expect_error 1 nosuchformat "table with an unknown format"
+run table
+expect_error 1 FORMAT "table without a format"
+run table E4M3 E5M2
+expect_error 1 E5M2 "table with two formats"
+run table E4M3 --frob
+expect_error 1 --frob "table with an unknown option"
+
+# --- quantize: values, rounding, overflow -----------------------------------
+run quantize -f E4M3 464
+expect_rc 0 "quantize -f E4M3 464"
+expect_q 464 "448 0x7e" "E4M3 tie at the top rounds to even 448"
+run quantize -f E4M3 465 0.3 -0.3 -1.5 0 -0 1e-50 nan -inf
+expect_rc 0 "quantize -f E4M3 (several)"
+expect_q 465 "448 0x7e" "E4M3 overflow saturates"
+expect_q 0.3 "0.3125 0x2a" "E4M3 0.3 nearest"
+expect_q -0.3 "-0.3125 0xaa" "E4M3 -0.3 nearest"
+expect_q -1.5 "-1.5 0xbc" "E4M3 negative argument"
+expect_q 0 "0 0x00" "E4M3 zero"
+expect_q -0 "-0 0x80" "E4M3 negative zero"
+expect_q nan "nan 0x7f" "E4M3 NaN"
+expect_q -inf "-448 0xfe" "E4M3 -inf saturates"
+expect_out '^# 9 values: 2 overflow, 0 underflow, 1 nan$' "quantize stats line"
+[ "$(rows)" -eq 9 ] && ok || fail "quantize: $(rows) rows, want 9"
+run quantize -f E4M3 --overflow ieee 465 464
+expect_q 465 "nan 0x7f" "E4M3 overflow under ieee is NaN"
+expect_q 464 "448 0x7e" "E4M3 464 under ieee"
+run quantize -f E5M2 61440 -s 1
+expect_q 61440 "57344 0x7b" "E5M2 61440 saturates"
+run quantize -f E5M2 61440 -s 1 --overflow ieee
+expect_q 61440 "inf 0x7c" "E5M2 61440 overflows to inf under ieee"
+run quantize -f E5M2 -s 2 2.25 122880
+expect_q 2.25 "2 0x3c" "E5M2 scale 2: 2.25/2 = 1.125 is a tie, to even 1"
+expect_q 122880 "114688 0x7b" "E5M2 scale 2 saturates at 2*57344"
+run quantize -f E5M2 -r nearest-away 1.125
+expect_q 1.125 "1.25 0x3d" "E5M2 nearest-away"
+for m in down toward-zero; do
+    run quantize -f E4M3 -r $m 0.3 -- -0.3
+    expect_q 0.3 "0.28125 0x29" "E4M3 -r $m 0.3"
+done
+run quantize -f E4M3 -r down -- -0.3
+expect_q -0.3 "-0.3125 0xaa" "E4M3 -r down -0.3"
+run quantize -f E4M3 -r toward-zero -- -0.3
+expect_q -0.3 "-0.28125 0xa9" "E4M3 -r toward-zero -0.3"
+run quantize -f E4M3 -r up -0.3 0.3
+expect_q -0.3 "-0.28125 0xa9" "E4M3 -r up -0.3"
+expect_q 0.3 "0.3125 0x2a" "E4M3 -r up 0.3"
+run quantize --format=E3M4 --scale=0.5 --rounding=nearest-even 0.03
+expect_rc 0 "quantize with --opt=value forms"
+expect_q 0.03 "0.03125 0x01" "E3M4 scale 0.5: 0.03/0.5 -> 2^-4"
+run quantize -fe3m4:bias=2 -s4 1
+expect_q 1 "1 0x08" "attached short values, a spec: 1/4 = 8/16 * 2^(1-2), subnormal"
+run quantize -f float8_e8m0fnu 3 0.1 -1
+expect_q 3 "2 0x80" "E8M0: 3 is a tie, to the even exponent field (2^1: 128)"
+expect_q -1 "nan 0xff" "E8M0: negative -> NaN"
+expect_out '^# float8_e8m0fnu, scale 1, nearest-even, saturate$' "quantize header"
+
+# stochastic: reproducible from the seed, always one of the two neighbours,
+# and both neighbours show up (P(all 400 the same) < 0.7^400)
+vals=$(awk 'BEGIN { for (i = 0; i < 400; i++) printf "0.3 "; }')
+# shellcheck disable=SC2086
+run quantize -f E4M3 -r stochastic --seed 7 $vals
+expect_rc 0 "stochastic"
+cp "$tmp/out" "$tmp/s7"
+# shellcheck disable=SC2086
+run quantize -f E4M3 -r stochastic --seed 7 $vals
+cmp -s "$tmp/out" "$tmp/s7" && ok || fail "stochastic: same seed, different output"
+lo=$(grep -c '^  0\.3 *0\.28125 *0x29$' "$tmp/out")
+hi=$(grep -c '^  0\.3 *0\.3125 *0x2a$' "$tmp/out")
+[ $((lo + hi)) -eq 400 ] && ok || fail "stochastic: $lo + $hi rows at the neighbours, want 400"
+[ "$lo" -gt 0 ] && [ "$hi" -gt 0 ] && ok || fail "stochastic: only one neighbour ($lo, $hi)"
+# shellcheck disable=SC2086
+run quantize -f E4M3 -r stochastic --seed 8 $vals
+cmp -s "$tmp/out" "$tmp/s7" && fail "stochastic: seeds 7 and 8 agree on 400 draws" || ok
+
+# values from stdin
+run_in '1 2
+  3.3	-4e-3
+0x1p-3 inf
+' quantize -f E4M3
+expect_rc 0 "quantize from stdin"
+[ "$(rows)" -eq 6 ] && ok || fail "quantize stdin: $(rows) rows, want 6"
+expect_q 3.3 "3.25 0x45" "stdin 3.3"
+expect_q 0.125 "0.125 0x20" "stdin hex float (2^-3)"
+run_in '' quantize -f E4M3
+expect_rc 0 "quantize with empty stdin"
+[ "$(rows)" -eq 0 ] && ok || fail "quantize empty stdin: $(rows) rows"
+run_in '1 2
+3 4x 5
+' quantize -f E4M3
+expect_error 2 "'4x'" "malformed number on stdin"
+grep -Fq "line 2, value 4" "$tmp/err" && ok || fail "stdin error names line 2, value 4"
+run_in '1e40' quantize -f E4M3
+expect_error 2 "'1e40'" "stdin number beyond float32"
+
+# --- quantize: usage errors ---------------------------------------------------
+for s in 0 -1 -0 nan inf -inf abc '' 1e40 1e-50 '2 '; do
+    run quantize -f E4M3 -s "$s" 1
+    expect_error 1 "bad scale '$s'" "bad scale '$s'"
+done
+run quantize -f E4M3 -s
+expect_error 1 "'-s' needs a value" "-s without a value"
+run quantize -f
+expect_error 1 "'-f' needs a value" "-f without a value"
+run quantize 1 2
+expect_error 1 "-f FORMAT" "quantize without a format"
+run quantize -f E4M3x 1
+expect_error 1 E4M3x "quantize with an unknown format"
+run quantize -f e4m3:specials=odd 1
+expect_error 1 odd "quantize with a bad specials value"
+run quantize -f E4M3 -f E5M2 1
+expect_error 1 "-f" "quantize with two formats"
+run quantize -f E4M3 -r nearest 1
+expect_error 1 "'nearest'" "bad rounding mode"
+run quantize -f E4M3 --overflow clamp 1
+expect_error 1 "'clamp'" "bad overflow policy"
+for s in -1 abc 1.5 18446744073709551616 ''; do
+    run quantize -f E4M3 --seed "$s" 1
+    expect_error 1 "bad seed '$s'" "bad seed '$s'"
+done
+run quantize -f E4M3 --seed 18446744073709551615 -r stochastic 1
+expect_rc 0 "largest seed"
+run quantize -f E4M3 --frob 1
+expect_error 1 "'--frob'" "quantize with an unknown option"
+run quantize -f E4M3 -x 1
+expect_error 1 "'-x'" "quantize with an unknown short option"
+run quantize -f E4M3 1 1.2.3
+expect_error 1 "'1.2.3' (value 2)" "malformed value argument"
+run quantize -f E4M3 1e40
+expect_error 1 "'1e40'" "value argument beyond float32"
+run quantize -f E4M3 -- -s
+expect_error 1 "'-s'" "option name after --"
+
+# --- tour -----------------------------------------------------------------
+run tour
+expect_rc 0 "tour"
+expect_out '^ +x +E0M7 +E1M6 +E3M4 +E5M2 +E7M0 +note$' "tour header row"
+for f in E0M7 E1M6 E2M5 E3M4 E4M3 E5M2 E6M1 E7M0; do expect_out "^$f " "tour format table lists $f"; done
+expect_out '^ +100000 +0\.9921875 +3\.96875 +124 +57344 +131072 ' "tour row 1e5"
+expect_out '^ +1\.125 .* tie E5M2' "tour marks the E5M2 tie"
+expect_out '^ +nan +nan +nan +nan +nan +nan$' "tour NaN row"
+expect_out '^ +overflow( +[0-9]+){5}$' "tour overflow counts"
+expect_out '^ +nan +1 +1 +1 +1 +1$' "tour nan counts"
+[ "$(grep -Ec '^ +-?([0-9.e+-]+|inf|nan) ' "$tmp/out")" -ge 16 ] && ok || fail "tour: fewer than 16 sample rows"
+run tour extra
+expect_error 1 extra "tour with an extra argument"
+
+# --- runtime errors -----------------------------------------------------------
+if [ -w /dev/full ]; then
+    "$bin" formats >/dev/full 2>"$tmp/err"
+    rc=$?
+    : >"$tmp/out"
+    expect_error 2 "error writing output" "formats > /dev/full"
+fi
+
+echo "test_cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
