@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it lists what is missing and goes on
 # (the build then says what it cannot find).
 set -u
-PKGS="gcc make pkg-config libc6-dev zlib1g-dev libopenblas-dev python3 python3-dev \
+PKGS="gcc g++ make pkg-config libc6-dev zlib1g-dev libopenblas-dev python3 python3-dev \
 python3-numpy python3-torch python3-pytest python3-setuptools dataset-fashion-mnist"
 missing=""
 for p in $PKGS; do
