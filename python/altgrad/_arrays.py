@@ -30,23 +30,19 @@ Rules, for every array argument (``x``, ``codes``, ``dy``...):
 Results have the kind of the input: numpy in, numpy out; tensor in, tensor
 out.
 """
+import sys
+
 import numpy as np
 
 from . import _C
 
-try:  # torch is optional for this layer
-    import torch
-except ImportError:  # pragma: no cover - Debian's python3-torch is a dependency
-    torch = None
-
 __all__ = ["quantize_array", "dequantize_array", "encode", "decode"]
-
-_TORCH_CODE_DTYPES = {}
-if torch is not None:
-    _TORCH_CODE_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.int16}
 
 
 def _is_tensor(x):
+    # torch is not imported here: when nobody has imported it, no object can
+    # be a tensor, and numpy-only users do not pay for loading it.
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
@@ -64,6 +60,7 @@ def tensor_view(x, name, dtypes=("float32",), allow_grad=False, copy_ok=True):
             f"{name} must be a {' or '.join(dtypes)} tensor, got {x.dtype} "
             f"(convert explicitly, e.g. {name}.float())"
         )
+    torch = sys.modules["torch"]
     if x.requires_grad and not allow_grad and torch.is_grad_enabled():
         raise ValueError(
             f"{name} requires grad: this raw op does not record autograd and "
@@ -141,10 +138,13 @@ def _new_like(x, np_dtype):
     (None, None): the extension allocates a numpy array."""
     if not _is_tensor(x):
         return None, None
+    torch = sys.modules["torch"]
     if np.dtype(np_dtype) == np.float32:
         t = torch.empty(tuple(x.shape), dtype=torch.float32)
         return t, t.numpy()
-    t = torch.empty(tuple(x.shape), dtype=_TORCH_CODE_DTYPES[np.dtype(np_dtype)])
+    # codes: uint8, or int16 holding the 16 bits (torch has no uint16)
+    code_dtype = torch.uint8 if np.dtype(np_dtype) == np.uint8 else torch.int16
+    t = torch.empty(tuple(x.shape), dtype=code_dtype)
     return t, t.numpy().view(np_dtype)
 
 
