@@ -472,13 +472,13 @@ static int cmd_table(int argc, char **argv)
     char bits[32], val[32], ex[96];
     const int codew = hexw + 2;
     const int bitsw = (int)strlen(legend) > 4 ? (int)strlen(legend) : 4;
-    printf("# %-*s  %-*s  %-9s  %-15s  %s\n", codew - 2, "code", bitsw, legend,
+    printf("# %-*s  %-*s  %-9s  %-16s  %s\n", codew - 2, "code", bitsw, legend,
            "class", "value", "exact");
     for (uint32_t c = 0; c < f.ncodes; c++) {
         const float v = ag_to_real(&f, c);
         fields_str(bits, sizeof bits, &f, c);
         exact_str(ex, sizeof ex, &f, v);
-        printf("  0x%0*lx  %-*s  %-9s  %-15s  %s\n", hexw, (unsigned long)c, bitsw,
+        printf("  0x%0*lx  %-*s  %-9s  %-16s  %s\n", hexw, (unsigned long)c, bitsw,
                bits, value_class(&f, v), cli_float_str(val, sizeof val, v), ex);
     }
     return CLI_OK;
