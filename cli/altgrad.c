@@ -990,8 +990,13 @@ static int cmd_help(int argc, char **argv)
 
 int ag_cli_main(int argc, char **argv)
 {
-    if (argc < 2) {
-        global_help(stderr);
+    if (argc < 2 || !argv[1]) {
+        char names[256] = "";
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            append(names, sizeof names, i ? ", " : "");
+            append(names, sizeof names, commands[i].name);
+        }
+        cli_error(NULL, "missing COMMAND: one of %s (see '" PROG " --help')", names);
         return CLI_USAGE;
     }
     const char *a = argv[1];

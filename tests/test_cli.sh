@@ -85,8 +85,7 @@ run --version
 expect_rc 0 "--version"
 expect_out "^altgrad $version\$" "--version prints $version"
 run
-expect_rc 1 "no command"
-grep -q usage "$tmp/err" && ok || fail "no command: usage on stderr"
+expect_error 1 "missing COMMAND" "no command"
 run frobnicate
 expect_error 1 frobnicate "unknown command"
 run --frobnicate
