@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYDIR = os.path.dirname(HERE)
-REPO = os.path.dirname(PYDIR)
-if PYDIR not in sys.path:
-    sys.path.insert(0, PYDIR)
+try:  # an installed altgrad, or python/ on PYTHONPATH (run_python_tests.sh)
+    import altgrad
+except ImportError:  # plain `pytest python/tests`: the in-place build
+    sys.path.insert(0, os.path.dirname(HERE))
+    import altgrad
+# the directory that holds the altgrad under test (for subprocesses)
+PYDIR = os.path.dirname(os.path.dirname(os.path.abspath(altgrad.__file__)))
 
 ALTGRAD_NAMES = ["E0M7", "E1M6", "E2M5", "E3M4", "E4M3", "E5M2", "E6M1", "E7M0"]
 
