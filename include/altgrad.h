@@ -217,7 +217,31 @@ typedef struct ag_qopts {
     uint64_t stream;        /* independent stream per tensor (default 0) */
     uint64_t offset;        /* index of element 0 in the stream (default 0) */
     int threads;            /* 0: library's choice; 1: serial; >1: at most */
+    int kernel;             /* AG_KERNEL_*: code path (default AUTO) */
 } ag_qopts;
+
+/* Code paths of the bulk calls (ag_qopts.kernel). Every path gives the same
+ * bits and stats; forcing one is for tests and benchmarks. AUTO picks the
+ * fastest the CPU supports (a portable build still uses AVX2 / AVX-512).
+ * SCALAR is the specification applied per element (slow); PORTABLE the
+ * auto-vectorized kernel for the build's baseline ISA. A path that is not
+ * available here (ag_kernel_available() == 0) makes the call fail with
+ * AG_ERR_ARG. Values are pinned. */
+enum {
+    AG_KERNEL_AUTO = 0,
+    AG_KERNEL_SCALAR = 1,
+    AG_KERNEL_PORTABLE = 2,
+    AG_KERNEL_AVX2 = 3,
+    AG_KERNEL_AVX512 = 4
+};
+
+/* 1 if the path `kernel` can run on this machine and build (AUTO, SCALAR
+ * and PORTABLE always can), else 0 (unknown ids included). */
+AG_API int ag_kernel_available(int kernel);
+
+/* Name of a path: "auto", "scalar", "portable", "avx2", "avx512" ("?"
+ * for an unknown id). Static string. */
+AG_API const char *ag_kernel_name(int kernel);
 
 /* The default options (see each field). */
 AG_API ag_qopts ag_qopts_default(void);

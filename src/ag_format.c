@@ -355,6 +355,7 @@ ag_qopts ag_qopts_default(void)
     o.rounding = AG_ROUND_NEAREST_EVEN;
     o.overflow = AG_OVERFLOW_SATURATE;
     o.ste = AG_STE_IDENTITY;
+    o.kernel = AG_KERNEL_AUTO;
     return o;
 }
 

@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ag_quant.c — bulk quantize / dequantize, their straight-through backward
- * passes, and packed encode / decode. Every element goes through the same
- * rounding core as ag_to_bits (ag__round), so the bulk results are by
- * construction the scalar specification applied element by element.
+ * passes, and packed encode / decode: argument checks, then the kernel table
+ * of ag_qopts.kernel (AUTO: the best the CPU runs, see ag_kernels.h), with
+ * large arrays split into contiguous chunks over OpenMP threads.
+ *
+ * Every path is bit-exact with the scalar specification (ag__round per
+ * element), whatever the chunking: stochastic rounding keys each element's
+ * random bits by its global index offset + i, and the stats are sums of
+ * per-chunk counts.
  */
-#include "ag_internal.h"
+#include "ag_kernels.h"
 
-#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Common argument checks of the float -> float calls. */
 static ag_status check_common(const void *out, const void *in, size_t n,
@@ -41,45 +48,182 @@ static ag_status check_common(const void *out, const void *in, size_t n,
     return AG_OK;
 }
 
-static inline float decode_fast(const ag_format *f, uint32_t code)
+
+/* Arrays shorter than this stay on one thread, and every thread gets at
+ * least AG__PAR_GRAIN elements: below that the fork/join costs more than it
+ * saves (measured with bench/bench_quant.c on 2 cores: a parallel region
+ * costs a few microseconds; one thread quantizes ~2-4 elements/ns). */
+#define AG__PAR_MIN ((size_t)1 << 16)
+#define AG__PAR_GRAIN ((size_t)1 << 15)
+
+/* Threads to use for n elements under the option `threads`. */
+static int thread_count(size_t n, int threads)
 {
-    return f->bits <= 8 ? f->lut[code] : ag__decode(f, code);
+#ifdef _OPENMP
+    if (threads == 1 || n < AG__PAR_MIN)
+        return 1;
+    int t = threads > 0 ? threads : omp_get_max_threads();
+    const size_t cap = n / AG__PAR_GRAIN;
+    if ((size_t)t > cap)
+        t = (int)cap;
+    return t < 1 ? 1 : t;
+#else
+    (void)n;
+    (void)threads;
+    return 1;
+#endif
 }
 
-static void add_flags(ag_stats *stats, unsigned flags)
+/* Chunk c of nc over [0, n): [*lo, *hi), boundaries on multiples of 64
+ * elements (whole cache lines for every element size). */
+static void chunk_range(size_t n, int c, int nc, size_t *lo, size_t *hi)
 {
-    stats->overflow += (flags & AG__FLAG_OVERFLOW) != 0;
-    stats->underflow += (flags & AG__FLAG_UNDERFLOW) != 0;
-    stats->nan += (flags & AG__FLAG_NAN) != 0;
+    const size_t per = ((n / (size_t)nc) + 63u) & ~(size_t)63u;
+    size_t a = per * (size_t)c, b = a + per;
+    if (a > n)
+        a = n;
+    if (b > n || c == nc - 1)
+        b = n;
+    *lo = a;
+    *hi = b;
+}
+
+/* What a parallel call does per chunk. */
+typedef enum { OP_QUANT, OP_ENC8, OP_ENC16, OP_DEC8, OP_DEC16, OP_BWD,
+               OP_SCALE } op_kind;
+
+typedef struct {
+    op_kind op;
+    const ag__kernel_ops *k;
+    const ag__kparams *p;
+    void *out;
+    const void *in;
+    const float *aux;     /* OP_BWD: x */
+    uint64_t g0;          /* stream index of element 0 */
+    int flag;             /* OP_BWD: clipped; OP_SCALE: accumulate */
+    float scale;          /* OP_SCALE */
+} op_job;
+
+static void run_chunk(const op_job *j, size_t lo, size_t hi, ag__kstats *st)
+{
+    const size_t len = hi - lo;
+    if (len == 0)
+        return;
+    const float *xf = (const float *)j->in + lo;
+    switch (j->op) {
+    case OP_QUANT:
+        j->k->quantize((float *)j->out + lo, xf, len, j->g0 + lo, j->p, st);
+        break;
+    case OP_ENC8:
+        j->k->encode_u8((uint8_t *)j->out + lo, xf, len, j->g0 + lo, j->p, st);
+        break;
+    case OP_ENC16:
+        j->k->encode_u16((uint16_t *)j->out + lo, xf, len, j->g0 + lo, j->p, st);
+        break;
+    case OP_DEC8:
+        j->k->decode_u8((float *)j->out + lo, (const uint8_t *)j->in + lo, len,
+                        j->p);
+        break;
+    case OP_DEC16:
+        j->k->decode_u16((float *)j->out + lo, (const uint16_t *)j->in + lo,
+                         len, j->p);
+        break;
+    case OP_BWD:
+        j->k->backward((float *)j->out + lo, xf, j->aux ? j->aux + lo : NULL,
+                       len, j->p, j->flag);
+        break;
+    case OP_SCALE:
+        j->k->scale_mul((float *)j->out + lo, xf, len, j->scale, j->flag);
+        break;
+    }
+}
+
+/* Run job j over [0, n) on up to nt threads; stats summed into *st. */
+static void run_job(const op_job *j, size_t n, int nt, ag__kstats *st)
+{
+    if (nt <= 1) {
+        run_chunk(j, 0, n, st);
+        return;
+    }
+#ifdef _OPENMP
+    uint64_t ov = 0, un = 0, nn = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : ov, un, nn)
+    {
+        const int c = omp_get_thread_num(), nc = omp_get_num_threads();
+        size_t lo, hi;
+        ag__kstats local = {0, 0, 0};
+        chunk_range(n, c, nc, &lo, &hi);
+        run_chunk(j, lo, hi, &local);
+        ov += local.overflow;
+        un += local.underflow;
+        nn += local.nan;
+    }
+    st->overflow += ov;
+    st->underflow += un;
+    st->nan += nn;
+#endif
+}
+
+static void add_stats(ag_stats *stats, const ag__kstats *st, size_t n)
+{
+    if (!stats)
+        return;
+    stats->total += n;
+    stats->overflow += st->overflow;
+    stats->underflow += st->underflow;
+    stats->nan += st->nan;
+}
+
+/* Options, and the kernel table they ask for (NULL: not available). */
+static const ag__kernel_ops *pick(const ag_qopts *opts, ag_qopts *o)
+{
+    *o = opts ? *opts : ag_qopts_default();
+    return ag__kernel_table(o->kernel);
+}
+
+/* Float -> float or float -> code rounding calls. */
+static ag_status round_call(op_kind op, void *out, size_t out_elt,
+                            const float *x, size_t n, const ag_format *fmt,
+                            float scale, const ag_qopts *opts, ag_stats *stats)
+{
+    ag_status st = check_common(out, x, n, out_elt, sizeof *x, fmt, scale, opts);
+    if (st != AG_OK)
+        return st;
+    if (op != OP_QUANT && fmt->bits > (int)(8 * out_elt))
+        return AG_ERR_STORAGE;
+    ag_qopts o;
+    const ag__kernel_ops *k = pick(opts, &o);
+    if (!k)
+        return AG_ERR_ARG;
+    if (n == 0)
+        return AG_OK;
+    ag__kparams p;
+    ag__kparams_init(&p, fmt, scale, &o);
+    const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
+    ag__kstats ks = {0, 0, 0};
+    run_job(&j, n, thread_count(n, o.threads), &ks);
+    add_stats(stats, &ks, n);
+    return AG_OK;
 }
 
 ag_status ag_quantize(float *y, const float *x, size_t n, const ag_format *fmt,
                       float scale, const ag_qopts *opts, ag_stats *stats)
 {
-    ag_status st = check_common(y, x, n, sizeof *y, sizeof *x, fmt, scale, opts);
-    if (st != AG_OK || n == 0)
-        return st;
-    const ag_qopts o = opts ? *opts : ag_qopts_default();
-    for (size_t i = 0; i < n; i++) {
-        const float v = x[i] / scale;
-        unsigned flags = 0;
-        const uint32_t rnd =
-            o.rounding == AG_ROUND_STOCHASTIC
-                ? ag__random_u32(o.seed, o.stream, o.offset + i)
-                : 0u;
-        const uint32_t code = ag__round(fmt, v, o.rounding, o.overflow, rnd, &flags);
-        float q;
-        if (isnan(v))
-            q = x[i] != x[i] ? x[i] : v; /* keep the input's NaN */
-        else
-            q = decode_fast(fmt, code) * scale;
-        if (stats)
-            add_flags(stats, flags);
-        y[i] = q;
-    }
-    if (stats)
-        stats->total += n;
-    return AG_OK;
+    return round_call(OP_QUANT, y, sizeof *y, x, n, fmt, scale, opts, stats);
+}
+
+ag_status ag_encode_u8(uint8_t *codes, const float *x, size_t n,
+                       const ag_format *fmt, float scale, const ag_qopts *opts,
+                       ag_stats *stats)
+{
+    return round_call(OP_ENC8, codes, 1, x, n, fmt, scale, opts, stats);
+}
+
+ag_status ag_encode_u16(uint16_t *codes, const float *x, size_t n,
+                        const ag_format *fmt, float scale, const ag_qopts *opts,
+                        ag_stats *stats)
+{
+    return round_call(OP_ENC16, codes, 2, x, n, fmt, scale, opts, stats);
 }
 
 ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
@@ -87,21 +231,27 @@ ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
                                const ag_qopts *opts)
 {
     ag_status st = check_common(dx, dy, n, sizeof *dx, sizeof *dy, fmt, scale, opts);
-    if (st != AG_OK || n == 0)
+    if (st != AG_OK)
         return st;
-    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
+    ag_qopts o;
+    const ag__kernel_ops *k = pick(opts, &o);
+    if (!k)
+        return AG_ERR_ARG;
+    if (n == 0)
+        return AG_OK;
+    const int clipped = o.ste == AG_STE_CLIPPED;
     if (clipped) {
         if (!x)
             return AG_ERR_NULL;
         if (ag__partial_overlap(dx, n * sizeof *dx, x, n * sizeof *x))
             return AG_ERR_ALIAS;
     }
-    const float mx = fmt->max_finite;
-    for (size_t i = 0; i < n; i++) {
-        if (clipped && fabsf(x[i] / scale) > mx)
-            continue;
-        dx[i] += dy[i];
-    }
+    ag__kparams p;
+    ag__kparams_init(&p, fmt, scale, &o);
+    const op_job j = {OP_BWD, k, &p, dx, dy, clipped ? x : NULL, 0, clipped,
+                      0.0f};
+    ag__kstats ks = {0, 0, 0};
+    run_job(&j, n, thread_count(n, o.threads), &ks);
     return AG_OK;
 }
 
@@ -120,72 +270,27 @@ static ag_status check_deq(const float *y, const float *x, size_t n, float scale
     return AG_OK;
 }
 
-ag_status ag_dequantize(float *y, const float *x, size_t n, float scale)
+static ag_status scale_call(float *y, const float *x, size_t n, float scale,
+                            int accum)
 {
     ag_status st = check_deq(y, x, n, scale);
-    if (st != AG_OK)
+    if (st != AG_OK || n == 0)
         return st;
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * scale;
+    const op_job j = {OP_SCALE, ag__kernel_table(AG_KERNEL_AUTO), NULL, y, x,
+                      NULL, 0, accum, scale};
+    ag__kstats ks = {0, 0, 0};
+    run_job(&j, n, thread_count(n, 0), &ks);
     return AG_OK;
+}
+
+ag_status ag_dequantize(float *y, const float *x, size_t n, float scale)
+{
+    return scale_call(y, x, n, scale, 0);
 }
 
 ag_status ag_dequantize_backward(float *dx, const float *dy, size_t n, float scale)
 {
-    ag_status st = check_deq(dx, dy, n, scale);
-    if (st != AG_OK)
-        return st;
-    for (size_t i = 0; i < n; i++)
-        dx[i] += dy[i] * scale;
-    return AG_OK;
-}
-
-/* Encode into codes of `width` bytes (1 or 2). */
-static ag_status encode(void *codes, int width, const float *x, size_t n,
-                        const ag_format *fmt, float scale, const ag_qopts *opts,
-                        ag_stats *stats)
-{
-    ag_status st = check_common(codes, x, n, (size_t)width, sizeof *x, fmt,
-                                scale, opts);
-    if (st != AG_OK)
-        return st;
-    if (fmt->bits > 8 * width)
-        return AG_ERR_STORAGE;
-    if (n == 0)
-        return AG_OK;
-    const ag_qopts o = opts ? *opts : ag_qopts_default();
-    for (size_t i = 0; i < n; i++) {
-        unsigned flags = 0;
-        const uint32_t rnd =
-            o.rounding == AG_ROUND_STOCHASTIC
-                ? ag__random_u32(o.seed, o.stream, o.offset + i)
-                : 0u;
-        const uint32_t code =
-            ag__round(fmt, x[i] / scale, o.rounding, o.overflow, rnd, &flags);
-        if (stats)
-            add_flags(stats, flags);
-        if (width == 1)
-            ((uint8_t *)codes)[i] = (uint8_t)code;
-        else
-            ((uint16_t *)codes)[i] = (uint16_t)code;
-    }
-    if (stats)
-        stats->total += n;
-    return AG_OK;
-}
-
-ag_status ag_encode_u8(uint8_t *codes, const float *x, size_t n,
-                       const ag_format *fmt, float scale, const ag_qopts *opts,
-                       ag_stats *stats)
-{
-    return encode(codes, 1, x, n, fmt, scale, opts, stats);
-}
-
-ag_status ag_encode_u16(uint16_t *codes, const float *x, size_t n,
-                        const ag_format *fmt, float scale, const ag_qopts *opts,
-                        ag_stats *stats)
-{
-    return encode(codes, 2, x, n, fmt, scale, opts, stats);
+    return scale_call(dx, dy, n, scale, 1);
 }
 
 static ag_status decode(float *y, const void *codes, int width, size_t n,
@@ -199,19 +304,26 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
         return AG_ERR_STORAGE;
     if (n == 0)
         return AG_OK;
+    const ag__kernel_ops *k = ag__kernel_table(AG_KERNEL_AUTO);
     if (fmt->bits < 8 * width) { /* every code must exist before any write */
-        for (size_t i = 0; i < n; i++) {
-            const uint32_t c = width == 1 ? ((const uint8_t *)codes)[i]
-                                          : ((const uint16_t *)codes)[i];
-            if (c >= fmt->ncodes)
-                return AG_ERR_CODE;
+        uint32_t mx = 0;
+        if (width == 2) {
+            mx = k->max_u16((const uint16_t *)codes, n);
+        } else {
+            const uint8_t *c = (const uint8_t *)codes;
+            for (size_t i = 0; i < n; i++)
+                mx = c[i] > mx ? c[i] : mx;
         }
+        if (mx >= fmt->ncodes)
+            return AG_ERR_CODE;
     }
-    for (size_t i = 0; i < n; i++) {
-        const uint32_t c = width == 1 ? ((const uint8_t *)codes)[i]
-                                      : ((const uint16_t *)codes)[i];
-        y[i] = decode_fast(fmt, c) * scale;
-    }
+    const ag_qopts o = ag_qopts_default();
+    ag__kparams p;
+    ag__kparams_init(&p, fmt, scale, &o);
+    const op_job j = {width == 1 ? OP_DEC8 : OP_DEC16, k, &p, y, codes, NULL,
+                      0, 0, 0.0f};
+    ag__kstats ks = {0, 0, 0};
+    run_job(&j, n, thread_count(n, 0), &ks);
     return AG_OK;
 }
 

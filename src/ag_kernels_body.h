@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ag_kernels_body.h — the kernel body, included once per instruction set by
+ * ag_kernels_portable.c / _avx2.c / _avx512.c, each of which defines
+ * AG_KTABLE (the name of the ag__kernel_ops table to define) and sets its
+ * target ISA with #pragma GCC target before including this file.
+ *
+ * Plain C written for GCC's vectorizer: every inner loop is straight-line
+ * 32-bit integer and float work with selects instead of branches, so it
+ * becomes one SIMD loop per (operation, rounding mode). The logic mirrors
+ * ag__round (src/ag_format.c) case by case; read that first.
+ */
+#ifndef AG_KTABLE
+#error "define AG_KTABLE before including ag_kernels_body.h"
+#endif
+
+#include "ag_kernels.h"
+
+#define AG_K_INLINE static inline __attribute__((always_inline))
+
+/* Float bits through a union: GCC vectorizes it as a plain reinterpretation. */
+typedef union {
+    float f;
+    uint32_t u;
+} ag_k_fu;
+
+AG_K_INLINE uint32_t k_f2u(float f)
+{
+    ag_k_fu c;
+    c.f = f;
+    return c.u;
+}
+
+AG_K_INLINE float k_u2f(uint32_t u)
+{
+    ag_k_fu c;
+    c.u = u;
+    return c.f;
+}
+
+/* Branch-free selects: c (0 or 1) ? a : b, as masks, so that GCC keeps
+ * them as vector logic instead of turning chains of them into branches. */
+AG_K_INLINE uint32_t k_sel(uint32_t c, uint32_t a, uint32_t b)
+{
+    const uint32_t m = 0u - c;
+    return (a & m) | (b & ~m);
+}
+
+AG_K_INLINE int32_t k_seli(uint32_t c, int32_t a, int32_t b)
+{
+    return (int32_t)k_sel(c, (uint32_t)a, (uint32_t)b);
+}
+
+/* 2^q as float32 bits for -149 <= q <= 128 (128 gives inf); values outside
+ * give some harmless pattern (the lanes that use them are overridden). */
+AG_K_INLINE uint32_t k_pow2_bits(int32_t q)
+{
+    const int32_t sh0 = q + 149;
+    const int32_t sh = sh0 < 0 ? 0 : (sh0 > 31 ? 31 : sh0);
+    const uint32_t normal = (uint32_t)(q + 127) << 23;
+    const uint32_t sub = 1u << sh;
+    return k_sel(q >= -126, normal, sub);
+}
+
+/* Random words of stream elements [g, g + len): out[j] is the word of
+ * element g - (g mod 4) + j, so element g + i reads out[(g & 3) + i].
+ * One Philox4x32-10 block serves four elements; the block loop runs in SIMD
+ * lanes (32x32->64 products become widening multiplies). */
+static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
+                          uint64_t seed, uint64_t stream)
+{
+    const uint64_t blk0 = g >> 2;
+    const size_t nblk = (size_t)(((g & 3u) + len + 3u) >> 2);
+    const uint32_t b_lo = (uint32_t)blk0, b_hi = (uint32_t)(blk0 >> 32);
+    const uint32_t s_lo = (uint32_t)stream, s_hi = (uint32_t)(stream >> 32);
+    const uint32_t k0i = (uint32_t)seed, k1i = (uint32_t)(seed >> 32);
+    for (size_t j = 0; j < nblk; j++) {
+        uint32_t c0 = b_lo + (uint32_t)j;
+        uint32_t c1 = b_hi + (c0 < b_lo); /* carry into the high word */
+        uint32_t c2 = s_lo, c3 = s_hi;
+        uint32_t k0 = k0i, k1 = k1i;
+        for (int round = 0; round < 10; round++) {
+            const uint64_t p0 = (uint64_t)AG__PHILOX_M0 * c0;
+            const uint64_t p1 = (uint64_t)AG__PHILOX_M1 * c2;
+            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+            const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+            c1 = (uint32_t)p1;
+            c3 = (uint32_t)p0;
+            c0 = n0;
+            c2 = n2;
+            k0 += AG__PHILOX_W0;
+            k1 += AG__PHILOX_W1;
+        }
+        out[4 * j + 0] = c0;
+        out[4 * j + 1] = c1;
+        out[4 * j + 2] = c2;
+        out[4 * j + 3] = c3;
+    }
+}
+
+/* Output kinds of the rounding loop. */
+#define K_OUT_F32 0
+#define K_OUT_U8 1
+#define K_OUT_U16 2
+
+/* Round one tile of len <= AG__TILE elements. mode, kind and use_inv are
+ * compile-time constants after inlining; rnd is NULL unless stochastic.
+ * Counts go to cnt[0..2] (overflow, underflow, nan). */
+AG_K_INLINE void k_round_tile(void *restrict outp, const float *inp,
+                              size_t len, const uint32_t *rnd,
+                              const ag__kparams *restrict p, const int mode,
+                              const int kind, const int use_inv,
+                              uint32_t cnt[3])
+{
+    float *yo = (float *)outp;
+    uint8_t *c8 = (uint8_t *)outp;
+    uint16_t *c16 = (uint16_t *)outp;
+    const uint32_t M = p->mbits;
+    const int32_t emin = p->emin, emax1 = p->emax + 1, bias = p->bias;
+    const int32_t q_sub = p->q_sub;
+    const uint32_t fixed = p->fixed, no_zero = p->no_zero;
+    const uint32_t is_unsigned = p->is_unsigned, sign_mask = p->sign_mask;
+    const uint32_t max_code = p->max_code;
+    const float scale = p->scale, inv = p->inv_scale;
+    const uint32_t nan_code = p->nan_code;
+    const uint32_t uneg_code = p->uneg_code, uneg_val = p->uneg_val;
+    const uint32_t uneg_is_nan = p->uneg_is_nan;
+    const uint32_t zc0 = p->zero_code[0], zc1 = p->zero_code[1];
+    const uint32_t zv0 = p->zero_val[0], zv1 = p->zero_val[1];
+    const uint32_t ic0 = p->inf_code[0], ic1 = p->inf_code[1];
+    const uint32_t iv0 = p->inf_val[0], iv1 = p->inf_val[1];
+    const uint32_t oc0 = p->ovf_code[0], oc1 = p->ovf_code[1];
+    const uint32_t ov0 = p->ovf_val[0], ov1 = p->ovf_val[1];
+    const uint32_t mc0 = p->max_codes[0], mc1 = p->max_codes[1];
+    const uint32_t mv0 = p->max_val[0], mv1 = p->max_val[1];
+    const uint32_t cv0 = p->clamp_val[0], cv1 = p->clamp_val[1];
+    const uint32_t nan_val = p->nan_val;
+    /* "toward zero" for each sign, from the mode */
+    const uint32_t tzp = mode == AG_ROUND_TOWARD_ZERO || mode == AG_ROUND_DOWN;
+    const uint32_t tzn = mode == AG_ROUND_TOWARD_ZERO || mode == AG_ROUND_UP;
+    uint32_t n_ovf = 0, n_unf = 0, n_nan = 0;
+
+#pragma GCC ivdep
+    for (size_t i = 0; i < len; i++) {
+        const float xin = inp[i];
+        const float v = use_inv ? xin * inv : xin / scale;
+        const uint32_t b = k_f2u(v);
+        const uint32_t sign = b >> 31;
+        const uint32_t a = b & 0x7fffffffu;
+        const uint32_t isnan_ = a > 0x7f800000u;
+        const uint32_t isinf_ = a == 0x7f800000u;
+        const uint32_t iszero = a == 0u;
+        const uint32_t uneg = sign & is_unsigned & (iszero ^ 1u) & (isnan_ ^ 1u);
+        const uint32_t sbit = sign_mask & (0u - sign);
+
+        /* |v| = sig * 2^ex; ux = floor(log2 |v|) (float subnormals: from
+         * the exact int -> float conversion of their bits) */
+        const uint32_t fe = a >> 23;
+        const uint32_t isnorm = fe != 0;
+        const uint32_t sig = k_sel(isnorm, (a & 0x7fffffu) | 0x800000u, a);
+        const int32_t ux_sub = (int32_t)(k_f2u((float)(int32_t)a) >> 23) - 276;
+        const int32_t ux = k_seli(isnorm, (int32_t)fe - 127, ux_sub);
+        const int32_t ex = k_seli(isnorm, (int32_t)fe, 1) - 150;
+        const uint32_t big = ux > emax1;
+        const uint32_t lowb = ux < emin;
+        const uint32_t sub = fixed | lowb;
+        const int32_t q = k_seli(sub, q_sub, ux - (int32_t)M);
+        const uint32_t base = ((uint32_t)(ux + bias - 1) << M) & (sub - 1u);
+        const int32_t s = q - ex; /* >= 0: bits discarded */
+        const uint32_t sc = (uint32_t)(s > 31 ? 31 : s);
+        const uint32_t t = sig >> sc;
+        const uint32_t r = sig - (t << sc);
+        const uint32_t half = (1u << sc) >> 1;
+        uint32_t up;
+        if (mode == AG_ROUND_NEAREST_EVEN) {
+            up = (r > half) | ((r == half) & (r != 0) & ((base + t) & 1u));
+        } else if (mode == AG_ROUND_NEAREST_AWAY) {
+            up = (r != 0) & (r >= half);
+        } else if (mode == AG_ROUND_TOWARD_ZERO) {
+            up = 0;
+        } else if (mode == AG_ROUND_DOWN) {
+            up = sign & (r != 0);
+        } else if (mode == AG_ROUND_UP) {
+            up = (sign ^ 1u) & (r != 0);
+        } else { /* stochastic: up iff rnd < floor(r * 2^(32-s)) */
+            const int32_t sl0 = 32 - s, sr0 = s - 32;
+            const int32_t sl = sl0 < 0 ? 0 : (sl0 > 31 ? 31 : sl0);
+            const int32_t sr = sr0 < 0 ? 0 : (sr0 > 31 ? 31 : sr0);
+            const uint32_t thr = k_sel(s <= 32, r << sl, r >> sr);
+            up = rnd[i] < thr;
+        }
+        const uint32_t k = t + up;
+        const uint32_t code_reg = base + k;
+        const uint32_t ovf_reg = big | (code_reg > max_code);
+        const uint32_t clamp = no_zero & lowb;
+        const uint32_t tz = k_sel(sign, tzn, tzp);
+        const uint32_t special = isnan_ | uneg | iszero;
+        const uint32_t is_ovf =
+            (special ^ 1u) & (isinf_ | ((clamp ^ 1u) & ovf_reg));
+        const uint32_t zres = (special ^ 1u) & (isinf_ ^ 1u) & (clamp ^ 1u) &
+                              (ovf_reg ^ 1u) & (code_reg == 0) & (no_zero ^ 1u);
+        const uint32_t is_unf = (uneg & (uneg_is_nan ^ 1u)) | zres;
+        const uint32_t is_nan =
+            isnan_ | (uneg & uneg_is_nan) | (iszero & no_zero);
+        n_ovf += is_ovf;
+        n_unf += is_unf;
+        n_nan += is_nan;
+
+        if (kind == K_OUT_F32) {
+            const float mag = (float)(int32_t)k * k_u2f(k_pow2_bits(q));
+            uint32_t o = k_f2u(mag) | (b & 0x80000000u);
+            o = k_sel(zres, k_sel(sign, zv1, zv0), o);
+            o = k_sel(ovf_reg, k_sel(tz, k_sel(sign, mv1, mv0),
+                                     k_sel(sign, ov1, ov0)), o);
+            o = k_sel(clamp, k_sel(sign, cv1, cv0), o);
+            o = k_sel(isinf_, k_sel(sign, iv1, iv0), o);
+            o = k_sel(iszero, k_sel(sign, zv1, zv0), o);
+            o = k_sel(uneg, uneg_val, o);
+            o = k_sel(isnan_, nan_val, o);
+            const float qv = k_u2f(o) * scale;
+            yo[i] = k_u2f(k_sel(isnan_, k_f2u(xin), k_f2u(qv)));
+        } else {
+            uint32_t c = sbit | code_reg;
+            c = k_sel(zres, k_sel(sign, zc1, zc0), c);
+            c = k_sel(ovf_reg, k_sel(tz, k_sel(sign, mc1, mc0),
+                                     k_sel(sign, oc1, oc0)), c);
+            c = k_sel(clamp, sbit, c);
+            c = k_sel(isinf_, k_sel(sign, ic1, ic0), c);
+            c = k_sel(iszero, k_sel(sign, zc1, zc0), c);
+            c = k_sel(uneg, uneg_code, c);
+            c = k_sel(isnan_, nan_code, c);
+            if (kind == K_OUT_U8)
+                c8[i] = (uint8_t)c;
+            else
+                c16[i] = (uint16_t)c;
+        }
+    }
+    cnt[0] += n_ovf;
+    cnt[1] += n_unf;
+    cnt[2] += n_nan;
+}
+
+/* The tile loop of one (mode, kind). */
+AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
+                             const ag__kparams *p, ag__kstats *st,
+                             const int mode, const int kind)
+{
+    const size_t esz = kind == K_OUT_F32 ? 4 : (kind == K_OUT_U8 ? 1 : 2);
+    uint32_t rbuf[AG__TILE + 8];
+    for (size_t i0 = 0; i0 < n; i0 += AG__TILE) {
+        const size_t len = n - i0 < AG__TILE ? n - i0 : AG__TILE;
+        const uint32_t *rnd = NULL;
+        if (mode == AG_ROUND_STOCHASTIC) {
+            const uint64_t g = g0 + i0;
+            k_philox_fill(rbuf, g, len, p->seed, p->stream);
+            rnd = rbuf + (g & 3u);
+        }
+        uint32_t cnt[3] = {0, 0, 0};
+        /* two loops, so that neither holds a (trapping) FP op under a
+         * condition, which would keep GCC from vectorizing it */
+        if (p->use_inv)
+            k_round_tile((char *)out + i0 * esz, x + i0, len, rnd, p, mode,
+                         kind, 1, cnt);
+        else
+            k_round_tile((char *)out + i0 * esz, x + i0, len, rnd, p, mode,
+                         kind, 0, cnt);
+        st->overflow += cnt[0];
+        st->underflow += cnt[1];
+        st->nan += cnt[2];
+    }
+}
+
+#define K_ROUND_FN(fname, otype, kind)                                        \
+    static void fname(otype *out, const float *x, size_t n, uint64_t g0,     \
+                      const ag__kparams *p, ag__kstats *st)                   \
+    {                                                                         \
+        switch (p->mode) {                                                    \
+        case AG_ROUND_NEAREST_EVEN:                                           \
+            k_round_run(out, x, n, g0, p, st, AG_ROUND_NEAREST_EVEN, kind);   \
+            break;                                                            \
+        case AG_ROUND_NEAREST_AWAY:                                           \
+            k_round_run(out, x, n, g0, p, st, AG_ROUND_NEAREST_AWAY, kind);   \
+            break;                                                            \
+        case AG_ROUND_TOWARD_ZERO:                                            \
+            k_round_run(out, x, n, g0, p, st, AG_ROUND_TOWARD_ZERO, kind);    \
+            break;                                                            \
+        case AG_ROUND_DOWN:                                                   \
+            k_round_run(out, x, n, g0, p, st, AG_ROUND_DOWN, kind);           \
+            break;                                                            \
+        case AG_ROUND_UP:                                                     \
+            k_round_run(out, x, n, g0, p, st, AG_ROUND_UP, kind);             \
+            break;                                                            \
+        case AG_ROUND_STOCHASTIC:                                             \
+            k_round_run(out, x, n, g0, p, st, AG_ROUND_STOCHASTIC, kind);     \
+            break;                                                            \
+        }                                                                     \
+    }
+
+K_ROUND_FN(k_quantize, float, K_OUT_F32)
+K_ROUND_FN(k_encode_u8, uint8_t, K_OUT_U8)
+K_ROUND_FN(k_encode_u16, uint16_t, K_OUT_U16)
+
+/* Decode codes (< ncodes, checked by the caller) to values times scale:
+ * the value of a code from its fields, as ag__decode computes it. */
+AG_K_INLINE void k_decode_run(float *y, const void *codes, size_t n,
+                              const ag__kparams *restrict p, const int wide)
+{
+    const uint8_t *c8 = (const uint8_t *)codes;
+    const uint16_t *c16 = (const uint16_t *)codes;
+    const uint32_t M = p->mbits, sign_mask = p->sign_mask;
+    const uint32_t mmask = (1u << M) - 1u;
+    const uint32_t no_zero = p->no_zero;
+    const int32_t pbase = p->emin - (int32_t)M;
+    const uint32_t ieee = p->ieee, fn = p->fn, fnuz = p->fnuz;
+    const uint32_t all_mag = p->all_mag, e_all = p->e_all;
+    const uint32_t qn_pos = p->qnan_pos, qn_neg = p->qnan_neg;
+    const float scale = p->scale;
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t c = (uint32_t)(wide ? c16[i] : c8[i]);
+        const uint32_t neg = (c & sign_mask) != 0;
+        const uint32_t mag = c & ~sign_mask;
+        const uint32_t e = mag >> M;
+        const uint32_t m = mag & mmask;
+        const uint32_t implicit = no_zero | (e != 0);
+        const uint32_t k = m | (implicit << M);
+        const int32_t pe = pbase + (int32_t)e - (int32_t)((e != 0) & (no_zero ^ 1u));
+        const float mag_v = (float)(int32_t)k * k_u2f(k_pow2_bits(pe));
+        uint32_t o = k_f2u(mag_v) | (neg << 31);
+        const uint32_t top = ieee & (e == e_all);
+        const uint32_t isnan_ = (top & (m != 0)) | (fn & (mag == all_mag)) |
+                                (fnuz & (c == sign_mask));
+        const uint32_t isinf_ = top & (m == 0);
+        o = k_sel(isinf_, k_sel(neg, 0xff800000u, 0x7f800000u), o);
+        o = k_sel(isnan_, k_sel(neg, qn_neg, qn_pos), o);
+        y[i] = k_u2f(o) * scale;
+    }
+}
+
+static void k_decode_u8(float *y, const uint8_t *c, size_t n,
+                        const ag__kparams *p)
+{
+    k_decode_run(y, c, n, p, 0);
+}
+
+static void k_decode_u16(float *y, const uint16_t *c, size_t n,
+                         const ag__kparams *p)
+{
+    k_decode_run(y, c, n, p, 1);
+}
+
+static uint32_t k_max_u16(const uint16_t *c, size_t n)
+{
+    uint32_t mx = 0;
+    for (size_t i = 0; i < n; i++)
+        mx = c[i] > mx ? c[i] : mx;
+    return mx;
+}
+
+static void k_backward(float *dx, const float *dy, const float *x, size_t n,
+                       const ag__kparams *p, int clipped)
+{
+    if (!clipped) {
+#pragma GCC ivdep
+        for (size_t i = 0; i < n; i++)
+            dx[i] += dy[i];
+        return;
+    }
+    const float scale = p->scale, mx = p->max_finite;
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i] / scale;
+        const float mag = k_u2f(k_f2u(v) & 0x7fffffffu);
+        const float d = dx[i];
+        dx[i] = mag > mx ? d : d + dy[i];
+    }
+}
+
+static void k_scale_mul(float *y, const float *x, size_t n, float scale,
+                        int accum)
+{
+    if (accum) {
+#pragma GCC ivdep
+        for (size_t i = 0; i < n; i++) {
+            const float prod = x[i] * scale;
+            y[i] = y[i] + prod;
+        }
+    } else {
+#pragma GCC ivdep
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] * scale;
+    }
+}
+
+const ag__kernel_ops AG_KTABLE = {
+    k_quantize, k_encode_u8, k_encode_u16, k_decode_u8,
+    k_decode_u16, k_backward, k_scale_mul, k_max_u16,
+};

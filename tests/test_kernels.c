@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_kernels.c — the fast bulk paths against the scalar specification.
+ *
+ *  1. Every available path (portable, avx2, avx512, auto) gives the same bits
+ *     and the same stats as AG_KERNEL_SCALAR (ag__round per element) for
+ *     ag_quantize / ag_encode_u8 / ag_encode_u16, every registry format and
+ *     a few custom ones (E = 0, M = 0, unsigned, no_zero, deep subnormals),
+ *     every rounding mode, both overflow policies, a power-of-two scale (the
+ *     multiply path), a plain one and a huge one; inputs: every code's value
+ *     (sampled for 16-bit formats), its float neighbours, the midpoints and
+ *     their neighbours, the overflow boundary, +-0, +-inf, NaNs, float
+ *     subnormals, random bit patterns; odd lengths, misaligned pointers,
+ *     in place.
+ *  2. Decode (per path, white box through ag_kernels.h) == to_real * scale.
+ *  3. Threads 1, 2, 7 and 0 give identical outputs and stats (n above the
+ *     threading threshold).
+ *  4. Stochastic rounding: reproducible from the seed, streams and seeds
+ *     differ, offset continues a stream, results land on the two
+ *     neighbours only, and the number of round-ups over N draws is within
+ *     5 binomial standard deviations (+1) of N * p for values in several
+ *     binades, subnormals included (a false alarm has probability < 1e-6
+ *     per check; the seeds are fixed, so the run is deterministic).
+ *  5. Option errors.
+ */
+#include "ag_test.h"
+
+#include <altgrad.h>
+#include <math.h>
+
+#include "../src/ag_kernels.h"
+
+/* A fixed-seed generator for the inputs (splitmix64). */
+static uint64_t rng_state = 0x243F6A8885A308D3u;
+static uint64_t rng(void)
+{
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+static float fbits(uint32_t u) { return ag_test_float(u); }
+static uint32_t bitsf(float f) { return ag_test_bits(f); }
+
+/* Inputs for fmt at scale: returns the count written to x (cap entries). */
+static size_t make_inputs(float *x, size_t cap, const ag_format *f, float scale)
+{
+    size_t n = 0;
+#define PUT(v) do { if (n < cap) x[n++] = (v); } while (0)
+    const uint32_t step = f->ncodes > 512 ? f->ncodes / 509 : 1;
+    for (uint32_t c = (uint32_t)(rng() % step); c < f->ncodes; c += step) {
+        const float v = ag_to_real(f, c);
+        if (!isfinite(v))
+            continue;
+        const float nx = ag_to_real(f, c + 1 < f->ncodes ? c + 1 : c);
+        const float xs = v * scale;
+        PUT(xs);
+        PUT(fbits(bitsf(xs) + 1));
+        if (bitsf(xs) & 0x7fffffffu)
+            PUT(fbits(bitsf(xs) - 1));
+        if (isfinite(nx) && nx != v) {
+            const float mid = (float)(((double)v + (double)nx) / 2) * scale;
+            PUT(mid);
+            PUT(fbits(bitsf(mid) + 1));
+            PUT(fbits(bitsf(mid) - 1));
+        }
+    }
+    /* the overflow boundary: max + half a step, and around it */
+    const float mx = f->max_finite;
+    const float half_step = f->mbits >= 1 ? ldexpf(1.0f, f->emax - f->mbits - 1)
+                                          : ldexpf(1.0f, f->emax - 1);
+    const float bnd = (mx + half_step) * scale;
+    PUT(bnd); PUT(-bnd); PUT(fbits(bitsf(bnd) + 1)); PUT(fbits(bitsf(bnd) - 1));
+    PUT(2 * mx * scale); PUT(-4 * mx * scale);
+    PUT(f->min_subnormal * scale * 0.5f); PUT(f->min_subnormal * scale * 0.25f);
+    PUT(-f->min_subnormal * scale * 0.5f); PUT(f->min_subnormal * scale * 0.75f);
+    static const uint32_t sp[] = {0, 0x80000000u, 0x7f800000u, 0xff800000u,
+                                  0x7fc00000u, 0xffc00000u, 0x7f800001u,
+                                  0xffa00001u, 1, 0x80000001u, 0x007fffffu,
+                                  0x00400000u, 0x807fffffu, 0x00800000u,
+                                  0x7f7fffffu, 0xff7fffffu, 0x3f800000u,
+                                  0xbf800000u};
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
+        PUT(fbits(sp[i]));
+    for (int i = 0; i < 600; i++)
+        PUT(fbits((uint32_t)rng()));
+    for (int i = 0; i < 600; i++) { /* random values around the format's range */
+        const int e = f->emin - f->mbits - 3 + (int)(rng() % (uint64_t)(f->emax - f->emin + f->mbits + 6));
+        const float m = 1.0f + (float)(rng() & 0xffffff) / 16777216.0f;
+        PUT(ldexpf(rng() & 1 ? -m : m, e) * scale);
+    }
+#undef PUT
+    return n;
+}
+
+static int stats_eq(const ag_stats *a, const ag_stats *b)
+{
+    return a->total == b->total && a->overflow == b->overflow &&
+           a->underflow == b->underflow && a->nan == b->nan;
+}
+
+static const int paths[] = {AG_KERNEL_PORTABLE, AG_KERNEL_AVX2,
+                            AG_KERNEL_AVX512, AG_KERNEL_AUTO};
+#define NPATHS (sizeof paths / sizeof paths[0])
+
+/* Part 1 for one format. */
+static void check_format(const ag_format *f, float *x, size_t cap)
+{
+    static const float scales[] = {1.0f, 0.125f, 3.7f, 0x1p100f};
+    float *ys = malloc((cap + 8) * sizeof *ys), *yk = malloc((cap + 8) * sizeof *yk);
+    uint16_t *cs = malloc((cap + 8) * sizeof *cs), *ck = malloc((cap + 8) * sizeof *ck);
+    uint8_t *bs = malloc(cap + 8), *bk = malloc(cap + 8);
+    if (!ys || !yk || !cs || !ck || !bs || !bk) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        const float scale = scales[si];
+        if (si == 3 && f->bits > 8)
+            continue; /* keep the run short */
+        const size_t n = make_inputs(x + 1, cap - 1, f, scale); /* x+1: misaligned */
+        const float *xi = x + 1;
+        for (int mode = 0; mode <= AG_ROUND_STOCHASTIC; mode++) {
+            for (int ovf = 0; ovf <= 1; ovf++) {
+                ag_qopts o = ag_qopts_default();
+                o.rounding = (ag_rounding)mode;
+                o.overflow = (ag_overflow)ovf;
+                o.seed = 0x1234567890abcdefu;
+                o.stream = 77;
+                o.offset = 5; /* not a multiple of 4 */
+                o.kernel = AG_KERNEL_SCALAR;
+                ag_stats s_q = {0}, s_e8 = {0}, s_e16 = {0};
+                AG_CHECK(ag_quantize(ys, xi, n, f, scale, &o, &s_q) == AG_OK, "q");
+                AG_CHECK(ag_encode_u16(cs, xi, n, f, scale, &o, &s_e16) == AG_OK, "e16");
+                if (f->bits <= 8)
+                    AG_CHECK(ag_encode_u8(bs, xi, n, f, scale, &o, &s_e8) == AG_OK, "e8");
+                AG_CHECK(stats_eq(&s_q, &s_e16), "%s: quantize and encode stats", f->name);
+                for (size_t pi = 0; pi < NPATHS; pi++) {
+                    if (!ag_kernel_available(paths[pi]))
+                        continue;
+                    o.kernel = paths[pi];
+                    const char *pn = ag_kernel_name(paths[pi]);
+                    ag_stats k_q = {0}, k_e8 = {0}, k_e16 = {0};
+                    /* odd length from the misaligned start: whole array */
+                    AG_CHECK(ag_quantize(yk + 1, xi, n, f, scale, &o, &k_q) == AG_OK, "q");
+                    size_t bad = 0, first = 0;
+                    for (size_t i = 0; i < n; i++)
+                        if (bitsf(yk[i + 1]) != bitsf(ys[i]) && !bad++)
+                            first = i;
+                    AG_CHECK(bad == 0, "%s %s mode %d ovf %d scale %g: quantize %zu "
+                             "differ, first x=%a (%08x): %08x vs scalar %08x", f->name, pn,
+                             mode, ovf, (double)scale, bad, (double)xi[first],
+                             bitsf(xi[first]), bitsf(yk[first + 1]), bitsf(ys[first]));
+                    AG_CHECK(stats_eq(&k_q, &s_q), "%s %s mode %d ovf %d: quantize stats "
+                             "%llu/%llu/%llu vs %llu/%llu/%llu", f->name, pn, mode, ovf,
+                             (unsigned long long)k_q.overflow, (unsigned long long)k_q.underflow,
+                             (unsigned long long)k_q.nan, (unsigned long long)s_q.overflow,
+                             (unsigned long long)s_q.underflow, (unsigned long long)s_q.nan);
+                    AG_CHECK(ag_encode_u16(ck, xi, n, f, scale, &o, &k_e16) == AG_OK, "e16");
+                    bad = 0;
+                    for (size_t i = 0; i < n; i++)
+                        if (ck[i] != cs[i] && !bad++)
+                            first = i;
+                    AG_CHECK(bad == 0, "%s %s mode %d ovf %d: encode_u16 %zu differ, "
+                             "first x=%a: %04x vs %04x", f->name, pn, mode, ovf, bad,
+                             (double)xi[first], ck[first], cs[first]);
+                    AG_CHECK(stats_eq(&k_e16, &s_e16), "%s %s: encode_u16 stats", f->name, pn);
+                    if (f->bits <= 8) {
+                        AG_CHECK(ag_encode_u8(bk + 1, xi, n, f, scale, &o, &k_e8) == AG_OK, "e8");
+                        AG_CHECK(memcmp(bk + 1, bs, n) == 0, "%s %s mode %d: encode_u8",
+                                 f->name, pn, mode);
+                        AG_CHECK(stats_eq(&k_e8, &s_e8), "%s %s: encode_u8 stats", f->name, pn);
+                    }
+                    /* in place, and short odd lengths at odd offsets */
+                    if (si == 0) {
+                        memcpy(yk, xi, n * sizeof *yk);
+                        AG_CHECK(ag_quantize(yk, yk, n, f, scale, &o, NULL) == AG_OK, "q");
+                        AG_CHECK(memcmp(yk, ys, n * sizeof *yk) == 0 ||
+                                     n == 0, "%s %s mode %d: in place", f->name, pn, mode);
+                        for (size_t len = 1; len < 40 && len + 3 < n; len += 3) {
+                            ag_qopts o2 = o;
+                            o2.offset = o.offset + 3; /* element 3 of the stream */
+                            AG_CHECK(ag_quantize(yk, xi + 3, len, f, scale, &o2, NULL) == AG_OK, "q");
+                            AG_CHECK(memcmp(yk, ys + 3, len * sizeof *yk) == 0,
+                                     "%s %s mode %d: len %zu", f->name, pn, mode, len);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    /* decode, every path, against to_real * scale */
+    if (f->bits <= 16) {
+        const size_t nc = f->ncodes;
+        float *ref = malloc(nc * sizeof *ref), *got = malloc((nc + 1) * sizeof *got);
+        uint16_t *codes = malloc((nc + 1) * sizeof *codes);
+        uint8_t *codes8 = malloc(nc + 1);
+        if (!ref || !got || !codes || !codes8) {
+            AG_CHECK(0, "malloc");
+        } else {
+            const float scale = 0.375f;
+            for (size_t c = 0; c < nc; c++) {
+                codes[c] = (uint16_t)c;
+                codes8[c + 1] = (uint8_t)c;
+                ref[c] = ag_to_real(f, (uint32_t)c) * scale;
+            }
+            ag_qopts o = ag_qopts_default();
+            ag__kparams p;
+            ag__kparams_init(&p, f, scale, &o);
+            for (size_t pi = 0; pi < NPATHS; pi++) {
+                const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
+                if (!k)
+                    continue;
+                k->decode_u16(got + 1, codes, nc, &p);
+                size_t bad = 0, first = 0;
+                for (size_t c = 0; c < nc; c++)
+                    if (bitsf(got[c + 1]) != bitsf(ref[c]) && !bad++)
+                        first = c;
+                AG_CHECK(bad == 0, "%s %s decode_u16: %zu differ, first code %zx: %08x vs %08x",
+                         f->name, ag_kernel_name(paths[pi]), bad, first,
+                         bitsf(got[first + 1]), bitsf(ref[first]));
+                if (f->bits <= 8) {
+                    k->decode_u8(got, codes8 + 1, nc, &p);
+                    AG_CHECK(memcmp(got, ref, nc * sizeof *got) == 0, "%s %s decode_u8",
+                             f->name, ag_kernel_name(paths[pi]));
+                }
+            }
+            /* the public calls */
+            if (f->bits <= 8) {
+                AG_CHECK(ag_decode_u8(got, codes8 + 1, nc, f, scale) == AG_OK, "decode_u8");
+                AG_CHECK(memcmp(got, ref, nc * sizeof *got) == 0, "%s ag_decode_u8", f->name);
+            }
+            AG_CHECK(ag_decode_u16(got, codes, nc, f, scale) == AG_OK, "decode_u16");
+            AG_CHECK(memcmp(got, ref, nc * sizeof *got) == 0, "%s ag_decode_u16", f->name);
+        }
+        free(ref);
+        free(got);
+        free(codes);
+        free(codes8);
+    }
+out:
+    free(ys);
+    free(yk);
+    free(cs);
+    free(ck);
+    free(bs);
+    free(bk);
+}
+
+/* Part 3: thread counts. */
+static void check_threads(void)
+{
+    const size_t n = (size_t)1 << 18 | 13;
+    float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1),
+          *y2 = malloc(n * sizeof *y2);
+    uint8_t *c1 = malloc(n), *c2 = malloc(n);
+    if (!x || !y1 || !y2 || !c1 || !c2) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = i % 97 == 0 ? fbits((uint32_t)rng())
+                           : ldexpf((float)(int64_t)(rng() % 2000001) / 1e6f - 1.0f,
+                                    (int)(rng() % 40) - 20);
+    const ag_format *fs[] = {ag_format_get("E4M3"), ag_format_get("E5M2"),
+                             ag_format_get("float8_e4m3fn"), ag_format_get("BF16")};
+    static const int modes[] = {AG_ROUND_NEAREST_EVEN, AG_ROUND_STOCHASTIC, AG_ROUND_DOWN};
+    static const int thr[] = {2, 7, 0};
+    for (size_t fi = 0; fi < sizeof fs / sizeof fs[0]; fi++) {
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+            ag_qopts o = ag_qopts_default();
+            o.rounding = (ag_rounding)modes[mi];
+            o.seed = 42;
+            o.offset = 3;
+            o.threads = 1;
+            ag_stats s1 = {0}, e1 = {0};
+            AG_CHECK(ag_quantize(y1, x, n, fs[fi], 0.5f, &o, &s1) == AG_OK, "q");
+            if (fs[fi]->bits <= 8)
+                AG_CHECK(ag_encode_u8(c1, x, n, fs[fi], 0.5f, &o, &e1) == AG_OK, "e");
+            for (size_t ti = 0; ti < sizeof thr / sizeof thr[0]; ti++) {
+                o.threads = thr[ti];
+                ag_stats s2 = {0}, e2 = {0};
+                AG_CHECK(ag_quantize(y2, x, n, fs[fi], 0.5f, &o, &s2) == AG_OK, "q");
+                AG_CHECK(memcmp(y1, y2, n * sizeof *y1) == 0, "%s mode %d threads %d: outputs",
+                         fs[fi]->name, modes[mi], thr[ti]);
+                AG_CHECK(stats_eq(&s1, &s2), "%s threads %d: stats", fs[fi]->name, thr[ti]);
+                if (fs[fi]->bits <= 8) {
+                    AG_CHECK(ag_encode_u8(c2, x, n, fs[fi], 0.5f, &o, &e2) == AG_OK, "e");
+                    AG_CHECK(memcmp(c1, c2, n) == 0 && stats_eq(&e1, &e2),
+                             "%s threads %d: encode", fs[fi]->name, thr[ti]);
+                    /* decode and the scale calls split the same way */
+                    AG_CHECK(ag_decode_u8(y2, c2, n, fs[fi], 0.5f) == AG_OK, "d");
+                }
+            }
+            if (fs[fi]->bits <= 8) {
+                size_t bad = 0;
+                for (size_t i = 0; i < n; i++)
+                    bad += bitsf(y2[i]) != bitsf(ag_to_real(fs[fi], c1[i]) * 0.5f);
+                AG_CHECK(bad == 0, "%s: threaded decode %zu differ", fs[fi]->name, bad);
+            }
+        }
+    }
+    /* backward and dequantize, threaded vs the element-wise definition */
+    {
+        ag_qopts o = ag_qopts_default();
+        o.ste = AG_STE_CLIPPED;
+        const ag_format *f = fs[0];
+        for (size_t i = 0; i < n; i++)
+            y1[i] = (float)(i % 7) - 3.0f;
+        memcpy(y2, y1, n * sizeof *y1);
+        AG_CHECK(ag_quantize_backward(y2, x, x, n, f, 0.5f, &o) == AG_OK, "bwd");
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float want = fabsf(x[i] / 0.5f) > f->max_finite ? y1[i] : y1[i] + x[i];
+            bad += bitsf(want) != bitsf(y2[i]);
+        }
+        AG_CHECK(bad == 0, "clipped backward: %zu differ", bad);
+        memcpy(y2, y1, n * sizeof *y1);
+        AG_CHECK(ag_dequantize_backward(y2, x, n, 3.0f) == AG_OK, "dqb");
+        bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float prod = x[i] * 3.0f;
+            bad += bitsf(y1[i] + prod) != bitsf(y2[i]);
+        }
+        AG_CHECK(bad == 0, "dequantize_backward: %zu differ", bad);
+        AG_CHECK(ag_dequantize(y2, x, n, 3.0f) == AG_OK, "dq");
+        bad = 0;
+        for (size_t i = 0; i < n; i++)
+            bad += bitsf(x[i] * 3.0f) != bitsf(y2[i]);
+        AG_CHECK(bad == 0, "dequantize: %zu differ", bad);
+    }
+out:
+    free(x);
+    free(y1);
+    free(y2);
+    free(c1);
+    free(c2);
+}
+
+/* Part 4: stochastic rounding. */
+static void check_stochastic(void)
+{
+    const size_t n = 20000;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y),
+          *y2 = malloc(n * sizeof *y2);
+    if (!x || !y || !y2) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    ag_format deep; /* E8M3, bias 130: normals and subnormals below 2^-126 */
+    AG_CHECK(ag_format_init(&deep, "deep", 8, 3, 130, 1, AG_SPECIALS_NONE, 0) == AG_OK, "init");
+    struct { const ag_format *f; float v; } cases[] = {
+        {ag_format_get("E4M3"), 1.1f},        {ag_format_get("E4M3"), -300.0f},
+        {ag_format_get("E4M3"), 0x1.3p-8f},   /* E4M3 subnormal */
+        {ag_format_get("E4M3"), 0x1p-12f},    /* below the smallest */
+        {ag_format_get("E5M2"), 0.3f},        {ag_format_get("E5M2"), -0x1.8p-15f},
+        {ag_format_get("E2M5"), 0.7f},        {ag_format_get("E7M0"), 5.0f},
+        {ag_format_get("E0M7"), 0.3f},        {ag_format_get("float8_e4m3fn"), 3.3f},
+        {ag_format_get("BF16"), 1.00001f},    {&deep, 0x1.5p-128f}, /* float subnormal */
+        {&deep, 0x1.0p-140f},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const ag_format *f = cases[ci].f;
+        const float v = cases[ci].v;
+        for (size_t i = 0; i < n; i++)
+            x[i] = v;
+        ag_qopts o = ag_qopts_default();
+        o.rounding = AG_ROUND_STOCHASTIC;
+        o.seed = 1000 + ci;
+        o.stream = ci;
+        AG_CHECK(ag_quantize(y, x, n, f, 1.0f, &o, NULL) == AG_OK, "q");
+        ag_qopts od = o, ou = o;
+        od.rounding = AG_ROUND_DOWN;
+        ou.rounding = AG_ROUND_UP;
+        const float lo = ag_to_real(f, ag_to_bits_opts(f, v, &od));
+        const float hi = ag_to_real(f, ag_to_bits_opts(f, v, &ou));
+        size_t ups = 0, other = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (y[i] == hi && hi != lo)
+                ups++;
+            else if (y[i] != lo)
+                other++;
+        }
+        AG_CHECK(other == 0, "%s v=%a: %zu results not on a neighbour (%a, %a)",
+                 f->name, (double)v, other, (double)lo, (double)hi);
+        const double p = hi == lo ? 0.0 : ((double)v - (double)lo) / ((double)hi - (double)lo);
+        const double mean = (double)n * p, sd = sqrt((double)n * p * (1 - p));
+        AG_CHECK(fabs((double)ups - mean) <= 5 * sd + 1,
+                 "%s v=%a: %zu ups of %zu, expected %.1f +- %.1f", f->name, (double)v,
+                 ups, n, mean, sd);
+        /* the mean of the draws is the input within the same bound */
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += (double)y[i];
+        AG_CHECK(fabs(sum / (double)n - (double)v) <= (5 * sd + 1) / (double)n * ((double)hi - (double)lo) + 1e-300,
+                 "%s v=%a: mean %a", f->name, (double)v, sum / (double)n);
+        /* reproducible; another seed / stream differs */
+        AG_CHECK(ag_quantize(y2, x, n, f, 1.0f, &o, NULL) == AG_OK, "q");
+        AG_CHECK(memcmp(y, y2, n * sizeof *y) == 0, "%s: same seed, same bits", f->name);
+        if (p > 0.01 && p < 0.99) {
+            ag_qopts o2 = o;
+            o2.stream = o.stream + 1;
+            AG_CHECK(ag_quantize(y2, x, n, f, 1.0f, &o2, NULL) == AG_OK, "q");
+            AG_CHECK(memcmp(y, y2, n * sizeof *y) != 0, "%s: another stream differs", f->name);
+            o2 = o;
+            o2.seed = o.seed ^ 0x100000000u; /* the high word of the key */
+            AG_CHECK(ag_quantize(y2, x, n, f, 1.0f, &o2, NULL) == AG_OK, "q");
+            AG_CHECK(memcmp(y, y2, n * sizeof *y) != 0, "%s: another seed differs", f->name);
+        }
+        /* offset continuation: [0, n1) then [n1, n) == one call */
+        const size_t n1 = 4093;
+        ag_qopts o3 = o;
+        AG_CHECK(ag_quantize(y2, x, n1, f, 1.0f, &o3, NULL) == AG_OK, "q");
+        o3.offset = o.offset + n1;
+        AG_CHECK(ag_quantize(y2 + n1, x + n1, n - n1, f, 1.0f, &o3, NULL) == AG_OK, "q");
+        AG_CHECK(memcmp(y, y2, n * sizeof *y) == 0, "%s: offset continuation", f->name);
+    }
+    /* the random words are the documented ones: element i of a call with
+     * offset o uses stream element o + i (ag_to_bits_opts) */
+    {
+        const ag_format *f = ag_format_get("E4M3");
+        ag_qopts o = ag_qopts_default();
+        o.rounding = AG_ROUND_STOCHASTIC;
+        o.seed = 0xfeedfacecafebeefu;
+        o.stream = 0x100000003u;
+        o.offset = ((uint64_t)1 << 34) - 6; /* the block counter's carry */
+        for (size_t i = 0; i < 64; i++)
+            x[i] = 1.0f + (float)i / 64.0f;
+        uint8_t c[64];
+        AG_CHECK(ag_encode_u8(c, x, 64, f, 1.0f, &o, NULL) == AG_OK, "e");
+        size_t bad = 0;
+        for (size_t i = 0; i < 64; i++) {
+            ag_qopts oi = o;
+            oi.offset = o.offset + i;
+            bad += c[i] != ag_to_bits_opts(f, x[i], &oi);
+        }
+        AG_CHECK(bad == 0, "stream element offset + i: %zu differ", bad);
+    }
+out:
+    free(x);
+    free(y);
+    free(y2);
+}
+
+static void check_options(void)
+{
+    const ag_format *f = ag_format_get("E4M3");
+    float x[3] = {1, 2, 3}, y[3];
+    ag_qopts o = ag_qopts_default();
+    AG_CHECK(o.kernel == AG_KERNEL_AUTO, "default kernel");
+    AG_CHECK(ag_kernel_available(AG_KERNEL_AUTO) && ag_kernel_available(AG_KERNEL_SCALAR) &&
+                 ag_kernel_available(AG_KERNEL_PORTABLE), "always available");
+    AG_CHECK(!ag_kernel_available(-1) && !ag_kernel_available(99), "unknown ids");
+    AG_CHECK(strcmp(ag_kernel_name(AG_KERNEL_AVX512), "avx512") == 0 &&
+                 strcmp(ag_kernel_name(42), "?") == 0, "names");
+    o.kernel = 99;
+    AG_CHECK(ag_quantize(y, x, 3, f, 1.0f, &o, NULL) == AG_ERR_ARG, "bad kernel id");
+    o.kernel = -1;
+    AG_CHECK(ag_encode_u8((uint8_t *)y, x, 3, f, 1.0f, &o, NULL) == AG_ERR_ARG, "bad kernel id");
+    for (int k = AG_KERNEL_AUTO; k <= AG_KERNEL_AVX512; k++) {
+        o.kernel = k;
+        AG_CHECK(ag_quantize(y, x, 3, f, 1.0f, &o, NULL) ==
+                     (ag_kernel_available(k) ? AG_OK : AG_ERR_ARG), "kernel %d", k);
+    }
+    o = ag_qopts_default();
+    o.threads = -1;
+    AG_CHECK(ag_quantize(y, x, 3, f, 1.0f, &o, NULL) == AG_ERR_ARG, "threads < 0");
+    printf("kernels available:");
+    for (int k = AG_KERNEL_SCALAR; k <= AG_KERNEL_AVX512; k++)
+        if (ag_kernel_available(k))
+            printf(" %s", ag_kernel_name(k));
+    printf("\n");
+}
+
+int main(void)
+{
+    check_options();
+    const size_t cap = 8192;
+    float *x = malloc(cap * sizeof *x);
+    if (!x) {
+        AG_CHECK(0, "malloc");
+        return ag_test_summary("test_kernels");
+    }
+    for (size_t i = 0; i < ag_format_count(); i++)
+        check_format(ag_format_at(i), x, cap);
+    /* custom formats: fixed point, exponent-only, unsigned, no zero, deep
+     * subnormals, IEEE with M = 0, odd biases */
+    static const struct { int e, m, bias, sgn, nz; ag_specials sp; } cu[] = {
+        {0, 5, 2, 1, 0, AG_SPECIALS_NONE},  {0, 8, -3, 0, 0, AG_SPECIALS_NONE},
+        {3, 0, 1, 1, 0, AG_SPECIALS_NONE},  {4, 0, 7, 1, 0, AG_SPECIALS_IEEE},
+        {5, 2, 15, 0, 0, AG_SPECIALS_IEEE}, {4, 3, 7, 0, 0, AG_SPECIALS_FN},
+        {8, 0, 128, 0, 1, AG_SPECIALS_NONE}, {5, 0, 20, 1, 1, AG_SPECIALS_NONE},
+        {8, 3, 130, 1, 0, AG_SPECIALS_NONE}, {8, 7, 140, 1, 0, AG_SPECIALS_IEEE},
+        {4, 3, -2, 1, 0, AG_SPECIALS_FNUZ}, {2, 13, 1, 1, 0, AG_SPECIALS_NONE},
+        {8, 0, 140, 1, 0, AG_SPECIALS_FN},
+    };
+    for (size_t i = 0; i < sizeof cu / sizeof cu[0]; i++) {
+        ag_format f;
+        const ag_status st = ag_format_init(&f, NULL, cu[i].e, cu[i].m, cu[i].bias,
+                                            cu[i].sgn, cu[i].sp, cu[i].nz);
+        AG_CHECK(st == AG_OK, "custom %zu: %s", i, ag_status_string(st));
+        if (st == AG_OK)
+            check_format(&f, x, cap);
+    }
+    free(x);
+    check_threads();
+    check_stochastic();
+    return ag_test_summary("test_kernels");
+}
