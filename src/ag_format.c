@@ -139,6 +139,10 @@ ag_status ag_format_init(ag_format *out, const char *name, int ebits,
             return AG_ERR_SPEC;
         max_mag = all - 1u;
     }
+    /* a single finite magnitude code leaves nothing to round between (FN
+     * with E + M = 1 failed above; IEEE E1M0 without zero is the same) */
+    if (max_mag == 0)
+        return AG_ERR_SPEC;
     /* the layout must leave a positive finite value */
     if (mag_value(ebits, mbits, bias, no_zero, max_mag) <= 0.0)
         return AG_ERR_SPEC;
