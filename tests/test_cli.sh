@@ -188,6 +188,12 @@ expect_q nan "nan 0x7f" "E4M3 NaN"
 expect_q -inf "-448 0xfe" "E4M3 -inf saturates"
 expect_out '^# 9 values: 2 overflow, 0 underflow, 1 nan$' "quantize stats line"
 [ "$(rows)" -eq 9 ] && ok || fail "quantize: $(rows) rows, want 9"
+run quantize -f E0M7 nan -inf inf 0.5
+expect_rc 0 "quantize -f E0M7 specials"
+expect_q nan "nan 0x00" "E0M7 NaN stays NaN, code 0 (no NaN code)"
+expect_q -inf "-0.9921875 0xff" "E0M7 -inf saturates"
+expect_q inf "0.9921875 0x7f" "E0M7 inf saturates"
+expect_q 0.5 "0.5 0x40" "E0M7 0.5 = 64/128"
 run quantize -f E4M3 --overflow ieee 465 464
 expect_q 465 "nan 0x7f" "E4M3 overflow under ieee is NaN"
 expect_q 464 "448 0x7e" "E4M3 464 under ieee"
