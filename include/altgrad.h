@@ -339,29 +339,33 @@ AG_API ag_status ag_decode_u16(float *y, const uint16_t *codes, size_t n,
 /* Scaling                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* *amax = max |x[i]| over the non-NaN elements (0 for n == 0 or all NaN);
- * *nan_count (may be NULL) = number of NaN elements. +-inf gives inf.
- * Errors: AG_ERR_NULL. */
+/* *amax = max |x[i]| over the non-NaN elements (0 for n == 0 or when every
+ * element is NaN); *nan_count (may be NULL) = number of NaN elements. +-inf
+ * gives +inf; -0 gives +0. x may be NULL when n == 0, amax never.
+ * Errors: AG_ERR_NULL. Outputs untouched on error. */
 AG_API ag_status ag_amax(float *amax, const float *x, size_t n,
                          size_t *nan_count);
 
-/* A window of the last `len` amax values (delayed scaling). Opaque. */
+/* A window of the last `len` amax values (delayed scaling). Opaque; one
+ * object must not be used from two threads at once. */
 typedef struct ag_amax_history ag_amax_history;
 
-/* Create a history of window length len >= 1 (else AG_ERR_ARG). *out is set
- * to NULL on error. */
+/* Create a history of window length len >= 1 (else AG_ERR_ARG; AG_ERR_NULL
+ * for out == NULL, AG_ERR_NOMEM). *out is set to NULL on error. */
 AG_API ag_status ag_amax_history_create(ag_amax_history **out, size_t len);
 /* Free; NULL is a no-op. */
 AG_API void ag_amax_history_free(ag_amax_history *h);
 /* Push one amax (the oldest drops out when full). A NaN or negative amax is
- * AG_ERR_ARG and is not recorded; +inf is recorded. */
+ * AG_ERR_ARG and is not recorded; +inf is recorded (and is then the window
+ * maximum until it drops out); -0 is recorded as 0. h NULL: AG_ERR_NULL. */
 AG_API ag_status ag_amax_history_push(ag_amax_history *h, float amax);
 /* Maximum over the window; 0 when empty (or h NULL). */
 AG_API float ag_amax_history_max(const ag_amax_history *h);
-/* Number of values held (<= window length), and the window length. */
+/* Number of values held (<= window length), and the window length (both 0
+ * for h NULL). */
 AG_API size_t ag_amax_history_count(const ag_amax_history *h);
 AG_API size_t ag_amax_history_len(const ag_amax_history *h);
-/* Forget every value. */
+/* Forget every value (the window length stays). NULL is a no-op. */
 AG_API void ag_amax_history_reset(ag_amax_history *h);
 
 /* Options for ag_compute_scale; fill with ag_scale_opts_default(). */
@@ -373,29 +377,256 @@ typedef struct ag_scale_opts {
 
 AG_API ag_scale_opts ag_scale_opts_default(void);
 
-/* *scale = max(amax * margin / fmt->max_finite, scale_min), optionally rounded
- * up to a power of two so that amax never overflows. Always a positive finite
- * float: a zero or tiny amax gives scale_min, an infinite amax gives the
- * largest scale that is finite (documented in the implementation), and a NaN
- * amax is AG_ERR_ARG. Errors: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_ARG (bad
- * opts: margin or scale_min not positive finite). */
+/* *scale = max(amax * margin / fmt->max_finite, scale_min), computed in
+ * double and rounded once to float32 (with margin 1: exactly the float32
+ * quotient amax / max_finite); with pow2 the result is then rounded up to a
+ * power of two, so that amax / *scale <= max_finite exactly. The result is
+ * always a positive finite float32:
+ *   amax 0 or tiny  -> scale_min (pow2: scale_min rounded up to 2^k);
+ *   amax +inf       -> as amax = FLT_MAX, the largest finite amax;
+ *   quotient > FLT_MAX (margin > 1, or max_finite < 1) -> FLT_MAX
+ *                      (pow2: 2^127, the largest power of two);
+ *   amax NaN or < 0 -> AG_ERR_ARG.
+ * opts NULL: the defaults. Errors: AG_ERR_NULL (scale, fmt), AG_ERR_FORMAT,
+ * AG_ERR_ARG (amax; opts: margin or scale_min not positive finite, pow2 not
+ * 0 or 1). *scale untouched on error. */
 AG_API ag_status ag_compute_scale(float *scale, float amax,
                                   const ag_format *fmt,
                                   const ag_scale_opts *opts);
+
+/* Per-channel scaling: one scale per row of a row-major rows x cols matrix
+ * x (row r is x[r*cols .. r*cols + cols)). */
+
+/* amax[r] = ag_amax of row r, for r < rows (0 for every row when cols == 0);
+ * *nan_count (may be NULL) = NaN elements in the whole matrix.
+ * Errors: AG_ERR_NULL (amax with rows > 0; x with rows*cols > 0),
+ * AG_ERR_SHAPE (rows*cols overflows), AG_ERR_ALIAS (amax overlaps x). */
+AG_API ag_status ag_amax_rows(float *amax, const float *x, size_t rows,
+                              size_t cols, size_t *nan_count);
+
+/* scales[r] = ag_compute_scale(amax[r], fmt, opts) for r < rows. Every
+ * amax[r] is checked before anything is written. scales == amax allowed.
+ * Errors as ag_compute_scale, plus AG_ERR_NULL (arrays with rows > 0),
+ * AG_ERR_ALIAS (partial overlap). */
+AG_API ag_status ag_compute_scale_rows(float *scales, const float *amax,
+                                       size_t rows, const ag_format *fmt,
+                                       const ag_scale_opts *opts);
+
+/* Row r of y = ag_quantize(row r of x, scales[r]) under opts, rounding as
+ * ag_quantize (stochastic rounding keys element (r, c) by its flat index:
+ * stream element opts->offset + r*cols + c, so the result does not depend
+ * on how rows are split). stats (may be NULL) accumulates over every row.
+ * Every scales[r] is checked before anything is written. y == x allowed.
+ * Errors as ag_quantize, plus AG_ERR_SCALE (some scales[r] not positive
+ * finite), AG_ERR_NULL (scales with rows*cols > 0), AG_ERR_SHAPE (rows*cols
+ * overflows), AG_ERR_ALIAS (y overlaps scales, or y and x overlap
+ * partially). */
+AG_API ag_status ag_quantize_rows(float *y, const float *x, size_t rows,
+                                  size_t cols, const float *scales,
+                                  const ag_format *fmt, const ag_qopts *opts,
+                                  ag_stats *stats);
+
+/* MX block scaling, after the OCP Microscaling Formats (MX) Specification
+ * v1.0 (Sept 2023). A row-major rows x cols matrix is cut along its last
+ * axis into blocks of `block` consecutive elements (AG_MX_BLOCK = 32 as in
+ * the spec; any block >= 1); the last block of a row holds cols mod block
+ * elements when that is not 0, and blocks never span rows. Block b of row r
+ * (b < nb = ceil(cols/block)) owns scale index r*nb + b. A block shares one
+ * E8M0 scale X = 2^(code - 127) (code 255: NaN), chosen as the spec's
+ * section 6.3 does:
+ *     shared_exp = floor(log2(amax of the block)) - emax_elem
+ * with emax_elem = fmt->emax, the exponent of the element format's largest
+ * value (8 float8_e4m3fn, 15 float8_e5m2, 2 float6_e2m3fn and
+ * float4_e2m1fn, 4 float6_e3m2fn), clamped to E8M0's [-127, 127]. Each
+ * element is then x / X (float32) rounded onto the element format under
+ * opts: rounding mode as ag_quantize; the default overflow policy SATURATE
+ * is the spec's "clamp to the element format's max normal", AG_OVERFLOW_IEEE
+ * is allowed too. Cases the spec's conversion leaves open, decided here:
+ *  - all-zero block: scale code 0 (X = 2^-127), elements +-0 (what the
+ *    spec's companion code, microsoft/microxcaling, and torchao give);
+ *  - a NaN or +-inf in the block: scale code 255 (NaN) and every element of
+ *    the block decodes to NaN (spec section 5.3: a NaN scale makes every
+ *    value of its block NaN; an infinite amax has no finite exponent). Its
+ *    element codes are the element format's NaN code (0 if it has none);
+ *    stats counts every element of such a block as NaN;
+ *  - elements beyond max_finite after scaling (the floor leaves amax/X in
+ *    [2^emax, 2^(emax+1)), e.g. up to 511.9 > 448 for e4m3) saturate to
+ *    +-max_finite, counted in stats->overflow;
+ *  - shared_exp < -127 (tiny amax) becomes -127 (elements may underflow);
+ *    > 127 (possible only when emax < 1) becomes 127 (elements saturate).
+ * Every element format of at most 8 bits is accepted (else
+ * AG_ERR_STORAGE). Stochastic rounding keys element i of the flat matrix by
+ * stream element opts->offset + i. */
+#define AG_MX_BLOCK 32
+
+/* *count = rows * ceil(cols / block), the number of block scales.
+ * Errors: AG_ERR_NULL, AG_ERR_ARG (block == 0), AG_ERR_SHAPE (overflow). */
+AG_API ag_status ag_mx_scale_count(size_t *count, size_t rows, size_t cols,
+                                   size_t block);
+
+/* *code = the E8M0 scale code of a block whose amax (max |x|) is amax, as
+ * described above (255 for NaN or +inf; 0 for 0). Errors: AG_ERR_NULL,
+ * AG_ERR_FORMAT, AG_ERR_ARG (amax < 0). */
+AG_API ag_status ag_mx_scale_code(uint8_t *code, float amax,
+                                  const ag_format *fmt);
+
+/* Encode: codes[i] (rows*cols of them) = element codes, scales[j]
+ * (ag_mx_scale_count of them) = E8M0 codes. stats (may be NULL) accumulates.
+ * Errors: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_STORAGE (fmt->bits > 8),
+ * AG_ERR_ARG (block == 0, bad opts), AG_ERR_SHAPE, AG_ERR_ALIAS (any two of
+ * codes, scales, x overlap). rows*cols == 0 is a no-op. */
+AG_API ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
+                              size_t rows, size_t cols, size_t block,
+                              const ag_format *fmt, const ag_qopts *opts,
+                              ag_stats *stats);
+
+/* Decode: y[i] = to_real(codes[i]) * X of its block (float32 product), NaN
+ * for every element of a block whose scale code is 255. Every code must be
+ * < fmt->ncodes, checked before any write (else AG_ERR_CODE). Errors
+ * otherwise as ag_mx_encode (y may not overlap codes or scales). */
+AG_API ag_status ag_mx_decode(float *y, const uint8_t *codes,
+                              const uint8_t *scales, size_t rows, size_t cols,
+                              size_t block, const ag_format *fmt);
+
+/* Fused fake quantization: y = ag_mx_decode(ag_mx_encode(x)), bit for bit
+ * (except NaN payloads), without the code arrays. y == x allowed. Errors as
+ * ag_mx_encode (AG_ERR_ALIAS for a partial overlap of y and x). */
+AG_API ag_status ag_mx_quantize(float *y, const float *x, size_t rows,
+                                size_t cols, size_t block,
+                                const ag_format *fmt, const ag_qopts *opts,
+                                ag_stats *stats);
 
 /* ------------------------------------------------------------------------ */
 /* Diagnostics                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Bit stall: among the elements with |g[i]| > 1e-10 (*considered), count
- * those (*stalled) whose quantized value does not change after the update
- * w - lr * g (float32), i.e. to_bits((w - lr*g)/scale) == to_bits(w/scale)
- * under opts (nearest-even when NULL). Errors: AG_ERR_NULL, AG_ERR_FORMAT,
- * AG_ERR_SCALE, AG_ERR_ARG (lr NaN or infinite). */
+/* Gradient threshold of the stall and flip counters: an element counts as
+ * updated when |g| > AG_GRAD_EPS (float32 compare, as the AltGrad bench). */
+#define AG_GRAD_EPS 1e-10f
+
+/* "Same grid point" (bit stall, flips): two values quantized with the same
+ * format, scale and options (code = to_bits(x / scale) under opts) are the
+ * same point when their codes are equal or both are zeros (+0 and -0 are
+ * one point). A NaN (NaN input, or a NaN code) is never the same point as
+ * anything: a diverged element never counts as stalled and always as
+ * flipped, as the AltGrad reference that compares quantized tensors with ==.
+ * Stochastic rounding uses stream element opts->offset + i for element i of
+ * both snapshots. */
+
+/* Bit stall: among the elements with |g[i]| > AG_GRAD_EPS (*considered),
+ * count those (*stalled) whose quantized value does not move with the
+ * update w - lr * g (float32 product and difference): to_bits((w - lr*g) /
+ * scale) and to_bits(w / scale) under opts (NULL: nearest-even, saturate)
+ * are the same grid point. Both outputs are set (not accumulated); n == 0
+ * sets them to 0. Errors: AG_ERR_NULL (outputs; w, g with n > 0),
+ * AG_ERR_FORMAT, AG_ERR_SCALE, AG_ERR_ARG (lr NaN or infinite; bad opts).
+ * Outputs untouched on error. */
 AG_API ag_status ag_bit_stall(uint64_t *stalled, uint64_t *considered,
                               const float *w, const float *g, size_t n,
                               float lr, const ag_format *fmt, float scale,
                               const ag_qopts *opts);
+
+/* Flips: *flips = number of i where a[i] and b[i] (two snapshots of one
+ * tensor) quantize to different grid points (see above). Errors:
+ * AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_SCALE, AG_ERR_ARG (bad opts).
+ * *flips untouched on error. */
+AG_API ag_status ag_flips(uint64_t *flips, const float *a, const float *b,
+                          size_t n, const ag_format *fmt, float scale,
+                          const ag_qopts *opts);
+
+/* Flips between two code snapshots (from ag_encode_u8/u16): codes that are
+ * not the same grid point. Every code must be < fmt->ncodes (AG_ERR_CODE).
+ * Errors otherwise: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_STORAGE. */
+AG_API ag_status ag_flips_u8(uint64_t *flips, const uint8_t *a,
+                             const uint8_t *b, size_t n,
+                             const ag_format *fmt);
+AG_API ag_status ag_flips_u16(uint64_t *flips, const uint16_t *a,
+                              const uint16_t *b, size_t n,
+                              const ag_format *fmt);
+
+/* Updates vs flips of one optimizer step: *updates = number of i with
+ * |g[i]| > AG_GRAD_EPS, *flips = how many of those moved (before[i] and
+ * after[i] not the same grid point), so flips <= updates. For the plain SGD
+ * step after = before - lr*g (float32), updates equals ag_bit_stall's
+ * considered and updates - flips its stalled. Errors as ag_flips. */
+AG_API ag_status ag_update_flips(uint64_t *updates, uint64_t *flips,
+                                 const float *before, const float *after,
+                                 const float *g, size_t n,
+                                 const ag_format *fmt, float scale,
+                                 const ag_qopts *opts);
+
+/* *ratio = 1 - flips / updates (in double), 0 when updates == 0.
+ * Errors: AG_ERR_NULL, AG_ERR_ARG (flips > updates). */
+AG_API ag_status ag_stall_ratio(double *ratio, uint64_t flips,
+                                uint64_t updates);
+
+/* ULP distance on a format's grid, in codes. pos(v) is the signed index of
+ * the code of v / scale (to_bits under opts) on the ordered grid: +0 and -0
+ * are 0, the k-th positive value is k and its negative -k (so a distance
+ * across zero counts the steps on both sides), +-inf (formats with inf) one
+ * beyond +-max_finite; unsigned formats: the code; signed formats without
+ * zero: +smallest is 0 and -smallest -1. d[i] = pos(b[i]) -
+ * pos(a[i]), or AG_ULP_NAN when a[i] or b[i] is NaN or quantizes to a NaN
+ * code. d may not overlap a or b (AG_ERR_ALIAS). Errors otherwise as
+ * ag_flips. */
+#define AG_ULP_NAN INT32_MIN
+AG_API ag_status ag_ulp_distance(int32_t *d, const float *a, const float *b,
+                                 size_t n, const ag_format *fmt, float scale,
+                                 const ag_qopts *opts);
+
+/* The same distances summed: *sum_abs = sum of |d[i]|, *max_abs = max
+ * |d[i]| over the pairs without NaN (0 when none), *nan_pairs = pairs with
+ * a NaN (left out of the sum and max). Each output may be NULL. */
+AG_API ag_status ag_ulp_distance_stats(uint64_t *sum_abs, uint32_t *max_abs,
+                                       uint64_t *nan_pairs, const float *a,
+                                       const float *b, size_t n,
+                                       const ag_format *fmt, float scale,
+                                       const ag_qopts *opts);
+
+/* Stiffness: s[i] = the grid spacing of fmt (scaled) at w[i]. With
+ * v = w[i] / scale (float32) and e = floor(log2 |v|):
+ *   E >= 1: 2^(max(e, emin) - M) * scale, i.e. 2^(floor(log2|v|) - M) in
+ *           the normal binades (continued as if the exponent range went on
+ *           beyond max_finite, as AltGrad's formula) and the subnormal step
+ *           2^(emin - M) below min_normal;
+ *   E == 0: the fixed-point step 2^(-M - bias) * scale everywhere;
+ *   w[i] == +-0: 0;  NaN: NaN;  +-inf: +inf.
+ * The product with scale is float32 (exact unless it overflows to inf or
+ * goes subnormal). s == w allowed. Errors: AG_ERR_NULL, AG_ERR_FORMAT,
+ * AG_ERR_SCALE, AG_ERR_ALIAS. */
+AG_API ag_status ag_stiffness(float *s, const float *w, size_t n,
+                              const ag_format *fmt, float scale);
+
+/* Exponent occupancy histogram: where a tensor sits on a format. Each
+ * element x[i] is rounded (code = to_bits(x[i] / scale) under opts) and
+ * counted in exactly one bin of counts[]:
+ *   AG_HIST_NAN        NaN input (or a NaN code: E8M0 zero/negative, ...)
+ *   AG_HIST_OVERFLOW   +-inf input, or rounded beyond max_finite
+ *                      (saturated, or inf/NaN under AG_OVERFLOW_IEEE)
+ *   AG_HIST_UNDERFLOW  nonzero input that became a zero code
+ *   AG_HIST_ZERO       +-0 input (formats without zero: the bin of
+ *                      the code it rounds to, or NaN)
+ *   AG_HIST_SUBNORMAL  nonzero code with exponent field 0 (formats with
+ *                      subnormals), or any nonzero code of a fixed-point
+ *                      (E = 0) format
+ *   AG_HIST_FIELD + e  a normal code with exponent field e (0 <= e < 2^E;
+ *                      its binade is 2^(e - bias); field 0 is used only by
+ *                      formats without zero, such as E8M0)
+ * ag_exp_hist_len(fmt) = AG_HIST_FIELD + 2^E bins (0 for an invalid fmt).
+ * ag_exp_hist ADDS to counts[0 .. len) (zero it first), so it accumulates
+ * over calls; ncounts must be >= that length (else AG_ERR_SHAPE). Errors:
+ * AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_SCALE, AG_ERR_ARG (bad opts),
+ * AG_ERR_SHAPE. counts untouched on error. */
+#define AG_HIST_NAN 0
+#define AG_HIST_OVERFLOW 1
+#define AG_HIST_UNDERFLOW 2
+#define AG_HIST_ZERO 3
+#define AG_HIST_SUBNORMAL 4
+#define AG_HIST_FIELD 5
+AG_API size_t ag_exp_hist_len(const ag_format *fmt);
+AG_API ag_status ag_exp_hist(uint64_t *counts, size_t ncounts, const float *x,
+                             size_t n, const ag_format *fmt, float scale,
+                             const ag_qopts *opts);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ag_scale.c — scaling: amax (NaN-aware), the amax history of delayed
+ * scaling, compute_scale, per-channel (one scale per row) quantization and
+ * MX block scaling (OCP Microscaling Formats (MX) Specification v1.0, Sept
+ * 2023: blocks of 32 elements sharing an E8M0 power-of-two scale).
+ *
+ * No rounding kernel lives here: per-row and per-block quantization call
+ * the public ag_quantize / ag_encode_u8 / ag_decode_u8 once per row or
+ * block, with the stream offset of that row or block, so they inherit the
+ * bulk kernels' exactness (and speed) and stochastic rounding stays keyed
+ * by the flat element index. Every argument is checked before the first
+ * write, so outputs are untouched on error.
+ */
+#include "ag_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------------ */
+/* amax                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* max |x| over non-NaN elements, on the bit patterns: for non-NaN floats,
+ * |x| orders as its bits with the sign cleared, and a NaN is exactly a
+ * pattern above 0x7f800000. Integer max and count vectorize. */
+static float amax_kernel(const float *x, size_t n, size_t *nans)
+{
+    uint32_t m = 0;
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t a = ag__f2u(x[i]) & 0x7fffffffu;
+        const int isnan_ = a > 0x7f800000u;
+        cnt += (size_t)isnan_;
+        const uint32_t v = isnan_ ? 0u : a;
+        m = v > m ? v : m;
+    }
+    *nans = cnt;
+    return ag__u2f(m);
+}
+
+ag_status ag_amax(float *amax, const float *x, size_t n, size_t *nan_count)
+{
+    if (!amax || (n > 0 && !x))
+        return AG_ERR_NULL;
+    size_t nans = 0;
+    const float m = n ? amax_kernel(x, n, &nans) : 0.0f;
+    *amax = m;
+    if (nan_count)
+        *nan_count = nans;
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* amax history                                                             */
+/* ------------------------------------------------------------------------ */
+
+struct ag_amax_history {
+    size_t len;    /* window length, >= 1 */
+    size_t count;  /* values held, <= len */
+    size_t next;   /* slot of the next push */
+    float vals[];  /* ring buffer of len values */
+};
+
+ag_status ag_amax_history_create(ag_amax_history **out, size_t len)
+{
+    if (!out)
+        return AG_ERR_NULL;
+    *out = NULL;
+    if (len == 0)
+        return AG_ERR_ARG;
+    if (len > (SIZE_MAX - sizeof(ag_amax_history)) / sizeof(float))
+        return AG_ERR_NOMEM;
+    ag_amax_history *h = malloc(sizeof *h + len * sizeof(float));
+    if (!h)
+        return AG_ERR_NOMEM;
+    h->len = len;
+    h->count = 0;
+    h->next = 0;
+    *out = h;
+    return AG_OK;
+}
+
+void ag_amax_history_free(ag_amax_history *h)
+{
+    free(h);
+}
+
+ag_status ag_amax_history_push(ag_amax_history *h, float amax)
+{
+    if (!h)
+        return AG_ERR_NULL;
+    if (!(amax >= 0.0f)) /* NaN or negative */
+        return AG_ERR_ARG;
+    h->vals[h->next] = amax == 0.0f ? 0.0f : amax; /* -0 -> +0 */
+    h->next = h->next + 1 == h->len ? 0 : h->next + 1;
+    if (h->count < h->len)
+        h->count++;
+    return AG_OK;
+}
+
+float ag_amax_history_max(const ag_amax_history *h)
+{
+    if (!h)
+        return 0.0f;
+    /* the held values are the `count` slots before `next`; when the window
+     * is not full they are slots 0 .. count-1, which is the same set */
+    float m = 0.0f;
+    for (size_t i = 0; i < h->count; i++)
+        m = h->vals[i] > m ? h->vals[i] : m;
+    return m;
+}
+
+size_t ag_amax_history_count(const ag_amax_history *h)
+{
+    return h ? h->count : 0;
+}
+
+size_t ag_amax_history_len(const ag_amax_history *h)
+{
+    return h ? h->len : 0;
+}
+
+void ag_amax_history_reset(ag_amax_history *h)
+{
+    if (!h)
+        return;
+    h->count = 0;
+    h->next = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* compute_scale                                                            */
+/* ------------------------------------------------------------------------ */
+
+ag_scale_opts ag_scale_opts_default(void)
+{
+    ag_scale_opts o;
+    memset(&o, 0, sizeof o);
+    o.margin = 1.0f;
+    o.scale_min = 1e-10f;
+    o.pow2 = 0;
+    return o;
+}
+
+static ag_status scale_opts_check(const ag_scale_opts *o)
+{
+    if (!ag__scale_ok(o->margin) || !ag__scale_ok(o->scale_min) ||
+        (o->pow2 != 0 && o->pow2 != 1))
+        return AG_ERR_ARG;
+    return AG_OK;
+}
+
+/* The scale of one amax, for checked arguments (amax >= 0, not NaN). */
+static float scale_of(float amax, const ag_format *fmt, const ag_scale_opts *o)
+{
+    /* +inf is treated as the largest finite amax */
+    const double a = amax > FLT_MAX ? (double)FLT_MAX : (double)amax;
+    /* a * margin is exact in double (24 + 24 bits); one rounding to double
+     * for the quotient; FLT_MAX * margin / max stays far inside double */
+    double s = a * (double)o->margin / (double)fmt->max_finite;
+    if (s < (double)o->scale_min)
+        s = (double)o->scale_min;
+    if (o->pow2) {
+        /* round up to 2^k: s = f * 2^e with f in [0.5, 1); s is a power of
+         * two exactly when f == 0.5 */
+        int e;
+        const double f = frexp(s, &e);
+        const int k = f == 0.5 ? e - 1 : e;
+        return k > 127 ? 0x1p127f : (float)ldexp(1.0, k);
+    }
+    if (s > (double)FLT_MAX)
+        return FLT_MAX;
+    /* rounding is monotone and scale_min is a float32: the result stays
+     * >= scale_min and <= FLT_MAX */
+    return (float)s;
+}
+
+static ag_status fmt_check(const ag_format *fmt)
+{
+    return fmt ? ag_format_check(fmt) : AG_ERR_NULL;
+}
+
+ag_status ag_compute_scale(float *scale, float amax, const ag_format *fmt,
+                           const ag_scale_opts *opts)
+{
+    if (!scale)
+        return AG_ERR_NULL;
+    ag_status st = fmt_check(fmt);
+    if (st != AG_OK)
+        return st;
+    const ag_scale_opts o = opts ? *opts : ag_scale_opts_default();
+    if ((st = scale_opts_check(&o)) != AG_OK)
+        return st;
+    if (!(amax >= 0.0f))
+        return AG_ERR_ARG;
+    *scale = scale_of(amax, fmt, &o);
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-channel                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* rows * cols without overflow; also keeps byte counts of floats in range */
+static ag_status shape_product(size_t *n, size_t rows, size_t cols)
+{
+    if (cols != 0 && rows > (SIZE_MAX / 4) / cols)
+        return AG_ERR_SHAPE;
+    *n = rows * cols;
+    return AG_OK;
+}
+
+/* 1 when [a, a+na) and [b, b+nb) share a byte (both non-empty) */
+static int any_overlap(const void *a, size_t na, const void *b, size_t nb)
+{
+    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    if (!na || !nb)
+        return 0;
+    return pa < pb + nb && pb < pa + na;
+}
+
+ag_status ag_amax_rows(float *amax, const float *x, size_t rows, size_t cols,
+                       size_t *nan_count)
+{
+    size_t n;
+    if (shape_product(&n, rows, cols) != AG_OK)
+        return AG_ERR_SHAPE;
+    if ((rows > 0 && !amax) || (n > 0 && !x))
+        return AG_ERR_NULL;
+    if (any_overlap(amax, rows * sizeof *amax, x, n * sizeof *x))
+        return AG_ERR_ALIAS;
+    size_t total = 0;
+    for (size_t r = 0; r < rows; r++) {
+        size_t nans = 0;
+        amax[r] = cols ? amax_kernel(x + r * cols, cols, &nans) : 0.0f;
+        total += nans;
+    }
+    if (nan_count)
+        *nan_count = total;
+    return AG_OK;
+}
+
+ag_status ag_compute_scale_rows(float *scales, const float *amax, size_t rows,
+                                const ag_format *fmt, const ag_scale_opts *opts)
+{
+    ag_status st = fmt_check(fmt);
+    if (st != AG_OK)
+        return st;
+    const ag_scale_opts o = opts ? *opts : ag_scale_opts_default();
+    if ((st = scale_opts_check(&o)) != AG_OK)
+        return st;
+    if (rows == 0)
+        return AG_OK;
+    if (!scales || !amax)
+        return AG_ERR_NULL;
+    if (rows > SIZE_MAX / 4)
+        return AG_ERR_SHAPE;
+    if (ag__partial_overlap(scales, rows * sizeof *scales, amax,
+                            rows * sizeof *amax))
+        return AG_ERR_ALIAS;
+    for (size_t r = 0; r < rows; r++)
+        if (!(amax[r] >= 0.0f))
+            return AG_ERR_ARG;
+    for (size_t r = 0; r < rows; r++)
+        scales[r] = scale_of(amax[r], fmt, &o);
+    return AG_OK;
+}
+
+ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
+                           const float *scales, const ag_format *fmt,
+                           const ag_qopts *opts, ag_stats *stats)
+{
+    ag_status st = fmt_check(fmt);
+    if (st != AG_OK)
+        return st;
+    if (opts && (st = ag__opts_check(opts)) != AG_OK)
+        return st;
+    size_t n;
+    if (shape_product(&n, rows, cols) != AG_OK)
+        return AG_ERR_SHAPE;
+    if (n == 0)
+        return AG_OK;
+    if (!y || !x || !scales)
+        return AG_ERR_NULL;
+    if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x) ||
+        any_overlap(y, n * sizeof *y, scales, rows * sizeof *scales))
+        return AG_ERR_ALIAS;
+    for (size_t r = 0; r < rows; r++)
+        if (!ag__scale_ok(scales[r]))
+            return AG_ERR_SCALE;
+    ag_qopts o = opts ? *opts : ag_qopts_default();
+    const uint64_t offset0 = o.offset;
+    for (size_t r = 0; r < rows; r++) {
+        o.offset = offset0 + (uint64_t)r * cols;
+        st = ag_quantize(y + r * cols, x + r * cols, cols, fmt, scales[r], &o,
+                         stats);
+        assert(st == AG_OK); /* every argument was checked above */
+        if (st != AG_OK)
+            return st;
+    }
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* MX blocks                                                                */
+/* ------------------------------------------------------------------------ */
+
+#define E8M0_NAN 255u
+
+/* E8M0 scale code of a block, for amax >= 0 or NaN (OCP MX v1.0, 6.3):
+ * shared_exp = floor(log2 amax) - emax_elem, clamped to [-127, 127];
+ * code = shared_exp + 127. NaN and +inf -> 255; 0 -> 0 (the smallest
+ * exponent, as microxcaling and torchao give for an all-zero block). */
+static uint32_t mx_code(float amax, int emax)
+{
+    if (!(amax <= FLT_MAX)) /* NaN or +inf */
+        return E8M0_NAN;
+    if (amax == 0.0f)
+        return 0u;
+    int e = ilogbf(amax) - emax; /* ilogb is exact, subnormals included */
+    e = e < -127 ? -127 : e > 127 ? 127 : e;
+    return (uint32_t)(e + 127);
+}
+
+/* X = 2^(code - 127) as a float32 (2^-127 is a float32 subnormal). */
+static float mx_scale_value(uint32_t code)
+{
+    assert(code < E8M0_NAN);
+    return code == 0 ? 0x1p-127f : ag__u2f(code << 23);
+}
+
+ag_status ag_mx_scale_count(size_t *count, size_t rows, size_t cols,
+                            size_t block)
+{
+    if (!count)
+        return AG_ERR_NULL;
+    if (block == 0)
+        return AG_ERR_ARG;
+    const size_t nb = cols / block + (cols % block != 0);
+    if (nb != 0 && rows > SIZE_MAX / nb)
+        return AG_ERR_SHAPE;
+    *count = rows * nb;
+    return AG_OK;
+}
+
+ag_status ag_mx_scale_code(uint8_t *code, float amax, const ag_format *fmt)
+{
+    if (!code)
+        return AG_ERR_NULL;
+    ag_status st = fmt_check(fmt);
+    if (st != AG_OK)
+        return st;
+    if (amax < 0.0f)
+        return AG_ERR_ARG;
+    *code = (uint8_t)mx_code(amax, fmt->emax);
+    return AG_OK;
+}
+
+/* Checks shared by the MX calls; sets *n = rows*cols, *ns = scale count. */
+static ag_status mx_check(size_t *n, size_t *ns, size_t rows, size_t cols,
+                          size_t block, const ag_format *fmt,
+                          const ag_qopts *opts)
+{
+    ag_status st = fmt_check(fmt);
+    if (st != AG_OK)
+        return st;
+    if (fmt->bits > 8)
+        return AG_ERR_STORAGE;
+    if (block == 0)
+        return AG_ERR_ARG;
+    if (opts && (st = ag__opts_check(opts)) != AG_OK)
+        return st;
+    if ((st = shape_product(n, rows, cols)) != AG_OK)
+        return st;
+    return ag_mx_scale_count(ns, rows, cols, block);
+}
+
+/* Walks the blocks of a rows x cols matrix: calls fn(ctx, start, len, j) for
+ * block j covering flat elements [start, start + len). */
+typedef ag_status (*mx_block_fn)(void *ctx, size_t start, size_t len,
+                                 size_t j);
+
+static ag_status mx_for_blocks(size_t rows, size_t cols, size_t block,
+                               mx_block_fn fn, void *ctx)
+{
+    size_t j = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c += block) {
+            const size_t len = cols - c < block ? cols - c : block;
+            ag_status st = fn(ctx, r * cols + c, len, j++);
+            if (st != AG_OK)
+                return st;
+        }
+    }
+    return AG_OK;
+}
+
+typedef struct mx_ctx {
+    const ag_format *fmt;
+    ag_qopts opts;      /* offset = the caller's base offset */
+    ag_stats *stats;
+    const float *x;
+    float *y;           /* quantize / decode output */
+    uint8_t *codes;     /* encode output */
+    const uint8_t *in_codes;
+    uint8_t *scales;    /* encode output */
+    const uint8_t *in_scales;
+} mx_ctx;
+
+/* Scale code of the block [start, start+len) of x. */
+static uint32_t block_code(const mx_ctx *m, size_t start, size_t len)
+{
+    size_t nans = 0;
+    const float a = amax_kernel(m->x + start, len, &nans);
+    return nans ? E8M0_NAN : mx_code(a, m->fmt->emax);
+}
+
+static void nan_block_stats(ag_stats *stats, size_t len)
+{
+    if (stats) {
+        stats->total += len;
+        stats->nan += len;
+    }
+}
+
+static ag_status mx_encode_block(void *vctx, size_t start, size_t len, size_t j)
+{
+    mx_ctx *m = vctx;
+    const uint32_t code = block_code(m, start, len);
+    m->scales[j] = (uint8_t)code;
+    if (code == E8M0_NAN) {
+        memset(m->codes + start, (int)(m->fmt->has_nan ? m->fmt->nan_code : 0u),
+               len);
+        nan_block_stats(m->stats, len);
+        return AG_OK;
+    }
+    ag_qopts o = m->opts;
+    o.offset += start;
+    return ag_encode_u8(m->codes + start, m->x + start, len, m->fmt,
+                        mx_scale_value(code), &o, m->stats);
+}
+
+static ag_status mx_quantize_block(void *vctx, size_t start, size_t len,
+                                   size_t j)
+{
+    mx_ctx *m = vctx;
+    (void)j;
+    const uint32_t code = block_code(m, start, len);
+    if (code == E8M0_NAN) {
+        for (size_t i = start; i < start + len; i++)
+            m->y[i] = isnan(m->x[i]) ? m->x[i] : NAN;
+        nan_block_stats(m->stats, len);
+        return AG_OK;
+    }
+    ag_qopts o = m->opts;
+    o.offset += start;
+    return ag_quantize(m->y + start, m->x + start, len, m->fmt,
+                       mx_scale_value(code), &o, m->stats);
+}
+
+static ag_status mx_decode_block(void *vctx, size_t start, size_t len, size_t j)
+{
+    mx_ctx *m = vctx;
+    const uint32_t code = m->in_scales[j];
+    if (code == E8M0_NAN) {
+        for (size_t i = start; i < start + len; i++)
+            m->y[i] = NAN;
+        return AG_OK;
+    }
+    return ag_decode_u8(m->y + start, m->in_codes + start, len, m->fmt,
+                        mx_scale_value(code));
+}
+
+ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
+                       size_t rows, size_t cols, size_t block,
+                       const ag_format *fmt, const ag_qopts *opts,
+                       ag_stats *stats)
+{
+    size_t n, ns;
+    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, opts);
+    if (st != AG_OK || n == 0)
+        return st;
+    if (!codes || !scales || !x)
+        return AG_ERR_NULL;
+    if (any_overlap(codes, n, x, n * sizeof *x) ||
+        any_overlap(scales, ns, x, n * sizeof *x) ||
+        any_overlap(codes, n, scales, ns))
+        return AG_ERR_ALIAS;
+    mx_ctx m;
+    memset(&m, 0, sizeof m);
+    m.fmt = fmt;
+    m.opts = opts ? *opts : ag_qopts_default();
+    m.stats = stats;
+    m.x = x;
+    m.codes = codes;
+    m.scales = scales;
+    return mx_for_blocks(rows, cols, block, mx_encode_block, &m);
+}
+
+ag_status ag_mx_decode(float *y, const uint8_t *codes, const uint8_t *scales,
+                       size_t rows, size_t cols, size_t block,
+                       const ag_format *fmt)
+{
+    size_t n, ns;
+    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, NULL);
+    if (st != AG_OK || n == 0)
+        return st;
+    if (!y || !codes || !scales)
+        return AG_ERR_NULL;
+    if (any_overlap(y, n * sizeof *y, codes, n) ||
+        any_overlap(y, n * sizeof *y, scales, ns))
+        return AG_ERR_ALIAS;
+    if (fmt->bits < 8) /* every code must exist before any write */
+        for (size_t i = 0; i < n; i++)
+            if (codes[i] >= fmt->ncodes)
+                return AG_ERR_CODE;
+    mx_ctx m;
+    memset(&m, 0, sizeof m);
+    m.fmt = fmt;
+    m.y = y;
+    m.in_codes = codes;
+    m.in_scales = scales;
+    return mx_for_blocks(rows, cols, block, mx_decode_block, &m);
+}
+
+ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
+                         size_t block, const ag_format *fmt,
+                         const ag_qopts *opts, ag_stats *stats)
+{
+    size_t n, ns;
+    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, opts);
+    if (st != AG_OK || n == 0)
+        return st;
+    if (!y || !x)
+        return AG_ERR_NULL;
+    if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x))
+        return AG_ERR_ALIAS;
+    mx_ctx m;
+    memset(&m, 0, sizeof m);
+    m.fmt = fmt;
+    m.opts = opts ? *opts : ag_qopts_default();
+    m.stats = stats;
+    m.x = x;
+    m.y = y;
+    return mx_for_blocks(rows, cols, block, mx_quantize_block, &m);
+}
