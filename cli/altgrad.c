@@ -523,6 +523,18 @@ static int looks_like_option(const char *a)
     return a[0] == '-' && a[1] != '\0' && !cli_parse_float(&v, a);
 }
 
+/* Why cli_parse_float refused s: out of range or not a number at all. */
+static const char *bad_number(const char *s)
+{
+    char *end;
+    if (*s && !isspace((unsigned char)s[0])) {
+        (void)strtod(s, &end);
+        if (end != s && *end == '\0')
+            return "is beyond float32's range (write inf for infinity)";
+    }
+    return "is not a number";
+}
+
 /* A growing array of floats. */
 typedef struct {
     float *v;
@@ -561,9 +573,9 @@ static int read_values(FILE *in, float_vec *fv, const char *cmd)
                 float x;
                 tok[len] = '\0';
                 if (!cli_parse_float(&x, tok)) {
-                    cli_error(cmd, "malformed number '%.60s%s' on stdin "
-                              "(line %lu, value %lu)", tok, len > 60 ? "..." : "",
-                              tok_line, (unsigned long)fv->n + 1);
+                    cli_error(cmd, "'%.60s%s' on stdin (line %lu, value %lu) %s",
+                              tok, len > 60 ? "..." : "", tok_line,
+                              (unsigned long)fv->n + 1, bad_number(tok));
                     rc = CLI_RUNTIME;
                     break;
                 }
@@ -632,8 +644,8 @@ static int cmd_quantize(int argc, char **argv)
         } else if (only_values || !looks_like_option(a)) {
             float x;
             if (!cli_parse_float(&x, a)) {
-                cli_error(cmd, "malformed number '%s' (value %lu)", a,
-                          (unsigned long)xs.n + 1);
+                cli_error(cmd, "'%s' (value %lu) %s", a, (unsigned long)xs.n + 1,
+                          bad_number(a));
                 rc = CLI_USAGE;
             } else if (!vec_push(&xs, x)) {
                 cli_error(cmd, "out of memory");

@@ -263,7 +263,7 @@ run_in '1 2
 expect_error 2 "'4x'" "malformed number on stdin"
 grep -Fq "line 2, value 4" "$tmp/err" && ok || fail "stdin error names line 2, value 4"
 run_in '1e40' quantize -f E4M3
-expect_error 2 "'1e40'" "stdin number beyond float32"
+expect_error 2 "'1e40' on stdin (line 1, value 1) is beyond float32's range" "stdin number beyond float32"
 
 # --- quantize: usage errors ---------------------------------------------------
 for s in 0 -1 -0 nan inf -inf abc '' 1e40 1e-50 '2 '; do
@@ -297,9 +297,9 @@ expect_error 1 "'--frob'" "quantize with an unknown option"
 run quantize -f E4M3 -x 1
 expect_error 1 "'-x'" "quantize with an unknown short option"
 run quantize -f E4M3 1 1.2.3
-expect_error 1 "'1.2.3' (value 2)" "malformed value argument"
+expect_error 1 "'1.2.3' (value 2) is not a number" "malformed value argument"
 run quantize -f E4M3 1e40
-expect_error 1 "'1e40'" "value argument beyond float32"
+expect_error 1 "'1e40' (value 1) is beyond float32's range" "value argument beyond float32"
 run quantize -f E4M3 -- -s
 expect_error 1 "'-s'" "option name after --"
 
