@@ -400,7 +400,8 @@ static void sig_str(char *buf, size_t len, double sig)
 }
 
 /* The exact value as significand * 2^exponent, matching the fields: normal
- * 1.f * 2^e, subnormal 0.f * 2^emin, fixed point (E = 0) m * 2^-step. */
+ * 1.f * 2^e, subnormal 0.f * 2^emin, fixed point (E = 0) m * 2^k with 2^k
+ * the step. */
 static void exact_str(char *buf, size_t len, const ag_format *f, float v)
 {
     if (isnan(v) || isinf(v) || v == 0.0f) {
@@ -423,10 +424,10 @@ static const char table_help[] =
     "\n"
     "Print every code of FORMAT, one per line: the code in hex, its bit\n"
     "fields sign|exponent|mantissa, its class (zero, subnormal, normal, inf,\n"
-    "nan), its value (the shortest decimal that is exactly that float32) and\n"
-    "the value as significand * 2^exponent (normal 1.f * 2^e, subnormal\n"
-    "0.f * 2^emin, fixed point m * 2^-step). Lines starting with '#' are\n"
-    "headers. FORMAT is a registry name (see '" PROG " formats') or a spec:\n"
+    "nan), its value (the shortest decimal that reads back as exactly that\n"
+    "float32) and the value as significand * 2^exponent (normal 1.f * 2^e,\n"
+    "subnormal 0.f * 2^emin, fixed point m * 2^k with 2^k the step). Lines\n"
+    "starting with '#' are headers. FORMAT is a registry name (see '" PROG " formats') or a spec:\n"
     "    BASE[:bias=INT][:specials=none|ieee|fn|fnuz][:signed=yes|no][:zero=yes|no]\n"
     "e.g. E4M3, float8_e5m2, e3m4:bias=2, e5m2:specials=fnuz.\n";
 
