@@ -427,7 +427,9 @@ static const char table_help[] =
     "nan), its value (the shortest decimal that reads back as exactly that\n"
     "float32) and the value as significand * 2^exponent (normal 1.f * 2^e,\n"
     "subnormal 0.f * 2^emin, fixed point m * 2^k with 2^k the step). Lines\n"
-    "starting with '#' are headers. FORMAT is a registry name (see '" PROG " formats') or a spec:\n"
+    "starting with '#' are headers.\n"
+    "\n"
+    "FORMAT is a registry name (see '" PROG " formats') or a spec:\n"
     "    BASE[:bias=INT][:specials=none|ieee|fn|fnuz][:signed=yes|no][:zero=yes|no]\n"
     "e.g. E4M3, float8_e5m2, e3m4:bias=2, e5m2:specials=fnuz.\n";
 
