@@ -281,9 +281,12 @@ uint32_t ag_ref_encode(const ag_ref *r, float x, ag_rounding mode,
         goto done;
     }
     if (neg && !r->is_signed && lx != 0) {
-        /* unsigned: negative inputs -> NaN code if any, else 0 */
+        /* unsigned: negative inputs -> NaN code if any, else 0 (a nonzero
+         * input that became zero: counted as underflow, -inf included) */
         if (r->has_nan)
             fl |= AG_REF_NAN;
+        else
+            fl |= AG_REF_UNDERFLOW;
         out = r->has_nan ? r->nan_code : 0u;
         goto done;
     }
@@ -365,8 +368,18 @@ uint32_t ag_ref_encode(const ag_ref *r, float x, ag_rounding mode,
         up = 0;
         break;
     }
-    if (at_top && a >= upper && !toward_zero_mag(mode, neg))
-        up = 1; /* beyond the hypothetical next value: always overflow */
+    if (at_top && a >= upper) {
+        /* at or beyond the hypothetical next value: rounded beyond max in
+         * every mode (as if the exponent range went on); the modes toward
+         * zero then clamp to +-max ("never overflow toward zero") but it
+         * still counts as overflow */
+        if (toward_zero_mag(mode, neg)) {
+            fl |= AG_REF_OVERFLOW;
+            out = (neg ? r->sign_mask : 0u) | r->max_code;
+            goto done;
+        }
+        up = 1;
+    }
     if (up && at_top) {
         fl |= AG_REF_OVERFLOW;
         out = overflow_code(r, neg, ovf, &fl);
