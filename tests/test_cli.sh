@@ -265,6 +265,22 @@ grep -Fq "line 2, value 4" "$tmp/err" && ok || fail "stdin error names line 2, v
 run_in '1e40' quantize -f E4M3
 expect_error 2 "'1e40' on stdin (line 1, value 1) is beyond float32's range" "stdin number beyond float32"
 
+# table -> quantize round trip: every non-NaN value the table prints reads
+# back (stdin) as the same float and quantizes to its own code
+for f in E4M3 E5M2 E0M7 E7M0 float8_e8m0fnu float4_e2m1fn e3m4:bias=2:specials=fnuz; do
+    run table "$f"
+    grep -v '^#' "$tmp/out" | awk '$3 != "nan" { print $1, $4 }' >"$tmp/codes"
+    awk '{ print $2 }' "$tmp/codes" >"$tmp/values"
+    "$bin" quantize -f "$f" <"$tmp/values" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    expect_rc 0 "round trip $f"
+    grep -v '^#' "$tmp/out" | awk '{ print $3, $1 }' >"$tmp/back"
+    if [ -s "$tmp/codes" ] && cmp -s "$tmp/codes" "$tmp/back"; then ok; else
+        fail "round trip $f: table codes and quantized codes differ"
+        diff "$tmp/codes" "$tmp/back" | head -n 4
+    fi
+done
+
 # --- quantize: usage errors ---------------------------------------------------
 for s in 0 -1 -0 nan inf -inf abc '' 1e40 1e-50 '2 '; do
     run quantize -f E4M3 -s "$s" 1
@@ -314,6 +330,9 @@ expect_out '^ +nan +nan +nan +nan +nan +nan$' "tour NaN row"
 expect_out '^ +overflow( +[0-9]+){5}$' "tour overflow counts"
 expect_out '^ +nan +1 +1 +1 +1 +1$' "tour nan counts"
 [ "$(grep -Ec '^ +-?([0-9.e+-]+|inf|nan) ' "$tmp/out")" -ge 16 ] && ok || fail "tour: fewer than 16 sample rows"
+cp "$tmp/out" "$tmp/tour1"
+run tour
+cmp -s "$tmp/out" "$tmp/tour1" && ok || fail "tour: two runs differ"
 run tour extra
 expect_error 1 extra "tour with an extra argument"
 
