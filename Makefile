@@ -42,7 +42,7 @@ SONAME := libaltgrad.so.$(VERSION_MAJOR)
 # The CLI: cli/*.c, plus the training bench (train/*.c) it hosts.
 CLI_SRC := $(wildcard cli/*.c) $(wildcard train/*.c)
 CLI_HDR := $(wildcard cli/*.h) $(wildcard train/*.h)
-CLI_LIBS := -lm
+CLI_LIBS := -lm -lopenblas -lz
 CLI := $(BUILD)/altgrad
 
 # Tests: each tests/test_*.c is one binary, linked with the independent
@@ -96,16 +96,24 @@ deps:
 	@sh scripts/install-deps.sh
 
 run: deps all
-	$(CLI) tour
+	$(CLI) compare
 
 # --- tests -------------------------------------------------------------------
 $(BUILD)/tests/%: tests/%.c $(REF_SRC) $(wildcard tests/*.h) $(wildcard tests/ref/*.h) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(REF_SRC) $(STATIC) $(LDFLAGS) $(TEST_LIBS)
 
+# Training-bench tests: tests/train/test_*.c, each linked with train/*.c
+# (no main() there) and the static library, OpenBLAS and zlib.
+TRAIN_TEST_SRC := $(wildcard tests/train/test_*.c)
+TRAIN_TEST_BIN := $(patsubst tests/train/%.c,$(BUILD)/tests/train/%,$(TRAIN_TEST_SRC))
+$(BUILD)/tests/train/%: tests/train/%.c $(wildcard train/*.c) $(wildcard train/*.h) $(wildcard tests/*.h) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -Itrain -o $@ $< $(wildcard train/*.c) $(STATIC) $(LDFLAGS) $(CLI_LIBS)
+
 # Run every C test binary; the last line sums them up.
-check-c: $(TEST_BIN) $(CLI)
-	@sh tests/run_c_tests.sh $(BUILD) $(TEST_BIN)
+check-c: $(TEST_BIN) $(TRAIN_TEST_BIN) $(CLI)
+	@sh tests/run_c_tests.sh $(BUILD) $(TEST_BIN) $(TRAIN_TEST_BIN)
 	@sh tests/test_cli.sh $(BUILD)
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all

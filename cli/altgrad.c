@@ -23,6 +23,7 @@
  * written out in full.
  */
 #include "ag_cli.h"
+#include "../train/train.h" /* ag_train_main, ag_compare_main */
 
 #include <ctype.h>
 #include <errno.h>
@@ -951,6 +952,8 @@ static const struct cli_command {
     {"table", cmd_table, "every code of one format: bits, class, value"},
     {"quantize", cmd_quantize, "round values onto a format's grid (arguments or stdin)"},
     {"tour", cmd_tour, "the AltGrad formats and a sample tensor in five of them"},
+    {"train", ag_train_main, "train the MLP on Fashion-MNIST in one format setting"},
+    {"compare", ag_compare_main, "train once per format and compare them (the main job)"},
     {"help", cmd_help, "help on a command: " PROG " help COMMAND"},
 };
 /* ==== END OF THE COMMAND TABLE ========================================= */

@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nn.c — the network of the training bench: forward/backward pairs of plain
+ * functions over flat float32 arrays (llm.c style), quantizers with delayed
+ * scaling, the quantized linear layer, and the model that chains layers.
+ *
+ * Quantized linear layer (as AltGrad's QuantizedLinear):
+ *     forward   xq = Qx(x), wq = Qw(W), y = xq wq^T + b
+ *     backward  gq = Qg(dy); dW += STE(gq^T xq); db += sum gq;
+ *               dx += STE(gq wq)
+ * with a straight-through estimator (ag_quantize_backward, identity) through
+ * every quantizer. Each quantizer has its own per-tensor scale from an amax
+ * history (delayed scaling). A quantizer whose spec is "fp32" is the
+ * identity and costs nothing, so one model mixes float32 and narrow layers.
+ * The bias stays float32 (it is added in float32 accumulation, as a GEMM
+ * epilogue would).
+ *
+ * Matrix products go through CBLAS (OpenBLAS). Backward functions
+ * ACCUMULATE into their gradient outputs; the caller zeroes them.
+ */
+#include "train.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- ops --- */
+
+void agt_linear_forward(float *out, const float *inp, const float *w,
+                        const float *b, int B, int C, int OC)
+{
+    /* out[B,OC] = b (broadcast), then out += inp[B,C] @ w[OC,C]^T */
+    for (int i = 0; i < B; i++) {
+        float *o = out + (size_t)i * OC;
+        if (b)
+            memcpy(o, b, (size_t)OC * sizeof *o);
+        else
+            memset(o, 0, (size_t)OC * sizeof *o);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp,
+                C, w, C, 1.0f, out, OC);
+}
+
+void agt_linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int B, int C,
+                         int OC)
+{
+    if (dinp) /* dinp[B,C] += dout[B,OC] @ w[OC,C] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f,
+                    dout, OC, w, C, 1.0f, dinp, C);
+    if (dw) /* dw[OC,C] += dout^T[OC,B] @ inp[B,C] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f,
+                    dout, OC, inp, C, 1.0f, dw, C);
+    if (db)
+        for (int i = 0; i < B; i++) {
+            const float *d = dout + (size_t)i * OC;
+            for (int o = 0; o < OC; o++)
+                db[o] += d[o];
+        }
+}
+
+void agt_relu_forward(float *out, const float *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : (inp[i] != inp[i] ? inp[i] : 0.0f);
+}
+
+void agt_relu_backward(float *dinp, const float *dout, const float *inp,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (inp[i] > 0.0f)
+            dinp[i] += dout[i];
+}
+
+float agt_xent_forward(float *probs, const float *logits,
+                       const uint8_t *labels, int B, int V, size_t *correct)
+{
+    double total = 0.0;
+    size_t ok = 0;
+    for (int i = 0; i < B; i++) {
+        const float *l = logits + (size_t)i * V;
+        float *p = probs + (size_t)i * V;
+        float mx = l[0];
+        int arg = 0, nan = l[0] != l[0];
+        for (int j = 1; j < V; j++) {
+            if (l[j] != l[j])
+                nan = 1;
+            if (l[j] > mx) {
+                mx = l[j];
+                arg = j;
+            }
+        }
+        if (nan) {
+            for (int j = 0; j < V; j++)
+                p[j] = NAN;
+            total = (double)NAN;
+            continue;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < V; j++) {
+            p[j] = expf(l[j] - mx);
+            sum += p[j];
+        }
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < V; j++)
+            p[j] *= inv;
+        /* -log softmax[y] = log(sum) - (l[y] - mx) */
+        total += (double)(logf(sum) - (l[labels[i]] - mx));
+        if (arg == labels[i])
+            ok++;
+    }
+    if (correct)
+        *correct += ok;
+    return (float)(total / B);
+}
+
+void agt_xent_backward(float *dlogits, const float *probs,
+                       const uint8_t *labels, int B, int V)
+{
+    const float invb = 1.0f / (float)B;
+    for (int i = 0; i < B; i++) {
+        const float *p = probs + (size_t)i * V;
+        float *d = dlogits + (size_t)i * V;
+        for (int j = 0; j < V; j++)
+            d[j] += (p[j] - (j == labels[i] ? 1.0f : 0.0f)) * invb;
+    }
+}
+
+/* --------------------------------------------------------- quantizers --- */
+
+static int is_fp32_spec(const char *s)
+{
+    static const char *const names[] = {"fp32", "f32", "float32", "none",
+                                        "e8m23"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *a = names[i], *b = s;
+        while (*a && *b && (*a == *b || *a == *b + ('a' - 'A'))) {
+            a++;
+            b++;
+        }
+        if (!*a && !*b)
+            return 1;
+    }
+    return 0;
+}
+
+int agt_quant_init(agt_quant *q, const char *spec, size_t hist_len,
+                   agt_err *err)
+{
+    memset(q, 0, sizeof *q);
+    if (hist_len < 1 || hist_len > AGT_HIST_MAX)
+        return agt_fail(err, "amax history length %zu out of range 1..%d",
+                        hist_len, AGT_HIST_MAX);
+    q->ring_len = hist_len;
+    q->scale = 1.0f;
+    if (!spec || is_fp32_spec(spec))
+        return 0;
+    char msg[200];
+    ag_status st = ag_format_parse(&q->custom, spec, msg, sizeof msg);
+    if (st != AG_OK)
+        return agt_fail(err, "format '%s': %s", spec, msg);
+    q->fmt = &q->custom;
+    st = ag_amax_history_create(&q->hist, hist_len);
+    if (st != AG_OK)
+        return agt_fail(err, "amax history: %s", ag_status_string(st));
+    return 0;
+}
+
+void agt_quant_free(agt_quant *q)
+{
+    if (!q)
+        return;
+    ag_amax_history_free(q->hist);
+    q->hist = NULL;
+}
+
+int agt_quant_push(agt_quant *q, float amax, agt_err *err)
+{
+    if (!q->fmt)
+        return 0;
+    ag_status st = ag_amax_history_push(q->hist, amax);
+    if (st != AG_OK)
+        return agt_fail(err, "amax history push (%g): %s", (double)amax,
+                        ag_status_string(st));
+    q->ring[q->ring_pos] = amax;
+    q->ring_pos = (q->ring_pos + 1) % q->ring_len;
+    if (q->ring_count < q->ring_len)
+        q->ring_count++;
+    return 0;
+}
+
+int agt_quant_scale(const agt_quant *q, float amax_now, float *scale,
+                    agt_err *err)
+{
+    const float a = q->ring_count ? ag_amax_history_max(q->hist) : amax_now;
+    const ag_scale_opts so = ag_scale_opts_default();
+    ag_status st = ag_compute_scale(scale, a, q->fmt, &so);
+    if (st != AG_OK)
+        return agt_fail(err, "compute_scale(amax %g, %s): %s", (double)a,
+                        q->fmt->name, ag_status_string(st));
+    return 0;
+}
+
+int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
+                    const ag_qopts *opts, int update, agt_err *err)
+{
+    if (!q->fmt) {
+        if (y != x)
+            memcpy(y, x, n * sizeof *y);
+        return 0;
+    }
+    float amax = 0.0f;
+    ag_status st = ag_amax(&amax, x, n, NULL);
+    if (st != AG_OK)
+        return agt_fail(err, "amax: %s", ag_status_string(st));
+    float scale;
+    if (agt_quant_scale(q, amax, &scale, err))
+        return -1;
+    st = ag_quantize(y, x, n, q->fmt, scale, opts, update ? &q->stats : NULL);
+    if (st != AG_OK)
+        return agt_fail(err, "quantize to %s: %s", q->fmt->name,
+                        ag_status_string(st));
+    q->scale = scale;
+    if (update && agt_quant_push(q, amax, err))
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------- layers --- */
+
+static ag_qopts qopts_for(const agt_layer *L, int which,
+                          const agt_stepctx *ctx)
+{
+    ag_qopts o = ag_qopts_default();
+    o.threads = ctx->threads;
+    if (which == AGT_QG && ctx->stochastic_grads) {
+        /* One stream per (layer, quantizer); the offset moves by 2^32 per
+         * step, so no two tensors or steps share random bits and the result
+         * is independent of threads. */
+        o.rounding = AG_ROUND_STOCHASTIC;
+        o.seed = ctx->seed;
+        o.stream = (uint64_t)L->index * AGT_NQ + (uint64_t)which;
+        o.offset = ctx->step << 32;
+    }
+    return o;
+}
+
+static int layer_forward(agt_model *m, agt_layer *L, float *out,
+                         const float *in, int B, const agt_stepctx *ctx,
+                         agt_err *err)
+{
+    if (L->kind == AGT_RELU) {
+        agt_relu_forward(out, in, (size_t)B * L->in_dim);
+        return 0;
+    }
+    const int C = L->in_dim, OC = L->out_dim;
+    const float *W = m->params + L->w_off, *b = m->params + L->b_off;
+    const float *wq = W, *xq = in;
+    ag_qopts o;
+    if (L->q[AGT_QW].fmt) {
+        o = qopts_for(L, AGT_QW, ctx);
+        if (agt_quant_apply(&L->q[AGT_QW], L->wq, W, (size_t)OC * C, &o,
+                            ctx->update, err))
+            return -1;
+        wq = L->wq;
+    }
+    if (L->q[AGT_QX].fmt) {
+        o = qopts_for(L, AGT_QX, ctx);
+        if (agt_quant_apply(&L->q[AGT_QX], L->xq, in, (size_t)B * C, &o,
+                            ctx->update, err))
+            return -1;
+        xq = L->xq;
+    }
+    agt_linear_forward(out, xq, wq, b, B, C, OC);
+    return 0;
+}
+
+static int ste(float *dx, const float *dy, const float *x, size_t n,
+               const agt_quant *q, const ag_qopts *o, agt_err *err)
+{
+    ag_status st = ag_quantize_backward(dx, dy, x, n, q->fmt, q->scale, o);
+    if (st != AG_OK)
+        return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
+                        ag_status_string(st));
+    return 0;
+}
+
+static int layer_backward(agt_model *m, agt_layer *L, float *din,
+                          const float *dout, const float *in, int B,
+                          const agt_stepctx *ctx, agt_err *err)
+{
+    if (L->kind == AGT_RELU) {
+        if (din)
+            agt_relu_backward(din, dout, in, (size_t)B * L->in_dim);
+        return 0;
+    }
+    const int C = L->in_dim, OC = L->out_dim;
+    const float *W = m->params + L->w_off;
+    float *dW = m->grads + L->w_off, *db = m->grads + L->b_off;
+    const agt_quant *qw = &L->q[AGT_QW], *qx = &L->q[AGT_QX];
+    const float *wq = qw->fmt ? L->wq : W;
+    const float *xq = qx->fmt ? L->xq : in;
+    const float *g = dout;
+    ag_qopts o;
+    if (L->q[AGT_QG].fmt) {
+        o = qopts_for(L, AGT_QG, ctx);
+        if (agt_quant_apply(&L->q[AGT_QG], L->gq, dout, (size_t)B * OC, &o,
+                            ctx->update, err))
+            return -1;
+        g = L->gq;
+    }
+    /* weights: dWq = g^T xq, then STE into the master gradient */
+    if (qw->fmt) {
+        memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
+        agt_linear_backward(NULL, L->dwq, db, g, xq, wq, B, C, OC);
+        o = qopts_for(L, AGT_QW, ctx);
+        if (ste(dW, L->dwq, W, (size_t)OC * C, qw, &o, err))
+            return -1;
+    } else {
+        agt_linear_backward(NULL, dW, db, g, xq, wq, B, C, OC);
+    }
+    /* input: dxq = g wq, then STE into din */
+    if (din) {
+        if (qx->fmt) {
+            memset(L->dxq, 0, (size_t)B * C * sizeof *L->dxq);
+            agt_linear_backward(L->dxq, NULL, NULL, g, xq, wq, B, C, OC);
+            o = qopts_for(L, AGT_QX, ctx);
+            if (ste(din, L->dxq, in, (size_t)B * C, qx, &o, err))
+                return -1;
+        } else {
+            agt_linear_backward(din, NULL, NULL, g, xq, wq, B, C, OC);
+        }
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- model --- */
+
+static float *falloc(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+void agt_model_free(agt_model *m)
+{
+    if (!m)
+        return;
+    if (m->layers)
+        for (int i = 0; i < m->nlayers; i++) {
+            agt_layer *L = &m->layers[i];
+            for (int k = 0; k < AGT_NQ; k++)
+                agt_quant_free(&L->q[k]);
+            free(L->wq);
+            free(L->xq);
+            free(L->gq);
+            free(L->dwq);
+            free(L->dxq);
+        }
+    if (m->acts)
+        for (int i = 0; i <= m->nlayers; i++)
+            free(m->acts[i]);
+    if (m->dacts)
+        for (int i = 0; i <= m->nlayers; i++)
+            free(m->dacts[i]);
+    free(m->acts);
+    free(m->dacts);
+    free(m->layers);
+    free(m->params);
+    free(m->grads);
+    free(m->probs);
+    memset(m, 0, sizeof *m);
+}
+
+int agt_model_mlp(agt_model *m, const int *dims, int ndims,
+                  const agt_layer_fmt *fmts, size_t hist_len, int bmax,
+                  uint64_t seed, agt_err *err)
+{
+    memset(m, 0, sizeof *m);
+    if (ndims < 2 || ndims > AGT_MAX_LAYERS + 1 || bmax < 1)
+        return agt_fail(err, "bad model shape (%d sizes, batch %d)", ndims,
+                        bmax);
+    for (int i = 0; i < ndims; i++)
+        if (dims[i] < 1 || dims[i] > 65536)
+            return agt_fail(err, "bad layer size %d", dims[i]);
+    const int nlin = ndims - 1;
+    m->nlayers = 2 * nlin - 1;
+    m->bmax = bmax;
+    m->in_dim = dims[0];
+    m->out_dim = dims[ndims - 1];
+    m->layers = calloc((size_t)m->nlayers, sizeof *m->layers);
+    m->acts = calloc((size_t)m->nlayers + 1, sizeof *m->acts);
+    m->dacts = calloc((size_t)m->nlayers + 1, sizeof *m->dacts);
+    if (!m->layers || !m->acts || !m->dacts) {
+        agt_model_free(m);
+        return agt_fail(err, "out of memory (model)");
+    }
+    size_t off = 0;
+    for (int i = 0, li = 0; i < m->nlayers; i++) {
+        agt_layer *L = &m->layers[i];
+        if (i % 2 == 1) {
+            L->kind = AGT_RELU;
+            L->in_dim = L->out_dim = dims[li];
+            L->index = -1;
+            continue;
+        }
+        L->kind = AGT_LINEAR;
+        L->in_dim = dims[li];
+        L->out_dim = dims[li + 1];
+        L->index = li;
+        L->w_off = off;
+        off += (size_t)L->in_dim * L->out_dim;
+        L->b_off = off;
+        off += (size_t)L->out_dim;
+        for (int k = 0; k < AGT_NQ; k++)
+            if (agt_quant_init(&L->q[k], fmts[li].spec[k], hist_len, err)) {
+                char tmp[sizeof err->msg];
+                snprintf(tmp, sizeof tmp, "%s", err->msg);
+                agt_model_free(m);
+                return agt_fail(err, "layer %d %s: %s", li + 1,
+                                k == AGT_QW ? "weights"
+                                : k == AGT_QX ? "inputs" : "gradients",
+                                tmp);
+            }
+        const size_t wn = (size_t)L->in_dim * L->out_dim;
+        const size_t xn = (size_t)bmax * L->in_dim;
+        const size_t gn = (size_t)bmax * L->out_dim;
+        if (L->q[AGT_QW].fmt && (!(L->wq = falloc(wn)) || !(L->dwq = falloc(wn))))
+            goto oom;
+        if (L->q[AGT_QX].fmt && (!(L->xq = falloc(xn)) || !(L->dxq = falloc(xn))))
+            goto oom;
+        if (L->q[AGT_QG].fmt && !(L->gq = falloc(gn)))
+            goto oom;
+        li++;
+    }
+    m->nparams = off;
+    m->params = falloc(off);
+    m->grads = falloc(off);
+    m->probs = falloc((size_t)bmax * m->out_dim);
+    if (!m->params || !m->grads || !m->probs)
+        goto oom;
+    for (int i = 0; i <= m->nlayers; i++) {
+        const int d = i == 0 ? m->in_dim : m->layers[i - 1].out_dim;
+        m->acts[i] = falloc((size_t)bmax * d);
+        m->dacts[i] = falloc((size_t)bmax * d);
+        if (!m->acts[i] || !m->dacts[i])
+            goto oom;
+    }
+    /* He/Kaiming normal init (fan_in, gain sqrt 2), zero biases. */
+    uint64_t s = seed ^ 0x243F6A8885A308D3ull;
+    for (int i = 0; i < m->nlayers; i++) {
+        const agt_layer *L = &m->layers[i];
+        if (L->kind != AGT_LINEAR)
+            continue;
+        const double std = sqrt(2.0 / L->in_dim);
+        const size_t wn = (size_t)L->in_dim * L->out_dim;
+        for (size_t j = 0; j < wn; j++)
+            m->params[L->w_off + j] = (float)(agt_normal(&s) * std);
+    }
+    return 0;
+oom:
+    agt_model_free(m);
+    return agt_fail(err, "out of memory (model buffers)");
+}
+
+int agt_model_forward(agt_model *m, const float *x, const uint8_t *y, int B,
+                      const agt_stepctx *ctx, float *loss, size_t *correct,
+                      agt_err *err)
+{
+    if (B < 1 || B > m->bmax)
+        return agt_fail(err, "batch %d outside 1..%d", B, m->bmax);
+    memcpy(m->acts[0], x, (size_t)B * m->in_dim * sizeof(float));
+    for (int i = 0; i < m->nlayers; i++)
+        if (layer_forward(m, &m->layers[i], m->acts[i + 1], m->acts[i], B,
+                          ctx, err))
+            return -1;
+    *loss = agt_xent_forward(m->probs, m->acts[m->nlayers], y, B, m->out_dim,
+                             correct);
+    return 0;
+}
+
+int agt_model_backward(agt_model *m, const uint8_t *y, int B,
+                       const agt_stepctx *ctx, agt_err *err)
+{
+    for (int i = 1; i <= m->nlayers; i++) {
+        const int d = m->layers[i - 1].out_dim;
+        memset(m->dacts[i], 0, (size_t)B * d * sizeof(float));
+    }
+    agt_xent_backward(m->dacts[m->nlayers], m->probs, y, B, m->out_dim);
+    for (int i = m->nlayers - 1; i >= 0; i--)
+        if (layer_backward(m, &m->layers[i], i > 0 ? m->dacts[i] : NULL,
+                           m->dacts[i + 1], m->acts[i], B, ctx, err))
+            return -1;
+    return 0;
+}

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * train.h — the altgrad training bench: a small network trained in C on real
+ * data (Fashion-MNIST), with narrow formats applied at the boundaries of its
+ * linear layers, to answer "what happens to training if this tensor is
+ * stored in that format?".
+ *
+ * Entry points for the CLI (cli/altgrad.c dispatches to them):
+ *     int ag_train_main(int argc, char **argv);     altgrad train ...
+ *     int ag_compare_main(int argc, char **argv);   altgrad compare ...
+ * argv[0] is the subcommand name. Exit status: 0 ok, 1 usage, 2 runtime error
+ * (a diverged run is a result, not an error: 0).
+ *
+ * The rest of this header is the bench's internal interface, shared by the
+ * train/ sources and the tests in tests/train/ (the bench is a client of the
+ * public library header <altgrad.h> only). Names: agt_ prefix.
+ *
+ * Layout of the code:
+ *     train/data.c     IDX loader (zlib), validation, batches
+ *     train/nn.c       forward/backward ops over flat arrays (llm.c style),
+ *                      quantizers with delayed scaling, layers, the model
+ *     train/optim.c    RNG, initialisation, AdamW and SGD with momentum
+ *     train/run.c      one training run: loop, metrics, divergence,
+ *                      checkpoints (save/resume)
+ *     train/report.c   CSV logs, the stdout table, the SVG plot
+ *     train/cli.c      option parsing, ag_train_main, ag_compare_main
+ */
+#ifndef AGT_TRAIN_H
+#define AGT_TRAIN_H
+
+#include <altgrad.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int ag_train_main(int argc, char **argv);
+int ag_compare_main(int argc, char **argv);
+
+/* ------------------------------------------------------------------------ */
+/* Errors: every fallible bench call returns 0 or -1 and writes a message    */
+/* (naming the file, option or tensor at fault) into an agt_err.            */
+/* ------------------------------------------------------------------------ */
+typedef struct agt_err {
+    char msg[512];
+} agt_err;
+
+/* printf into err->msg; returns -1 (so `return agt_fail(err, ...)`). */
+int agt_fail(agt_err *err, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------ */
+/* Data                                                                      */
+/* ------------------------------------------------------------------------ */
+#define AGT_IMG 784     /* 28 x 28 */
+#define AGT_CLASSES 10
+
+typedef struct agt_dataset {
+    size_t n;           /* examples */
+    uint8_t *pixels;    /* n * 784, row-major, 0..255 */
+    uint8_t *labels;    /* n, 0..9 */
+} agt_dataset;
+
+/* Load an IDX image file and its label file (gzip or plain; zlib reads both).
+ * Validates: magic numbers (0x00000803 images, 0x00000801 labels), 28x28
+ * images, equal counts, labels < 10, no truncation and no trailing bytes.
+ * limit > 0 keeps only the first `limit` examples. On error *ds is zeroed and
+ * err names the file. */
+int agt_dataset_load(agt_dataset *ds, const char *images_path,
+                     const char *labels_path, size_t limit, agt_err *err);
+
+/* The train (train=1) or test (train=0) split of an IDX directory: looks
+ * for DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte, then the same + .gz. */
+int agt_dataset_load_dir(agt_dataset *ds, const char *dir, int train,
+                         size_t limit, agt_err *err);
+void agt_dataset_free(agt_dataset *ds);
+
+/* x[b*784 + j] = pixels/255 and y[b] = label of example idx[b], b < B. */
+void agt_dataset_batch(float *x, uint8_t *y, const agt_dataset *ds,
+                       const uint32_t *idx, int B);
+
+/* The default data directory (Debian's dataset-fashion-mnist). */
+#define AGT_DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers (explicit state; no rand(), no time())                    */
+/* ------------------------------------------------------------------------ */
+uint64_t agt_splitmix64(uint64_t *state);
+/* Uniform in [0,1) with 53 random bits. */
+double agt_uniform(uint64_t *state);
+/* Standard normal (Box-Muller). */
+double agt_normal(uint64_t *state);
+/* perm[0..n) = a permutation of 0..n-1 that depends only on (seed, epoch). */
+void agt_epoch_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch);
+
+/* ------------------------------------------------------------------------ */
+/* Primitive ops over flat arrays. Shapes in comments: [B,C] is row-major.    */
+/* Backward functions ACCUMULATE into their gradient outputs: the caller     */
+/* zeroes them first.                                                        */
+/* ------------------------------------------------------------------------ */
+/* out[B,OC] = inp[B,C] @ w[OC,C]^T + b[OC] (b may be NULL). */
+void agt_linear_forward(float *out, const float *inp, const float *w,
+                        const float *b, int B, int C, int OC);
+/* dinp[B,C] += dout @ w (dinp may be NULL); dw[OC,C] += dout^T @ inp;
+ * db[OC] += sum over B of dout (db may be NULL). Accumulates. */
+void agt_linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                         const float *inp, const float *w, int B, int C,
+                         int OC);
+/* out = max(inp, 0) (NaN stays NaN). out == inp allowed. */
+void agt_relu_forward(float *out, const float *inp, size_t n);
+/* dinp += dout where inp > 0. Accumulates. */
+void agt_relu_backward(float *dinp, const float *dout, const float *inp,
+                       size_t n);
+/* probs[B,V] = softmax(logits); returns the mean cross-entropy over the
+ * batch (NaN if any logit is NaN); correct (may be NULL) += number of rows
+ * whose argmax is the label. */
+float agt_xent_forward(float *probs, const float *logits,
+                       const uint8_t *labels, int B, int V, size_t *correct);
+/* dlogits[B,V] += (probs - onehot(label)) / B. Accumulates. */
+void agt_xent_backward(float *dlogits, const float *probs,
+                       const uint8_t *labels, int B, int V);
+
+/* ------------------------------------------------------------------------ */
+/* Quantizers with delayed (amax-history) scaling                            */
+/* ------------------------------------------------------------------------ */
+#define AGT_HIST_MAX 64
+
+typedef struct agt_quant {
+    const ag_format *fmt;   /* NULL: float32, the quantizer is the identity */
+    ag_format custom;       /* storage for a parsed spec (fmt points here) */
+    ag_amax_history *hist;  /* window of past amax values */
+    /* Mirror of the history's values (oldest first once full), kept so a
+     * checkpoint can store them: the library's history is opaque. */
+    float ring[AGT_HIST_MAX];
+    size_t ring_len, ring_count, ring_pos;
+    float scale;            /* the scale used by the last call */
+    ag_stats stats;         /* counters since the last reset (per epoch) */
+} agt_quant;
+
+/* Parse "fp32" (or "f32", "float32", "none") or any format spec accepted by
+ * ag_format_parse into q; history window hist_len (1..AGT_HIST_MAX). */
+int agt_quant_init(agt_quant *q, const char *spec, size_t hist_len,
+                   agt_err *err);
+void agt_quant_free(agt_quant *q);
+/* y[0..n) = quantize(x) with the delayed scale:
+ *   scale = compute_scale(max of the history BEFORE this tensor's amax is
+ *   pushed); when the history is empty (the first step) the current amax is
+ *   used instead. Then amax(x) is pushed (when update != 0) and the counters
+ *   accumulate (when update != 0). fp32 quantizers copy (y may equal x). */
+int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
+                    const ag_qopts *opts, int update, agt_err *err);
+/* Push one amax into both the library history and the mirror. */
+int agt_quant_push(agt_quant *q, float amax, agt_err *err);
+/* The scale the next apply would use given the current amax. */
+int agt_quant_scale(const agt_quant *q, float amax_now, float *scale,
+                    agt_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* Layers and the model                                                      */
+/* ------------------------------------------------------------------------ */
+/* Layer kinds. A model is a list of layers run in order; each layer maps
+ * [B, in_dim] to [B, out_dim]. New kinds (attention, layer norm, ...) join
+ * by adding a case to agt_layer_forward / agt_layer_backward. */
+typedef enum agt_kind {
+    AGT_LINEAR = 0,   /* quantized linear: y = Qx(x) Qw(W)^T + b, Qg on dy */
+    AGT_RELU = 1
+} agt_kind;
+
+enum { AGT_QW = 0, AGT_QX = 1, AGT_QG = 2, AGT_NQ = 3 };
+
+/* Per-layer quantizer specs: w, x (forward) and g (output gradient). */
+typedef struct agt_layer_fmt {
+    char spec[AGT_NQ][48];
+} agt_layer_fmt;
+
+typedef struct agt_layer {
+    agt_kind kind;
+    int in_dim, out_dim;
+    int index;               /* position among the linear layers (0-based) */
+    size_t w_off, b_off;     /* offsets into the model's params / grads */
+    agt_quant q[AGT_NQ];     /* LINEAR: weight, input, output-gradient */
+    float *wq;               /* LINEAR: quantized weights [out,in] (or W) */
+    float *xq;               /* LINEAR: quantized input [Bmax,in] */
+    float *gq;               /* LINEAR: quantized output grad [Bmax,out] */
+    float *dwq;              /* LINEAR: scratch [out,in] */
+    float *dxq;              /* LINEAR: scratch [Bmax,in] */
+    /* bit-stall counters of the last reset (LINEAR with quantized weights) */
+    uint64_t stalled, considered;
+} agt_layer;
+
+typedef struct agt_model {
+    int nlayers;
+    agt_layer *layers;
+    int bmax;                /* largest batch the buffers hold */
+    size_t nparams;
+    float *params, *grads;   /* flat master weights (float32) and gradients */
+    float **acts;            /* acts[0] = input, acts[i+1] = output of layer i */
+    float **dacts;           /* gradients w.r.t. acts */
+    float *probs;            /* [bmax, classes] */
+    int in_dim, out_dim;
+} agt_model;
+
+/* Build an MLP with dims[0..ndims) (e.g. 784,256,256,10), ReLU between the
+ * linear layers, one agt_layer_fmt per linear layer (ndims-1 of them), and
+ * He/Kaiming-normal weights (std sqrt(2/fan_in)), zero biases, from seed. */
+int agt_model_mlp(agt_model *m, const int *dims, int ndims,
+                  const agt_layer_fmt *fmts, size_t hist_len, int bmax,
+                  uint64_t seed, agt_err *err);
+void agt_model_free(agt_model *m);
+
+/* Per-step context: options of the quantizers for this step. */
+typedef struct agt_stepctx {
+    uint64_t seed;           /* stochastic rounding key */
+    uint64_t step;           /* global step: the stream offset */
+    int stochastic_grads;    /* 1: gradient quantizers round stochastically */
+    int threads;             /* ag_qopts.threads */
+    int update;              /* 1: training (histories and counters move) */
+} agt_stepctx;
+
+/* Forward pass over a batch x[B,in]; returns the mean loss in *loss and the
+ * number of correct predictions in *correct (may be NULL). */
+int agt_model_forward(agt_model *m, const float *x, const uint8_t *y, int B,
+                      const agt_stepctx *ctx, float *loss, size_t *correct,
+                      agt_err *err);
+/* Backward pass of the last forward: grads += d loss / d params (the caller
+ * zeroes m->grads first). */
+int agt_model_backward(agt_model *m, const uint8_t *y, int B,
+                       const agt_stepctx *ctx, agt_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers                                                                */
+/* ------------------------------------------------------------------------ */
+typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1 } agt_optkind;
+
+typedef struct agt_optim {
+    agt_optkind kind;
+    float lr, beta1, beta2, eps, wd, momentum;
+    size_t n;
+    uint64_t t;              /* steps taken */
+    float *m, *v;            /* AdamW moments; SGD uses m as the velocity */
+    float *upd;              /* the last update: params -= upd */
+} agt_optim;
+
+int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
+                   float wd, agt_err *err);
+void agt_optim_free(agt_optim *o);
+/* Compute o->upd from the gradients (and move the optimizer state):
+ *   AdamW: upd = lr * (mhat / (sqrt(vhat) + eps) + wd * p)
+ *   SGD:   v = momentum * v + (g + wd * p); upd = lr * v
+ * (torch's conventions, decoupled decay for AdamW). */
+void agt_optim_compute(agt_optim *o, const float *params, const float *grads);
+/* params -= upd. */
+void agt_optim_apply(const agt_optim *o, float *params);
+
+/* ------------------------------------------------------------------------ */
+/* Runs                                                                      */
+/* ------------------------------------------------------------------------ */
+#define AGT_MAX_LAYERS 8
+
+typedef struct agt_config {
+    char name[64];                    /* run name (file names, table) */
+    int nlin;                         /* linear layers */
+    int dims[AGT_MAX_LAYERS + 1];
+    agt_layer_fmt fmt[AGT_MAX_LAYERS];
+    int stochastic_grads;
+    int epochs;
+    int batch;
+    float lr, wd;
+    agt_optkind optimizer;
+    uint64_t seed;
+    size_t hist_len;
+    size_t train_limit, test_limit;   /* 0: all */
+    long max_steps;                   /* > 0: stop after this global step */
+    int threads;
+    int quiet;                        /* no progress on stderr */
+    const char *data_dir;
+    const char *out_dir;              /* NULL: no files */
+    const char *save, *resume;        /* checkpoint paths or NULL */
+} agt_config;
+
+void agt_config_default(agt_config *c);
+
+/* Per-epoch record. */
+typedef struct agt_epoch {
+    int epoch;                        /* 1-based */
+    uint64_t step;                    /* global steps done at its end */
+    double train_loss;                /* mean over the epoch's steps */
+    double test_loss, test_acc;       /* test set, after the epoch */
+    double seconds;                   /* wall time of the epoch (training+eval) */
+    ag_stats q[AGT_MAX_LAYERS][AGT_NQ];
+    uint64_t stalled, considered;     /* bit stall over quantized weights */
+} agt_epoch;
+
+typedef struct agt_result {
+    agt_config cfg;
+    int nepochs;
+    agt_epoch *epochs;                /* nepochs records */
+    size_t nloss;                     /* loss curve: (x = epochs, y = loss) */
+    double *loss_x, *loss_y;
+    long diverged_step;               /* 0, or the global step (1-based) whose loss was not finite */
+    double seconds;
+    double step_seconds;              /* mean wall time per training step */
+    size_t steps_per_epoch;
+} agt_result;
+
+/* Run one configuration on loaded data. Writes OUT/NAME.csv when
+ * cfg->out_dir is set, saves/resumes checkpoints as configured. */
+int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
+            const agt_dataset *test, agt_err *err);
+void agt_result_free(agt_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Reports                                                                   */
+/* ------------------------------------------------------------------------ */
+int agt_write_csv(const agt_result *r, const char *path, agt_err *err);
+void agt_print_table(FILE *f, const agt_result *runs, int nruns);
+int agt_write_summary_csv(const agt_result *runs, int nruns,
+                          const char *path, agt_err *err);
+int agt_write_svg(const agt_result *runs, int nruns, const char *path,
+                  agt_err *err);
+/* mkdir -p */
+int agt_mkdirs(const char *dir, agt_err *err);
+
+#endif /* AGT_TRAIN_H */
