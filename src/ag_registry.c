@@ -234,6 +234,10 @@ ag_status ag_format_parse(ag_format *out, const char *spec, char *err,
                     "'%s': with bias %d its values do not fit float32 "
                     "(largest above 2^128 or smallest step below 2^-149), "
                     "or it is wider than 16 bits", spec, bias);
+    if (st != AG_OK && nz && E == 0) /* name the part at fault */
+        return fail(st, err, errlen,
+                    "'%s': zero=no does not fit this layout (zero=no needs "
+                    "E >= 1)", spec);
     if (st != AG_OK)
         return fail(st, err, errlen,
                     "'%s': specials=%s does not fit this layout (ieee needs "
