@@ -135,6 +135,10 @@ static const named_value overflow_names[] = {
     {"saturate", AG_OVERFLOW_SATURATE}, {"ieee", AG_OVERFLOW_IEEE}, {NULL, 0}};
 static const named_value ste_names[] = {
     {"identity", AG_STE_IDENTITY}, {"clipped", AG_STE_CLIPPED}, {NULL, 0}};
+static const named_value kernel_names[] = {
+    {"auto", AG_KERNEL_AUTO},         {"scalar", AG_KERNEL_SCALAR},
+    {"portable", AG_KERNEL_PORTABLE}, {"avx2", AG_KERNEL_AVX2},
+    {"avx512", AG_KERNEL_AVX512},     {NULL, 0}};
 static const named_value specials_names[] = {
     {"none", AG_SPECIALS_NONE}, {"ieee", AG_SPECIALS_IEEE},
     {"fn", AG_SPECIALS_FN},     {"fnuz", AG_SPECIALS_FNUZ}, {NULL, 0}};
@@ -173,13 +177,16 @@ static int get_named(PyObject *obj, const named_value *table, const char *what,
 
 /* The keyword options shared by the bulk calls, as Python objects. */
 typedef struct {
-    PyObject *rounding, *overflow, *ste, *seed, *stream, *offset, *threads;
+    PyObject *rounding, *overflow, *ste, *seed, *stream, *offset, *threads,
+        *kernel;
 } py_opts;
 
 static int parse_qopts(const py_opts *p, ag_qopts *o)
 {
     int r = (int)o->rounding, ov = (int)o->overflow, ste = (int)o->ste;
+    int kernel = o->kernel;
     if (get_named(p->rounding, rounding_names, "rounding mode", &r) < 0 ||
+        get_named(p->kernel, kernel_names, "kernel", &kernel) < 0 ||
         get_named(p->overflow, overflow_names, "overflow policy", &ov) < 0 ||
         get_named(p->ste, ste_names, "ste", &ste) < 0 ||
         get_u64(p->seed, "seed", &o->seed) < 0 ||
@@ -189,6 +196,13 @@ static int parse_qopts(const py_opts *p, ag_qopts *o)
     o->rounding = (ag_rounding)r;
     o->overflow = (ag_overflow)ov;
     o->ste = (ag_ste)ste;
+    o->kernel = kernel;
+    if (kernel != AG_KERNEL_AUTO && !ag_kernel_available(kernel)) {
+        PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this "
+                     "machine or build (see altgrad._C.kernels())",
+                     ag_kernel_name(kernel));
+        return -1;
+    }
     if (p->threads != NULL && p->threads != Py_None) {
         if (!PyLong_Check(p->threads)) {
             PyErr_Format(PyExc_TypeError, "threads must be an int, not %.100s",
@@ -531,7 +545,7 @@ static PyObject *Format_to_bits(PyObject *op, PyObject *args, PyObject *kw)
                              "offset", NULL};
     const ag_format *f = &((FormatObject *)op)->fmt;
     PyObject *value;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$OOOOO:to_bits", kwlist, &value,
                                      &p.rounding, &p.overflow, &p.seed, &p.stream,
                                      &p.offset))
@@ -706,6 +720,29 @@ static PyObject *mod_format_names(PyObject *module, PyObject *Py_UNUSED(ignored)
     return list;
 }
 
+PyDoc_STRVAR(kernels_doc,
+"kernels() -> list[str]\n\nThe code paths available on this machine and build ('auto' first).");
+
+static PyObject *mod_kernels(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    for (const named_value *e = kernel_names; e->name; e++) {
+        if (!ag_kernel_available(e->value))
+            continue;
+        PyObject *s = PyUnicode_FromString(e->name);
+        if (s == NULL || PyList_Append(list, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    return list;
+}
+
 PyDoc_STRVAR(format_init_doc,
 "format_init(name, ebits, mbits, bias, is_signed=True, specials='none', no_zero=False) -> Format\n\n"
 "A custom format (ag_format_init). ValueError when the layout is out of range\n"
@@ -739,26 +776,29 @@ static PyObject *mod_format_init(PyObject *module, PyObject *args, PyObject *kw)
 
 PyDoc_STRVAR(quantize_doc,
 "quantize(x, format, scale=1.0, out=None, *, rounding='nearest_even',\n"
-"         overflow='saturate', seed=0, stream=0, offset=0, threads=0, stats=None) -> out\n\n"
+"         overflow='saturate', seed=0, stream=0, offset=0, threads=0, stats=None,\n"
+"         kernel='auto') -> out\n\n"
 "out[i] = to_real(to_bits(x[i] / scale)) * scale in float32 (ag_quantize).\n"
 "x: C-contiguous float32 buffer. out: same shape (may be x itself), or None\n"
 "for a new numpy array. scale is rounded to float32 and must be positive\n"
 "and finite. stats: a dict to which total/overflow/underflow/nan are added.\n"
+"kernel: the code path (auto, scalar, portable, avx2, avx512; see kernels()),\n"
+"every one bit-identical: forcing one is for tests and benchmarks.\n"
 "The GIL is released while the kernel runs.");
 
 static PyObject *mod_quantize(PyObject *module, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "format", "scale", "out", "rounding",
                              "overflow", "seed", "stream", "offset", "threads",
-                             "stats", NULL};
+                             "stats", "kernel", NULL};
     PyObject *xo, *fo, *so = NULL, *out = NULL, *stats = NULL, *res = NULL;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     Py_buffer xv = {0}, yv = {0};
     int have_x = 0, have_y = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO$OOOOOOO:quantize", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO$OOOOOOOO:quantize", kwlist,
                                      &xo, &fo, &so, &out, &p.rounding, &p.overflow,
                                      &p.seed, &p.stream, &p.offset, &p.threads,
-                                     &stats))
+                                     &stats, &p.kernel))
         return NULL;
     const ag_format *f = get_format(module, fo);
     float scale = 1.0f;
@@ -798,7 +838,8 @@ fail:
 }
 
 PyDoc_STRVAR(quantize_backward_doc,
-"quantize_backward(dx, dy, x, format, scale=1.0, *, ste='identity', threads=0) -> None\n\n"
+"quantize_backward(dx, dy, x, format, scale=1.0, *, ste='identity', threads=0,\n"
+"                  kernel='auto') -> None\n\n"
 "Straight-through backward of quantize, ACCUMULATING: dx += dy, or with\n"
 "ste='clipped' only where |x/scale| <= max_finite. x may be None for the\n"
 "identity STE. dx, dy, x: float32 buffers of one shape; dx writable.");
@@ -806,14 +847,14 @@ PyDoc_STRVAR(quantize_backward_doc,
 static PyObject *mod_quantize_backward(PyObject *module, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"dx", "dy", "x", "format", "scale", "ste", "threads",
-                             NULL};
+                             "kernel", NULL};
     PyObject *dxo, *dyo, *xo, *fo, *so = NULL;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     Py_buffer dxv = {0}, dyv = {0}, xv = {0};
     int have_dx = 0, have_dy = 0, have_x = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O$OO:quantize_backward",
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O$OOO:quantize_backward",
                                      kwlist, &dxo, &dyo, &xo, &fo, &so, &p.ste,
-                                     &p.threads))
+                                     &p.threads, &p.kernel))
         return NULL;
     const ag_format *f = get_format(module, fo);
     float scale = 1.0f;
@@ -960,7 +1001,8 @@ fail:
 
 PyDoc_STRVAR(encode_doc,
 "encode(x, format, scale=1.0, out=None, *, rounding='nearest_even',\n"
-"       overflow='saturate', seed=0, stream=0, offset=0, threads=0, stats=None) -> out\n\n"
+"       overflow='saturate', seed=0, stream=0, offset=0, threads=0, stats=None,\n"
+"       kernel='auto') -> out\n\n"
 "Packed codes of x / scale (ag_encode_u8 / _u16): out is uint8 for formats of\n"
 "at most 8 bits, else uint16 (a given out picks the storage by its dtype).");
 
@@ -968,15 +1010,15 @@ static PyObject *mod_encode(PyObject *module, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "format", "scale", "out", "rounding",
                              "overflow", "seed", "stream", "offset", "threads",
-                             "stats", NULL};
+                             "stats", "kernel", NULL};
     PyObject *xo, *fo, *so = NULL, *out = NULL, *stats = NULL, *res = NULL;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     Py_buffer xv = {0}, cv = {0};
     int have_x = 0, have_c = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO$OOOOOOO:encode", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO$OOOOOOOO:encode", kwlist,
                                      &xo, &fo, &so, &out, &p.rounding, &p.overflow,
                                      &p.seed, &p.stream, &p.offset, &p.threads,
-                                     &stats))
+                                     &stats, &p.kernel))
         return NULL;
     const ag_format *f = get_format(module, fo);
     float scale = 1.0f;
@@ -1100,6 +1142,7 @@ fail:
 static PyMethodDef module_methods[] = {
     {"version", mod_version, METH_NOARGS, version_doc},
     {"format_names", mod_format_names, METH_NOARGS, format_names_doc},
+    {"kernels", mod_kernels, METH_NOARGS, kernels_doc},
     {"format_init", KWFN(mod_format_init), METH_VARARGS | METH_KEYWORDS, format_init_doc},
     {"quantize", KWFN(mod_quantize), METH_VARARGS | METH_KEYWORDS, quantize_doc},
     {"quantize_backward", KWFN(mod_quantize_backward), METH_VARARGS | METH_KEYWORDS,

@@ -167,7 +167,7 @@ def _run(x, out, np_dtype, call):
 
 def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
                    overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-                   stats=None):
+                   stats=None, kernel="auto"):
     """``to_real(to_bits(x / scale)) * scale`` element by element, in float32,
     without autograd (the C library's ``ag_quantize``).
 
@@ -178,14 +178,16 @@ def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
     ``stream`` and ``offset`` + element index). ``overflow``: ``saturate``
     (default) or ``ieee``. ``stats``: a dict to which the counters ``total``,
     ``overflow``, ``underflow`` and ``nan`` are added. Array rules: see the
-    module documentation. Returns ``out`` or a new array/tensor.
+    module documentation. ``kernel``: the C code path (``auto``, or one of
+    ``altgrad._C.kernels()``), all bit-identical; for tests and benchmarks.
+    Returns ``out`` or a new array/tensor.
     """
     f = _c_format(format)
     s = scale_value(scale)
     xb = as_buffer(x, "x")
     return _run(x, out, np.float32, lambda ob: _C.quantize(
         xb, f, s, ob, rounding=rounding, overflow=overflow, seed=seed,
-        stream=stream, offset=offset, threads=threads, stats=stats))
+        stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel))
 
 
 def dequantize_array(x, scale=1.0, out=None):
@@ -197,7 +199,7 @@ def dequantize_array(x, scale=1.0, out=None):
 
 def encode(x, format, scale=1.0, out=None, *, rounding="nearest_even",
            overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-           stats=None):
+           stats=None, kernel="auto"):
     """Packed codes of ``x / scale``: uint8 for formats of at most 8 bits,
     uint16 above (torch: ``torch.uint8``, or ``torch.int16`` holding the 16
     bits, since torch has no uint16). Options as :func:`quantize_array`."""
@@ -207,7 +209,7 @@ def encode(x, format, scale=1.0, out=None, *, rounding="nearest_even",
     code_dtype = np.uint8 if f.bits <= 8 else np.uint16
     return _run(x, out, code_dtype, lambda ob: _C.encode(
         xb, f, s, ob, rounding=rounding, overflow=overflow, seed=seed,
-        stream=stream, offset=offset, threads=threads, stats=stats))
+        stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel))
 
 
 def decode(codes, format, scale=1.0, out=None):

@@ -26,7 +26,9 @@ rounding is keyed by ``(seed, stream, offset + element index)``; with
 generator on every call, so ``torch.manual_seed`` makes a run reproducible
 and successive steps get independent bits. ``overflow="saturate"`` (default)
 or ``"ieee"``. ``stats``: a dict to which the C library adds the counters
-``total``, ``overflow``, ``underflow``, ``nan``.
+``total``, ``overflow``, ``underflow``, ``nan``. ``threads``: 0 (the
+library's choice), 1 (serial) or a maximum; ``kernel``: ``"auto"`` or a
+forced C code path (``altgrad._C.kernels()``), bit-identical, for tests.
 """
 import numpy as np
 import torch
@@ -38,7 +40,8 @@ from .. import format as _as_format
 __all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc"]
 
 _STE = ("identity", "clipped")
-_FORWARD_KEYS = ("rounding", "overflow", "seed", "stream", "offset", "threads", "stats")
+_FORWARD_KEYS = ("rounding", "overflow", "seed", "stream", "offset", "threads", "stats",
+                 "kernel")
 
 
 def _check_tensor(x, name="x"):
@@ -146,7 +149,8 @@ class DequantizeFunc(torch.autograd.Function):
 
 
 def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
-             ste="identity", seed=None, stream=0, offset=0, threads=0, stats=None):
+             ste="identity", seed=None, stream=0, offset=0, threads=0, stats=None,
+             kernel="auto"):
     """Round ``x / scale`` onto ``format``'s grid and scale back:
     ``to_real(to_bits(x / scale)) * scale`` in float32, with the
     straight-through gradient (see the module documentation for inputs,
@@ -158,7 +162,8 @@ def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturat
     autograd; returns a numpy array).
     """
     options = {"rounding": rounding, "overflow": overflow, "ste": ste, "seed": seed,
-               "stream": stream, "offset": offset, "threads": threads, "stats": stats}
+               "stream": stream, "offset": offset, "threads": threads, "stats": stats,
+               "kernel": kernel}
     if isinstance(x, np.ndarray):
         ste_mode, opts = _options(options)
         return _arrays.quantize_array(x, format, scale, **opts)
