@@ -417,10 +417,10 @@ AG_API ag_status ag_compute_scale_rows(float *scales, const float *amax,
  * stream element opts->offset + r*cols + c, so the result does not depend
  * on how rows are split). stats (may be NULL) accumulates over every row.
  * Every scales[r] is checked before anything is written. y == x allowed.
- * Errors as ag_quantize, plus AG_ERR_SCALE (some scales[r] not positive
- * finite), AG_ERR_NULL (scales with rows*cols > 0), AG_ERR_SHAPE (rows*cols
- * overflows), AG_ERR_ALIAS (y overlaps scales, or y and x overlap
- * partially). */
+ * Errors as ag_quantize (AG_ERR_ARG includes a kernel not available here),
+ * plus AG_ERR_SCALE (some scales[r] not positive finite), AG_ERR_NULL
+ * (scales with rows*cols > 0), AG_ERR_SHAPE (rows*cols overflows),
+ * AG_ERR_ALIAS (y overlaps scales, or y and x overlap partially). */
 AG_API ag_status ag_quantize_rows(float *y, const float *x, size_t rows,
                                   size_t cols, const float *scales,
                                   const ag_format *fmt, const ag_qopts *opts,
@@ -456,7 +456,8 @@ AG_API ag_status ag_quantize_rows(float *y, const float *x, size_t rows,
  *    > 127 (possible only when emax < 1) becomes 127 (elements saturate).
  * Every element format of at most 8 bits is accepted (else
  * AG_ERR_STORAGE). Stochastic rounding keys element i of the flat matrix by
- * stream element opts->offset + i. */
+ * stream element opts->offset + i. A kernel (opts->kernel) that is not
+ * available here is AG_ERR_ARG, as in ag_quantize. */
 #define AG_MX_BLOCK 32
 
 /* *count = rows * ceil(cols / block), the number of block scales.
@@ -474,7 +475,8 @@ AG_API ag_status ag_mx_scale_code(uint8_t *code, float amax,
  * (ag_mx_scale_count of them) = E8M0 codes. stats (may be NULL) accumulates.
  * Errors: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_STORAGE (fmt->bits > 8),
  * AG_ERR_ARG (block == 0, bad opts), AG_ERR_SHAPE, AG_ERR_ALIAS (any two of
- * codes, scales, x overlap). rows*cols == 0 is a no-op. */
+ * codes, scales, x overlap), AG_ERR_NOMEM (a staging buffer of at most
+ * 256 KiB). rows*cols == 0 is a no-op. */
 AG_API ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
                               size_t rows, size_t cols, size_t block,
                               const ag_format *fmt, const ag_qopts *opts,
@@ -490,7 +492,8 @@ AG_API ag_status ag_mx_decode(float *y, const uint8_t *codes,
 
 /* Fused fake quantization: y = ag_mx_decode(ag_mx_encode(x)), bit for bit
  * (except NaN payloads), without the code arrays. y == x allowed. Errors as
- * ag_mx_encode (AG_ERR_ALIAS for a partial overlap of y and x). */
+ * ag_mx_encode (AG_ERR_ALIAS for a partial overlap of y and x; AG_ERR_NOMEM
+ * for the scale codes, one byte per block). */
 AG_API ag_status ag_mx_quantize(float *y, const float *x, size_t rows,
                                 size_t cols, size_t block,
                                 const ag_format *fmt, const ag_qopts *opts,
@@ -511,7 +514,8 @@ AG_API ag_status ag_mx_quantize(float *y, const float *x, size_t rows,
  * anything: a diverged element never counts as stalled and always as
  * flipped, as the AltGrad reference that compares quantized tensors with ==.
  * Stochastic rounding uses stream element opts->offset + i for element i of
- * both snapshots. */
+ * both snapshots. The diagnostics round with the scalar specification
+ * (ag_to_bits_opts): opts->kernel and opts->threads make no difference. */
 
 /* Bit stall: among the elements with |g[i]| > AG_GRAD_EPS (*considered),
  * count those (*stalled) whose quantized value does not move with the

@@ -182,6 +182,16 @@ static ag_status fmt_check(const ag_format *fmt)
     return fmt ? ag_format_check(fmt) : AG_ERR_NULL;
 }
 
+/* Options of the rounding calls: in range, and a code path (kernel) that
+ * runs here, so that the bulk calls made later cannot fail half way. */
+static ag_status opts_check(const ag_qopts *o)
+{
+    const ag_status st = ag__opts_check(o);
+    if (st != AG_OK)
+        return st;
+    return ag_kernel_available(o->kernel) ? AG_OK : AG_ERR_ARG;
+}
+
 ag_status ag_compute_scale(float *scale, float amax, const ag_format *fmt,
                            const ag_scale_opts *opts)
 {
@@ -275,7 +285,7 @@ ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
     ag_status st = fmt_check(fmt);
     if (st != AG_OK)
         return st;
-    if (opts && (st = ag__opts_check(opts)) != AG_OK)
+    if (opts && (st = opts_check(opts)) != AG_OK)
         return st;
     size_t n;
     if (shape_product(&n, rows, cols) != AG_OK)
@@ -297,7 +307,7 @@ ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
         st = ag_quantize(y + r * cols, x + r * cols, cols, fmt, scales[r], &o,
                          stats);
         assert(st == AG_OK); /* every argument was checked above */
-        if (st != AG_OK)
+        if (st != AG_OK) /* not reached: defensive for NDEBUG builds */
             return st;
     }
     return AG_OK;
@@ -370,51 +380,49 @@ static ag_status mx_check(size_t *n, size_t *ns, size_t rows, size_t cols,
         return AG_ERR_STORAGE;
     if (block == 0)
         return AG_ERR_ARG;
-    if (opts && (st = ag__opts_check(opts)) != AG_OK)
+    if (opts && (st = opts_check(opts)) != AG_OK)
         return st;
     if ((st = shape_product(n, rows, cols)) != AG_OK)
         return st;
     return ag_mx_scale_count(ns, rows, cols, block);
 }
 
-/* Walks the blocks of a rows x cols matrix: calls fn(ctx, start, len, j) for
- * block j covering flat elements [start, start + len). */
-typedef ag_status (*mx_block_fn)(void *ctx, size_t start, size_t len,
-                                 size_t j);
+/* The blocks of a rows x cols matrix, in scale order: block j covers the
+ * flat elements [start, start + len). */
+typedef struct mx_iter {
+    size_t rows, cols, block;
+    size_t r, c;        /* position of the next block */
+} mx_iter;
 
-static ag_status mx_for_blocks(size_t rows, size_t cols, size_t block,
-                               mx_block_fn fn, void *ctx)
+static void mx_iter_init(mx_iter *it, size_t rows, size_t cols, size_t block)
 {
-    size_t j = 0;
-    for (size_t r = 0; r < rows; r++) {
-        for (size_t c = 0; c < cols; c += block) {
-            const size_t len = cols - c < block ? cols - c : block;
-            ag_status st = fn(ctx, r * cols + c, len, j++);
-            if (st != AG_OK)
-                return st;
-        }
-    }
-    return AG_OK;
+    it->rows = rows;
+    it->cols = cols;
+    it->block = block;
+    it->r = 0;
+    it->c = 0;
 }
 
-typedef struct mx_ctx {
-    const ag_format *fmt;
-    ag_qopts opts;      /* offset = the caller's base offset */
-    ag_stats *stats;
-    const float *x;
-    float *y;           /* quantize / decode output */
-    uint8_t *codes;     /* encode output */
-    const uint8_t *in_codes;
-    uint8_t *scales;    /* encode output */
-    const uint8_t *in_scales;
-} mx_ctx;
+static int mx_next(mx_iter *it, size_t *start, size_t *len)
+{
+    if (it->cols == 0 || it->r >= it->rows)
+        return 0;
+    *start = it->r * it->cols + it->c;
+    *len = it->cols - it->c < it->block ? it->cols - it->c : it->block;
+    it->c += *len;
+    if (it->c == it->cols) {
+        it->c = 0;
+        it->r++;
+    }
+    return 1;
+}
 
-/* Scale code of the block [start, start+len) of x. */
-static uint32_t block_code(const mx_ctx *m, size_t start, size_t len)
+/* Scale code of the block x[0 .. len). */
+static uint32_t block_code(const float *x, size_t len, int emax)
 {
     size_t nans = 0;
-    const float a = amax_kernel(m->x + start, len, &nans);
-    return nans ? E8M0_NAN : mx_code(a, m->fmt->emax);
+    const float a = amax_kernel(x, len, &nans);
+    return nans ? E8M0_NAN : mx_code(a, emax);
 }
 
 static void nan_block_stats(ag_stats *stats, size_t len)
@@ -425,52 +433,46 @@ static void nan_block_stats(ag_stats *stats, size_t len)
     }
 }
 
-static ag_status mx_encode_block(void *vctx, size_t start, size_t len, size_t j)
+/* y[i] = x[i] * m (in place allowed). */
+static void mul_block(float *y, const float *x, size_t len, float m)
 {
-    mx_ctx *m = vctx;
-    const uint32_t code = block_code(m, start, len);
-    m->scales[j] = (uint8_t)code;
-    if (code == E8M0_NAN) {
-        memset(m->codes + start, (int)(m->fmt->has_nan ? m->fmt->nan_code : 0u),
-               len);
-        nan_block_stats(m->stats, len);
-        return AG_OK;
-    }
-    ag_qopts o = m->opts;
-    o.offset += start;
-    return ag_encode_u8(m->codes + start, m->x + start, len, m->fmt,
-                        mx_scale_value(code), &o, m->stats);
+    for (size_t i = 0; i < len; i++)
+        y[i] = x[i] * m;
 }
 
-static ag_status mx_quantize_block(void *vctx, size_t start, size_t len,
-                                   size_t j)
-{
-    mx_ctx *m = vctx;
-    (void)j;
-    const uint32_t code = block_code(m, start, len);
-    if (code == E8M0_NAN) {
-        for (size_t i = start; i < start + len; i++)
-            m->y[i] = isnan(m->x[i]) ? m->x[i] : NAN;
-        nan_block_stats(m->stats, len);
-        return AG_OK;
-    }
-    ag_qopts o = m->opts;
-    o.offset += start;
-    return ag_quantize(m->y + start, m->x + start, len, m->fmt,
-                       mx_scale_value(code), &o, m->stats);
-}
+/* The MX calls round through ONE bulk call over the whole matrix (the fast,
+ * threaded kernels then see long arrays, not 32-element blocks): each block
+ * is first divided by its scale X, rounded with scale 1, and the result is
+ * multiplied by X again. This is bit-exact with ag_quantize(block, X):
+ * X = 2^k, so x * 2^-k is the very float32 that x / X is (same real value,
+ * one rounding), v / 1 = v, and to_real(code) * 1 * X = to_real(code) * X.
+ * Stochastic rounding is keyed by the flat index (offset + i) as before. */
 
-static ag_status mx_decode_block(void *vctx, size_t start, size_t len, size_t j)
+/* Encode staging buffer, in floats (the rounding calls see runs this long). */
+#define MX_STAGE ((size_t)1 << 16)
+
+/* A run of staged elements x / X, flat [r0, r0 + rn), rounded by one
+ * ag_encode_u8 call with scale 1. */
+typedef struct mx_stage {
+    float *buf;
+    size_t cap, r0, rn;
+    uint8_t *codes;
+    const ag_format *fmt;
+    ag_qopts opts;
+    ag_stats *stats;
+} mx_stage;
+
+static ag_status stage_flush(mx_stage *sg)
 {
-    mx_ctx *m = vctx;
-    const uint32_t code = m->in_scales[j];
-    if (code == E8M0_NAN) {
-        for (size_t i = start; i < start + len; i++)
-            m->y[i] = NAN;
+    if (sg->rn == 0)
         return AG_OK;
-    }
-    return ag_decode_u8(m->y + start, m->in_codes + start, len, m->fmt,
-                        mx_scale_value(code));
+    ag_qopts o = sg->opts;
+    o.offset += sg->r0;
+    const ag_status st = ag_encode_u8(sg->codes + sg->r0, sg->buf, sg->rn,
+                                      sg->fmt, 1.0f, &o, sg->stats);
+    assert(st == AG_OK); /* every argument was checked before */
+    sg->rn = 0;
+    return st;
 }
 
 ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
@@ -488,15 +490,46 @@ ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
         any_overlap(scales, ns, x, n * sizeof *x) ||
         any_overlap(codes, n, scales, ns))
         return AG_ERR_ALIAS;
-    mx_ctx m;
-    memset(&m, 0, sizeof m);
-    m.fmt = fmt;
-    m.opts = opts ? *opts : ag_qopts_default();
-    m.stats = stats;
-    m.x = x;
-    m.codes = codes;
-    m.scales = scales;
-    return mx_for_blocks(rows, cols, block, mx_encode_block, &m);
+    mx_stage sg;
+    sg.cap = n < MX_STAGE ? n : MX_STAGE;
+    sg.buf = malloc(sg.cap * sizeof *sg.buf);
+    if (!sg.buf)
+        return AG_ERR_NOMEM;
+    sg.r0 = sg.rn = 0;
+    sg.codes = codes;
+    sg.fmt = fmt;
+    sg.opts = opts ? *opts : ag_qopts_default();
+    sg.stats = stats;
+    size_t start, len, j = 0;
+    mx_iter it;
+    mx_iter_init(&it, rows, cols, block);
+    while (st == AG_OK && mx_next(&it, &start, &len)) {
+        const uint32_t code = block_code(x + start, len, fmt->emax);
+        scales[j++] = (uint8_t)code;
+        if (code == E8M0_NAN) {
+            st = stage_flush(&sg); /* keeps the staged run contiguous */
+            memset(codes + start, (int)(fmt->has_nan ? fmt->nan_code : 0u),
+                   len);
+            nan_block_stats(stats, len);
+            continue;
+        }
+        const float inv = mx_scale_value(254u - code); /* 1 / X */
+        for (size_t done = 0; st == AG_OK && done < len;) {
+            if (sg.rn == sg.cap)
+                st = stage_flush(&sg);
+            if (sg.rn == 0)
+                sg.r0 = start + done;
+            const size_t room = sg.cap - sg.rn;
+            const size_t piece = len - done < room ? len - done : room;
+            mul_block(sg.buf + sg.rn, x + start + done, piece, inv);
+            sg.rn += piece;
+            done += piece;
+        }
+    }
+    if (st == AG_OK)
+        st = stage_flush(&sg);
+    free(sg.buf);
+    return st;
 }
 
 ag_status ag_mx_decode(float *y, const uint8_t *codes, const uint8_t *scales,
@@ -516,13 +549,23 @@ ag_status ag_mx_decode(float *y, const uint8_t *codes, const uint8_t *scales,
         for (size_t i = 0; i < n; i++)
             if (codes[i] >= fmt->ncodes)
                 return AG_ERR_CODE;
-    mx_ctx m;
-    memset(&m, 0, sizeof m);
-    m.fmt = fmt;
-    m.y = y;
-    m.in_codes = codes;
-    m.in_scales = scales;
-    return mx_for_blocks(rows, cols, block, mx_decode_block, &m);
+    st = ag_decode_u8(y, codes, n, fmt, 1.0f);
+    assert(st == AG_OK);
+    if (st != AG_OK)
+        return st;
+    size_t start, len, j = 0;
+    mx_iter it;
+    mx_iter_init(&it, rows, cols, block);
+    while (mx_next(&it, &start, &len)) {
+        const uint32_t code = scales[j++];
+        if (code == E8M0_NAN) {
+            for (size_t i = start; i < start + len; i++)
+                y[i] = NAN;
+        } else {
+            mul_block(y + start, y + start, len, mx_scale_value(code));
+        }
+    }
+    return AG_OK;
 }
 
 ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
@@ -537,12 +580,33 @@ ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
         return AG_ERR_NULL;
     if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x))
         return AG_ERR_ALIAS;
-    mx_ctx m;
-    memset(&m, 0, sizeof m);
-    m.fmt = fmt;
-    m.opts = opts ? *opts : ag_qopts_default();
-    m.stats = stats;
-    m.x = x;
-    m.y = y;
-    return mx_for_blocks(rows, cols, block, mx_quantize_block, &m);
+    /* the scale codes, kept for the way back (x may be y) */
+    uint8_t *sc = malloc(ns);
+    if (!sc)
+        return AG_ERR_NOMEM;
+    size_t start, len, j = 0;
+    mx_iter it;
+    mx_iter_init(&it, rows, cols, block);
+    while (mx_next(&it, &start, &len)) {
+        const uint32_t code = block_code(x + start, len, fmt->emax);
+        sc[j++] = (uint8_t)code;
+        if (code == E8M0_NAN) /* NaN stays NaN in the rounding call */
+            for (size_t i = start; i < start + len; i++)
+                y[i] = isnan(x[i]) ? x[i] : NAN;
+        else
+            mul_block(y + start, x + start, len, mx_scale_value(254u - code));
+    }
+    st = ag_quantize(y, y, n, fmt, 1.0f, opts, stats);
+    assert(st == AG_OK);
+    if (st == AG_OK) {
+        j = 0;
+        mx_iter_init(&it, rows, cols, block);
+        while (mx_next(&it, &start, &len)) {
+            const uint32_t code = sc[j++];
+            if (code != E8M0_NAN)
+                mul_block(y + start, y + start, len, mx_scale_value(code));
+        }
+    }
+    free(sc);
+    return st;
 }

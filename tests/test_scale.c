@@ -428,6 +428,18 @@ static void test_rows(void)
             AG_CHECK(ag_quantize_rows(y2, y2, R, C, sc, f, &o, NULL) == AG_OK &&
                          memcmp(y, y2, sizeof y) == 0,
                      "in place");
+            /* every code path gives the same bits; an unavailable one is an
+             * error before anything is written */
+            for (int k = AG_KERNEL_AUTO; k <= AG_KERNEL_AVX512; k++) {
+                ag_qopts ok_ = o;
+                ok_.kernel = k;
+                y2[0] = 12345.0f;
+                const ag_status s2 = ag_quantize_rows(y2, x, R, C, sc, f, &ok_, NULL);
+                if (ag_kernel_available(k))
+                    AG_CHECK(s2 == AG_OK && memcmp(y, y2, sizeof y) == 0, "kernel %d", k);
+                else
+                    AG_CHECK(s2 == AG_ERR_ARG && y2[0] == 12345.0f, "kernel %d unavailable", k);
+            }
         }
     }
     /* one row */
@@ -693,6 +705,71 @@ static void test_mx_random(void)
     }
 }
 
+/* Long inputs: the encode staging buffer (64 Ki floats) is flushed many
+ * times, around NaN blocks and inside blocks longer than itself; every code
+ * path (kernel) gives the same bits, an unavailable one is AG_ERR_ARG. */
+static void test_mx_large(void)
+{
+    const ag_format *f = F("float8_e5m2");
+    if (!f)
+        return;
+    enum { N = 200000 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y),
+          *yr = malloc(N * sizeof *yr), *yd = malloc(N * sizeof *yd);
+    uint8_t *c = malloc(N), *cr = malloc(N), *sc = malloc(N), *scr = malloc(N);
+    if (!x || !y || !yr || !yd || !c || !cr || !sc || !scr) {
+        AG_CHECK(0, "malloc");
+        goto done;
+    }
+    for (size_t i = 0; i < N; i++)
+        x[i] = rnd_float(20, 20, 0);
+    for (size_t i = 1000; i < N; i += 70001)
+        x[i] = NAN;
+    static const struct { size_t rows, cols, block; } shapes[] = {
+        {1, N, 32}, {4, N / 4, 33}, {1, N, 70000}, {2, N / 2, 100000}, {1, N, 1}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const size_t rows = shapes[si].rows, cols = shapes[si].cols, block = shapes[si].block;
+        ag_qopts o = ag_qopts_default();
+        o.rounding = si == 1 ? AG_ROUND_STOCHASTIC : AG_ROUND_NEAREST_EVEN;
+        o.seed = 5;
+        ref_mx(cr, scr, yr, x, rows, cols, block, f, &o);
+        size_t ns = 0;
+        ag_mx_scale_count(&ns, rows, cols, block);
+        ag_stats st = {0}, st2 = {0};
+        AG_CHECK(ag_mx_encode(c, sc, x, rows, cols, block, f, &o, &st) == AG_OK, "enc");
+        AG_CHECK(memcmp(c, cr, N) == 0 && memcmp(sc, scr, ns) == 0, "shape %zu codes", si);
+        AG_CHECK(ag_mx_decode(yd, c, sc, rows, cols, block, f) == AG_OK, "dec");
+        AG_CHECK(ag_mx_quantize(y, x, rows, cols, block, f, &o, &st2) == AG_OK, "q");
+        int ok = 1;
+        for (size_t i = 0; i < N && ok; i++)
+            ok = ag_test_same(y[i], yr[i]) && ag_test_same(yd[i], yr[i]);
+        AG_CHECK(ok, "shape %zu values", si);
+        AG_CHECK(st.total == N && st2.total == N && st.nan == st2.nan && st.nan >= block &&
+                     st.overflow == st2.overflow && st.underflow == st2.underflow,
+                 "shape %zu stats", si);
+        for (int k = AG_KERNEL_AUTO; k <= AG_KERNEL_AVX512; k++) {
+            ag_qopts ok_ = o;
+            ok_.kernel = k;
+            ok_.threads = k + 1;
+            yd[0] = 12345.0f;
+            const ag_status s2 = ag_mx_quantize(yd, x, rows, cols, block, f, &ok_, NULL);
+            if (ag_kernel_available(k))
+                AG_CHECK(s2 == AG_OK && memcmp(yd, y, N * sizeof *y) == 0, "kernel %d", k);
+            else
+                AG_CHECK(s2 == AG_ERR_ARG && yd[0] == 12345.0f, "kernel %d unavailable", k);
+        }
+    }
+done:
+    free(x);
+    free(y);
+    free(yr);
+    free(yd);
+    free(c);
+    free(cr);
+    free(sc);
+    free(scr);
+}
+
 static void test_mx_errors(void)
 {
     const ag_format *e4 = F("float8_e4m3fn"), *e21 = F("float4_e2m1fn"),
@@ -778,6 +855,7 @@ int main(void)
     test_rows();
     test_mx_hand();
     test_mx_random();
+    test_mx_large();
     test_mx_errors();
     return ag_test_summary("test_scale");
 }
