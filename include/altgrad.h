@@ -514,8 +514,8 @@ AG_API ag_status ag_mx_quantize(float *y, const float *x, size_t rows,
  * anything: a diverged element never counts as stalled and always as
  * flipped, as the AltGrad reference that compares quantized tensors with ==.
  * Stochastic rounding uses stream element opts->offset + i for element i of
- * both snapshots. The diagnostics round with the scalar specification
- * (ag_to_bits_opts): opts->kernel and opts->threads make no difference. */
+ * both snapshots. Results do not depend on opts->kernel or opts->threads;
+ * a kernel not available here is AG_ERR_ARG, as in ag_quantize. */
 
 /* Bit stall: among the elements with |g[i]| > AG_GRAD_EPS (*considered),
  * count those (*stalled) whose quantized value does not move with the

@@ -6,11 +6,14 @@
  * stall ratio, ULP distance in codes, the stiffness field (local grid
  * spacing) and the exponent occupancy histogram.
  *
- * Every count is defined on codes from the one rounding core (ag__round, as
- * ag_to_bits / ag_quantize), never on float comparisons of products, so the
- * answers are exact whatever the scale. The loops are serial and plain:
- * each result is a sum of per-element integers, so it cannot depend on a
- * thread count.
+ * Every count is defined on codes (as ag_to_bits_opts gives them), never
+ * on float comparisons of products, so the answers are exact whatever the
+ * scale. The codes come from the public bulk encoder ag_encode_u16, in
+ * chunks of CHUNK elements on the stack, so the diagnostics run at the
+ * speed of the vectorized kernels; the histogram, which needs the rounding
+ * core's overflow and underflow flags per element, calls the core
+ * (ag__round) directly. Each result is a sum of per-element integers, so it
+ * cannot depend on the thread count or code path.
  */
 #include "ag_internal.h"
 
@@ -19,6 +22,9 @@
 /* ------------------------------------------------------------------------ */
 /* Shared helpers                                                           */
 /* ------------------------------------------------------------------------ */
+
+/* Elements per encoder call (three stack buffers of this length). */
+#define CHUNK 2048
 
 static ag_status check_fmt_scale_opts(const ag_format *fmt, float scale,
                                       const ag_qopts *opts)
@@ -32,13 +38,93 @@ static ag_status check_fmt_scale_opts(const ag_format *fmt, float scale,
         return AG_ERR_SCALE;
     if (opts && (st = ag__opts_check(opts)) != AG_OK)
         return st;
+    /* a code path that cannot run here would fail inside the encoder */
+    if (opts && !ag_kernel_available(opts->kernel))
+        return AG_ERR_ARG;
     return AG_OK;
 }
 
-static int is_nan_code(const ag_format *f, uint32_t code)
+/* 1 for a NaN code of f (the specials conventions of altgrad.h). */
+static inline int is_nan_code(const ag_format *f, uint32_t code)
 {
-    const float v = f->bits <= 8 ? f->lut[code] : ag__decode(f, code);
-    return isnan(v);
+    const uint32_t mag = code & ~f->sign_mask;
+    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
+    switch (f->specials) {
+    case AG_SPECIALS_IEEE:
+        return (mag >> f->mbits) == (all >> f->mbits) &&
+               (mag & ((1u << f->mbits) - 1u)) != 0u;
+    case AG_SPECIALS_FN:
+        return mag == all;
+    case AG_SPECIALS_FNUZ:
+        return code == f->sign_mask;
+    case AG_SPECIALS_NONE:
+        break;
+    }
+    return 0;
+}
+
+/* Branch-free form of is_nan_code / is_zero_code / same_point for the
+ * chunk loops, with the format's constants computed once: a code is NaN
+ * iff its magnitude is above `thr` (IEEE: the inf code; FN: max_code; NONE:
+ * never) or it is the FNUZ NaN `fnuz`. */
+typedef struct cmp_ctx {
+    uint32_t sm;    /* sign mask */
+    uint32_t thr;   /* NaN magnitude threshold */
+    uint32_t fnuz;  /* the FNUZ NaN code, or a value no code has */
+    uint32_t zok;   /* 1 when the format has zero(s) */
+} cmp_ctx;
+
+static void cmp_init(cmp_ctx *c, const ag_format *f)
+{
+    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
+    c->sm = f->sign_mask;
+    c->thr = f->specials == AG_SPECIALS_IEEE ? f->inf_code
+             : f->specials == AG_SPECIALS_FN ? f->max_code
+                                              : all;
+    c->fnuz = f->specials == AG_SPECIALS_FNUZ ? f->sign_mask : 0xffffffffu;
+    c->zok = !f->no_zero;
+}
+
+/* NaN-ness of a code whose input was x */
+static inline uint32_t cmp_nan(const cmp_ctx *c, uint32_t code, float x)
+{
+    return (uint32_t)(x != x) | (uint32_t)((code & ~c->sm) > c->thr) |
+           (uint32_t)(code == c->fnuz);
+}
+
+static inline uint32_t cmp_same(const cmp_ctx *c, uint32_t a, uint32_t nan_a,
+                                uint32_t b, uint32_t nan_b)
+{
+    const uint32_t zeros = c->zok & (uint32_t)((a & ~c->sm) == 0u) &
+                           (uint32_t)((b & ~c->sm) == 0u);
+    return (nan_a | nan_b) ^ 1u ? (uint32_t)(a == b) | zeros : 0u;
+}
+
+/* The encoder of the float diagnostics: codes of x[0 .. len), which are
+ * the flat elements i0 .. i0+len of the tensor (stream offset). */
+typedef struct enc_ctx {
+    const ag_format *fmt;
+    float scale;
+    ag_qopts opts;
+} enc_ctx;
+
+static void enc_init(enc_ctx *e, const ag_format *fmt, float scale,
+                     const ag_qopts *opts)
+{
+    e->fmt = fmt;
+    e->scale = scale;
+    e->opts = opts ? *opts : ag_qopts_default();
+}
+
+static ag_status enc_chunk(const enc_ctx *e, uint16_t *codes, const float *x,
+                           size_t len, size_t i0)
+{
+    ag_qopts o = e->opts;
+    o.offset += i0;
+    const ag_status st = ag_encode_u16(codes, x, len, e->fmt, e->scale, &o,
+                                       NULL);
+    assert(st == AG_OK); /* every argument was checked before */
+    return st;
 }
 
 static int is_zero_code(const ag_format *f, uint32_t code)
@@ -100,20 +186,75 @@ ag_status ag_bit_stall(uint64_t *stalled, uint64_t *considered, const float *w,
         return AG_ERR_ARG;
     if (n > 0 && (!w || !g))
         return AG_ERR_NULL;
-    const ag_qopts o = opts ? *opts : ag_qopts_default();
+    enc_ctx e;
+    enc_init(&e, fmt, scale, opts);
+    cmp_ctx cm;
+    cmp_init(&cm, fmt);
+    uint16_t ca[CHUNK], cb[CHUNK];
+    float wn[CHUNK];
     uint64_t ns = 0, nc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!updated(g[i]))
-            continue;
-        nc++;
-        const float step = lr * g[i];
-        const float wn = w[i] - step;
-        const qel a = round_el(fmt, &o, w[i], scale, i);
-        const qel b = round_el(fmt, &o, wn, scale, i);
-        ns += (uint64_t)same_point(fmt, a.code, a.nan, b.code, b.nan);
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const size_t len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        const float *wc = w + i0, *gc = g + i0;
+        for (size_t i = 0; i < len; i++) {
+            const float step = lr * gc[i]; /* float32 product, then difference */
+            wn[i] = wc[i] - step;
+        }
+        if ((st = enc_chunk(&e, ca, wc, len, i0)) != AG_OK ||
+            (st = enc_chunk(&e, cb, wn, len, i0)) != AG_OK)
+            return st;
+        uint32_t cs = 0, cc = 0;
+        for (size_t i = 0; i < len; i++) {
+            const uint32_t u = (uint32_t)updated(gc[i]);
+            const uint32_t same =
+                cmp_same(&cm, ca[i], cmp_nan(&cm, ca[i], wc[i]), cb[i],
+                         cmp_nan(&cm, cb[i], wn[i]));
+            cc += u;
+            cs += u & same;
+        }
+        nc += cc;
+        ns += cs;
     }
     *stalled = ns;
     *considered = nc;
+    return AG_OK;
+}
+
+/* Flips of two float snapshots; with g, only where |g| > AG_GRAD_EPS
+ * (*updates counts those). */
+static ag_status flips_run(uint64_t *updates, uint64_t *flips, const float *a,
+                           const float *b, const float *g, size_t n,
+                           const ag_format *fmt, float scale,
+                           const ag_qopts *opts)
+{
+    enc_ctx e;
+    enc_init(&e, fmt, scale, opts);
+    cmp_ctx cm;
+    cmp_init(&cm, fmt);
+    uint16_t ca[CHUNK], cb[CHUNK];
+    uint64_t nu = 0, nf = 0;
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const size_t len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        const float *ac = a + i0, *bc = b + i0;
+        ag_status st;
+        if ((st = enc_chunk(&e, ca, ac, len, i0)) != AG_OK ||
+            (st = enc_chunk(&e, cb, bc, len, i0)) != AG_OK)
+            return st;
+        uint32_t cu = 0, cf = 0;
+        for (size_t i = 0; i < len; i++) {
+            const uint32_t u = g ? (uint32_t)updated(g[i0 + i]) : 1u;
+            const uint32_t same =
+                cmp_same(&cm, ca[i], cmp_nan(&cm, ca[i], ac[i]), cb[i],
+                         cmp_nan(&cm, cb[i], bc[i]));
+            cu += u;
+            cf += u & (same ^ 1u);
+        }
+        nu += cu;
+        nf += cf;
+    }
+    if (updates)
+        *updates = nu;
+    *flips = nf;
     return AG_OK;
 }
 
@@ -127,15 +268,7 @@ ag_status ag_flips(uint64_t *flips, const float *a, const float *b, size_t n,
         return st;
     if (n > 0 && (!a || !b))
         return AG_ERR_NULL;
-    const ag_qopts o = opts ? *opts : ag_qopts_default();
-    uint64_t nf = 0;
-    for (size_t i = 0; i < n; i++) {
-        const qel qa = round_el(fmt, &o, a[i], scale, i);
-        const qel qb = round_el(fmt, &o, b[i], scale, i);
-        nf += (uint64_t)!same_point(fmt, qa.code, qa.nan, qb.code, qb.nan);
-    }
-    *flips = nf;
-    return AG_OK;
+    return flips_run(NULL, flips, a, b, NULL, n, fmt, scale, opts);
 }
 
 static ag_status flips_codes(uint64_t *flips, const void *a, const void *b,
@@ -193,19 +326,13 @@ ag_status ag_update_flips(uint64_t *updates, uint64_t *flips,
         return st;
     if (n > 0 && (!before || !after || !g))
         return AG_ERR_NULL;
-    const ag_qopts o = opts ? *opts : ag_qopts_default();
     uint64_t nu = 0, nf = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!updated(g[i]))
-            continue;
-        nu++;
-        const qel qa = round_el(fmt, &o, before[i], scale, i);
-        const qel qb = round_el(fmt, &o, after[i], scale, i);
-        nf += (uint64_t)!same_point(fmt, qa.code, qa.nan, qb.code, qb.nan);
+    st = flips_run(&nu, &nf, before, after, g, n, fmt, scale, opts);
+    if (st == AG_OK) {
+        *updates = nu;
+        *flips = nf;
     }
-    *updates = nu;
-    *flips = nf;
-    return AG_OK;
+    return st;
 }
 
 ag_status ag_stall_ratio(double *ratio, uint64_t flips, uint64_t updates)
@@ -254,25 +381,33 @@ static ag_status ulp_run(int32_t *d, uint64_t *sum_abs, uint32_t *max_abs,
          (const void *)d == (const void *)a ||
          (const void *)d == (const void *)b))
         return AG_ERR_ALIAS;
-    const ag_qopts o = opts ? *opts : ag_qopts_default();
+    enc_ctx e;
+    enc_init(&e, fmt, scale, opts);
+    uint16_t ca[CHUNK], cb[CHUNK];
     uint64_t sum = 0, nans = 0;
     uint32_t mx = 0;
-    for (size_t i = 0; i < n; i++) {
-        const qel qa = round_el(fmt, &o, a[i], scale, i);
-        const qel qb = round_el(fmt, &o, b[i], scale, i);
-        if (qa.nan || qb.nan) {
-            nans++;
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const size_t len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        const float *ac = a + i0, *bc = b + i0;
+        if ((st = enc_chunk(&e, ca, ac, len, i0)) != AG_OK ||
+            (st = enc_chunk(&e, cb, bc, len, i0)) != AG_OK)
+            return st;
+        for (size_t i = 0; i < len; i++) {
+            if (isnan(ac[i]) || isnan(bc[i]) || is_nan_code(fmt, ca[i]) ||
+                is_nan_code(fmt, cb[i])) {
+                nans++;
+                if (d)
+                    d[i0 + i] = AG_ULP_NAN;
+                continue;
+            }
+            /* |difference| < 2^17 for formats of <= 16 bits */
+            const int64_t diff = grid_pos(fmt, cb[i]) - grid_pos(fmt, ca[i]);
+            const uint32_t ad = (uint32_t)(diff < 0 ? -diff : diff);
+            sum += ad;
+            mx = ad > mx ? ad : mx;
             if (d)
-                d[i] = AG_ULP_NAN;
-            continue;
+                d[i0 + i] = (int32_t)diff;
         }
-        /* |difference| < 2^17 for formats of <= 16 bits */
-        const int64_t diff = grid_pos(fmt, qb.code) - grid_pos(fmt, qa.code);
-        const uint32_t ad = (uint32_t)(diff < 0 ? -diff : diff);
-        sum += ad;
-        mx = ad > mx ? ad : mx;
-        if (d)
-            d[i] = (int32_t)diff;
     }
     if (sum_abs)
         *sum_abs = sum;

@@ -177,7 +177,7 @@ static void test_bit_stall(void)
     AG_CHECK(st == 77 && co == 77, "untouched");
 
     /* random, against the reference and against AltGrad's float compare */
-    enum { N = 1500 };
+    enum { N = 5000 }; /* > 2 encoder chunks of 2048 */
     static float wr[N], gr[N], yq0[N], yq1[N], wn2[N];
     for (size_t fi = 0; fi < NFMT; fi++) {
         const ag_format *f = fmt_named(fnames[fi]);
@@ -247,7 +247,7 @@ static void test_flips(void)
     AG_CHECK(ag_flips_u8(&fl, ca, cb, 6, e4) == AG_OK && fl == 3, "codes: %" PRIu64, fl);
 
     /* random: float flips = code flips = reference */
-    enum { N = 1000 };
+    enum { N = 4500 };
     static float x0[N], x1[N];
     static uint8_t c0[N], c1[N];
     static uint16_t d0[N], d1[N];
@@ -285,6 +285,21 @@ static void test_flips(void)
                 AG_CHECK(ag_flips_u16(&fl, d0, d1, N, f) == AG_OK && fl == rf,
                          "%s k %d: codes16 %" PRIu64 " vs %" PRIu64, f->name, k, fl, rf);
         }
+    }
+
+    /* every code path counts the same; an unavailable one is an error */
+    for (int k = AG_KERNEL_AUTO; k <= AG_KERNEL_AVX512; k++) {
+        ag_qopts ko = ag_qopts_default();
+        ko.kernel = k;
+        uint64_t f0 = 0, f1 = 77, s1 = 77, c1_ = 77;
+        ag_flips(&f0, x0, x1, N, e4, 1.0f, NULL);
+        const ag_status s2 = ag_flips(&f1, x0, x1, N, e4, 1.0f, &ko);
+        const ag_status s3 = ag_bit_stall(&s1, &c1_, x0, x1, N, 0.5f, e4, 1.0f, &ko);
+        if (ag_kernel_available(k))
+            AG_CHECK(s2 == AG_OK && f1 == f0 && s3 == AG_OK, "kernel %d", k);
+        else
+            AG_CHECK(s2 == AG_ERR_ARG && f1 == 77 && s3 == AG_ERR_ARG && s1 == 77,
+                     "kernel %d unavailable", k);
     }
 
     /* errors */
@@ -421,7 +436,7 @@ static void test_ulp(void)
     AG_CHECK(ag_ulp_distance(NULL, NULL, NULL, 0, e4, 1.0f, NULL) == AG_OK, "empty");
 
     /* random against the sorted grid (scale 1 keeps products exact) */
-    enum { N = 1200 };
+    enum { N = 4200 };
     static float x0[N], x1[N], q0[N], q1[N];
     static int32_t dd[N];
     for (size_t fi = 0; fi < NFMT; fi++) {
