@@ -138,8 +138,34 @@ test: deps
 	$(MAKE) test-install
 	$(MAKE) test-python
 
+# All 2^32 float32 inputs of six formats against the reference (slow: tens
+# of minutes per core; OpenMP threads help).
 test-long: $(BUILD)/tests/test_transfer
 	AG_TEST_LONG=1 $(BUILD)/tests/test_transfer
+
+# --- fuzzing (tests/fuzz) ------------------------------------------------------
+# `make fuzz`: the standalone replay drivers (any CC) run over the seed
+# corpus, then, when clang is installed, the libFuzzer binaries
+# $(BUILD)/fuzz/fuzz_* (clang -fsanitize=fuzzer,address,undefined). check-c
+# needs neither: tests/test_fuzz.c replays the corpus with the normal build.
+CLANG ?= clang
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%_replay,$(FUZZ_SRC))
+$(BUILD)/tests/test_fuzz: $(FUZZ_SRC) tests/fuzz/fuzz_replay.h
+$(BUILD)/fuzz/%_replay: tests/fuzz/%.c tests/fuzz/fuzz_replay.h $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) -lm
+
+fuzz: $(FUZZ_REPLAY) $(BUILD)/ag_registry.inc
+	@for t in $(FUZZ_SRC); do n=$$(basename $$t .c); \
+	  $(BUILD)/fuzz/$${n}_replay tests/fuzz/corpus/$${n#fuzz_} || exit 1; done
+	@if command -v $(CLANG) >/dev/null 2>&1; then \
+	  for t in $(FUZZ_SRC); do n=$$(basename $$t .c); \
+	    echo "$(CLANG) -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzz/$$n $$t src/*.c"; \
+	    $(CLANG) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -DAG_LIBFUZZER \
+	      -Iinclude -I$(BUILD) -o $(BUILD)/fuzz/$$n $$t $(LIB_SRC) -lm || exit 1; done; \
+	  echo "libFuzzer: $(BUILD)/fuzz/fuzz_spec tests/fuzz/corpus/spec -max_total_time=60"; \
+	else echo "fuzz: $(CLANG) not found: built and ran the replay drivers only"; fi
 
 # --- bench -------------------------------------------------------------------
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC)
