@@ -76,6 +76,8 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
     const float inv = 1.0f / scale;
     p->inv_scale = inv;
     p->use_inv = isfinite(inv) && (double)inv * (double)scale == 1.0;
+    p->lean = f->is_signed && f->has_negzero && f->emin > -126 &&
+              f->emin - f->mbits >= -126;
     p->seed = o->seed;
     p->stream = o->stream;
 }

@@ -58,6 +58,9 @@ typedef struct ag__kparams {
      * bit and the kernels multiply */
     float scale, inv_scale;
     int use_inv;
+    /* 1: the format takes the lean loop (signed, has -0, emin > -126 and
+     * emin - M >= -126; see k_round_tile_lean) */
+    int lean;
     float max_finite;
     uint64_t seed, stream; /* stochastic rounding key */
 } ag__kparams;

@@ -173,7 +173,9 @@ AG_K_INLINE void k_round_tile(void *restrict outp, const float *inp,
         const uint32_t half = (1u << sc) >> 1;
         uint32_t up;
         if (mode == AG_ROUND_NEAREST_EVEN) {
-            up = (r > half) | ((r == half) & (r != 0) & ((base + t) & 1u));
+            /* r > half, or a tie (r == half, s >= 1) with an odd code:
+             * 2r + odd > 2^s (s = 0 leaves r = 0: never up) */
+            up = ((r << 1) + ((base + t) & 1u)) > (1u << sc);
         } else if (mode == AG_ROUND_NEAREST_AWAY) {
             up = (r != 0) & (r >= half);
         } else if (mode == AG_ROUND_TOWARD_ZERO) {
@@ -240,6 +242,121 @@ AG_K_INLINE void k_round_tile(void *restrict outp, const float *inp,
     cnt[2] += n_nan;
 }
 
+
+/* The lean loop: the same results as k_round_tile for "simple" formats
+ * (ag__kparams.lean: signed, with -0, every float32 subnormal below the
+ * format's normal range, every step >= 2^-126), with far fewer operations:
+ *  - float subnormals need no leading-zero count: with fe' = max(fe, 1) the
+ *    exponent of the step decides alone (they all sit in the format's
+ *    subnormal range, where the step is 2^q_sub);
+ *  - the rounded magnitude is k * 2^q as a float product (2^q normal);
+ *  - +-0 results and inputs keep their sign through the OR of the sign bit;
+ *  - overflow (finite or not) is one compare of the code with max_code.
+ * Only +-inf inputs, overflow and NaN need selects. */
+AG_K_INLINE void k_round_tile_lean(void *restrict outp, const float *inp,
+                                   size_t len, const uint32_t *rnd,
+                                   const ag__kparams *restrict p,
+                                   const int mode, const int kind,
+                                   const int use_inv, uint32_t cnt[3])
+{
+    float *yo = (float *)outp;
+    uint8_t *c8 = (uint8_t *)outp;
+    uint16_t *c16 = (uint16_t *)outp;
+    const uint32_t M = p->mbits;
+    const int32_t q_sub = p->q_sub;
+    const int32_t qadj = p->fixed ? -100000 : 0; /* E = 0: q = q_sub */
+    const int32_t bias1 = p->bias - 1, emax1 = p->emax + 1;
+    const uint32_t m0 = p->mbits == 0 ? 1u : 0u;  /* code parity needs base */
+    const uint32_t fixmask = p->fixed ? 0u : ~0u;
+    const uint32_t sign_mask = p->sign_mask, max_code = p->max_code;
+    const float scale = p->scale, inv = p->inv_scale;
+    const uint32_t nan_code = p->nan_code;
+    const uint32_t ic0 = p->inf_code[0], ic1 = p->inf_code[1];
+    const uint32_t iv0 = p->inf_val[0], iv1 = p->inf_val[1];
+    const uint32_t oc0 = p->ovf_code[0], oc1 = p->ovf_code[1];
+    const uint32_t ov0 = p->ovf_val[0], ov1 = p->ovf_val[1];
+    const uint32_t mc0 = p->max_codes[0], mc1 = p->max_codes[1];
+    const uint32_t mv0 = p->max_val[0], mv1 = p->max_val[1];
+    /* overflow results by sign, after the mode's toward-zero choice */
+    const int tzp = mode == AG_ROUND_TOWARD_ZERO || mode == AG_ROUND_DOWN;
+    const int tzn = mode == AG_ROUND_TOWARD_ZERO || mode == AG_ROUND_UP;
+    const uint32_t oval0 = tzp ? mv0 : ov0, oval1 = tzn ? mv1 : ov1;
+    const uint32_t ocod0 = tzp ? mc0 : oc0, ocod1 = tzn ? mc1 : oc1;
+    uint32_t n_ovf = 0, n_unf = 0, n_nan = 0;
+
+#pragma GCC ivdep
+    for (size_t i = 0; i < len; i++) {
+        const float xin = inp[i];
+        const float v = use_inv ? xin * inv : xin / scale;
+        const uint32_t b = k_f2u(v);
+        const uint32_t sign = b >> 31;
+        const uint32_t a = b & 0x7fffffffu;
+        const uint32_t isnan_ = a > 0x7f800000u;
+        const uint32_t isinf_ = a == 0x7f800000u;
+        const int32_t fe1 = (int32_t)(a >> 23) > 1 ? (int32_t)(a >> 23) : 1;
+        const uint32_t sig = a - ((uint32_t)fe1 << 23) + 0x800000u;
+        const int32_t ux = fe1 - 127;
+        const int32_t qn = ux - (int32_t)M + qadj;
+        const int32_t q = qn > q_sub ? qn : q_sub;
+        const int32_t s0 = q - fe1 + 150; /* < 0 only far beyond (E = 0) */
+        const int32_t s = s0 < 0 ? 0 : s0;
+        const uint32_t sc = (uint32_t)(s > 31 ? 31 : s);
+        const uint32_t t = sig >> sc;
+        const uint32_t unit = 1u << sc;
+        const uint32_t r = sig & (unit - 1u);
+        const int32_t eb = ux + bias1;
+        const uint32_t base = ((uint32_t)(eb > 0 ? eb : 0) << M) & fixmask;
+        uint32_t up;
+        if (mode == AG_ROUND_NEAREST_EVEN) {
+            const uint32_t odd = (t + (base & (0u - m0))) & 1u;
+            up = ((r << 1) + odd) > unit;
+        } else if (mode == AG_ROUND_NEAREST_AWAY) {
+            up = (r << 1) >= unit;
+        } else if (mode == AG_ROUND_TOWARD_ZERO) {
+            up = 0;
+        } else if (mode == AG_ROUND_DOWN) {
+            up = sign & (r != 0);
+        } else if (mode == AG_ROUND_UP) {
+            up = (sign ^ 1u) & (r != 0);
+        } else {
+            const int32_t sl0 = 32 - s, sr0 = s - 32;
+            const int32_t sl = sl0 < 0 ? 0 : (sl0 > 31 ? 31 : sl0);
+            const int32_t sr = sr0 < 0 ? 0 : (sr0 > 31 ? 31 : sr0);
+            const uint32_t thr = k_sel(s <= 32, r << sl, r >> sr);
+            up = rnd[i] < thr;
+        }
+        const uint32_t k = t + up;
+        const uint32_t code = base + k;
+        /* finite beyond (code past max, or at least twice max_finite),
+         * inf, NaN */
+        const uint32_t ovf = (code > max_code) | (ux > emax1);
+        const uint32_t ok = isnan_ ^ 1u;
+        n_ovf += ovf & ok;
+        n_unf += (k == 0) & (a != 0);
+        n_nan += isnan_;
+        if (kind == K_OUT_F32) {
+            const float mag = (float)(int32_t)k * k_u2f((uint32_t)(q + 127) << 23);
+            uint32_t o = k_f2u(mag) | (b & 0x80000000u);
+            o = k_sel(ovf, k_sel(sign, oval1, oval0), o);
+            o = k_sel(isinf_, k_sel(sign, iv1, iv0), o);
+            const float qv = k_u2f(o) * scale;
+            yo[i] = k_u2f(k_sel(isnan_, k_f2u(xin), k_f2u(qv)));
+        } else {
+            uint32_t c = code | (sign_mask & (0u - sign));
+            c = k_sel(ovf, k_sel(sign, ocod1, ocod0), c);
+            c = k_sel(isinf_, k_sel(sign, ic1, ic0), c);
+            c = k_sel(isnan_, nan_code, c);
+            if (kind == K_OUT_U8)
+                c8[i] = (uint8_t)c;
+            else
+                c16[i] = (uint16_t)c;
+        }
+    }
+    cnt[0] += n_ovf;
+    cnt[1] += n_unf;
+    cnt[2] += n_nan;
+}
+
 /* The tile loop of one (mode, kind). */
 AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
                              const ag__kparams *p, ag__kstats *st,
@@ -258,12 +375,15 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         uint32_t cnt[3] = {0, 0, 0};
         /* two loops, so that neither holds a (trapping) FP op under a
          * condition, which would keep GCC from vectorizing it */
-        if (p->use_inv)
-            k_round_tile((char *)out + i0 * esz, x + i0, len, rnd, p, mode,
-                         kind, 1, cnt);
+        void *o = (char *)out + i0 * esz;
+        if (p->lean && p->use_inv)
+            k_round_tile_lean(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
+        else if (p->lean)
+            k_round_tile_lean(o, x + i0, len, rnd, p, mode, kind, 0, cnt);
+        else if (p->use_inv)
+            k_round_tile(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
         else
-            k_round_tile((char *)out + i0 * esz, x + i0, len, rnd, p, mode,
-                         kind, 0, cnt);
+            k_round_tile(o, x + i0, len, rnd, p, mode, kind, 0, cnt);
         st->overflow += cnt[0];
         st->underflow += cnt[1];
         st->nan += cnt[2];
