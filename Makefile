@@ -125,8 +125,8 @@ ubsan:
 sanitize:
 	$(MAKE) BUILD=build/san CFLAGS="$(SAN_FLAGS) -fsanitize=address,undefined -fsanitize=float-cast-overflow" LDFLAGS="-fsanitize=address,undefined" check-c
 
-test-install: lib
-	@sh tests/test_install.sh
+test-install: all
+	@AG_BUILD=$(BUILD) sh tests/test_install.sh
 
 test-python: python
 	@sh tests/run_python_tests.sh $(PYTHON)
@@ -180,19 +180,19 @@ python: $(STATIC)
 	@sh python/build.sh $(PYTHON) $(BUILD)
 
 # --- install -----------------------------------------------------------------
-$(BUILD)/altgrad.pc: altgrad.pc.in include/altgrad.h
-	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
-
-install: all $(BUILD)/altgrad.pc
+# altgrad.pc is written at install time from the PREFIX of that install, so
+# one build tree can be installed under several prefixes.
+install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR)
 	install -m 644 include/altgrad.h $(DESTDIR)$(INCLUDEDIR)/altgrad.h
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libaltgrad.a
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libaltgrad.so.$(VERSION)
 	ln -sf libaltgrad.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libaltgrad.so
-	install -m 644 $(BUILD)/altgrad.pc $(DESTDIR)$(LIBDIR)/pkgconfig/altgrad.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    altgrad.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/altgrad.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/altgrad.pc
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/altgrad
 
 uninstall:

@@ -13,7 +13,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_install.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
 prefix=$tmp/prefix
-bdir=$tmp/build
+# reuse the caller's build tree (make test-install passes AG_BUILD), else a
+# private one; altgrad.pc is written at install time, so the prefix is right
+# either way
+case ${AG_BUILD:-} in
+    "") bdir=$tmp/build ;;
+    /*) bdir=$AG_BUILD ;;
+    *) bdir=$root/$AG_BUILD ;;
+esac
 make=${MAKE:-make}
 cc=${CC:-cc}
 passed=0
