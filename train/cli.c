@@ -301,9 +301,9 @@ static int entry_to_fmt(const char *cmd, const char *entry, const char *grad,
         g = "fp32"; /* an fp32 layer stays float32 through and through */
     if (strlen(f) >= 48 || strlen(g) >= 48)
         return usage_error(cmd, "format spec too long: '%s'", entry);
-    snprintf(fmt->spec[AGT_QW], 48, "%s", f);
-    snprintf(fmt->spec[AGT_QX], 48, "%s", f);
-    snprintf(fmt->spec[AGT_QG], 48, "%s", g);
+    snprintf(fmt->spec[AGT_QW], 48, "%.47s", f);
+    snprintf(fmt->spec[AGT_QX], 48, "%.47s", f);
+    snprintf(fmt->spec[AGT_QG], 48, "%.47s", g);
     if (check_spec(cmd, fmt->spec[AGT_QW]) || check_spec(cmd, fmt->spec[AGT_QG]))
         return 1;
     return 0;
