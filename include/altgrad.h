@@ -445,10 +445,12 @@ AG_API ag_status ag_quantize_rows(float *y, const float *x, size_t rows,
  *  - all-zero block: scale code 0 (X = 2^-127), elements +-0 (what the
  *    spec's companion code, microsoft/microxcaling, and torchao give);
  *  - a NaN or +-inf in the block: scale code 255 (NaN) and every element of
- *    the block decodes to NaN (spec section 5.3: a NaN scale makes every
- *    value of its block NaN; an infinite amax has no finite exponent). Its
- *    element codes are the element format's NaN code (0 if it has none);
- *    stats counts every element of such a block as NaN;
+ *    the block decodes to NaN (in the spec a NaN scale makes every value of
+ *    its block NaN whatever the element codes, and 255 is E8M0's NaN,
+ *    section 5.4.1; an infinite amax has no finite exponent, and both
+ *    microxcaling and torchao give the NaN scale). Its element codes are the
+ *    element format's NaN code (0 if it has none); stats counts every
+ *    element of such a block as NaN;
  *  - elements beyond max_finite after scaling (the floor leaves amax/X in
  *    [2^emax, 2^(emax+1)), e.g. up to 511.9 > 448 for e4m3) saturate to
  *    +-max_finite, counted in stats->overflow;

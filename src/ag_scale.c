@@ -5,12 +5,14 @@
  * MX block scaling (OCP Microscaling Formats (MX) Specification v1.0, Sept
  * 2023: blocks of 32 elements sharing an E8M0 power-of-two scale).
  *
- * No rounding kernel lives here: per-row and per-block quantization call
- * the public ag_quantize / ag_encode_u8 / ag_decode_u8 once per row or
- * block, with the stream offset of that row or block, so they inherit the
- * bulk kernels' exactness (and speed) and stochastic rounding stays keyed
- * by the flat element index. Every argument is checked before the first
- * write, so outputs are untouched on error.
+ * No rounding kernel lives here: per-row quantization calls the public
+ * ag_quantize once per row, and the MX calls make one ag_quantize /
+ * ag_encode_u8 / ag_decode_u8 call over the whole matrix (pre-scaled by
+ * each block's power of two, see below), always with the stream offset of
+ * the first element, so they inherit the bulk kernels' exactness and speed
+ * and stochastic rounding stays keyed by the flat element index. Every
+ * argument is checked before the first write, so outputs are untouched on
+ * error.
  */
 #include "ag_internal.h"
 
