@@ -527,7 +527,7 @@ static void test_init_grid(void)
                                 exit(2);
                             }
                             n++;
-                            char nm[96];
+                            char nm[200];
                             snprintf(nm, sizeof nm, "init(E%d M%d bias %d signed %d specials %d no_zero %d)",
                                      E, M, bias, sg, sp, nz);
                             if (st == r->status)
