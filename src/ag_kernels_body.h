@@ -166,7 +166,10 @@ AG_K_INLINE void k_round_tile(void *restrict outp, const float *inp,
         const uint32_t sub = fixed | lowb;
         const int32_t q = k_seli(sub, q_sub, ux - (int32_t)M);
         const uint32_t base = ((uint32_t)(ux + bias - 1) << M) & (sub - 1u);
-        const int32_t s = q - ex; /* >= 0: bits discarded */
+        /* bits discarded; < 0 only far beyond the range of an E = 0
+         * format (then "big" decides) */
+        const int32_t s0 = q - ex;
+        const int32_t s = s0 < 0 ? 0 : s0;
         const uint32_t sc = (uint32_t)(s > 31 ? 31 : s);
         const uint32_t t = sig >> sc;
         const uint32_t r = sig - (t << sc);
