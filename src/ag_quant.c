@@ -50,10 +50,12 @@ static ag_status check_common(const void *out, const void *in, size_t n,
 
 
 /* Arrays shorter than this stay on one thread, and every thread gets at
- * least AG__PAR_GRAIN elements: below that the fork/join costs more than it
- * saves (measured with bench/bench_quant.c on 2 cores: a parallel region
- * costs a few microseconds; one thread quantizes ~2-4 elements/ns). */
-#define AG__PAR_MIN ((size_t)1 << 16)
+ * least AG__PAR_GRAIN elements: below that the fork/join (a few
+ * microseconds, far more when the cores are shared and a worker waits to
+ * be scheduled) costs more than it saves. Measured on the 2-core build
+ * machine: one thread takes ~0.3-0.6 ms for 2^18 elements, so a 2^18
+ * threshold keeps the fork/join under a few percent of the work. */
+#define AG__PAR_MIN ((size_t)1 << 18)
 #define AG__PAR_GRAIN ((size_t)1 << 15)
 
 /* Threads to use for n elements under the option `threads`. */
