@@ -383,6 +383,8 @@ static void check_stochastic_threshold(const ag_format *f, const ag_ref *r, cons
         g++;
     }
     AG_CHECK(bad == 0, "%s: %u stochastic threshold mismatches (%u points)", nm, bad, tried);
+    if (quick_env("AG_TEST_VERBOSE"))
+        printf("%s: %u stochastic threshold points\n", nm, tried);
 }
 
 /* layouts already put through the full encode test (registry aliases such
@@ -582,7 +584,15 @@ static void test_philox(void)
 static void test_long(void)
 {
     static const char *names[] = {"E4M3", "E5M2", "E3M4", "E7M0", "float8_e8m0fnu", "BF16"};
+    /* AG_TEST_LONG_FORMATS=E4M3,BF16 picks some of them */
+    const char *pick = getenv("AG_TEST_LONG_FORMATS");
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (pick && *pick) {
+            const char *p = strstr(pick, names[k]);
+            const size_t len = strlen(names[k]);
+            if (!p || (p != pick && p[-1] != ',') || (p[len] != '\0' && p[len] != ','))
+                continue;
+        }
         const ag_format *f = ag_format_get(names[k]);
         AG_CHECK(f != NULL, "%s missing", names[k]);
         if (!f)
