@@ -15,9 +15,12 @@
  * `compare`, '*' in --layer-formats stands for the format under test
  * (default: '*' for every layer).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,7 +53,10 @@ static const char *const usage_compare =
     "  --layer-formats L,..  template per linear layer, '*' = the format\n"
     "                        under test (default *,*,*; e.g. fp32,*,fp32)\n"
     "  --grad-format G       gradient format for entries without /G\n"
-    "  --stochastic-grads    round gradients stochastically (seeded)\n";
+    "  --stochastic-grads    round gradients stochastically (seeded)\n"
+    "  --jobs N              runs trained at the same time (default: the\n"
+    "                        number of CPUs; each run is single-threaded and\n"
+    "                        its numbers do not depend on N)\n";
 
 static const char *const usage_common =
     "\n"
@@ -83,6 +89,7 @@ typedef struct opts {
     const char *grad_format;     /* NULL: fp32 */
     const char *formats;         /* compare */
     const char *name;
+    int jobs;                    /* compare: runs at once (0: CPUs) */
     int help;
 } opts;
 
@@ -216,6 +223,11 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
         } else if (!compare && !strcmp(a, "--format")) {
             NEED();
             o->formats = v;
+        } else if (compare && !strcmp(a, "--jobs")) {
+            NEED();
+            if (parse_long(v, 1, 64, &n))
+                return usage_error(cmd, "--jobs: '%s' is not an integer in 1..64", v);
+            o->jobs = (int)n;
         } else if (compare && !strcmp(a, "--formats")) {
             NEED();
             o->formats = v;
@@ -438,6 +450,33 @@ int ag_train_main(int argc, char **argv)
     return rc;
 }
 
+/* The runs of a comparison, handed out to worker threads one at a time.
+ * Each run is single-threaded and deterministic, so the results do not
+ * depend on how many run at once. */
+typedef struct pool {
+    const agt_config *cfgs;
+    agt_result *runs;
+    agt_err *errs;
+    const agt_dataset *tr, *te;
+    int n, next;
+    pthread_mutex_t lock;
+    int *failed;             /* per run: 1 when it failed (errs[i] says why) */
+} pool;
+
+static void *worker(void *arg)
+{
+    pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int i = p->next < p->n ? p->next++ : -1;
+        pthread_mutex_unlock(&p->lock);
+        if (i < 0)
+            return NULL;
+        if (agt_run(&p->runs[i], &p->cfgs[i], p->tr, p->te, &p->errs[i]))
+            p->failed[i] = 1;
+    }
+}
+
 int ag_compare_main(int argc, char **argv)
 {
     opts o;
@@ -486,16 +525,51 @@ int ag_compare_main(int argc, char **argv)
         free(runs);
         return rc;
     }
+    int jobs = o.jobs;
+    if (jobs <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        jobs = cpus > 0 ? (int)cpus : 1;
+    }
+    if (jobs > n)
+        jobs = n;
+    pool p = {cfgs, runs, NULL, &tr, &te, n, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
+    p.failed = calloc((size_t)n, sizeof *p.failed);
+    p.errs = calloc((size_t)n, sizeof *p.errs);
+    if (!p.failed || !p.errs) {
+        free(p.failed);
+        p.failed = NULL;
+        rc = 2;
+        fprintf(stderr, "altgrad compare: out of memory\n");
+        jobs = 0;
+    }
+    pthread_t th[64];
+    int started = 0;
+    for (int j = 1; j < jobs; j++) {
+        if (pthread_create(&th[started], NULL, worker, &p) != 0)
+            break;
+        started++;
+    }
+    if (jobs > 0)
+        worker(&p);
+    for (int j = 0; j < started; j++)
+        pthread_join(th[j], NULL);
+    /* results in the order of --formats; a failed run ends the list */
     int done = 0;
-    for (int i = 0; i < n; i++) {
-        agt_err err;
-        if (agt_run(&runs[i], &cfgs[i], &tr, &te, &err)) {
-            fprintf(stderr, "altgrad compare: run %s: %s\n", cfgs[i].name, err.msg);
+    for (int i = 0; i < n && p.failed && rc == 0; i++) {
+        if (p.failed[i]) {
+            fprintf(stderr, "altgrad compare: run %s: %s\n", cfgs[i].name,
+                    p.errs[i].msg);
             rc = 2;
             break;
         }
         done++;
     }
+    if (p.failed)
+        for (int i = done; i < n; i++)
+            if (!p.failed[i])
+                agt_result_free(&runs[i]);
+    free(p.failed);
+    free(p.errs);
     if (done > 0) {
         printf("altgrad compare: MLP %d-%d-%d-%d, %d epochs, batch %d, %s lr %g, "
                "seed %llu, %zu train / %zu test images from %s\n",

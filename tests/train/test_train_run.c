@@ -257,18 +257,62 @@ static int call(int (*fn)(int, char **), const char *const *args)
     return fn(argc, argv);
 }
 
+/* Two run logs hold the same numbers: every field but column 7 (seconds). */
+static int same_logs(const char *p, const char *q)
+{
+    FILE *f = fopen(p, "r"), *g = fopen(q, "r");
+    int same = f && g;
+    char a[8192], b[8192];
+    while (same) {
+        char *x = fgets(a, sizeof a, f), *y = fgets(b, sizeof b, g);
+        if (!x || !y) {
+            same = !x && !y;
+            break;
+        }
+        char *ca = a, *cb = b;
+        for (int field = 1; *ca || *cb; field++) {
+            size_t la = strcspn(ca, ",\n"), lb = strcspn(cb, ",\n");
+            if (field != 7 && (la != lb || memcmp(ca, cb, la) != 0)) {
+                same = 0;
+                break;
+            }
+            ca += la + (ca[la] != '\0');
+            cb += lb + (cb[lb] != '\0');
+        }
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+    return same;
+}
+
 static void test_cli(void)
 {
     char out[128];
     snprintf(out, sizeof out, "%s/out", dir);
     const char *cmp[] = {"compare", "--data", dir, "--epochs", "1", "--batch", "32",
                          "--formats", "fp32,E3M4,fp8", "--layer-formats", "fp32,*,*",
-                         "--out", out, "--quiet", "--test-limit", "100", NULL};
+                         "--out", out, "--quiet", "--test-limit", "100", "--jobs", "1",
+                         NULL};
     int rc = call(ag_compare_main, cmp);
     AG_CHECK(rc == 0, "compare rc %d", rc);
     AG_CHECK(file_exists(out, "compare.csv") && file_exists(out, "compare.svg") &&
              file_exists(out, "fp32.csv") && file_exists(out, "E3M4.csv") &&
              file_exists(out, "fp8-e4m3fn-e5m2.csv"), "compare outputs missing in %s", out);
+    /* --jobs changes nothing but the wall time */
+    char out2[128];
+    snprintf(out2, sizeof out2, "%s/out2", dir);
+    const char *cmp2[] = {"compare", "--data", dir, "--epochs", "1", "--batch", "32",
+                          "--formats", "fp32,E3M4,fp8", "--layer-formats", "fp32,*,*",
+                          "--out", out2, "--quiet", "--test-limit", "100", "--jobs",
+                          "3", NULL};
+    rc = call(ag_compare_main, cmp2);
+    const char *names[] = {"fp32.csv", "E3M4.csv", "fp8-e4m3fn-e5m2.csv"};
+    for (int i = 0; i < 3; i++) {
+        char p1[256], p2[256];
+        snprintf(p1, sizeof p1, "%s/%s", out, names[i]);
+        snprintf(p2, sizeof p2, "%s/%s", out2, names[i]);
+        AG_CHECK(rc == 0 && same_logs(p1, p2), "--jobs 3 changes %s", names[i]);
+    }
     char ck[128];
     snprintf(ck, sizeof ck, "%s/cli.ckpt", dir);
     const char *trn[] = {"train", "--data", dir, "--epochs", "1", "--batch", "32",
