@@ -263,9 +263,14 @@ static void test_large(void)
         AG_CHECK(ag_quantize(z + h, x + h, n - h, f, 0.75f, &o2, &s2) == AG_OK, "second chunk");
         AG_CHECK(memcmp(y, z, n * sizeof *y) == 0, "chunked quantize differs (mode %d)", mode);
         AG_CHECK(stats_eq(&s1, &s2), "chunked stats differ");
-        o.threads = 1;
-        AG_CHECK(ag_quantize(z, x, n, f, 0.75f, &o, NULL) == AG_OK, "serial");
-        AG_CHECK(memcmp(y, z, n * sizeof *y) == 0, "serial vs threaded differ (mode %d)", mode);
+        for (int th = 1; th <= 3; th++) {
+            ag_stats s3 = {0};
+            o.threads = th;
+            memset(z, 0, n * sizeof *z);
+            AG_CHECK(ag_quantize(z, x, n, f, 0.75f, &o, &s3) == AG_OK, "threads %d", th);
+            AG_CHECK(memcmp(y, z, n * sizeof *y) == 0 && stats_eq(&s1, &s3),
+                     "threads %d vs library's choice differ (mode %d)", th, mode);
+        }
     }
     free(x);
     free(y);
