@@ -8,6 +8,7 @@
 #include "ag_kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 
 static uint32_t val_bits(const ag_format *f, uint32_t code)
 {
@@ -17,7 +18,7 @@ static uint32_t val_bits(const ag_format *f, uint32_t code)
 void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                       const ag_qopts *o)
 {
-    memset(p, 0, sizeof *p);
+    memset(p, 0, offsetof(ag__kparams, dlut));
     p->fmt = f;
     p->ovf = o->overflow;
     p->mode = o->rounding;
@@ -80,6 +81,16 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
               f->emin - f->mbits >= -126;
     p->seed = o->seed;
     p->stream = o->stream;
+}
+
+void ag__kparams_decode_lut(ag__kparams *p)
+{
+    const ag_format *f = p->fmt;
+    if (f->bits > 8)
+        return;
+    for (uint32_t c = 0; c < 256; c++)
+        p->dlut[c] = c < f->ncodes ? f->lut[c] * p->scale : 0.0f;
+    p->dlut_ok = 1;
 }
 
 /* ---- the scalar table: ag__round per element ------------------------------ */

@@ -63,6 +63,10 @@ typedef struct ag__kparams {
     int lean;
     float max_finite;
     uint64_t seed, stream; /* stochastic rounding key */
+    /* decode of formats with bits <= 8: dlut[c] = value(c) * scale, filled
+     * by ag__kparams_decode_lut (dlut_ok = 1), else the arithmetic decode */
+    int dlut_ok;
+    float dlut[256];
 } ag__kparams;
 
 /* Counters of one call or chunk (flags as ag__round reports them). */
@@ -73,6 +77,10 @@ typedef struct ag__kstats {
 /* Fill *p for fmt (valid), scale (valid) and options o (checked). */
 void ag__kparams_init(ag__kparams *p, const ag_format *fmt, float scale,
                       const ag_qopts *o);
+
+/* Fill p->dlut for a format of at most 8 bits (no-op otherwise): the
+ * same float products value * scale the scalar decode computes. */
+void ag__kparams_decode_lut(ag__kparams *p);
 
 /* One kernel implementation. g0 is the stream index of element 0 (offset +
  * the chunk's start). Every function handles any n >= 1 and any alignment;

@@ -460,16 +460,34 @@ AG_K_INLINE void k_decode_run(float *y, const void *codes, size_t n,
     }
 }
 
+/* Formats of at most 8 bits: a gather from the per-call table of
+ * value * scale (vpgatherdd on AVX2 / AVX-512). */
+AG_K_INLINE void k_decode_lut(float *y, const void *codes, size_t n,
+                              const float *restrict lut, const int wide)
+{
+    const uint8_t *c8 = (const uint8_t *)codes;
+    const uint16_t *c16 = (const uint16_t *)codes;
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++)
+        y[i] = lut[wide ? (c16[i] & 0xffu) : c8[i]];
+}
+
 static void k_decode_u8(float *y, const uint8_t *c, size_t n,
                         const ag__kparams *p)
 {
-    k_decode_run(y, c, n, p, 0);
+    if (p->dlut_ok)
+        k_decode_lut(y, c, n, p->dlut, 0);
+    else
+        k_decode_run(y, c, n, p, 0);
 }
 
 static void k_decode_u16(float *y, const uint16_t *c, size_t n,
                          const ag__kparams *p)
 {
-    k_decode_run(y, c, n, p, 1);
+    if (p->dlut_ok) /* codes < ncodes <= 256: checked by the caller */
+        k_decode_lut(y, c, n, p->dlut, 1);
+    else
+        k_decode_run(y, c, n, p, 1);
 }
 
 static uint32_t k_max_u16(const uint16_t *c, size_t n)

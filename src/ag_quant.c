@@ -322,6 +322,7 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
     const ag_qopts o = ag_qopts_default();
     ag__kparams p;
     ag__kparams_init(&p, fmt, scale, &o);
+    ag__kparams_decode_lut(&p);
     const op_job j = {width == 1 ? OP_DEC8 : OP_DEC16, k, &p, y, codes, NULL,
                       0, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};

@@ -206,11 +206,13 @@ static void check_format(const ag_format *f, float *x, size_t cap)
                 ref[c] = ag_to_real(f, (uint32_t)c) * scale;
             }
             ag_qopts o = ag_qopts_default();
-            ag__kparams p;
+            static ag__kparams p; /* large: the decode table */
             ag__kparams_init(&p, f, scale, &o);
-            for (size_t pi = 0; pi < NPATHS; pi++) {
-                const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
-                if (!k)
+            for (size_t pi = 0; pi < 2 * NPATHS; pi++) {
+                const ag__kernel_ops *k = ag__kernel_table(paths[pi % NPATHS]);
+                if (pi == NPATHS) /* second round: the 8-bit table path */
+                    ag__kparams_decode_lut(&p);
+                if (!k || (pi >= NPATHS && !p.dlut_ok))
                     continue;
                 k->decode_u16(got + 1, codes, nc, &p);
                 size_t bad = 0, first = 0;
@@ -218,12 +220,13 @@ static void check_format(const ag_format *f, float *x, size_t cap)
                     if (bitsf(got[c + 1]) != bitsf(ref[c]) && !bad++)
                         first = c;
                 AG_CHECK(bad == 0, "%s %s decode_u16: %zu differ, first code %zx: %08x vs %08x",
-                         f->name, ag_kernel_name(paths[pi]), bad, first,
+                         f->name, ag_kernel_name(paths[pi % NPATHS]), bad, first,
                          bitsf(got[first + 1]), bitsf(ref[first]));
                 if (f->bits <= 8) {
                     k->decode_u8(got, codes8 + 1, nc, &p);
-                    AG_CHECK(memcmp(got, ref, nc * sizeof *got) == 0, "%s %s decode_u8",
-                             f->name, ag_kernel_name(paths[pi]));
+                    AG_CHECK(memcmp(got, ref, nc * sizeof *got) == 0, "%s %s decode_u8 (%s)",
+                             f->name, ag_kernel_name(paths[pi % NPATHS]),
+                             pi >= NPATHS ? "table" : "arithmetic");
                 }
             }
             /* the public calls */
