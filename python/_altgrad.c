@@ -34,6 +34,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifndef Py_TPFLAGS_IMMUTABLETYPE /* Python < 3.10 */
+#define Py_TPFLAGS_IMMUTABLETYPE 0
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Module state                                                             */
 /* ------------------------------------------------------------------------ */

@@ -127,6 +127,8 @@ def test_not_an_array():
             altgrad.quantize_array(bad, E5M2)
     with pytest.raises(TypeError, match="buffer"):
         _C.quantize(object(), E5M2.c_format)
+    with pytest.raises(TypeError, match="buffer"):  # tensors go through .numpy()
+        _C.quantize(torch.ones(3, requires_grad=True), E5M2.c_format)
     with pytest.raises(TypeError, match="float32"):
         _C.quantize(b"abcd", E5M2.c_format)
 
