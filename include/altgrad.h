@@ -426,6 +426,16 @@ AG_API ag_status ag_quantize_rows(float *y, const float *x, size_t rows,
                                   const ag_format *fmt, const ag_qopts *opts,
                                   ag_stats *stats);
 
+/* Straight-through backward of ag_quantize_rows: ag_quantize_backward per
+ * row with scales[r] (dx += dy; with opts->ste == AG_STE_CLIPPED only where
+ * |x / scales[r]| <= max_finite or x is NaN; x may be NULL for IDENTITY).
+ * Accumulates. dx == dy allowed. Errors as ag_quantize_rows. */
+AG_API ag_status ag_quantize_rows_backward(float *dx, const float *dy,
+                                           const float *x, size_t rows,
+                                           size_t cols, const float *scales,
+                                           const ag_format *fmt,
+                                           const ag_qopts *opts);
+
 /* MX block scaling, after the OCP Microscaling Formats (MX) Specification
  * v1.0 (Sept 2023). A row-major rows x cols matrix is cut along its last
  * axis into blocks of `block` consecutive elements (AG_MX_BLOCK = 32 as in
@@ -500,6 +510,18 @@ AG_API ag_status ag_mx_quantize(float *y, const float *x, size_t rows,
                                 size_t cols, size_t block,
                                 const ag_format *fmt, const ag_qopts *opts,
                                 ag_stats *stats);
+
+/* Straight-through backward of ag_mx_quantize: dx += dy (IDENTITY; x may be
+ * NULL), or with opts->ste == AG_STE_CLIPPED only where the forward did not
+ * saturate: |x / X| <= max_finite with X the block's scale, recomputed from
+ * x (NaN x passes, as in ag_quantize_backward); in a block with a NaN scale
+ * every element passes except +-inf. Accumulates. dx == dy allowed.
+ * Errors as ag_mx_quantize (AG_ERR_ALIAS: dx overlaps dy or x partially). */
+AG_API ag_status ag_mx_quantize_backward(float *dx, const float *dy,
+                                         const float *x, size_t rows,
+                                         size_t cols, size_t block,
+                                         const ag_format *fmt,
+                                         const ag_qopts *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Diagnostics                                                              */

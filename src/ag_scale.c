@@ -315,6 +315,42 @@ ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
     return AG_OK;
 }
 
+ag_status ag_quantize_rows_backward(float *dx, const float *dy, const float *x,
+                                    size_t rows, size_t cols,
+                                    const float *scales, const ag_format *fmt,
+                                    const ag_qopts *opts)
+{
+    ag_status st = fmt_check(fmt);
+    if (st != AG_OK)
+        return st;
+    if (opts && (st = opts_check(opts)) != AG_OK)
+        return st;
+    size_t n;
+    if (shape_product(&n, rows, cols) != AG_OK)
+        return AG_ERR_SHAPE;
+    if (n == 0)
+        return AG_OK;
+    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
+    if (!dx || !dy || !scales || (clipped && !x))
+        return AG_ERR_NULL;
+    if (ag__partial_overlap(dx, n * sizeof *dx, dy, n * sizeof *dy) ||
+        (clipped && ag__partial_overlap(dx, n * sizeof *dx, x, n * sizeof *x)) ||
+        any_overlap(dx, n * sizeof *dx, scales, rows * sizeof *scales))
+        return AG_ERR_ALIAS;
+    for (size_t r = 0; r < rows; r++)
+        if (!ag__scale_ok(scales[r]))
+            return AG_ERR_SCALE;
+    for (size_t r = 0; r < rows; r++) {
+        st = ag_quantize_backward(dx + r * cols, dy + r * cols,
+                                  clipped ? x + r * cols : NULL, cols, fmt,
+                                  scales[r], opts);
+        assert(st == AG_OK); /* every argument was checked above */
+        if (st != AG_OK)
+            return st;
+    }
+    return AG_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* MX blocks                                                                */
 /* ------------------------------------------------------------------------ */
@@ -611,4 +647,46 @@ ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
     }
     free(sc);
     return st;
+}
+
+ag_status ag_mx_quantize_backward(float *dx, const float *dy, const float *x,
+                                  size_t rows, size_t cols, size_t block,
+                                  const ag_format *fmt, const ag_qopts *opts)
+{
+    size_t n, ns;
+    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, opts);
+    if (st != AG_OK || n == 0)
+        return st;
+    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
+    if (!dx || !dy || (clipped && !x))
+        return AG_ERR_NULL;
+    if (ag__partial_overlap(dx, n * sizeof *dx, dy, n * sizeof *dy) ||
+        (clipped && ag__partial_overlap(dx, n * sizeof *dx, x, n * sizeof *x)))
+        return AG_ERR_ALIAS;
+    if (!clipped) { /* dx += dy: the scales do not matter */
+        st = ag_quantize_backward(dx, dy, NULL, n, fmt, 1.0f, opts);
+        assert(st == AG_OK);
+        return st;
+    }
+    /* the forward's saturation test, |x / X| > max_finite, with x * (1/X)
+     * (the same float32, X being a power of two); x is read before dx[i] is
+     * written, so dx == x works too */
+    const float mx = fmt->max_finite;
+    size_t start, len;
+    mx_iter it;
+    mx_iter_init(&it, rows, cols, block);
+    while (mx_next(&it, &start, &len)) {
+        const uint32_t code = block_code(x + start, len, fmt->emax);
+        if (code == E8M0_NAN) {
+            for (size_t i = start; i < start + len; i++)
+                if (!isinf(x[i]))
+                    dx[i] += dy[i];
+            continue;
+        }
+        const float inv = mx_scale_value(254u - code);
+        for (size_t i = start; i < start + len; i++)
+            if (!(fabsf(x[i] * inv) > mx))
+                dx[i] += dy[i];
+    }
+    return AG_OK;
 }

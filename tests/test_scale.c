@@ -770,6 +770,125 @@ done:
     free(scr);
 }
 
+/* STE backward of the per-row and MX fake quantizers, against loops. */
+static void test_backward(void)
+{
+    const ag_format *f = F("float8_e4m3fn"), *f2 = F("float4_e2m1fn");
+    if (!f || !f2)
+        return;
+    enum { R = 5, C = 75, N = R * C };
+    static float x[N], dy[N], dx[N], dx0[N], ref[N], sc[R];
+    for (int i = 0; i < N; i++) {
+        x[i] = rnd_float(10, 12, 1);
+        dy[i] = rnd_float(4, 4, 0);
+        dx0[i] = rnd_float(4, 4, 0);
+    }
+    for (int i = 150; i < 160; i++)
+        x[i] = 0.0f; /* an all-zero block when block <= 10 */
+    for (int r = 0; r < R; r++)
+        sc[r] = r == 0 ? 1.0f : 0.1f * (float)r;
+    for (int ste = 0; ste <= 1; ste++) {
+        ag_qopts o = ag_qopts_default();
+        o.ste = (ag_ste)ste;
+        /* rows */
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++) {
+                const int i = r * C + c;
+                const int pass = !ste || !(fabsf(x[i] / sc[r]) > f->max_finite);
+                ref[i] = pass ? dx0[i] + dy[i] : dx0[i];
+            }
+        memcpy(dx, dx0, sizeof dx);
+        AG_CHECK(ag_quantize_rows_backward(dx, dy, ste ? x : NULL, R, C, sc, f, &o) == AG_OK &&
+                     memcmp(dx, ref, sizeof dx) == 0,
+                 "rows backward ste %d", ste);
+        /* MX, a few block sizes and two element formats */
+        static const size_t blocks[] = {1, 10, 32, 75};
+        for (size_t bi = 0; bi < 4; bi++) {
+            for (int fi = 0; fi < 2; fi++) {
+                const ag_format *g = fi ? f2 : f;
+                const size_t block = blocks[bi];
+                for (size_t r = 0; r < R; r++)
+                    for (size_t c0 = 0; c0 < C; c0 += block) {
+                        const size_t len = C - c0 < block ? C - c0 : block;
+                        const size_t s0 = r * C + c0;
+                        const unsigned code = ref_mx_code(x + s0, len, g);
+                        const float X = (float)ldexp(1.0, (int)code - 127);
+                        for (size_t i = s0; i < s0 + len; i++) {
+                            int pass = 1;
+                            if (ste)
+                                pass = code == 255 ? !isinf(x[i])
+                                                   : !(fabsf(x[i] / X) > g->max_finite);
+                            ref[i] = pass ? dx0[i] + dy[i] : dx0[i];
+                        }
+                    }
+                memcpy(dx, dx0, sizeof dx);
+                AG_CHECK(ag_mx_quantize_backward(dx, dy, ste ? x : NULL, R, C, block, g, &o) ==
+                                 AG_OK &&
+                             memcmp(dx, ref, sizeof dx) == 0,
+                         "mx backward ste %d block %zu %s", ste, block, g->name);
+            }
+        }
+        /* accumulates; dx == dy doubles */
+        memcpy(dx, dy, sizeof dx);
+        AG_CHECK(ag_mx_quantize_backward(dx, dx, x, R, C, 32, f, &o) == AG_OK, "dx == dy");
+        int ok = 1;
+        for (int i = 0; i < N; i++)
+            ok &= dx[i] == dy[i] + dy[i] || (ste && dx[i] == dy[i]);
+        AG_CHECK(ok, "dx == dy accumulates");
+    }
+    /* a saturated element is cut by the clipped STE: e2m1 block {7.9, 1} */
+    const float xs[2] = {7.9f, 1.0f}, gs[2] = {1.0f, 1.0f};
+    float ds[2] = {0.0f, 0.0f};
+    ag_qopts cl = ag_qopts_default();
+    cl.ste = AG_STE_CLIPPED;
+    AG_CHECK(ag_mx_quantize_backward(ds, gs, xs, 1, 2, 32, f2, &cl) == AG_OK && ds[0] == 0.0f &&
+                 ds[1] == 1.0f,
+             "clipped e2m1: %g %g", (double)ds[0], (double)ds[1]);
+    const float xb[3] = {448.0f, 449.0f, 1.0f}, gb[3] = {1.0f, 1.0f, 1.0f};
+    float db[3] = {0.0f, 0.0f, 0.0f};
+    AG_CHECK(ag_mx_quantize_backward(db, gb, xb, 1, 3, 32, f, &cl) == AG_OK && db[0] == 1.0f &&
+                 db[1] == 0.0f && db[2] == 1.0f,
+             "clipped e4m3 at the boundary: |x/X| <= max passes (X = 1)");
+
+    /* errors: dx untouched */
+    for (int i = 0; i < N; i++)
+        dx[i] = 3.0f;
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, NULL, R, C, sc, f, &cl) == AG_ERR_NULL,
+             "rows clipped needs x");
+    AG_CHECK(ag_quantize_rows_backward(NULL, dy, x, R, C, sc, f, NULL) == AG_ERR_NULL, "dx");
+    AG_CHECK(ag_quantize_rows_backward(dx, NULL, x, R, C, sc, f, NULL) == AG_ERR_NULL, "dy");
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, x, R, C, NULL, f, NULL) == AG_ERR_NULL, "sc");
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, x, R, C, sc, NULL, NULL) == AG_ERR_NULL, "fmt");
+    float scb[R] = {1, 1, 1, 0, 1};
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, x, R, C, scb, f, NULL) == AG_ERR_SCALE, "scale");
+    AG_CHECK(ag_quantize_rows_backward(dx + 1, dx, x, R, C - 1, sc, f, NULL) == AG_ERR_ALIAS,
+             "dx/dy overlap");
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, dx + 1, R, C - 1, sc, f, &cl) == AG_ERR_ALIAS,
+             "dx/x overlap");
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, x, SIZE_MAX / 2, 3, sc, f, NULL) == AG_ERR_SHAPE,
+             "shape");
+    AG_CHECK(ag_mx_quantize_backward(dx, dy, NULL, R, C, 32, f, &cl) == AG_ERR_NULL,
+             "mx clipped needs x");
+    AG_CHECK(ag_mx_quantize_backward(dx, dy, x, R, C, 0, f, NULL) == AG_ERR_ARG, "block 0");
+    AG_CHECK(ag_mx_quantize_backward(dx, dy, x, R, C, 32, F("BF16"), NULL) == AG_ERR_STORAGE,
+             "16-bit");
+    AG_CHECK(ag_mx_quantize_backward(dx + 1, dx, x, R, C - 1, 32, f, NULL) == AG_ERR_ALIAS,
+             "mx dx/dy overlap");
+    AG_CHECK(ag_mx_quantize_backward(dx, dy, dx + 2, R, C - 1, 32, f, &cl) == AG_ERR_ALIAS,
+             "mx dx/x overlap");
+    ag_qopts bo = ag_qopts_default();
+    bo.ste = (ag_ste)9;
+    AG_CHECK(ag_mx_quantize_backward(dx, dy, x, R, C, 32, f, &bo) == AG_ERR_ARG, "mx opts");
+    AG_CHECK(ag_quantize_rows_backward(dx, dy, x, R, C, sc, f, &bo) == AG_ERR_ARG, "rows opts");
+    int untouched = 1;
+    for (int i = 0; i < N; i++)
+        untouched &= dx[i] == 3.0f;
+    AG_CHECK(untouched, "dx untouched on error");
+    AG_CHECK(ag_mx_quantize_backward(NULL, NULL, NULL, 0, 5, 32, f, NULL) == AG_OK &&
+                 ag_quantize_rows_backward(NULL, NULL, NULL, 3, 0, NULL, f, NULL) == AG_OK,
+             "empty");
+}
+
 static void test_mx_errors(void)
 {
     const ag_format *e4 = F("float8_e4m3fn"), *e21 = F("float4_e2m1fn"),
@@ -856,6 +975,7 @@ int main(void)
     test_mx_hand();
     test_mx_random();
     test_mx_large();
+    test_backward();
     test_mx_errors();
     return ag_test_summary("test_scale");
 }
