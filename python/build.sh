@@ -33,6 +33,13 @@ set -x
 "$cc" -std=c11 $WARN ${CFLAGS:--O2 -g} -fPIC -fvisibility=hidden -fopenmp \
     -Iinclude -isystem "$inc" -shared -o "$tmp" python/_altgrad.c "$lib" -lm
 { set +x; } 2>/dev/null
+# Load it once before it replaces the old one: an unresolved symbol (a stale
+# library) fails here, at build time, not at `import altgrad`.
+"$py" -c 'import importlib.machinery as m, importlib.util as u, sys
+loader = m.ExtensionFileLoader("altgrad._C", sys.argv[1])
+spec = u.spec_from_file_location("altgrad._C", sys.argv[1], loader=loader)
+loader.exec_module(u.module_from_spec(spec))' "$tmp" \
+    || { echo "build.sh: the new extension does not load" >&2; exit 1; }
 mv -f "$tmp" "$out"
 trap - EXIT
 echo "built $out"
