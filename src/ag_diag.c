@@ -15,6 +15,12 @@
  * (ag__round) directly. Each result is a sum of per-element integers, so it
  * cannot depend on the thread count or code path.
  */
+/* The plain loops here (amax, the MX pre/post scaling, the diagnostics'
+ * chunk loops) vectorize at O3; contraction stays off, as in the kernels. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3", "fp-contract=off")
+#endif
+
 #include "ag_internal.h"
 
 #include <math.h>
