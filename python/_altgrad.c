@@ -1138,6 +1138,1029 @@ fail:
 }
 
 /* ------------------------------------------------------------------------ */
+/* Scaling and diagnostics (issue 5)                                        */
+/* ------------------------------------------------------------------------ */
+/* Raw wrappers of the Scaling and Diagnostics sections of altgrad.h. Every
+ * output array is given by the caller (the Python layer allocates it), so
+ * shapes stay the caller's business: a matrix is (rows, cols) with rows *
+ * cols the element count of x. Rounding options come as one dict `opts`
+ * (keys rounding, overflow, seed, stream, offset, threads, kernel, and ste
+ * for the backward calls; None: the defaults). Counts come back as ints. */
+
+/* Several buffers of one call, released together. */
+typedef struct {
+    Py_buffer v[5];
+    int n;
+} sd_bufs;
+
+static Py_buffer *sd_get(sd_bufs *b, PyObject *obj, char kind, Py_ssize_t isz,
+                         int writable, const char *what)
+{
+    assert(b->n < 5);
+    if (get_array(obj, &b->v[b->n], kind, isz, writable, what) < 0)
+        return NULL;
+    return &b->v[b->n++];
+}
+
+static void sd_release(sd_bufs *b)
+{
+    while (b->n > 0)
+        PyBuffer_Release(&b->v[--b->n]);
+}
+
+/* 'H' for a uint16 buffer, else 'B' (get_array then checks it). */
+static char sd_code_kind(PyObject *obj)
+{
+    char k = 'B';
+    Py_buffer probe;
+    if (PyObject_GetBuffer(obj, &probe, PyBUF_FORMAT) == 0) {
+        if (buffer_kind(&probe) == 'H')
+            k = 'H';
+        PyBuffer_Release(&probe);
+    } else {
+        PyErr_Clear();
+    }
+    return k;
+}
+
+/* ag_qopts from an options dict (NULL / None: the defaults). */
+static int sd_opts(PyObject *d, ag_qopts *o, int allow_ste)
+{
+    static const char *keys[] = {"rounding", "overflow", "ste", "seed", "stream",
+                                 "offset", "threads", "kernel", NULL};
+    *o = ag_qopts_default();
+    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (d == NULL || d == Py_None)
+        return 0;
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "opts must be a dict, not %.100s",
+                     Py_TYPE(d)->tp_name);
+        return -1;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        int ok = 0;
+        for (const char **e = keys; k && *e; e++)
+            if (strcmp(k, *e) == 0 && (allow_ste || strcmp(k, "ste") != 0))
+                ok = 1;
+        if (!ok) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "unknown option %R", key);
+            return -1;
+        }
+    }
+    p.rounding = PyDict_GetItemString(d, "rounding");
+    p.overflow = PyDict_GetItemString(d, "overflow");
+    p.ste = PyDict_GetItemString(d, "ste");
+    p.seed = PyDict_GetItemString(d, "seed");
+    p.stream = PyDict_GetItemString(d, "stream");
+    p.offset = PyDict_GetItemString(d, "offset");
+    p.threads = PyDict_GetItemString(d, "threads");
+    p.kernel = PyDict_GetItemString(d, "kernel");
+    return parse_qopts(&p, o);
+}
+
+/* Check rows, cols >= 0 and rows * cols == the element count of v. */
+static int sd_shape(const Py_buffer *v, Py_ssize_t rows, Py_ssize_t cols)
+{
+    if (rows < 0 || cols < 0) {
+        PyErr_SetString(PyExc_ValueError, "rows and cols must be >= 0");
+        return -1;
+    }
+    if ((cols != 0 && (size_t)rows > (size_t)PY_SSIZE_T_MAX / (size_t)cols) ||
+        (size_t)rows * (size_t)cols != count_of(v)) {
+        PyErr_Format(PyExc_ValueError, "rows * cols (%zd * %zd) is not the "
+                     "element count %zu of x", rows, cols, count_of(v));
+        return -1;
+    }
+    return 0;
+}
+
+static int sd_len(const Py_buffer *v, size_t n, const char *what)
+{
+    if (count_of(v) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must hold %zu elements, not %zu",
+                     what, n, count_of(v));
+        return -1;
+    }
+    return 0;
+}
+
+/* scale options for compute_scale / compute_scale_rows */
+static int sd_scale_opts(PyObject *margin, PyObject *smin, int pow2,
+                         ag_scale_opts *o)
+{
+    *o = ag_scale_opts_default();
+    o->pow2 = pow2;
+    if ((margin && margin != Py_None && get_float(margin, "margin", &o->margin) < 0) ||
+        (smin && smin != Py_None && get_float(smin, "scale_min", &o->scale_min) < 0))
+        return -1;
+    return 0;
+}
+
+static PyObject *sd_scale_error(ag_status st, const char *what)
+{
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "%s: %s (amax must be >= 0 and not NaN; "
+                     "margin and scale_min positive and finite)", what,
+                     ag_status_string(st));
+        return NULL;
+    }
+    return raise_status(st, what);
+}
+
+PyDoc_STRVAR(amax_doc,
+"amax(x) -> (amax, nan_count)\n\n"
+"max |x| over the non-NaN elements of a float32 buffer (0.0 when empty or\n"
+"all NaN; inf for +-inf) and the number of NaN elements (ag_amax).");
+
+static PyObject *mod_amax(PyObject *module, PyObject *arg)
+{
+    sd_bufs b = {.n = 0};
+    (void)module;
+    const Py_buffer *x = sd_get(&b, arg, 'f', 4, 0, "x");
+    if (x == NULL)
+        return NULL;
+    float m = 0.0f;
+    size_t nans = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_amax(&m, (const float *)x->buf, count_of(x), &nans);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "amax");
+    return Py_BuildValue("(dn)", (double)m, (Py_ssize_t)nans);
+}
+
+/* The amax history: a capsule owning an ag_amax_history. The Python layer
+ * (altgrad.quantization.scaling.AmaxHistory) wraps it; the GIL serializes
+ * the calls, as the library requires. */
+#define SD_HISTORY "altgrad._C.amax_history"
+
+static void sd_history_free(PyObject *cap)
+{
+    ag_amax_history_free(
+        (ag_amax_history *)PyCapsule_GetPointer(cap, SD_HISTORY));
+}
+
+static ag_amax_history *sd_history(PyObject *cap)
+{
+    if (!PyCapsule_IsValid(cap, SD_HISTORY)) {
+        PyErr_Format(PyExc_TypeError, "expected an amax history (from "
+                     "amax_history_create), not %.100s", Py_TYPE(cap)->tp_name);
+        return NULL;
+    }
+    return (ag_amax_history *)PyCapsule_GetPointer(cap, SD_HISTORY);
+}
+
+PyDoc_STRVAR(amax_history_create_doc,
+"amax_history_create(length) -> history\n\n"
+"A new amax window of `length` >= 1 values (ag_amax_history_create), as an\n"
+"opaque capsule for the amax_history_* functions. ValueError for length < 1.");
+
+static PyObject *mod_amax_history_create(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "history length must be an int, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    int overflow = 0;
+    const long long n = PyLong_AsLongLongAndOverflow(arg, &overflow);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || n < 1) {
+        PyErr_Format(PyExc_ValueError, "history length must be >= 1, got %R", arg);
+        return NULL;
+    }
+    ag_amax_history *h = NULL;
+    const ag_status st = ag_amax_history_create(&h, (size_t)n);
+    if (st != AG_OK)
+        return raise_status(st, "amax_history_create");
+    PyObject *cap = PyCapsule_New(h, SD_HISTORY, sd_history_free);
+    if (cap == NULL)
+        ag_amax_history_free(h);
+    return cap;
+}
+
+PyDoc_STRVAR(amax_history_push_doc,
+"amax_history_push(history, amax) -> None\n\n"
+"Push one amax (the oldest drops out when full). ValueError for NaN or < 0.");
+
+static PyObject *mod_amax_history_push(PyObject *module, PyObject *args)
+{
+    PyObject *cap, *ao;
+    float a;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO:amax_history_push", &cap, &ao))
+        return NULL;
+    ag_amax_history *h = sd_history(cap);
+    if (h == NULL || get_float(ao, "amax", &a) < 0)
+        return NULL;
+    const ag_status st = ag_amax_history_push(h, a);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "amax_history_push: %s (amax %R is NaN "
+                     "or negative)", ag_status_string(st), ao);
+        return NULL;
+    }
+    if (st != AG_OK)
+        return raise_status(st, "amax_history_push");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(amax_history_info_doc,
+"amax_history_info(history) -> (max, count, length)\n\n"
+"The window maximum (0.0 when empty), the number of values held and the\n"
+"window length.");
+
+static PyObject *mod_amax_history_info(PyObject *module, PyObject *cap)
+{
+    (void)module;
+    const ag_amax_history *h = sd_history(cap);
+    if (h == NULL)
+        return NULL;
+    return Py_BuildValue("(dnn)", (double)ag_amax_history_max(h),
+                         (Py_ssize_t)ag_amax_history_count(h),
+                         (Py_ssize_t)ag_amax_history_len(h));
+}
+
+PyDoc_STRVAR(amax_history_reset_doc,
+"amax_history_reset(history) -> None\n\nForget every value (the length stays).");
+
+static PyObject *mod_amax_history_reset(PyObject *module, PyObject *cap)
+{
+    (void)module;
+    ag_amax_history *h = sd_history(cap);
+    if (h == NULL)
+        return NULL;
+    ag_amax_history_reset(h);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(compute_scale_doc,
+"compute_scale(amax, format, margin=1.0, scale_min=1e-10, pow2=False) -> float\n\n"
+"max(amax * margin / max_finite, scale_min) as a positive finite float32\n"
+"(ag_compute_scale; pow2 rounds it up to a power of two). ValueError for a\n"
+"NaN or negative amax, or a bad margin / scale_min.");
+
+static PyObject *mod_compute_scale(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"amax", "format", "margin", "scale_min", "pow2", NULL};
+    PyObject *ao, *fo, *mo = NULL, *so = NULL;
+    int pow2 = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOp:compute_scale", kwlist, &ao,
+                                     &fo, &mo, &so, &pow2))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float a, s = 0.0f;
+    ag_scale_opts o;
+    if (f == NULL || get_float(ao, "amax", &a) < 0 ||
+        sd_scale_opts(mo, so, pow2, &o) < 0)
+        return NULL;
+    const ag_status st = ag_compute_scale(&s, a, f, &o);
+    if (st != AG_OK)
+        return sd_scale_error(st, "compute_scale");
+    return PyFloat_FromDouble((double)s);
+}
+
+PyDoc_STRVAR(amax_rows_doc,
+"amax_rows(amax, x, rows, cols) -> nan_count\n\n"
+"amax[r] = amax of row r of the rows x cols matrix x (ag_amax_rows); amax:\n"
+"writable float32 buffer of rows elements. Returns the NaN count of x.");
+
+static PyObject *mod_amax_rows(PyObject *module, PyObject *args)
+{
+    PyObject *ao, *xo;
+    Py_ssize_t rows, cols;
+    sd_bufs b = {.n = 0};
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOnn:amax_rows", &ao, &xo, &rows, &cols))
+        return NULL;
+    const Py_buffer *a = sd_get(&b, ao, 'f', 4, 1, "amax");
+    const Py_buffer *x = a ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
+    if (x == NULL || sd_shape(x, rows, cols) < 0 ||
+        sd_len(a, (size_t)rows, "amax") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    size_t nans = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_amax_rows((float *)a->buf, (const float *)x->buf, (size_t)rows,
+                      (size_t)cols, &nans);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "amax_rows");
+    return PyLong_FromSize_t(nans);
+}
+
+PyDoc_STRVAR(compute_scale_rows_doc,
+"compute_scale_rows(scales, amax, format, margin=1.0, scale_min=1e-10,\n"
+"                   pow2=False) -> None\n\n"
+"scales[r] = compute_scale(amax[r], ...) (ag_compute_scale_rows); every amax\n"
+"is checked first. scales may be amax itself.");
+
+static PyObject *mod_compute_scale_rows(PyObject *module, PyObject *args,
+                                        PyObject *kw)
+{
+    static char *kwlist[] = {"scales", "amax", "format", "margin", "scale_min",
+                             "pow2", NULL};
+    PyObject *so, *ao, *fo, *mo = NULL, *mino = NULL;
+    int pow2 = 0;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OOp:compute_scale_rows",
+                                     kwlist, &so, &ao, &fo, &mo, &mino, &pow2))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    ag_scale_opts o;
+    if (f == NULL || sd_scale_opts(mo, mino, pow2, &o) < 0)
+        return NULL;
+    const Py_buffer *s = sd_get(&b, so, 'f', 4, 1, "scales");
+    const Py_buffer *a = s ? sd_get(&b, ao, 'f', 4, 0, "amax") : NULL;
+    if (a == NULL || sd_len(s, count_of(a), "scales") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_compute_scale_rows((float *)s->buf, (const float *)a->buf,
+                               count_of(a), f, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return sd_scale_error(st, "compute_scale_rows");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(quantize_rows_doc,
+"quantize_rows(y, x, rows, cols, scales, format, opts=None, stats=None) -> None\n\n"
+"Row r of y = quantize(row r of x, scales[r]) (ag_quantize_rows). y may be x.\n"
+"ValueError when some scale is not positive and finite.");
+
+static PyObject *mod_quantize_rows(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"y", "x", "rows", "cols", "scales", "format", "opts",
+                             "stats", NULL};
+    PyObject *yo, *xo, *so, *fo, *oo = NULL, *stats = NULL;
+    Py_ssize_t rows, cols;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOnnOO|OO:quantize_rows", kwlist,
+                                     &yo, &xo, &rows, &cols, &so, &fo, &oo, &stats))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    ag_qopts o;
+    if (f == NULL || sd_opts(oo, &o, 0) < 0 || check_stats_arg(stats) < 0)
+        return NULL;
+    const Py_buffer *y = sd_get(&b, yo, 'f', 4, 1, "y");
+    const Py_buffer *x = y ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
+    const Py_buffer *s = x ? sd_get(&b, so, 'f', 4, 0, "scales") : NULL;
+    if (s == NULL || sd_shape(x, rows, cols) < 0 || sd_len(y, count_of(x), "y") < 0 ||
+        sd_len(s, (size_t)rows, "scales") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_stats counts = {0, 0, 0, 0};
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_quantize_rows((float *)y->buf, (const float *)x->buf, (size_t)rows,
+                          (size_t)cols, (const float *)s->buf, f, &o, &counts);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "quantize_rows");
+    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(quantize_rows_backward_doc,
+"quantize_rows_backward(dx, dy, x, rows, cols, scales, format, opts=None) -> None\n\n"
+"Straight-through backward of quantize_rows, ACCUMULATING into dx\n"
+"(ag_quantize_rows_backward; opts['ste'] 'identity' or 'clipped'; x may be\n"
+"None for the identity STE).");
+
+static PyObject *mod_quantize_rows_backward(PyObject *module, PyObject *args,
+                                            PyObject *kw)
+{
+    static char *kwlist[] = {"dx", "dy", "x", "rows", "cols", "scales", "format",
+                             "opts", NULL};
+    PyObject *dxo, *dyo, *xo, *so, *fo, *oo = NULL;
+    Py_ssize_t rows, cols;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOnnOO|O:quantize_rows_backward",
+                                     kwlist, &dxo, &dyo, &xo, &rows, &cols, &so,
+                                     &fo, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    ag_qopts o;
+    if (f == NULL || sd_opts(oo, &o, 1) < 0)
+        return NULL;
+    const Py_buffer *dx = sd_get(&b, dxo, 'f', 4, 1, "dx");
+    const Py_buffer *dy = dx ? sd_get(&b, dyo, 'f', 4, 0, "dy") : NULL;
+    const Py_buffer *s = dy ? sd_get(&b, so, 'f', 4, 0, "scales") : NULL;
+    const Py_buffer *x = NULL;
+    if (s != NULL && xo != Py_None)
+        x = sd_get(&b, xo, 'f', 4, 0, "x");
+    if (s == NULL || (xo != Py_None && x == NULL) || sd_shape(dx, rows, cols) < 0 ||
+        sd_len(dy, count_of(dx), "dy") < 0 ||
+        (x && sd_len(x, count_of(dx), "x") < 0) ||
+        sd_len(s, (size_t)rows, "scales") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_quantize_rows_backward((float *)dx->buf, (const float *)dy->buf,
+                                   x ? (const float *)x->buf : NULL, (size_t)rows,
+                                   (size_t)cols, (const float *)s->buf, f, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "quantize_rows_backward");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(mx_scale_count_doc,
+"mx_scale_count(rows, cols, block=32) -> int\n\n"
+"rows * ceil(cols / block): the number of MX block scales. ValueError for\n"
+"block 0 or negative sizes.");
+
+static PyObject *mod_mx_scale_count(PyObject *module, PyObject *args)
+{
+    Py_ssize_t rows, cols, block = AG_MX_BLOCK;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "nn|n:mx_scale_count", &rows, &cols, &block))
+        return NULL;
+    if (rows < 0 || cols < 0 || block < 0) {
+        PyErr_SetString(PyExc_ValueError, "rows, cols and block must be >= 0");
+        return NULL;
+    }
+    size_t c = 0;
+    const ag_status st = ag_mx_scale_count(&c, (size_t)rows, (size_t)cols,
+                                           (size_t)block);
+    if (st != AG_OK)
+        return raise_status(st, "mx_scale_count");
+    return PyLong_FromSize_t(c);
+}
+
+PyDoc_STRVAR(mx_scale_code_doc,
+"mx_scale_code(amax, format) -> int\n\n"
+"The E8M0 scale code of a block with this amax (ag_mx_scale_code): 127 +\n"
+"clamp(floor(log2 amax) - emax, -127, 127); 0 for amax 0, 255 for NaN or inf.");
+
+static PyObject *mod_mx_scale_code(PyObject *module, PyObject *args)
+{
+    PyObject *ao, *fo;
+    if (!PyArg_ParseTuple(args, "OO:mx_scale_code", &ao, &fo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float a;
+    if (f == NULL || get_float(ao, "amax", &a) < 0)
+        return NULL;
+    uint8_t code = 0;
+    const ag_status st = ag_mx_scale_code(&code, a, f);
+    if (st != AG_OK)
+        return raise_status(st, "mx_scale_code");
+    return PyLong_FromLong(code);
+}
+
+/* the MX arrays of one call: x / y float32 (rows x cols), codes uint8 of the
+ * same count, scales uint8 of mx_scale_count */
+static int sd_mx_shape(const Py_buffer *x, Py_ssize_t rows, Py_ssize_t cols,
+                       Py_ssize_t block, const Py_buffer *scales)
+{
+    if (sd_shape(x, rows, cols) < 0)
+        return -1;
+    if (block < 1) {
+        PyErr_Format(PyExc_ValueError, "block must be >= 1, got %zd", block);
+        return -1;
+    }
+    size_t nb = 0;
+    const ag_status st = ag_mx_scale_count(&nb, (size_t)rows, (size_t)cols,
+                                           (size_t)block);
+    if (st != AG_OK) {
+        raise_status(st, "MX shape");
+        return -1;
+    }
+    return scales ? sd_len(scales, nb, "scales") : 0;
+}
+
+PyDoc_STRVAR(mx_encode_doc,
+"mx_encode(codes, scales, x, rows, cols, block, format, opts=None, stats=None) -> None\n\n"
+"MX block encode (ag_mx_encode): codes (uint8, rows*cols) and E8M0 scale\n"
+"codes (uint8, mx_scale_count(rows, cols, block)) of x.");
+
+static PyObject *mod_mx_encode(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"codes", "scales", "x", "rows", "cols", "block",
+                             "format", "opts", "stats", NULL};
+    PyObject *co, *so, *xo, *fo, *oo = NULL, *stats = NULL;
+    Py_ssize_t rows, cols, block;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOnnnO|OO:mx_encode", kwlist, &co,
+                                     &so, &xo, &rows, &cols, &block, &fo, &oo,
+                                     &stats))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    ag_qopts o;
+    if (f == NULL || sd_opts(oo, &o, 0) < 0 || check_stats_arg(stats) < 0)
+        return NULL;
+    const Py_buffer *c = sd_get(&b, co, 'B', 1, 1, "codes");
+    const Py_buffer *s = c ? sd_get(&b, so, 'B', 1, 1, "scales") : NULL;
+    const Py_buffer *x = s ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
+    if (x == NULL || sd_mx_shape(x, rows, cols, block, s) < 0 ||
+        sd_len(c, count_of(x), "codes") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_stats counts = {0, 0, 0, 0};
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_mx_encode((uint8_t *)c->buf, (uint8_t *)s->buf, (const float *)x->buf,
+                      (size_t)rows, (size_t)cols, (size_t)block, f, &o, &counts);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "mx_encode");
+    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(mx_decode_doc,
+"mx_decode(y, codes, scales, rows, cols, block, format) -> None\n\n"
+"y = to_real(codes) * the block's scale, NaN for a block with scale code 255\n"
+"(ag_mx_decode). ValueError for a code outside the format.");
+
+static PyObject *mod_mx_decode(PyObject *module, PyObject *args)
+{
+    PyObject *yo, *co, *so, *fo;
+    Py_ssize_t rows, cols, block;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOOnnnO:mx_decode", &yo, &co, &so, &rows, &cols,
+                          &block, &fo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    if (f == NULL)
+        return NULL;
+    const Py_buffer *y = sd_get(&b, yo, 'f', 4, 1, "y");
+    const Py_buffer *c = y ? sd_get(&b, co, 'B', 1, 0, "codes") : NULL;
+    const Py_buffer *s = c ? sd_get(&b, so, 'B', 1, 0, "scales") : NULL;
+    if (s == NULL || sd_mx_shape(y, rows, cols, block, s) < 0 ||
+        sd_len(c, count_of(y), "codes") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_mx_decode((float *)y->buf, (const uint8_t *)c->buf,
+                      (const uint8_t *)s->buf, (size_t)rows, (size_t)cols,
+                      (size_t)block, f);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "mx_decode");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(mx_quantize_doc,
+"mx_quantize(y, x, rows, cols, block, format, opts=None, stats=None) -> None\n\n"
+"y = mx_decode(mx_encode(x)) without the codes (ag_mx_quantize). y may be x.");
+
+static PyObject *mod_mx_quantize(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"y", "x", "rows", "cols", "block", "format", "opts",
+                             "stats", NULL};
+    PyObject *yo, *xo, *fo, *oo = NULL, *stats = NULL;
+    Py_ssize_t rows, cols, block;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOnnnO|OO:mx_quantize", kwlist, &yo,
+                                     &xo, &rows, &cols, &block, &fo, &oo, &stats))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    ag_qopts o;
+    if (f == NULL || sd_opts(oo, &o, 0) < 0 || check_stats_arg(stats) < 0)
+        return NULL;
+    const Py_buffer *y = sd_get(&b, yo, 'f', 4, 1, "y");
+    const Py_buffer *x = y ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
+    if (x == NULL || sd_mx_shape(x, rows, cols, block, NULL) < 0 ||
+        sd_len(y, count_of(x), "y") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_stats counts = {0, 0, 0, 0};
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_mx_quantize((float *)y->buf, (const float *)x->buf, (size_t)rows,
+                        (size_t)cols, (size_t)block, f, &o, &counts);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "mx_quantize");
+    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(mx_quantize_backward_doc,
+"mx_quantize_backward(dx, dy, x, rows, cols, block, format, opts=None) -> None\n\n"
+"Straight-through backward of mx_quantize, ACCUMULATING into dx\n"
+"(ag_mx_quantize_backward; opts['ste'] 'identity' or 'clipped').");
+
+static PyObject *mod_mx_quantize_backward(PyObject *module, PyObject *args,
+                                          PyObject *kw)
+{
+    static char *kwlist[] = {"dx", "dy", "x", "rows", "cols", "block", "format",
+                             "opts", NULL};
+    PyObject *dxo, *dyo, *xo, *fo, *oo = NULL;
+    Py_ssize_t rows, cols, block;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOnnnO|O:mx_quantize_backward",
+                                     kwlist, &dxo, &dyo, &xo, &rows, &cols, &block,
+                                     &fo, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    ag_qopts o;
+    if (f == NULL || sd_opts(oo, &o, 1) < 0)
+        return NULL;
+    const Py_buffer *dx = sd_get(&b, dxo, 'f', 4, 1, "dx");
+    const Py_buffer *dy = dx ? sd_get(&b, dyo, 'f', 4, 0, "dy") : NULL;
+    const Py_buffer *x = NULL;
+    if (dy != NULL && xo != Py_None)
+        x = sd_get(&b, xo, 'f', 4, 0, "x");
+    if (dy == NULL || (xo != Py_None && x == NULL) ||
+        sd_mx_shape(dx, rows, cols, block, NULL) < 0 ||
+        sd_len(dy, count_of(dx), "dy") < 0 || (x && sd_len(x, count_of(dx), "x") < 0)) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_mx_quantize_backward((float *)dx->buf, (const float *)dy->buf,
+                                 x ? (const float *)x->buf : NULL, (size_t)rows,
+                                 (size_t)cols, (size_t)block, f, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "mx_quantize_backward");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(bit_stall_doc,
+"bit_stall(w, g, lr, format, scale=1.0, opts=None) -> (stalled, considered)\n\n"
+"Among the elements with |g| > 1e-10 (considered), those whose quantized\n"
+"value does not move with the update w - lr*g (ag_bit_stall).");
+
+static PyObject *mod_bit_stall(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"w", "g", "lr", "format", "scale", "opts", NULL};
+    PyObject *wo, *go, *lro, *fo, *so = NULL, *oo = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:bit_stall", kwlist, &wo, &go,
+                                     &lro, &fo, &so, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float lr, scale = 1.0f;
+    ag_qopts o;
+    if (f == NULL || get_float(lro, "lr", &lr) < 0 ||
+        (so && get_float(so, "scale", &scale) < 0) || sd_opts(oo, &o, 0) < 0)
+        return NULL;
+    const Py_buffer *w = sd_get(&b, wo, 'f', 4, 0, "w");
+    const Py_buffer *g = w ? sd_get(&b, go, 'f', 4, 0, "g") : NULL;
+    if (g == NULL || sd_len(g, count_of(w), "g") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    uint64_t stalled = 0, considered = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_bit_stall(&stalled, &considered, (const float *)w->buf,
+                      (const float *)g->buf, count_of(w), lr, f, scale, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st == AG_ERR_ARG && !isfinite(lr)) {
+        PyErr_Format(PyExc_ValueError, "bit_stall: %s (lr must be finite)",
+                     ag_status_string(st));
+        return NULL;
+    }
+    if (st != AG_OK)
+        return raise_status(st, "bit_stall");
+    return Py_BuildValue("(KK)", (unsigned long long)stalled,
+                         (unsigned long long)considered);
+}
+
+PyDoc_STRVAR(flips_doc,
+"flips(a, b, format, scale=1.0, opts=None) -> int\n\n"
+"Elements where a and b quantize to different grid points (ag_flips); a NaN\n"
+"is never the same point as anything.");
+
+static PyObject *mod_flips(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"a", "b", "format", "scale", "opts", NULL};
+    PyObject *ao, *bo, *fo, *so = NULL, *oo = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:flips", kwlist, &ao, &bo,
+                                     &fo, &so, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float scale = 1.0f;
+    ag_qopts o;
+    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
+        sd_opts(oo, &o, 0) < 0)
+        return NULL;
+    const Py_buffer *a = sd_get(&b, ao, 'f', 4, 0, "a");
+    const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
+    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    uint64_t n = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_flips(&n, (const float *)a->buf, (const float *)bb->buf, count_of(a), f,
+                  scale, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "flips");
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+PyDoc_STRVAR(flips_codes_doc,
+"flips_codes(a, b, format) -> int\n\n"
+"Flips between two code snapshots (uint8 or uint16, one dtype for both;\n"
+"ag_flips_u8 / _u16). ValueError for a code outside the format.");
+
+static PyObject *mod_flips_codes(PyObject *module, PyObject *args)
+{
+    PyObject *ao, *bo, *fo;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTuple(args, "OOO:flips_codes", &ao, &bo, &fo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    if (f == NULL)
+        return NULL;
+    const char k = sd_code_kind(ao);
+    const Py_ssize_t isz = k == 'H' ? 2 : 1;
+    const Py_buffer *a = sd_get(&b, ao, k, isz, 0, "a");
+    const Py_buffer *bb = a ? sd_get(&b, bo, k, isz, 0, "b") : NULL;
+    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    uint64_t n = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    if (k == 'H')
+        st = ag_flips_u16(&n, (const uint16_t *)a->buf, (const uint16_t *)bb->buf,
+                          count_of(a), f);
+    else
+        st = ag_flips_u8(&n, (const uint8_t *)a->buf, (const uint8_t *)bb->buf,
+                         count_of(a), f);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "flips_codes");
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+PyDoc_STRVAR(update_flips_doc,
+"update_flips(before, after, g, format, scale=1.0, opts=None) -> (updates, flips)\n\n"
+"updates = elements with |g| > 1e-10, flips = how many of those moved to\n"
+"another grid point between before and after (ag_update_flips).");
+
+static PyObject *mod_update_flips(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"before", "after", "g", "format", "scale", "opts", NULL};
+    PyObject *bo, *ao, *go, *fo, *so = NULL, *oo = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:update_flips", kwlist, &bo,
+                                     &ao, &go, &fo, &so, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float scale = 1.0f;
+    ag_qopts o;
+    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
+        sd_opts(oo, &o, 0) < 0)
+        return NULL;
+    const Py_buffer *bv = sd_get(&b, bo, 'f', 4, 0, "before");
+    const Py_buffer *av = bv ? sd_get(&b, ao, 'f', 4, 0, "after") : NULL;
+    const Py_buffer *gv = av ? sd_get(&b, go, 'f', 4, 0, "g") : NULL;
+    if (gv == NULL || sd_len(av, count_of(bv), "after") < 0 ||
+        sd_len(gv, count_of(bv), "g") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    uint64_t updates = 0, nflips = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_update_flips(&updates, &nflips, (const float *)bv->buf,
+                         (const float *)av->buf, (const float *)gv->buf,
+                         count_of(bv), f, scale, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "update_flips");
+    return Py_BuildValue("(KK)", (unsigned long long)updates,
+                         (unsigned long long)nflips);
+}
+
+PyDoc_STRVAR(stall_ratio_doc,
+"stall_ratio(flips, updates) -> float\n\n"
+"1 - flips / updates, 0.0 when updates == 0 (ag_stall_ratio). ValueError\n"
+"when flips > updates.");
+
+static PyObject *mod_stall_ratio(PyObject *module, PyObject *args)
+{
+    PyObject *fo, *uo;
+    uint64_t nf, nu;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO:stall_ratio", &fo, &uo))
+        return NULL;
+    if (get_u64(fo, "flips", &nf) < 0 || get_u64(uo, "updates", &nu) < 0)
+        return NULL;
+    double r = 0.0;
+    const ag_status st = ag_stall_ratio(&r, nf, nu);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "stall_ratio: %s (flips %llu > updates "
+                     "%llu)", ag_status_string(st), (unsigned long long)nf,
+                     (unsigned long long)nu);
+        return NULL;
+    }
+    if (st != AG_OK)
+        return raise_status(st, "stall_ratio");
+    return PyFloat_FromDouble(r);
+}
+
+PyDoc_STRVAR(ulp_distance_doc,
+"ulp_distance(d, a, b, format, scale=1.0, opts=None) -> None\n\n"
+"d[i] = pos(b[i]) - pos(a[i]) on the format's ordered grid, in codes\n"
+"(ag_ulp_distance); -2**31 (AG_ULP_NAN) where a NaN is involved. d: writable\n"
+"int32 buffer of the same element count.");
+
+static PyObject *mod_ulp_distance(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"d", "a", "b", "format", "scale", "opts", NULL};
+    PyObject *dob, *ao, *bo, *fo, *so = NULL, *oo = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:ulp_distance", kwlist, &dob,
+                                     &ao, &bo, &fo, &so, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float scale = 1.0f;
+    ag_qopts o;
+    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
+        sd_opts(oo, &o, 0) < 0)
+        return NULL;
+    const Py_buffer *d = sd_get(&b, dob, 'i', 4, 1, "d (int32)");
+    const Py_buffer *a = d ? sd_get(&b, ao, 'f', 4, 0, "a") : NULL;
+    const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
+    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0 ||
+        sd_len(d, count_of(a), "d") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_ulp_distance((int32_t *)d->buf, (const float *)a->buf,
+                         (const float *)bb->buf, count_of(a), f, scale, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "ulp_distance");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ulp_distance_stats_doc,
+"ulp_distance_stats(a, b, format, scale=1.0, opts=None) -> (sum_abs, max_abs, nan_pairs)\n\n"
+"The ULP distances summed (ag_ulp_distance_stats): sum and max of |d| over\n"
+"the pairs without NaN, and the number of pairs with a NaN.");
+
+static PyObject *mod_ulp_distance_stats(PyObject *module, PyObject *args,
+                                        PyObject *kw)
+{
+    static char *kwlist[] = {"a", "b", "format", "scale", "opts", NULL};
+    PyObject *ao, *bo, *fo, *so = NULL, *oo = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:ulp_distance_stats", kwlist,
+                                     &ao, &bo, &fo, &so, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float scale = 1.0f;
+    ag_qopts o;
+    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
+        sd_opts(oo, &o, 0) < 0)
+        return NULL;
+    const Py_buffer *a = sd_get(&b, ao, 'f', 4, 0, "a");
+    const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
+    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    uint64_t sum = 0, nan_pairs = 0;
+    uint32_t mx = 0;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_ulp_distance_stats(&sum, &mx, &nan_pairs, (const float *)a->buf,
+                               (const float *)bb->buf, count_of(a), f, scale, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "ulp_distance_stats");
+    return Py_BuildValue("(KkK)", (unsigned long long)sum, (unsigned long)mx,
+                         (unsigned long long)nan_pairs);
+}
+
+PyDoc_STRVAR(stiffness_doc,
+"stiffness(s, w, format, scale=1.0) -> None\n\n"
+"s[i] = the format's grid spacing at w[i] (ag_stiffness): 2^(floor(log2|v|)\n"
+"- M) * scale with v = w / scale (subnormal step below min_normal; the fixed\n"
+"step for E = 0); 0 for +-0, NaN for NaN, inf for +-inf. s may be w.");
+
+static PyObject *mod_stiffness(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"s", "w", "format", "scale", NULL};
+    PyObject *so, *wo, *fo, *sco = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|O:stiffness", kwlist, &so, &wo,
+                                     &fo, &sco))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float scale = 1.0f;
+    if (f == NULL || (sco && get_float(sco, "scale", &scale) < 0))
+        return NULL;
+    const Py_buffer *s = sd_get(&b, so, 'f', 4, 1, "s");
+    const Py_buffer *w = s ? sd_get(&b, wo, 'f', 4, 0, "w") : NULL;
+    if (w == NULL || sd_len(s, count_of(w), "s") < 0) {
+        sd_release(&b);
+        return NULL;
+    }
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_stiffness((float *)s->buf, (const float *)w->buf, count_of(w), f, scale);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "stiffness");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(exp_hist_doc,
+"exp_hist(x, format, scale=1.0, opts=None) -> tuple[int, ...]\n\n"
+"Exponent occupancy of x on the format (ag_exp_hist): bins nan, overflow,\n"
+"underflow, zero, subnormal, then one per exponent field 0 .. 2^E - 1.");
+
+static PyObject *mod_exp_hist(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"x", "format", "scale", "opts", NULL};
+    PyObject *xo, *fo, *so = NULL, *oo = NULL;
+    sd_bufs b = {.n = 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:exp_hist", kwlist, &xo, &fo,
+                                     &so, &oo))
+        return NULL;
+    const ag_format *f = get_format(module, fo);
+    float scale = 1.0f;
+    ag_qopts o;
+    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
+        sd_opts(oo, &o, 0) < 0)
+        return NULL;
+    uint64_t counts[AG_HIST_FIELD + 256];
+    const size_t len = ag_exp_hist_len(f);
+    if (len == 0 || len > sizeof counts / sizeof counts[0])
+        return raise_status(AG_ERR_FORMAT, "exp_hist");
+    memset(counts, 0, sizeof counts);
+    const Py_buffer *x = sd_get(&b, xo, 'f', 4, 0, "x");
+    if (x == NULL)
+        return NULL;
+    ag_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ag_exp_hist(counts, len, (const float *)x->buf, count_of(x), f, scale, &o);
+    Py_END_ALLOW_THREADS
+    sd_release(&b);
+    if (st != AG_OK)
+        return raise_status(st, "exp_hist");
+    PyObject *t = PyTuple_New((Py_ssize_t)len);
+    if (t == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(counts[i]);
+        if (v == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+    }
+    return t;
+}
+
+/* ---------------- end of scaling and diagnostics (issue 5) -------------- */
+
+/* ------------------------------------------------------------------------ */
 /* Module definition                                                        */
 /* ------------------------------------------------------------------------ */
 
@@ -1156,6 +2179,38 @@ static PyMethodDef module_methods[] = {
      dequantize_backward_doc},
     {"encode", KWFN(mod_encode), METH_VARARGS | METH_KEYWORDS, encode_doc},
     {"decode", KWFN(mod_decode), METH_VARARGS | METH_KEYWORDS, decode_doc},
+    /* scaling and diagnostics (issue 5) */
+    {"amax", mod_amax, METH_O, amax_doc},
+    {"amax_history_create", mod_amax_history_create, METH_O, amax_history_create_doc},
+    {"amax_history_push", mod_amax_history_push, METH_VARARGS, amax_history_push_doc},
+    {"amax_history_info", mod_amax_history_info, METH_O, amax_history_info_doc},
+    {"amax_history_reset", mod_amax_history_reset, METH_O, amax_history_reset_doc},
+    {"compute_scale", KWFN(mod_compute_scale), METH_VARARGS | METH_KEYWORDS,
+     compute_scale_doc},
+    {"amax_rows", mod_amax_rows, METH_VARARGS, amax_rows_doc},
+    {"compute_scale_rows", KWFN(mod_compute_scale_rows), METH_VARARGS | METH_KEYWORDS,
+     compute_scale_rows_doc},
+    {"quantize_rows", KWFN(mod_quantize_rows), METH_VARARGS | METH_KEYWORDS,
+     quantize_rows_doc},
+    {"quantize_rows_backward", KWFN(mod_quantize_rows_backward),
+     METH_VARARGS | METH_KEYWORDS, quantize_rows_backward_doc},
+    {"mx_scale_count", mod_mx_scale_count, METH_VARARGS, mx_scale_count_doc},
+    {"mx_scale_code", mod_mx_scale_code, METH_VARARGS, mx_scale_code_doc},
+    {"mx_encode", KWFN(mod_mx_encode), METH_VARARGS | METH_KEYWORDS, mx_encode_doc},
+    {"mx_decode", mod_mx_decode, METH_VARARGS, mx_decode_doc},
+    {"mx_quantize", KWFN(mod_mx_quantize), METH_VARARGS | METH_KEYWORDS, mx_quantize_doc},
+    {"mx_quantize_backward", KWFN(mod_mx_quantize_backward), METH_VARARGS | METH_KEYWORDS,
+     mx_quantize_backward_doc},
+    {"bit_stall", KWFN(mod_bit_stall), METH_VARARGS | METH_KEYWORDS, bit_stall_doc},
+    {"flips", KWFN(mod_flips), METH_VARARGS | METH_KEYWORDS, flips_doc},
+    {"flips_codes", mod_flips_codes, METH_VARARGS, flips_codes_doc},
+    {"update_flips", KWFN(mod_update_flips), METH_VARARGS | METH_KEYWORDS, update_flips_doc},
+    {"stall_ratio", mod_stall_ratio, METH_VARARGS, stall_ratio_doc},
+    {"ulp_distance", KWFN(mod_ulp_distance), METH_VARARGS | METH_KEYWORDS, ulp_distance_doc},
+    {"ulp_distance_stats", KWFN(mod_ulp_distance_stats), METH_VARARGS | METH_KEYWORDS,
+     ulp_distance_stats_doc},
+    {"stiffness", KWFN(mod_stiffness), METH_VARARGS | METH_KEYWORDS, stiffness_doc},
+    {"exp_hist", KWFN(mod_exp_hist), METH_VARARGS | METH_KEYWORDS, exp_hist_doc},
     {NULL, NULL, 0, NULL}};
 #undef KWFN
 
