@@ -13,6 +13,11 @@
   registry and spec strings: :func:`altgrad.format`.
 - :mod:`.ops`: :func:`quantize`, :func:`dequantize`, :class:`QuantizeFunc`,
   :class:`DequantizeFunc`.
+- :mod:`.scaling`: :class:`AmaxHistory`, :func:`compute_scale`,
+  :class:`ScalingConfig`, per-channel (:func:`quantize_rows`) and MX block
+  (:func:`mx_quantize`, :func:`mx_encode`, :func:`mx_decode`) quantization.
+- :mod:`.diagnostics`: :func:`detect_bit_stall`, :class:`BitStallDetector`,
+  flips, ULP distance, stiffness, exponent histogram.
 """
 from .formats import (
     E0M7,
@@ -27,6 +32,40 @@ from .formats import (
     FP8Format,
 )
 from .ops import DequantizeFunc, QuantizeFunc, dequantize, quantize
+from .scaling import (  # issue 5: scaling
+    MX_BLOCK,
+    MX_ELEMENT_FORMATS,
+    AmaxHistory,
+    MXQuantizeFunc,
+    QuantizeRowsFunc,
+    ScalingConfig,
+    amax,
+    amax_rows,
+    channel_scales,
+    compute_scale,
+    mx_decode,
+    mx_encode,
+    mx_quantize,
+    mx_scale_code,
+    mx_scale_count,
+    mx_scale_value,
+    quantize_rows,
+)
+from .diagnostics import (  # issue 5: diagnostics
+    GRAD_EPS,
+    ULP_NAN,
+    BitStallDetector,
+    count_code_flips,
+    count_flips,
+    detect_bit_stall,
+    exponent_histogram,
+    exponent_histogram_labels,
+    stall_ratio,
+    stiffness,
+    ulp_distance,
+    ulp_distance_stats,
+    update_flips,
+)
 
 __all__ = [
     "FP8Format",
@@ -43,4 +82,36 @@ __all__ = [
     "dequantize",
     "QuantizeFunc",
     "DequantizeFunc",
+    # scaling (issue 5)
+    "ScalingConfig",
+    "AmaxHistory",
+    "amax",
+    "compute_scale",
+    "amax_rows",
+    "channel_scales",
+    "quantize_rows",
+    "QuantizeRowsFunc",
+    "MX_BLOCK",
+    "MX_ELEMENT_FORMATS",
+    "mx_scale_count",
+    "mx_scale_code",
+    "mx_scale_value",
+    "mx_encode",
+    "mx_decode",
+    "mx_quantize",
+    "MXQuantizeFunc",
+    # diagnostics (issue 5)
+    "GRAD_EPS",
+    "ULP_NAN",
+    "detect_bit_stall",
+    "BitStallDetector",
+    "count_flips",
+    "count_code_flips",
+    "update_flips",
+    "stall_ratio",
+    "ulp_distance",
+    "ulp_distance_stats",
+    "stiffness",
+    "exponent_histogram",
+    "exponent_histogram_labels",
 ]

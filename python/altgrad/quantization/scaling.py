@@ -1,0 +1,386 @@
+# SPDX-License-Identifier: MIT
+"""Scaling (issue 5): amax, the amax history of delayed scaling,
+``compute_scale``, per-channel (one scale per row) and MX block
+quantization, all in the C library (``altgrad.h``, section Scaling)::
+
+    from altgrad.quantization import AmaxHistory, compute_scale, quantize, E4M3
+    hist = AmaxHistory(16)
+    hist.update(x)                                   # amax of x, NaNs left out
+    y = quantize(x, E4M3, compute_scale(hist.get_amax(), E4M3))
+
+Inputs are float32 CPU torch tensors or numpy arrays (results of the same
+kind); the fake quantizers (:func:`quantize_rows`, :func:`mx_quantize`)
+have the straight-through gradient for tensors, computed by the C backward
+functions. A "matrix" is a tensor cut along its last axis: rows = the
+product of the leading dimensions, cols = the last one (a 0-d tensor is
+1 x 1); per-row results have shape ``x.shape[:-1]``.
+
+Scales are float32 values (the library's type): ``compute_scale(amax, f)``
+is exactly the float32 quotient ``float32(amax) / max_finite``, or
+``scale_min`` when that is larger; a zero or tiny amax gives ``scale_min``,
+an infinite amax the scale of the largest float32, a NaN or negative amax a
+ValueError.
+"""
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from .. import _C
+from . import _common as _c
+
+__all__ = [
+    "MX_BLOCK",
+    "MX_ELEMENT_FORMATS",
+    "ScalingConfig",
+    "AmaxHistory",
+    "amax",
+    "compute_scale",
+    "amax_rows",
+    "channel_scales",
+    "quantize_rows",
+    "QuantizeRowsFunc",
+    "mx_scale_count",
+    "mx_scale_code",
+    "mx_scale_value",
+    "mx_encode",
+    "mx_decode",
+    "mx_quantize",
+    "MXQuantizeFunc",
+]
+
+#: Elements per MX block (OCP Microscaling spec v1.0).
+MX_BLOCK = 32
+#: The element formats of the MX spec (any format of at most 8 bits works).
+MX_ELEMENT_FORMATS = ("float8_e4m3fn", "float8_e5m2", "float6_e2m3fn",
+                      "float6_e3m2fn", "float4_e2m1fn")
+
+
+def _positive_int(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+    if v <= 0:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return int(v)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingConfig:
+    """Delayed-scaling settings: ``history_len`` (amax window, >= 1) and
+    ``scale_min`` (floor of the scale, positive and finite). ValueError for
+    values out of range, TypeError for the wrong types."""
+
+    history_len: int = 16
+    scale_min: float = 1e-10
+
+    def __post_init__(self):
+        _positive_int(self.history_len, "history_len")
+        if isinstance(self.scale_min, bool) or not isinstance(self.scale_min, (int, float)):
+            raise TypeError(f"scale_min must be a float, not {type(self.scale_min).__name__}")
+        if not (math.isfinite(self.scale_min) and self.scale_min > 0):
+            raise ValueError(f"scale_min must be positive and finite, got {self.scale_min}")
+
+
+def amax(x, *, with_nan_count=False):
+    """``max |x|`` over the non-NaN elements (0.0 for an empty or all-NaN
+    input; inf when x holds +-inf), as a float. ``with_nan_count=True``:
+    ``(amax, number of NaN elements)``."""
+    m, nans = _C.amax(_c.read(x, "x"))
+    return (m, nans) if with_nan_count else m
+
+
+class AmaxHistory:
+    """The last ``history_len`` amax values of a tensor (delayed scaling),
+    kept by the C library's ``ag_amax_history``.
+
+    - ``update(tensor)``: push the tensor's amax (NaN elements are left out
+      and counted in :attr:`nan_count`); returns the amax pushed.
+    - ``get_amax()``: the window maximum; 1.0 while empty.
+    - ``reset()``: forget every value (and the NaN count).
+    - ``len()`` / ``len(history)``: the number of values held (at most
+      ``history_len``).
+
+    ValueError for ``history_len <= 0``, TypeError for a non-integer.
+    """
+
+    def __init__(self, history_len=16):
+        self.history_len = _positive_int(history_len, "history_len")
+        self._h = _C.amax_history_create(self.history_len)
+        self.nan_count = 0
+
+    def update(self, tensor):
+        m, nans = _C.amax(_c.read(tensor, "tensor"))
+        _C.amax_history_push(self._h, m)
+        self.nan_count += nans
+        return m
+
+    def get_amax(self):
+        m, count, _ = _C.amax_history_info(self._h)
+        return m if count else 1.0
+
+    def reset(self):
+        _C.amax_history_reset(self._h)
+        self.nan_count = 0
+
+    def len(self):
+        return _C.amax_history_info(self._h)[1]
+
+    def __len__(self):
+        return self.len()
+
+    def __repr__(self):
+        return (f"AmaxHistory(history_len={self.history_len}, len={self.len()}, "
+                f"amax={self.get_amax()})")
+
+
+def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
+    """``max(amax * margin / max_finite, scale_min)`` as float32
+    (``ag_compute_scale``); ``pow2=True`` rounds it up to a power of two so
+    that ``amax / scale <= max_finite``.
+
+    ``amax``: a number or a 0-d tensor/array (result: a float), or a
+    tensor/array of amax values (result: the scales, same shape and kind,
+    float32; every amax is checked first). ``format``: FP8Format,
+    altgrad.Format or spec string. ValueError for a NaN or negative amax
+    and for a margin / scale_min that is not positive and finite.
+    """
+    f = _c.fmt(format)
+    if (_c.is_tensor(amax) or isinstance(amax, np.ndarray)) and amax.ndim > 0:
+        a = _c.read(amax, "amax")
+        ret, out = _c.new(_c.is_tensor(amax), a.shape, np.float32)
+        _C.compute_scale_rows(out, a, f, margin, scale_min, pow2)
+        return ret
+    if _c.is_tensor(amax) or isinstance(amax, np.ndarray):
+        amax = amax.item()
+    if isinstance(amax, (bool, str, bytes)) or amax is None:
+        raise TypeError(f"amax must be a real number or a tensor, not {type(amax).__name__}")
+    return _C.compute_scale(amax, f, margin, scale_min, bool(pow2))
+
+
+def amax_rows(x):
+    """Per-row amax of x (NaN-aware, ``ag_amax_rows``): shape
+    ``x.shape[:-1]``, float32, of x's kind."""
+    v = _c.read(x, "x")
+    rows, cols = _c.matrix(v.shape)
+    ret, out = _c.new(_c.is_tensor(x), v.shape[:-1], np.float32)
+    _C.amax_rows(out.reshape(rows), v, rows, cols)
+    return ret
+
+
+def channel_scales(x, format, scale_min=1e-10, *, margin=1.0, pow2=False):
+    """One scale per row: ``compute_scale(amax_rows(x), format, ...)``."""
+    return compute_scale(amax_rows(x), format, scale_min, margin=margin, pow2=pow2)
+
+
+def _row_scales(scales, rows, x_is_tensor):
+    if not (_c.is_tensor(scales) or isinstance(scales, np.ndarray)):
+        # one number for every row
+        return np.full(rows, _c.scale_arg(scales), dtype=np.float32)
+    s = _c.read(scales, "scales")
+    if s.size != rows:
+        raise ValueError(f"scales must hold one value per row ({rows}), got shape "
+                         f"{tuple(s.shape)}")
+    return s.reshape(rows)
+
+
+def _check_ste(ste):
+    if ste not in ("identity", "clipped"):
+        raise ValueError(f"unknown ste {ste!r}: expected 'identity' or 'clipped'")
+
+
+class QuantizeRowsFunc(torch.autograd.Function):
+    """``QuantizeRowsFunc.apply(x, format, scales, options, ste)``: per-row
+    fake quantization (``ag_quantize_rows``) with the straight-through
+    gradient from ``ag_quantize_rows_backward`` (identity, or ``clipped``:
+    0 where the forward saturated). No gradient for format and scales."""
+
+    @staticmethod
+    def forward(ctx, x, format, scales, options, ste="identity"):
+        _check_ste(ste)
+        f = _c.fmt(format)
+        xv = _c.read(x, "x")
+        rows, cols = _c.matrix(xv.shape)
+        s = np.array(_row_scales(scales, rows, True))  # kept for backward
+        y = torch.empty(xv.shape, dtype=torch.float32)
+        opts = dict(options)
+        stats = opts.pop("stats", None)
+        _C.quantize_rows(y.numpy(), xv, rows, cols, s, f, opts, stats)
+        ctx.meta = (f, s, rows, cols, ste, opts.get("threads", 0), opts.get("kernel", "auto"))
+        if ste == "clipped":
+            ctx.save_for_backward(torch.from_numpy(np.array(xv)))
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        f, s, rows, cols, ste, threads, kernel = ctx.meta
+        x = ctx.saved_tensors[0].numpy() if ste == "clipped" else None
+        opts = {"ste": ste, "threads": threads, "kernel": kernel}
+        if torch.is_grad_enabled():  # create_graph: stay differentiable in dy
+            keep = torch.zeros(dy.shape, dtype=torch.float32)
+            _C.quantize_rows_backward(keep.numpy(), np.ones(keep.shape, np.float32),
+                                      x, rows, cols, s, f, opts)
+            return dy * keep, None, None, None, None
+        dyv = _c.read(dy, "dy")
+        dx = torch.zeros(dy.shape, dtype=torch.float32)
+        _C.quantize_rows_backward(dx.numpy(), dyv, x, rows, cols, s, f, opts)
+        return dx, None, None, None, None
+
+
+def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=False,
+                  ste="identity", rounding="nearest_even", overflow="saturate",
+                  seed=None, stream=0, offset=0, threads=0, stats=None, kernel="auto"):
+    """Per-channel fake quantization: row r of x (last axis) quantized with
+    ``scales[r]`` (``ag_quantize_rows``); ``scales=None`` computes them with
+    :func:`channel_scales` (``scale_min``, ``margin``, ``pow2``). ``scales``:
+    one positive finite value per row (shape ``x.shape[:-1]`` or flat), or
+    one number for every row.
+    Tensors get the straight-through gradient (``ste``); numpy arrays a
+    numpy result. Rounding options as :func:`altgrad.quantization.quantize`
+    (stochastic rounding keys element i of the flattened x by ``offset + i``).
+    """
+    _check_ste(ste)
+    if scales is None:
+        scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2)
+    opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel,
+                      draw_seed=True)
+    if _c.is_tensor(x):
+        if stats is not None:
+            opts["stats"] = stats
+        return QuantizeRowsFunc.apply(x, format, scales, opts, ste)
+    f = _c.fmt(format)
+    xv = _c.read(x, "x")
+    rows, cols = _c.matrix(xv.shape)
+    s = _row_scales(scales, rows, False)
+    ret, out = _c.new(False, xv.shape, np.float32)
+    _C.quantize_rows(out, xv, rows, cols, s, f, opts, stats)
+    return ret
+
+
+# --- MX blocks ---------------------------------------------------------------
+
+
+def _block(block):
+    return _positive_int(block, "block")
+
+
+def _mx_scale_shape(shape, block):
+    """Shape of the scale codes: x.shape[:-1] + (ceil(cols / block),)."""
+    rows, cols = _c.matrix(shape)
+    nb = -(-cols // block)
+    return (tuple(shape[:-1]) if len(shape) else ()) + (nb,)
+
+
+def mx_scale_count(rows, cols, block=MX_BLOCK):
+    """``rows * ceil(cols / block)``: the number of block scales."""
+    return _C.mx_scale_count(rows, cols, _block(block))
+
+
+def mx_scale_code(amax, format):
+    """The E8M0 code of a block with this amax: ``127 + clamp(floor(log2
+    amax) - emax, -127, 127)`` with emax the element format's largest
+    exponent (8 for float8_e4m3fn); 0 for amax 0, 255 (NaN) for NaN/inf."""
+    return _C.mx_scale_code(amax, _c.fmt(format))
+
+
+def mx_scale_value(code):
+    """The value of an E8M0 scale code: ``2**(code - 127)``, NaN for 255."""
+    code = int(code)
+    if not 0 <= code <= 255:
+        raise ValueError(f"an E8M0 code is in 0 .. 255, got {code}")
+    return math.nan if code == 255 else math.ldexp(1.0, code - 127)
+
+
+def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
+              overflow="saturate", seed=0, stream=0, offset=0, threads=0,
+              stats=None, kernel="auto"):
+    """MX block encode (``ag_mx_encode``): returns ``(codes, scales)``,
+    ``codes`` uint8 of x's shape (element codes), ``scales`` uint8 E8M0
+    codes of shape ``x.shape[:-1] + (ceil(cols / block),)``. Blocks of
+    ``block`` elements run along the last axis and never span rows.
+    ``format``: an element format of at most 8 bits (the spec's five are
+    :data:`MX_ELEMENT_FORMATS`); ValueError otherwise."""
+    f = _c.fmt(format)
+    b = _block(block)
+    xv = _c.read(x, "x")
+    rows, cols = _c.matrix(xv.shape)
+    t = _c.is_tensor(x)
+    codes, cbuf = _c.new(t, xv.shape, np.uint8)
+    scales, sbuf = _c.new(t, _mx_scale_shape(xv.shape, b), np.uint8)
+    opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel)
+    _C.mx_encode(cbuf, sbuf, xv, rows, cols, b, f, opts, stats)
+    return codes, scales
+
+
+def mx_decode(codes, scales, format, block=MX_BLOCK):
+    """MX block decode (``ag_mx_decode``): float32 of the codes' shape,
+    ``to_real(code) * 2**(scale - 127)``, NaN in a block whose scale code is
+    255. ValueError for a code outside the format or a wrong scales count."""
+    f = _c.fmt(format)
+    b = _block(block)
+    cv = _c.read(codes, "codes", ("uint8",))
+    sv = _c.read(scales, "scales", ("uint8",))
+    rows, cols = _c.matrix(cv.shape)
+    ret, out = _c.new(_c.is_tensor(codes), cv.shape, np.float32)
+    _C.mx_decode(out, cv, sv, rows, cols, b, f)
+    return ret
+
+
+class MXQuantizeFunc(torch.autograd.Function):
+    """``MXQuantizeFunc.apply(x, format, block, options, ste)``: MX fake
+    quantization (``ag_mx_quantize``) with the straight-through gradient
+    from ``ag_mx_quantize_backward``."""
+
+    @staticmethod
+    def forward(ctx, x, format, block, options, ste="identity"):
+        _check_ste(ste)
+        f = _c.fmt(format)
+        b = _block(block)
+        xv = _c.read(x, "x")
+        rows, cols = _c.matrix(xv.shape)
+        y = torch.empty(xv.shape, dtype=torch.float32)
+        opts = dict(options)
+        stats = opts.pop("stats", None)
+        _C.mx_quantize(y.numpy(), xv, rows, cols, b, f, opts, stats)
+        ctx.meta = (f, b, rows, cols, ste, opts.get("threads", 0), opts.get("kernel", "auto"))
+        if ste == "clipped":
+            ctx.save_for_backward(torch.from_numpy(np.array(xv)))
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        f, b, rows, cols, ste, threads, kernel = ctx.meta
+        x = ctx.saved_tensors[0].numpy() if ste == "clipped" else None
+        opts = {"ste": ste, "threads": threads, "kernel": kernel}
+        if torch.is_grad_enabled():  # create_graph: stay differentiable in dy
+            keep = torch.zeros(dy.shape, dtype=torch.float32)
+            _C.mx_quantize_backward(keep.numpy(), np.ones(keep.shape, np.float32),
+                                    x, rows, cols, b, f, opts)
+            return dy * keep, None, None, None, None
+        dyv = _c.read(dy, "dy")
+        dx = torch.zeros(dy.shape, dtype=torch.float32)
+        _C.mx_quantize_backward(dx.numpy(), dyv, x, rows, cols, b, f, opts)
+        return dx, None, None, None, None
+
+
+def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_even",
+                overflow="saturate", seed=None, stream=0, offset=0, threads=0,
+                stats=None, kernel="auto"):
+    """MX fake quantization: ``mx_decode(*mx_encode(x))`` bit for bit in one
+    call (``ag_mx_quantize``). Tensors get the straight-through gradient
+    (``ste='identity'``, or ``'clipped'``: 0 where an element saturated);
+    numpy arrays a numpy result."""
+    _check_ste(ste)
+    b = _block(block)
+    opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel,
+                      draw_seed=True)
+    if _c.is_tensor(x):
+        if stats is not None:
+            opts["stats"] = stats
+        return MXQuantizeFunc.apply(x, format, b, opts, ste)
+    f = _c.fmt(format)
+    xv = _c.read(x, "x")
+    rows, cols = _c.matrix(xv.shape)
+    ret, out = _c.new(False, xv.shape, np.float32)
+    _C.mx_quantize(out, xv, rows, cols, b, f, opts, stats)
+    return ret
