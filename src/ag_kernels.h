@@ -61,6 +61,9 @@ typedef struct ag__kparams {
     /* 1: the format takes the lean loop (signed, has -0, emin > -126 and
      * emin - M >= -126; see k_round_tile_lean) */
     int lean;
+    /* 1: write quantize output with non-temporal stores (set by the caller
+     * for outputs far larger than the caches; AVX2 / AVX-512 variants) */
+    int stream_out;
     float max_finite;
     uint64_t seed, stream; /* stochastic rounding key */
     /* decode of formats with bits <= 8: dlut[c] = value(c) * scale, filled

@@ -98,6 +98,48 @@ static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
     }
 }
 
+/* Non-temporal copy of a finished tile to its destination (large calls:
+ * ag__kparams.stream_out), so that the output lines are not read for
+ * ownership first, as glibc's memcpy does for large copies. Only where the
+ * ISA of this variant has streaming stores; else plain stores. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define K_HAVE_STREAM 1
+AG_K_INLINE void k_stream_store(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 16 && ((uintptr_t)(dst + i) & 63u) != 0) {
+        dst[i] = src[i];
+        i++;
+    }
+    if (((uintptr_t)(dst + i) & 63u) == 0)
+        for (; i + 16 <= n; i += 16)
+            _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+AG_K_INLINE void k_stream_fence(void) { _mm_sfence(); }
+#elif defined(__AVX2__)
+#include <immintrin.h>
+#define K_HAVE_STREAM 1
+AG_K_INLINE void k_stream_store(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 8 && ((uintptr_t)(dst + i) & 31u) != 0) {
+        dst[i] = src[i];
+        i++;
+    }
+    if (((uintptr_t)(dst + i) & 31u) == 0)
+        for (; i + 8 <= n; i += 8)
+            _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+AG_K_INLINE void k_stream_fence(void) { _mm_sfence(); }
+#else
+#define K_HAVE_STREAM 0
+#endif
+
 /* Output kinds of the rounding loop. */
 #define K_OUT_F32 0
 #define K_OUT_U8 1
@@ -367,6 +409,10 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
 {
     const size_t esz = kind == K_OUT_F32 ? 4 : (kind == K_OUT_U8 ? 1 : 2);
     uint32_t rbuf[AG__TILE + 8];
+#if K_HAVE_STREAM
+    float tbuf[AG__TILE];
+    const int streaming = kind == K_OUT_F32 && p->stream_out;
+#endif
     for (size_t i0 = 0; i0 < n; i0 += AG__TILE) {
         const size_t len = n - i0 < AG__TILE ? n - i0 : AG__TILE;
         const uint32_t *rnd = NULL;
@@ -379,6 +425,10 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         /* two loops, so that neither holds a (trapping) FP op under a
          * condition, which would keep GCC from vectorizing it */
         void *o = (char *)out + i0 * esz;
+#if K_HAVE_STREAM
+        if (streaming)
+            o = tbuf;
+#endif
         if (p->lean && p->use_inv)
             k_round_tile_lean(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
         else if (p->lean)
@@ -387,10 +437,18 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
             k_round_tile(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
         else
             k_round_tile(o, x + i0, len, rnd, p, mode, kind, 0, cnt);
+#if K_HAVE_STREAM
+        if (streaming)
+            k_stream_store((float *)out + i0, tbuf, len);
+#endif
         st->overflow += cnt[0];
         st->underflow += cnt[1];
         st->nan += cnt[2];
     }
+#if K_HAVE_STREAM
+    if (streaming)
+        k_stream_fence();
+#endif
 }
 
 #define K_ROUND_FN(fname, otype, kind)                                        \

@@ -58,6 +58,10 @@ static ag_status check_common(const void *out, const void *in, size_t n,
 #define AG__PAR_MIN ((size_t)1 << 18)
 #define AG__PAR_GRAIN ((size_t)1 << 15)
 
+/* ag_quantize outputs from this many elements on are streamed past the
+ * caches (see round_call). */
+#define AG__STREAM_MIN ((size_t)1 << 22)
+
 /* Threads to use for n elements under the option `threads`. */
 static int thread_count(size_t n, int threads)
 {
@@ -201,6 +205,10 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
         return AG_OK;
     ag__kparams p;
     ag__kparams_init(&p, fmt, scale, &o);
+    /* outputs of 16 MiB and more bypass the caches (non-temporal stores):
+     * they would evict everything anyway, and skipping the read for
+     * ownership saves a third of the memory traffic */
+    p.stream_out = op == OP_QUANT && n >= AG__STREAM_MIN;
     const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
     run_job(&j, n, thread_count(n, o.threads), &ks);

@@ -190,6 +190,29 @@ static void check_format(const ag_format *f, float *x, size_t cap)
             }
         }
     }
+    /* the streaming-store path of large calls (white box: forced on a
+     * small misaligned output), every path, against scalar quantize */
+    {
+        const float scale = 0.375f;
+        const size_t n = make_inputs(x + 1, cap - 1, f, scale);
+        ag_qopts o = ag_qopts_default();
+        static ag__kparams p;
+        ag__kparams_init(&p, f, scale, &o);
+        ag__kstats s0 = {0, 0, 0};
+        ag__kernel_table(AG_KERNEL_SCALAR)->quantize(ys, x + 1, n, 0, &p, &s0);
+        p.stream_out = 1;
+        for (size_t pi = 0; pi < NPATHS; pi++) {
+            const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
+            if (!k)
+                continue;
+            ag__kstats s1 = {0, 0, 0};
+            k->quantize(yk + 3, x + 1, n, 0, &p, &s1);
+            AG_CHECK(memcmp(yk + 3, ys, n * sizeof *ys) == 0 &&
+                         s1.overflow == s0.overflow && s1.underflow == s0.underflow &&
+                         s1.nan == s0.nan,
+                     "%s %s: streamed quantize", f->name, ag_kernel_name(paths[pi]));
+        }
+    }
     /* decode, every path, against to_real * scale */
     if (f->bits <= 16) {
         const size_t nc = f->ncodes;
