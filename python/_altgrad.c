@@ -1624,6 +1624,11 @@ static PyObject *mod_mx_scale_code(PyObject *module, PyObject *args)
         return NULL;
     uint8_t code = 0;
     const ag_status st = ag_mx_scale_code(&code, a, f);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "mx_scale_code: %s (amax must be >= 0)",
+                     ag_status_string(st));
+        return NULL;
+    }
     if (st != AG_OK)
         return raise_status(st, "mx_scale_code");
     return PyLong_FromLong(code);
