@@ -113,7 +113,7 @@ def test_compute_scale_hand_worked():
     assert compute_scale(math.inf, E4M3FN) == float(F32(np.finfo(np.float32).max / F32(448)))
     # max_finite < 1 (E0M7): the quotient of a huge amax is capped at FLT_MAX
     assert compute_scale(math.inf, "E0M7") == float(np.finfo(np.float32).max)
-    assert compute_scale(3e38, "E0M7") == float(np.finfo(np.float32).max)
+    assert compute_scale(3.4e38, "E0M7") == float(np.finfo(np.float32).max)
     assert compute_scale(torch.tensor(448.0), E4M3FN) == 1.0         # 0-d tensor
     assert compute_scale(np.float32(224.0), E4M3FN) == 0.5
 
