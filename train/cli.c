@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -542,6 +543,8 @@ int ag_compare_main(int argc, char **argv)
         fprintf(stderr, "altgrad compare: out of memory\n");
         jobs = 0;
     }
+    /* before any worker starts: the runs only ever set the same value */
+    openblas_set_num_threads(1);
     pthread_t th[64];
     int started = 0;
     for (int j = 1; j < jobs; j++) {
