@@ -474,6 +474,8 @@ static void record_epoch(agt_epoch *e, const agt_model *m,
     e->step = rs->step;
     e->train_loss = rs->loss_n ? rs->loss_sum / (double)rs->loss_n
                                : (double)NAN;
+    if (isnan(e->train_loss))
+        e->train_loss = (double)NAN; /* one spelling: "nan", not "-nan" */
     for (int i = 0; i < m->nlayers; i++) {
         const agt_layer *L = &m->layers[i];
         if (L->kind != AGT_LINEAR)
