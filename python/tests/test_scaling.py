@@ -500,3 +500,20 @@ def test_mx_errors():
     with pytest.raises(TypeError, match="unknown option"):
         _C.mx_quantize(np.zeros(4, np.float32), np.zeros(4, np.float32), 1, 4, 32,
                        altgrad.format("float8_e4m3fn"), {"colour": 1})
+
+
+def test_readme_scaling_example(capsys):
+    """The Python block of README.md's "Scaling and diagnostics" runs."""
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md not found next to the tests")
+    text = open(readme, encoding="utf-8").read()
+    m = re.search(r"^## Scaling and diagnostics\n.*?^```python\n(.*?)^```$", text,
+                  re.S | re.M)
+    assert m, "no python block in README's 'Scaling and diagnostics'"
+    torch.manual_seed(0)
+    exec(compile(m.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "'stall_rate'" in out and "'steps': 1" in out
