@@ -14,7 +14,8 @@
  * Python is /usr/bin/python3 (AG_PYTHON overrides). When torch cannot be
  * imported the comparison is reported as SKIPPED (not passed); the
  * quantized variant also needs the altgrad Python package (make python).
- * Run from the repository root (as make check-c does).
+ * Run from the repository root (as make check-c does). With
+ * AG_REQUIRE_TORCH=1 (make test-train-torch) a skip is a failure.
  */
 #include "train_test_util.h"
 
@@ -182,6 +183,9 @@ int main(void)
     skipped += compare("quantized adamw", AGT_ADAMW, 1e-3f, q, 1, QTOL) == 1;
     if (skipped)
         printf("SKIPPED: %d of 3 PyTorch comparisons\n", skipped);
+    /* make test-train-torch runs after make python: nothing may skip */
+    AG_CHECK(!skipped || !getenv("AG_REQUIRE_TORCH"),
+             "AG_REQUIRE_TORCH is set but %d comparison(s) skipped", skipped);
     tt_rmdir(dir);
     return ag_test_summary("test_train_torch");
 }
