@@ -44,6 +44,11 @@ def ref_scale(amax_v, fmt, scale_min=1e-10):
     return float(max(F32(q), F32(scale_min)))
 
 
+def ref_scale_exact(amax_v, fmt, scale_min=1e-10):
+    """The Python-number path: amax / max_finite in double, or scale_min."""
+    return max(float(amax_v) / altgrad.format(fmt).max_finite, scale_min)
+
+
 def floor_log2(v):
     return math.frexp(v)[1] - 1  # exact for every positive float
 
@@ -107,23 +112,31 @@ def test_compute_scale_hand_worked():
     assert compute_scale(448.0, altgrad.format("float8_e4m3fn")) == 1.0
     assert compute_scale(57344.0, E5M2) == 1.0
     assert compute_scale(896.0, E4M3FN) == 2.0
-    assert compute_scale(1.0, E4M3) == float(F32(1.0) / F32(E4M3.max_representable_value))
-    assert compute_scale(0.0, E4M3FN) == float(F32(1e-10))          # floor
-    assert compute_scale(1e-12, E4M3FN, scale_min=1e-3) == float(F32(1e-3))
+    assert compute_scale(1.0, E4M3) == 1.0 / E4M3.max_representable_value  # exact
+    assert compute_scale(100.0, E4M3FN) == 100.0 / 448.0
+    assert compute_scale(0.0, E4M3FN) == 1e-10                        # floor
+    assert compute_scale(1e-12, E4M3FN, scale_min=1e-3) == 1e-3
     assert compute_scale(math.inf, E4M3FN) == float(F32(np.finfo(np.float32).max / F32(448)))
     # max_finite < 1 (E0M7): the quotient of a huge amax is capped at FLT_MAX
     assert compute_scale(math.inf, "E0M7") == float(np.finfo(np.float32).max)
     assert compute_scale(3.4e38, "E0M7") == float(np.finfo(np.float32).max)
-    assert compute_scale(torch.tensor(448.0), E4M3FN) == 1.0         # 0-d tensor
+    s0 = compute_scale(torch.tensor(100.0), E4M3FN)                   # 0-d tensor
+    assert isinstance(s0, torch.Tensor) and s0.shape == ()
+    assert s0.item() == float(F32(100.0) / F32(448.0)) == (torch.tensor(100.0) / 448.0).item()
     assert compute_scale(np.float32(224.0), E4M3FN) == 0.5
+    assert compute_scale(np.array(224.0, F32), E4M3FN).shape == ()
 
 
 def test_compute_scale_against_reference(rng):
     for fmt in [E4M3FN, E5M2, E4M3, "E3M4", "E0M7", "bfloat16", "float4_e2m1fn"]:
         for a in np.concatenate([np.abs(random_f32(rng, 200, -40, 40)), [0.0, 1e-30]]):
             s = compute_scale(float(a), fmt)
-            assert s == ref_scale(a, fmt), (fmt, a)
+            if ref_scale_exact(a, fmt) <= np.finfo(np.float32).max:
+                assert s == ref_scale_exact(a, fmt), (fmt, a)
+            else:
+                assert s == ref_scale(a, fmt), (fmt, a)
             assert math.isfinite(s) and s > 0
+            assert compute_scale(torch.tensor(float(a), dtype=torch.float32), fmt).item() == ref_scale(a, fmt)
 
 
 def test_compute_scale_options():
@@ -245,7 +258,7 @@ def test_scaling_config():
     c = ScalingConfig(history_len=4, scale_min=1e-6)
     h = AmaxHistory(c.history_len)
     h.update(torch.tensor([0.0]))
-    assert compute_scale(h.get_amax(), E4M3FN, c.scale_min) == float(F32(1e-6))
+    assert compute_scale(h.get_amax(), E4M3FN, c.scale_min) == 1e-6
     for bad in [0.0, -1e-3, math.inf, math.nan]:
         with pytest.raises(ValueError, match="scale_min"):
             ScalingConfig(scale_min=bad)

@@ -15,11 +15,12 @@ functions. A "matrix" is a tensor cut along its last axis: rows = the
 product of the leading dimensions, cols = the last one (a 0-d tensor is
 1 x 1); per-row results have shape ``x.shape[:-1]``.
 
-Scales are float32 values (the library's type): ``compute_scale(amax, f)``
-is exactly the float32 quotient ``float32(amax) / max_finite``, or
-``scale_min`` when that is larger; a zero or tiny amax gives ``scale_min``,
-an infinite amax the scale of the largest float32, a NaN or negative amax a
-ValueError.
+``compute_scale(amax, f)`` of a Python number is exactly ``amax /
+max_finite`` (a double), or ``scale_min`` when that is larger; of a tensor
+or array, the float32 quotient per element (as ``amax / max_finite`` in
+torch). A zero or tiny amax gives ``scale_min``, an infinite amax the scale
+of the largest float32 (never an infinite scale), a NaN or negative amax a
+ValueError. quantize rounds any scale to float32 first.
 """
 import dataclasses
 import math
@@ -49,6 +50,8 @@ __all__ = [
     "mx_quantize",
     "MXQuantizeFunc",
 ]
+
+_FLT_MAX = float(np.finfo(np.float32).max)
 
 #: Elements per MX block (OCP Microscaling spec v1.0).
 MX_BLOCK = 32
@@ -135,27 +138,32 @@ class AmaxHistory:
 
 
 def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
-    """``max(amax * margin / max_finite, scale_min)`` as float32
+    """``max(amax * margin / max_finite, scale_min)``
     (``ag_compute_scale``); ``pow2=True`` rounds it up to a power of two so
     that ``amax / scale <= max_finite``.
 
-    ``amax``: a number or a 0-d tensor/array (result: a float), or a
-    tensor/array of amax values (result: the scales, same shape and kind,
-    float32; every amax is checked first). ``format``: FP8Format,
+    ``amax``: a Python or numpy number (result: a float, exactly ``amax *
+    margin / max_finite`` in double precision, or ``scale_min``; with
+    ``pow2`` the library's power of two), or a tensor/array of any shape,
+    0-d included (result: float32 scales of the same shape and kind, the
+    library's float32 quotient; every amax is checked first). An infinite
+    amax gives the scale of the largest float32. ``format``: FP8Format,
     altgrad.Format or spec string. ValueError for a NaN or negative amax
     and for a margin / scale_min that is not positive and finite.
     """
     f = _c.fmt(format)
-    if (_c.is_tensor(amax) or isinstance(amax, np.ndarray)) and amax.ndim > 0:
+    if _c.is_tensor(amax) or isinstance(amax, np.ndarray):
         a = _c.read(amax, "amax")
         ret, out = _c.new(_c.is_tensor(amax), a.shape, np.float32)
         _C.compute_scale_rows(out, a, f, margin, scale_min, pow2)
         return ret
-    if _c.is_tensor(amax) or isinstance(amax, np.ndarray):
-        amax = amax.item()
     if isinstance(amax, (bool, str, bytes)) or amax is None:
         raise TypeError(f"amax must be a real number or a tensor, not {type(amax).__name__}")
-    return _C.compute_scale(amax, f, margin, scale_min, bool(pow2))
+    s32 = _C.compute_scale(amax, f, margin, scale_min, bool(pow2))  # checks everything
+    q = float(amax) * float(margin) / f.max_finite
+    if pow2 or not q <= _FLT_MAX:  # power of two, or beyond float32: the library's
+        return s32
+    return max(q, float(scale_min))
 
 
 def amax_rows(x):
