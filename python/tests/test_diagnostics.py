@@ -422,3 +422,19 @@ def test_exponent_histogram_hand_worked():
         exponent_histogram(np.ones(2, F32), E5M2, overflow="wrap")
     with pytest.raises(ValueError, match="unknown format"):
         exponent_histogram(np.ones(2, F32), "E9M9X")
+
+
+def test_other_device_and_non_arrays_are_errors():
+    meta = torch.empty(4, device="meta")
+    cpu = torch.ones(4)
+    for call in [lambda: detect_bit_stall(meta, cpu, 0.1, E5M2),
+                 lambda: count_flips(cpu, meta, E5M2),
+                 lambda: ulp_distance(meta, cpu, E5M2),
+                 lambda: stiffness(meta, E5M2),
+                 lambda: exponent_histogram(meta, E5M2)]:
+        with pytest.raises(ValueError, match="CPU"):
+            call()
+    for call in [lambda: stiffness([1.0], E5M2), lambda: count_flips(1.0, 2.0, E5M2),
+                 lambda: exponent_histogram("x", E5M2)]:
+        with pytest.raises(TypeError):
+            call()

@@ -530,3 +530,13 @@ def test_readme_scaling_example(capsys):
     exec(compile(m.group(1), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "'stall_rate'" in out and "'steps': 1" in out
+
+
+def test_other_device_is_valueerror():
+    meta = torch.empty(2, 4, device="meta")
+    for call in [lambda: amax(meta), lambda: AmaxHistory(2).update(meta),
+                 lambda: compute_scale(meta, E5M2), lambda: amax_rows(meta),
+                 lambda: quantize_rows(meta, E5M2, 1.0), lambda: mx_quantize(meta, "float8_e4m3fn"),
+                 lambda: mx_encode(meta, "float8_e4m3fn")]:
+        with pytest.raises(ValueError, match="CPU"):
+            call()
