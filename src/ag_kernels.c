@@ -79,6 +79,18 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
     p->use_inv = isfinite(inv) && (double)inv * (double)scale == 1.0;
     p->lean = f->is_signed && f->has_negzero && f->emin > -126 &&
               f->emin - f->mbits >= -126;
+    {
+        const int M = f->mbits, qsub = f->emin - M;
+        p->nefast = f->is_signed && f->has_negzero && !f->no_zero && M <= 22 &&
+                    (M >= 1 || (f->bias & 1)) &&
+                    (f->ebits == 0 || f->emin >= -126) &&
+                    qsub + 23 >= -126 && qsub + 23 <= 127;
+        p->ne_sh = (uint32_t)(23 - M);
+        p->ne_minnorm = f->ebits == 0 ? 0xffffffffu
+                                      : (f->emin >= -126 ? (uint32_t)(f->emin + 127) << 23 : 0u);
+        p->ne_maxb = ag__f2u(f->max_finite);
+        p->ne_magic = p->nefast ? ldexpf(1.0f, qsub + 23) : 0.0f;
+    }
     p->seed = o->seed;
     p->stream = o->stream;
 }

@@ -61,6 +61,15 @@ typedef struct ag__kparams {
     /* 1: the format takes the lean loop (signed, has -0, emin > -126 and
      * emin - M >= -126; see k_round_tile_lean) */
     int lean;
+    /* 1: nearest-even quantize (float output) takes the float-pattern loop
+     * k_quant_ne_fast: signed with -0, M <= 22, code parity = float
+     * parity (M >= 1, or M = 0 with an odd bias), every value and the
+     * subnormal step's magic constant normal floats */
+    int nefast;
+    uint32_t ne_sh;       /* 23 - M: float mantissa bits dropped (normal) */
+    uint32_t ne_minnorm;  /* bits of 2^emin (E = 0: all ones: no normals) */
+    uint32_t ne_maxb;     /* bits of max_finite */
+    float ne_magic;       /* 2^(emin - M + 23): |v| + magic rounds to the step */
     /* 1: write quantize output with non-temporal stores (set by the caller
      * for outputs far larger than the caches; AVX2 / AVX-512 variants) */
     int stream_out;
