@@ -114,12 +114,16 @@ static void add_flags(ag__kstats *st, unsigned flags)
     st->nan += (flags & AG__FLAG_NAN) != 0;
 }
 
-static uint32_t s_round(const ag__kparams *p, float v, uint64_t g,
+/* Round x / scale. A nonzero x whose quotient is already zero in float32
+ * underflows too (ag__round only sees the quotient). */
+static uint32_t s_round(const ag__kparams *p, float x, float v, uint64_t g,
                         unsigned *flags)
 {
     const uint32_t rnd = p->mode == AG_ROUND_STOCHASTIC
                              ? ag__random_u32(p->seed, p->stream, g)
                              : 0u;
+    if (v == 0.0f && x != 0.0f && !p->fmt->no_zero)
+        *flags |= AG__FLAG_UNDERFLOW;
     return ag__round(p->fmt, v, p->mode, p->ovf, rnd, flags);
 }
 
@@ -130,7 +134,7 @@ static void s_quantize(float *y, const float *x, size_t n, uint64_t g0,
     for (size_t i = 0; i < n; i++) {
         const float v = x[i] / p->scale;
         unsigned flags = 0;
-        const uint32_t code = s_round(p, v, g0 + i, &flags);
+        const uint32_t code = s_round(p, x[i], v, g0 + i, &flags);
         float q;
         if (isnan(v))
             q = x[i] != x[i] ? x[i] : v; /* keep the input's NaN */
@@ -146,7 +150,7 @@ static void s_encode_u8(uint8_t *c, const float *x, size_t n, uint64_t g0,
 {
     for (size_t i = 0; i < n; i++) {
         unsigned flags = 0;
-        c[i] = (uint8_t)s_round(p, x[i] / p->scale, g0 + i, &flags);
+        c[i] = (uint8_t)s_round(p, x[i], x[i] / p->scale, g0 + i, &flags);
         add_flags(st, flags);
     }
 }
@@ -156,7 +160,7 @@ static void s_encode_u16(uint16_t *c, const float *x, size_t n, uint64_t g0,
 {
     for (size_t i = 0; i < n; i++) {
         unsigned flags = 0;
-        c[i] = (uint16_t)s_round(p, x[i] / p->scale, g0 + i, &flags);
+        c[i] = (uint16_t)s_round(p, x[i], x[i] / p->scale, g0 + i, &flags);
         add_flags(st, flags);
     }
 }

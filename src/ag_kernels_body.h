@@ -246,7 +246,10 @@ AG_K_INLINE void k_round_tile(void *restrict outp, const float *inp,
             (special ^ 1u) & (isinf_ | ((clamp ^ 1u) & ovf_reg));
         const uint32_t zres = (special ^ 1u) & (isinf_ ^ 1u) & (clamp ^ 1u) &
                               (ovf_reg ^ 1u) & (code_reg == 0) & (no_zero ^ 1u);
-        const uint32_t is_unf = (uneg & (uneg_is_nan ^ 1u)) | zres;
+        /* x != 0 whose quotient x / scale is already 0 underflows too */
+        const uint32_t xnz = (k_f2u(xin) << 1) != 0;
+        const uint32_t is_unf = (uneg & (uneg_is_nan ^ 1u)) | zres |
+                                (iszero & xnz & (no_zero ^ 1u));
         const uint32_t is_nan =
             isnan_ | (uneg & uneg_is_nan) | (iszero & no_zero);
         n_ovf += is_ovf;
@@ -377,7 +380,7 @@ AG_K_INLINE void k_round_tile_lean(void *restrict outp, const float *inp,
         const uint32_t ovf = (code > max_code) | (ux > emax1);
         const uint32_t ok = isnan_ ^ 1u;
         n_ovf += ovf & ok;
-        n_unf += (k == 0) & (a != 0);
+        n_unf += (k == 0) & ((k_f2u(xin) << 1) != 0);
         n_nan += isnan_;
         if (kind == K_OUT_F32) {
             const float mag = (float)(int32_t)k * k_u2f((uint32_t)(q + 127) << 23);
@@ -439,7 +442,7 @@ AG_K_INLINE void k_quant_ne_fast(float *restrict yo, const float *restrict inp,
         const uint32_t isinf_ = a == 0x7f800000u;
         const uint32_t ovf = r > maxb; /* also inf and NaN inputs */
         n_ovf += ovf & (isnan_ ^ 1u);
-        n_unf += (r == 0) & (a != 0);
+        n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
         n_nan += isnan_;
         uint32_t o = r | sign;
         o = k_sel(ovf, sign ? ov1 : ov0, o);

@@ -112,14 +112,13 @@ static void expect_stats(ag_stats *s, const ag_ref *r, const ag_format *f, const
         if (fl & AG_REF_OVERFLOW)
             s->overflow++;
         /* underflow: a nonzero finite x / scale that rounded to zero (the
-         * reference's flag). The library counts on the rounding input
-         * x / scale: an x whose quotient is already 0 in float32 (x tiny,
-         * scale huge) is not counted — the header's "nonzero finite inputs"
-         * reads either way (reported). */
-        if (fl & AG_REF_UNDERFLOW)
+         * reference's flag), or a nonzero x whose quotient x / scale is
+         * already 0 in float32 (x tiny, scale huge), in a format with zero:
+         * the header counts nonzero INPUTS that became zero */
+        if ((fl & AG_REF_UNDERFLOW) ||
+            (v == 0.0f && x[i] != 0.0f && !f->no_zero))
             s->underflow++;
     }
-    (void)f;
 }
 
 static int stats_eq(const ag_stats *a, const ag_stats *b)

@@ -46,5 +46,24 @@ int main(void)
     AG_CHECK(ag_quantize(y, x, 3, e4, 1.0f, NULL, &s) == AG_OK, "quantize");
     AG_CHECK(y[0] == 448.0f && isnan(y[1]) && y[2] == 0.0f, "%g %g %g", (double)y[0], (double)y[1], (double)y[2]);
     AG_CHECK(s.overflow == 1 && s.nan == 1 && s.underflow == 1 && s.total == 3, "stats");
+    /* a nonzero input whose quotient x / scale is already 0 in float32
+     * underflows, on every kernel path and for encode too */
+    for (int k = AG_KERNEL_AUTO; k <= AG_KERNEL_AVX512; k++) {
+        if (!ag_kernel_available(k))
+            continue;
+        ag_qopts o = ag_qopts_default();
+        o.kernel = k;
+        const float tiny[4] = {1e-30f, -1e-30f, 0.0f, 1e30f};
+        float yq[4];
+        uint8_t cq[4];
+        ag_stats s1 = {0}, s2 = {0};
+        AG_CHECK(ag_quantize(yq, tiny, 4, e4, 1e30f, &o, &s1) == AG_OK, "quantize");
+        AG_CHECK(ag_encode_u8(cq, tiny, 4, e4, 1e30f, &o, &s2) == AG_OK, "encode");
+        AG_CHECK(s1.underflow == 2 && s2.underflow == 2,
+                 "kernel %s: underflow %llu/%llu, want 2", ag_kernel_name(k),
+                 (unsigned long long)s1.underflow, (unsigned long long)s2.underflow);
+        AG_CHECK(yq[0] == 0.0f && !signbit(yq[0]) && yq[1] == 0.0f && signbit(yq[1]),
+                 "kernel %s: signed zeros", ag_kernel_name(k));
+    }
     return ag_test_summary("test_smoke");
 }
