@@ -179,7 +179,14 @@ AG_API const char *ag_specials_name(ag_specials s);
  * even exponent field) or away from zero (NEAREST_AWAY). DOWN is toward
  * -inf, UP toward +inf. STOCHASTIC rounds up (in magnitude) with probability
  * equal to the distance from the lower neighbour over the gap, using the
- * counter-based stream (seed, stream, offset + element index). */
+ * counter-based stream (seed, stream, offset + element index): element g of
+ * a stream takes 32 random bits, word (g mod 4) of Philox4x32-10 with key
+ * (seed lo, seed hi) and counter (g/4 lo, g/4 hi, stream lo, stream hi), and
+ * rounds up iff those bits < floor(frac * 2^32). The probability is exact
+ * whenever at most 32 bits are discarded, which holds for every
+ * |x/scale| >= min_subnormal * 2^-9; further below it is truncated to a
+ * multiple of 2^-32 (a bias below 2^-32 of the gap). Results do not depend on threads, SIMD width or
+ * how the array is split across calls (continue a stream with offset). */
 typedef enum ag_rounding {
     AG_ROUND_NEAREST_EVEN = 0,
     AG_ROUND_NEAREST_AWAY = 1,
