@@ -123,7 +123,8 @@ typedef struct ag_format {
     float max_finite;       /* largest finite value */
     float min_normal;       /* smallest positive normal (E = 0: the step) */
     float min_subnormal;    /* smallest positive value */
-    int emin;               /* unbiased exponent of the lowest binade */
+    int emin;               /* the smallest step is 2^(emin - M): 1 - bias,
+                               or -bias for E = 0 and no_zero formats */
     int emax;               /* unbiased exponent of max_finite */
     uint32_t check;         /* integrity word set by ag_format_init() */
     float lut[256];         /* decode table (codes < 256), for 8-bit formats */
@@ -258,9 +259,15 @@ AG_API ag_qopts ag_qopts_default(void);
  * training loop can accumulate over a step. */
 typedef struct ag_stats {
     uint64_t total;      /* elements processed */
-    uint64_t overflow;   /* +-inf inputs, or finite ones that rounded beyond max_finite */
-    uint64_t underflow;  /* nonzero finite inputs that became (+-)zero */
-    uint64_t nan;        /* NaN outputs (NaN inputs; non-positive E8M0 inputs) */
+    uint64_t overflow;   /* +-inf inputs, or finite ones whose rounding went
+                            beyond max_finite (whatever the policy then gave,
+                            the NaN code included) */
+    uint64_t underflow;  /* nonzero inputs that became (+-)zero: x / scale
+                            rounded to zero or was already 0 in float32;
+                            negative inputs of an unsigned format without NaN */
+    uint64_t nan;        /* NaN inputs, and inputs a format maps to its NaN
+                            code: negative in an unsigned format, zero or
+                            negative in E8M0 */
 } ag_stats;
 
 /* ------------------------------------------------------------------------ */
@@ -282,7 +289,9 @@ AG_API uint32_t ag_to_bits(const ag_format *fmt, float x);
 /* As ag_to_bits, with the rounding mode and overflow policy of *opts (NULL:
  * defaults, which saturate). Stochastic rounding uses stream element
  * opts->offset. Directed modes never overflow toward zero: e.g. TOWARD_ZERO
- * maps every finite value beyond max to +-max_finite. */
+ * maps every finite value beyond max to +-max_finite. An infinite input is
+ * exact: +-inf where the format has inf; otherwise +-max under SATURATE and
+ * the NaN code (or +-max without one) under IEEE, in every mode. */
 AG_API uint32_t ag_to_bits_opts(const ag_format *fmt, float x,
                                 const ag_qopts *opts);
 
