@@ -91,6 +91,7 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
         p->ne_maxb = ag__f2u(f->max_finite);
         p->ne_magic = p->nefast ? ldexpf(1.0f, qsub + 23) : 0.0f;
     }
+    p->count = 1;
     p->seed = o->seed;
     p->stream = o->stream;
 }

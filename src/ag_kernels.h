@@ -70,6 +70,9 @@ typedef struct ag__kparams {
     uint32_t ne_minnorm;  /* bits of 2^emin (E = 0: all ones: no normals) */
     uint32_t ne_maxb;     /* bits of max_finite */
     float ne_magic;       /* 2^(emin - M + 23): |v| + magic rounds to the step */
+    /* 0: the caller wants no stats (the nearest-even loops then skip the
+     * counters); ag__kparams_init sets 1 */
+    int count;
     /* 1: write quantize output with non-temporal stores (set by the caller
      * for outputs far larger than the caches; AVX2 / AVX-512 variants) */
     int stream_out;

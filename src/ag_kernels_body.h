@@ -417,7 +417,8 @@ AG_K_INLINE void k_round_tile_lean(void *restrict outp, const float *inp,
  * counters as k_round_tile for these formats (tested bit-exact). */
 AG_K_INLINE void k_quant_ne_fast(float *restrict yo, const float *restrict inp,
                                  size_t len, const ag__kparams *restrict p,
-                                 const int use_inv, uint32_t cnt[3])
+                                 const int use_inv, const int count,
+                                 uint32_t cnt[3])
 {
     const uint32_t sh = p->ne_sh;
     const uint32_t half1 = (1u << (sh - 1u)) - 1u;
@@ -441,9 +442,11 @@ AG_K_INLINE void k_quant_ne_fast(float *restrict yo, const float *restrict inp,
         const uint32_t isnan_ = a > 0x7f800000u;
         const uint32_t isinf_ = a == 0x7f800000u;
         const uint32_t ovf = r > maxb; /* also inf and NaN inputs */
-        n_ovf += ovf & (isnan_ ^ 1u);
-        n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
-        n_nan += isnan_;
+        if (count) {
+            n_ovf += ovf & (isnan_ ^ 1u);
+            n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
+            n_nan += isnan_;
+        }
         uint32_t o = r | sign;
         o = k_sel(ovf, sign ? ov1 : ov0, o);
         o = k_sel(isinf_, sign ? iv1 : iv0, o);
@@ -463,7 +466,7 @@ AG_K_INLINE void k_quant_ne_fast(float *restrict yo, const float *restrict inp,
 AG_K_INLINE void k_encode_ne_fast(void *restrict outp, const float *restrict inp,
                                   size_t len, const ag__kparams *restrict p,
                                   const int use_inv, const int kind,
-                                  uint32_t cnt[3])
+                                  const int count, uint32_t cnt[3])
 {
     uint8_t *c8 = (uint8_t *)outp;
     uint16_t *c16 = (uint16_t *)outp;
@@ -495,9 +498,11 @@ AG_K_INLINE void k_encode_ne_fast(void *restrict outp, const float *restrict inp
         const uint32_t isnan_ = a > 0x7f800000u;
         const uint32_t isinf_ = a == 0x7f800000u;
         const uint32_t ovf = r > maxb;
-        n_ovf += ovf & (isnan_ ^ 1u);
-        n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
-        n_nan += isnan_;
+        if (count) {
+            n_ovf += ovf & (isnan_ ^ 1u);
+            n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
+            n_nan += isnan_;
+        }
         uint32_t c = mag | (sign_mask & (0u - sign));
         c = k_sel(ovf, sign ? oc1 : oc0, c);
         c = k_sel(isinf_, sign ? ic1 : ic0, c);
@@ -539,17 +544,26 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         if (streaming)
             o = tbuf;
 #endif
+        /* (count and use_inv as constants: four specialised loops each) */
         if (kind == K_OUT_F32 && mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
-            if (p->use_inv)
-                k_quant_ne_fast((float *)o, x + i0, len, p, 1, cnt);
+            if (p->use_inv && p->count)
+                k_quant_ne_fast((float *)o, x + i0, len, p, 1, 1, cnt);
+            else if (p->use_inv)
+                k_quant_ne_fast((float *)o, x + i0, len, p, 1, 0, cnt);
+            else if (p->count)
+                k_quant_ne_fast((float *)o, x + i0, len, p, 0, 1, cnt);
             else
-                k_quant_ne_fast((float *)o, x + i0, len, p, 0, cnt);
+                k_quant_ne_fast((float *)o, x + i0, len, p, 0, 0, cnt);
         } else if (kind != K_OUT_F32 && mode == AG_ROUND_NEAREST_EVEN &&
                    p->nefast) {
-            if (p->use_inv)
-                k_encode_ne_fast(o, x + i0, len, p, 1, kind, cnt);
+            if (p->use_inv && p->count)
+                k_encode_ne_fast(o, x + i0, len, p, 1, kind, 1, cnt);
+            else if (p->use_inv)
+                k_encode_ne_fast(o, x + i0, len, p, 1, kind, 0, cnt);
+            else if (p->count)
+                k_encode_ne_fast(o, x + i0, len, p, 0, kind, 1, cnt);
             else
-                k_encode_ne_fast(o, x + i0, len, p, 0, kind, cnt);
+                k_encode_ne_fast(o, x + i0, len, p, 0, kind, 0, cnt);
         } else if (p->lean && p->use_inv)
             k_round_tile_lean(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
         else if (p->lean)

@@ -209,6 +209,7 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
      * they would evict everything anyway, and skipping the read for
      * ownership saves a third of the memory traffic */
     p.stream_out = op == OP_QUANT && n >= AG__STREAM_MIN;
+    p.count = stats != NULL;
     const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
     run_job(&j, n, thread_count(n, o.threads), &ks);

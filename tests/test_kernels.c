@@ -172,6 +172,20 @@ static void check_format(const ag_format *f, float *x, size_t cap)
                                  f->name, pn, mode);
                         AG_CHECK(stats_eq(&k_e8, &s_e8), "%s %s: encode_u8 stats", f->name, pn);
                     }
+                    /* without stats (the uncounted loops): the same bits */
+                    AG_CHECK(ag_quantize(yk + 1, xi, n, f, scale, &o, NULL) == AG_OK, "q");
+                    AG_CHECK(n == 0 || memcmp(yk + 1, ys, n * sizeof *yk) == 0,
+                             "%s %s mode %d ovf %d: quantize without stats", f->name, pn,
+                             mode, ovf);
+                    AG_CHECK(ag_encode_u16(ck, xi, n, f, scale, &o, NULL) == AG_OK, "e16");
+                    AG_CHECK(n == 0 || memcmp(ck, cs, n * sizeof *ck) == 0,
+                             "%s %s mode %d ovf %d: encode_u16 without stats", f->name, pn,
+                             mode, ovf);
+                    if (f->bits <= 8) {
+                        AG_CHECK(ag_encode_u8(bk + 1, xi, n, f, scale, &o, NULL) == AG_OK, "e8");
+                        AG_CHECK(n == 0 || memcmp(bk + 1, bs, n) == 0,
+                                 "%s %s mode %d: encode_u8 without stats", f->name, pn, mode);
+                    }
                     /* in place, and short odd lengths at odd offsets */
                     if (si == 0) {
                         memcpy(yk, xi, n * sizeof *yk);
