@@ -56,7 +56,7 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all lib cli deps run tour test check-c test-train-torch asan ubsan sanitize test-install \
-        test-python test-train-torch test-long bench python install uninstall clean fuzz
+        test-python test-long bench python install uninstall clean fuzz
 
 all: lib cli
 
