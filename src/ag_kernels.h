@@ -62,7 +62,7 @@ typedef struct ag__kparams {
      * emin - M >= -126; see k_round_tile_lean) */
     int lean;
     /* 1: nearest-even quantize (float output) takes the float-pattern loop
-     * k_quant_ne_fast: signed with -0, M <= 22, code parity = float
+     * k_round_ne_fast: signed with -0, M <= 22, code parity = float
      * parity (M >= 1, or M = 0 with an odd bias), every value and the
      * subnormal step's magic constant normal floats */
     int nefast;

@@ -405,69 +405,26 @@ AG_K_INLINE void k_round_tile_lean(void *restrict outp, const float *inp,
     cnt[2] += n_nan;
 }
 
-/* Nearest-even quantize with float output, for the formats of p->nefast:
- * the value is rounded on the float32 pattern itself, without forming the
- * code. Normal range of the format: add half an ulp of the format (minus
- * one, plus the kept LSB: ties to even) and clear the dropped bits; a
- * carry into the exponent is the next binade, and past max_finite it is
- * the next value "as if the exponent range went on" (then compared with
- * max). Below 2^emin (all of an E = 0 format): |v| + 2^(emin-M+23) makes
- * the float adder round to the subnormal step, ties to even (k even = code
- * even), and subtracting the constant back is exact. Same results and
- * counters as k_round_tile for these formats (tested bit-exact). */
-AG_K_INLINE void k_quant_ne_fast(float *restrict yo, const float *restrict inp,
+/* Nearest-even quantize (float output) or encode (codes), for the formats
+ * of p->nefast: the value is rounded on the float32 pattern itself. Normal
+ * range of the format: add half an ulp of the format (minus one, plus the
+ * kept LSB: ties to even) and clear the dropped bits; a carry into the
+ * exponent is the next binade, and past max_finite it is the next value
+ * "as if the exponent range went on" (then compared with max). Below
+ * 2^emin (all of an E = 0 format): |v| + 2^(emin-M+23) makes the float
+ * adder round to the subnormal step, ties to even (k even = code even), and
+ * subtracting the constant back is exact. Codes are read off the rounded
+ * pattern: on the normal range (r >> (23-M)) is (float exponent << M |
+ * mantissa), so the code is that minus (127 - bias) << M; below 2^emin the
+ * bits of |v| + magic minus those of magic count the subnormal steps.
+ * Same results and counters as k_round_tile for these formats (tested
+ * bit-exact); count = 0 skips the counters. */
+AG_K_INLINE void k_round_ne_fast(void *restrict outp, const float *restrict inp,
                                  size_t len, const ag__kparams *restrict p,
-                                 const int use_inv, const int count,
-                                 uint32_t cnt[3])
+                                 const int use_inv, const int kind,
+                                 const int count, uint32_t cnt[3])
 {
-    const uint32_t sh = p->ne_sh;
-    const uint32_t half1 = (1u << (sh - 1u)) - 1u;
-    const uint32_t keep = ~((1u << sh) - 1u);
-    const uint32_t minnorm = p->ne_minnorm, maxb = p->ne_maxb;
-    const float magic = p->ne_magic;
-    const float scale = p->scale, inv = p->inv_scale;
-    const uint32_t ov0 = p->ovf_val[0], ov1 = p->ovf_val[1];
-    const uint32_t iv0 = p->inf_val[0], iv1 = p->inf_val[1];
-    uint32_t n_ovf = 0, n_unf = 0, n_nan = 0;
-#pragma GCC ivdep
-    for (size_t i = 0; i < len; i++) {
-        const float xin = inp[i];
-        const float v = use_inv ? xin * inv : xin / scale;
-        const uint32_t b = k_f2u(v);
-        const uint32_t sign = b & 0x80000000u;
-        const uint32_t a = b & 0x7fffffffu;
-        const uint32_t rn = (a + half1 + ((a >> sh) & 1u)) & keep;
-        const uint32_t rs = k_f2u((k_u2f(a) + magic) - magic);
-        const uint32_t r = a < minnorm ? rs : rn;
-        const uint32_t isnan_ = a > 0x7f800000u;
-        const uint32_t isinf_ = a == 0x7f800000u;
-        const uint32_t ovf = r > maxb; /* also inf and NaN inputs */
-        if (count) {
-            n_ovf += ovf & (isnan_ ^ 1u);
-            n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
-            n_nan += isnan_;
-        }
-        uint32_t o = r | sign;
-        o = k_sel(ovf, sign ? ov1 : ov0, o);
-        o = k_sel(isinf_, sign ? iv1 : iv0, o);
-        const float qv = k_u2f(o) * scale;
-        yo[i] = k_u2f(k_sel(isnan_, k_f2u(xin), k_f2u(qv)));
-    }
-    cnt[0] += n_ovf;
-    cnt[1] += n_unf;
-    cnt[2] += n_nan;
-}
-
-/* Nearest-even encode for the formats of p->nefast: the same rounding as
- * k_quant_ne_fast, then the code read off the rounded pattern: on the
- * normal range (r >> (23-M)) is (float exponent << M | mantissa), so the
- * code is that minus (127 - bias) << M; below 2^emin the bits of
- * |v| + magic minus those of magic count the subnormal steps. */
-AG_K_INLINE void k_encode_ne_fast(void *restrict outp, const float *restrict inp,
-                                  size_t len, const ag__kparams *restrict p,
-                                  const int use_inv, const int kind,
-                                  const int count, uint32_t cnt[3])
-{
+    float *yo = (float *)outp;
     uint8_t *c8 = (uint8_t *)outp;
     uint16_t *c16 = (uint16_t *)outp;
     const uint32_t sh = p->ne_sh;
@@ -478,6 +435,8 @@ AG_K_INLINE void k_encode_ne_fast(void *restrict outp, const float *restrict inp
     const uint32_t magicb = k_f2u(magic);
     const uint32_t off = (uint32_t)(127 - p->bias) << p->mbits;
     const float scale = p->scale, inv = p->inv_scale;
+    const uint32_t ov0 = p->ovf_val[0], ov1 = p->ovf_val[1];
+    const uint32_t iv0 = p->inf_val[0], iv1 = p->inf_val[1];
     const uint32_t sign_mask = p->sign_mask, nan_code = p->nan_code;
     const uint32_t oc0 = p->ovf_code[0], oc1 = p->ovf_code[1];
     const uint32_t ic0 = p->inf_code[0], ic1 = p->inf_code[1];
@@ -494,23 +453,31 @@ AG_K_INLINE void k_encode_ne_fast(void *restrict outp, const float *restrict inp
         const uint32_t rs = k_f2u(k_u2f(ss) - magic);
         const uint32_t sub = a < minnorm;
         const uint32_t r = sub ? rs : rn;
-        const uint32_t mag = sub ? ss - magicb : (rn >> sh) - off;
         const uint32_t isnan_ = a > 0x7f800000u;
         const uint32_t isinf_ = a == 0x7f800000u;
-        const uint32_t ovf = r > maxb;
+        const uint32_t ovf = r > maxb; /* also inf and NaN inputs */
         if (count) {
             n_ovf += ovf & (isnan_ ^ 1u);
             n_unf += (r == 0) & ((k_f2u(xin) << 1) != 0);
             n_nan += isnan_;
         }
-        uint32_t c = mag | (sign_mask & (0u - sign));
-        c = k_sel(ovf, sign ? oc1 : oc0, c);
-        c = k_sel(isinf_, sign ? ic1 : ic0, c);
-        c = k_sel(isnan_, nan_code, c);
-        if (kind == K_OUT_U8)
-            c8[i] = (uint8_t)c;
-        else
-            c16[i] = (uint16_t)c;
+        if (kind == K_OUT_F32) {
+            uint32_t o = r | (b & 0x80000000u);
+            o = k_sel(ovf, sign ? ov1 : ov0, o);
+            o = k_sel(isinf_, sign ? iv1 : iv0, o);
+            const float qv = k_u2f(o) * scale;
+            yo[i] = k_u2f(k_sel(isnan_, k_f2u(xin), k_f2u(qv)));
+        } else {
+            const uint32_t mag = sub ? ss - magicb : (rn >> sh) - off;
+            uint32_t c = mag | (sign_mask & (0u - sign));
+            c = k_sel(ovf, sign ? oc1 : oc0, c);
+            c = k_sel(isinf_, sign ? ic1 : ic0, c);
+            c = k_sel(isnan_, nan_code, c);
+            if (kind == K_OUT_U8)
+                c8[i] = (uint8_t)c;
+            else
+                c16[i] = (uint16_t)c;
+        }
     }
     cnt[0] += n_ovf;
     cnt[1] += n_unf;
@@ -544,26 +511,16 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         if (streaming)
             o = tbuf;
 #endif
-        /* (count and use_inv as constants: four specialised loops each) */
-        if (kind == K_OUT_F32 && mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
+        /* (count and use_inv as constants: four specialised loops) */
+        if (mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
             if (p->use_inv && p->count)
-                k_quant_ne_fast((float *)o, x + i0, len, p, 1, 1, cnt);
+                k_round_ne_fast(o, x + i0, len, p, 1, kind, 1, cnt);
             else if (p->use_inv)
-                k_quant_ne_fast((float *)o, x + i0, len, p, 1, 0, cnt);
+                k_round_ne_fast(o, x + i0, len, p, 1, kind, 0, cnt);
             else if (p->count)
-                k_quant_ne_fast((float *)o, x + i0, len, p, 0, 1, cnt);
+                k_round_ne_fast(o, x + i0, len, p, 0, kind, 1, cnt);
             else
-                k_quant_ne_fast((float *)o, x + i0, len, p, 0, 0, cnt);
-        } else if (kind != K_OUT_F32 && mode == AG_ROUND_NEAREST_EVEN &&
-                   p->nefast) {
-            if (p->use_inv && p->count)
-                k_encode_ne_fast(o, x + i0, len, p, 1, kind, 1, cnt);
-            else if (p->use_inv)
-                k_encode_ne_fast(o, x + i0, len, p, 1, kind, 0, cnt);
-            else if (p->count)
-                k_encode_ne_fast(o, x + i0, len, p, 0, kind, 1, cnt);
-            else
-                k_encode_ne_fast(o, x + i0, len, p, 0, kind, 0, cnt);
+                k_round_ne_fast(o, x + i0, len, p, 0, kind, 0, cnt);
         } else if (p->lean && p->use_inv)
             k_round_tile_lean(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
         else if (p->lean)
