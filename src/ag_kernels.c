@@ -7,6 +7,7 @@
  */
 #include "ag_kernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -90,6 +91,33 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                                       : (f->emin >= -126 ? (uint32_t)(f->emin + 127) << 23 : 0u);
         p->ne_maxb = ag__f2u(f->max_finite);
         p->ne_magic = p->nefast ? ldexpf(1.0f, qsub + 23) : 0.0f;
+        /* the gap above max_finite, as if the range went on: 2^(e - M)
+         * for max_finite = 1.m * 2^e, the step 2^qsub when E = 0 */
+        const int emx = (int)(p->ne_maxb >> 23) - 127;
+        const int gexp = f->ebits == 0 ? qsub : emx - M;
+        if (gexp - 1 >= -149 && gexp <= 127 && f->max_finite < FLT_MAX) {
+            /* the midpoint max + gap/2 (exact: M + 2 bits); a tie
+             * rounds to the even code, so it overflows iff max's code
+             * is odd */
+            const float mid = f->max_finite + ldexpf(1.0f, gexp - 1);
+            p->ne_ovft = ag__f2u(mid) - (f->max_code & 1u);
+            p->sr_nextb = ag__f2u(f->max_finite + ldexpf(1.0f, gexp));
+        } else {
+            p->nefast = 0;
+        }
+        p->sym = 1;
+        for (int s = 0; s < 2; s++)
+            if (p->ovf_code[s] != (p->ovf_code[0] | (s ? f->sign_mask : 0u)) ||
+                p->inf_code[s] != (p->inf_code[0] | (s ? f->sign_mask : 0u)) ||
+                p->ovf_val[s] != (p->ovf_val[0] | (s ? 0x80000000u : 0u)) ||
+                p->inf_val[s] != (p->inf_val[0] | (s ? 0x80000000u : 0u)) ||
+                (p->ovf_code[0] & f->sign_mask) != 0 ||
+                (p->inf_code[0] & f->sign_mask) != 0 ||
+                (p->ovf_val[0] >> 31) != 0 || (p->inf_val[0] >> 31) != 0)
+                p->sym = 0;
+        p->sr_fast = f->is_signed && f->has_negzero && !f->no_zero && M <= 22 &&
+                     (f->ebits == 0 || f->emin >= -126) && qsub >= -126 &&
+                     -qsub <= 127 && p->sr_nextb != 0;
     }
     p->count = 1;
     p->seed = o->seed;

@@ -10,8 +10,8 @@
  * becomes one SIMD loop per (operation, rounding mode). The logic mirrors
  * ag__round (src/ag_format.c) case by case; read that first.
  */
-#ifndef AG_KTABLE
-#error "define AG_KTABLE before including ag_kernels_body.h"
+#if !defined(AG_KTABLE) && !defined(AG_K_NO_TABLE)
+#error "define AG_KTABLE (or AG_K_NO_TABLE) before including ag_kernels_body.h"
 #endif
 
 #include "ag_kernels.h"
@@ -683,7 +683,9 @@ static void k_scale_mul(float *y, const float *x, size_t n, float scale,
     }
 }
 
+#ifndef AG_K_NO_TABLE
 const ag__kernel_ops AG_KTABLE = {
     k_quantize, k_encode_u8, k_encode_u16, k_decode_u8,
     k_decode_u16, k_backward, k_scale_mul, k_max_u16,
 };
+#endif
