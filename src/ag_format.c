@@ -24,7 +24,8 @@ const char *ag_specials_name(ag_specials s)
 
 uint32_t ag__format_checkword(const ag_format *f)
 {
-    /* FNV-1a over the fields every kernel relies on. */
+    /* A multiply-xorshift hash of the fields every kernel relies on, a
+     * word at a time (every call checks it: keep it short). */
     const uint32_t v[] = {(uint32_t)f->ebits, (uint32_t)f->mbits,
                           (uint32_t)f->bias, (uint32_t)f->is_signed,
                           (uint32_t)f->no_zero, (uint32_t)f->specials,
@@ -34,10 +35,8 @@ uint32_t ag__format_checkword(const ag_format *f)
                           (uint32_t)f->has_negzero, ag__f2u(f->max_finite)};
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        for (int b = 0; b < 32; b += 8) {
-            h ^= (v[i] >> b) & 0xffu;
-            h *= 16777619u;
-        }
+        h = (h ^ v[i]) * 0x9E3779B1u;
+        h ^= h >> 15;
     }
     return h ^ 0xA17C7AD5u;
 }

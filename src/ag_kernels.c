@@ -7,13 +7,13 @@
  */
 #include "ag_kernels.h"
 
-#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
 static uint32_t val_bits(const ag_format *f, uint32_t code)
 {
-    return ag__f2u(ag__decode(f, code));
+    /* formats of at most 8 bits carry every value in f->lut */
+    return ag__f2u(f->bits <= 8 ? f->lut[code] : ag__decode(f, code));
 }
 
 void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
@@ -91,20 +91,6 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                                       : (f->emin >= -126 ? (uint32_t)(f->emin + 127) << 23 : 0u);
         p->ne_maxb = ag__f2u(f->max_finite);
         p->ne_magic = p->nefast ? ldexpf(1.0f, qsub + 23) : 0.0f;
-        /* the gap above max_finite, as if the range went on: 2^(e - M)
-         * for max_finite = 1.m * 2^e, the step 2^qsub when E = 0 */
-        const int emx = (int)(p->ne_maxb >> 23) - 127;
-        const int gexp = f->ebits == 0 ? qsub : emx - M;
-        if (gexp - 1 >= -149 && gexp <= 127 && f->max_finite < FLT_MAX) {
-            /* the midpoint max + gap/2 (exact: M + 2 bits); a tie
-             * rounds to the even code, so it overflows iff max's code
-             * is odd */
-            const float mid = f->max_finite + ldexpf(1.0f, gexp - 1);
-            p->ne_ovft = ag__f2u(mid) - (f->max_code & 1u);
-            p->sr_nextb = ag__f2u(f->max_finite + ldexpf(1.0f, gexp));
-        } else {
-            p->nefast = 0;
-        }
         p->sym = 1;
         for (int s = 0; s < 2; s++)
             if (p->ovf_code[s] != (p->ovf_code[0] | (s ? f->sign_mask : 0u)) ||
@@ -116,8 +102,9 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                 (p->ovf_val[0] >> 31) != 0 || (p->inf_val[0] >> 31) != 0)
                 p->sym = 0;
         p->sr_fast = f->is_signed && f->has_negzero && !f->no_zero && M <= 22 &&
+                     (f->ebits > 0 || !f->has_inf) &&
                      (f->ebits == 0 || f->emin >= -126) && qsub >= -126 &&
-                     -qsub <= 127 && p->sr_nextb != 0;
+                     -qsub <= 127;
     }
     p->count = 1;
     p->seed = o->seed;

@@ -70,18 +70,13 @@ typedef struct ag__kparams {
     uint32_t ne_minnorm;  /* bits of 2^emin (E = 0: all ones: no normals) */
     uint32_t ne_maxb;     /* bits of max_finite */
     float ne_magic;       /* 2^(emin - M + 23): |v| + magic rounds to the step */
-    uint32_t ne_ovft;     /* nefast: the largest |v| bits that nearest-even
-                             rounds to at most max_finite (|v| > it overflows) */
     /* the hand-written AVX-512 loops (ag_kernels_avx512.c):
      *  sym: overflow and inf results differ by the sign bit only, for
      *       codes (sign_mask) and values (bit 31);
      *  sr_fast: stochastic quantize / encode on the float pattern (signed
-     *       with -0, M <= 22, 2^emin and 2^(emin - M) and 2^(M - emin)
-     *       normal floats);
-     *  sr_nextb: bits of max_finite + its gap (the next value "as if the
-     *       range went on"): |v| at or past it overflows whatever rnd is */
+     *       with -0, M <= 22, 2^emin, 2^(emin - M) and 2^(M - emin) normal
+     *       floats) */
     int sym, sr_fast;
-    uint32_t sr_nextb;
     /* 0: the caller wants no stats (the nearest-even loops then skip the
      * counters); ag__kparams_init sets 1 */
     int count;

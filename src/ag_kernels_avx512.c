@@ -33,9 +33,11 @@
 /* Per-call constants of the fast loops, broadcast once. */
 typedef struct {
     __m512 scale, inv;
-    __m512i abs, sh_v, keep, ovfmag, infmag;
-    __m512i maxb, minnorm;
+    __m512i abs, sh_v, keep, ovfmag, maxb, minnorm;
+    __m512i ovfcode, infcode, nancode, signcode;
+    __m512i infpat; /* 0x7f800000 with inf, else never equal to |v| */
     uint32_t sh;
+    int has_inf;
 } x_common;
 
 AG_K_INLINE void x_common_init(x_common *c, const ag__kparams *p)
@@ -47,12 +49,19 @@ AG_K_INLINE void x_common_init(x_common *c, const ag__kparams *p)
     c->sh_v = _mm512_set1_epi32((int)p->ne_sh);
     c->keep = _mm512_set1_epi32((int)~((1u << p->ne_sh) - 1u));
     c->ovfmag = _mm512_set1_epi32((int)p->ovf_val[0]);
-    c->infmag = _mm512_set1_epi32((int)p->inf_val[0]);
     c->maxb = _mm512_set1_epi32((int)p->ne_maxb);
     c->minnorm = _mm512_set1_epi32((int)p->ne_minnorm);
+    /* formats with inf give +-inf for v = +-inf; without inf, inf
+     * overflows like a finite value */
+    c->has_inf = p->inf_val[0] == 0x7f800000u;
+    c->infpat = _mm512_set1_epi32((int)(c->has_inf ? 0x7f800000u : 0xffffffffu));
+    c->ovfcode = _mm512_set1_epi32((int)p->ovf_code[0]);
+    c->infcode = _mm512_set1_epi32((int)p->inf_code[0]);
+    c->nancode = _mm512_set1_epi32((int)p->nan_code);
+    c->signcode = _mm512_set1_epi32((int)p->sign_mask);
 }
 
-/* Lanes [lo, hi) of a vector set (0 <= lo <= hi <= 16). */
+/* Lanes [lo, hi) of a vector (lo < 16, hi > 0). */
 AG_K_INLINE __mmask16 x_lanes(ptrdiff_t lo, ptrdiff_t hi)
 {
     const uint32_t top = hi >= 16 ? 0xffffu : ((1u << hi) - 1u);
@@ -60,41 +69,69 @@ AG_K_INLINE __mmask16 x_lanes(ptrdiff_t lo, ptrdiff_t hi)
     return (__mmask16)(top & ~bot);
 }
 
-/* The end of one vector: results r (rounded |v|, float bits), overflow
- * and inf lanes already decided; writes 16 outputs (lanes of m) and counts.
- * code: the code magnitude (encode kinds only). */
+AG_K_INLINE __m512 x_load(const float *x, ptrdiff_t i, __mmask16 m)
+{
+    return m == 0xffff ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+}
+
+/* |v| bits for v = x / scale as the scalar path divides it: vdivps, or
+ * x * (1/scale) where that is exact (scale a power of two: p->use_inv).
+ * (A reciprocal with an FMA correction, exact by Markstein's theorem, was
+ * measured slower on the machines at hand than the divider.) */
+AG_K_INLINE __m512i x_quot(__m512 xv, const x_common *c, const int use_inv)
+{
+    const __m512 v = use_inv ? _mm512_mul_ps(xv, c->inv) : _mm512_div_ps(xv, c->scale);
+    return _mm512_and_si512(_mm512_castps_si512(v), c->abs);
+}
+
+/* The end of one vector, the same for both modes. x: the inputs, b: the
+ * bits of v = x / scale, a = |b|, r: |v| rounded (float bits), before
+ * overflow: r > max_finite's bits (unsigned) exactly on the lanes that
+ * overflow, +-inf and NaN included (every rounding loop below guarantees
+ * it, garbage lanes too). code: the code magnitude (encode kinds only).
+ * satmin: quantize that saturates to max_finite with no counts: min(r,
+ * maxb) instead of a compare and a select. Writes the lanes of m. */
 AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
-                          __m512i b, __m512i r, __m512i code, __mmask16 ovf,
-                          __mmask16 inf, const x_common *c,
-                          const ag__kparams *p, const int kind,
+                          __m512i b, __m512i a, __m512i r, __m512i code,
+                          const x_common *c, const int kind, const int satmin,
                           const int count, const int stream, uint64_t cnt[3])
 {
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    __mmask16 ovf = 0;
+    if (!satmin || kind != K_OUT_F32)
+        ovf = _mm512_cmpgt_epu32_mask(r, c->maxb);
     if (count) {
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
         const __mmask16 xnz = _mm512_test_epi32_mask(_mm512_castps_si512(x), c->abs);
         const __mmask16 zero = _mm512_cmpeq_epi32_mask(r, _mm512_setzero_si512());
         cnt[0] += (uint32_t)__builtin_popcount((unsigned)(ovf & ~nan & m));
-        cnt[1] += (uint32_t)__builtin_popcount((unsigned)(zero & xnz & ~ovf & m));
+        cnt[1] += (uint32_t)__builtin_popcount((unsigned)(zero & xnz & m));
         cnt[2] += (uint32_t)__builtin_popcount((unsigned)(nan & m));
     }
     if (kind == K_OUT_F32) {
-        r = _mm512_mask_mov_epi32(r, ovf, c->ovfmag);
-        r = _mm512_mask_mov_epi32(r, inf, c->infmag);
-        /* r | (b & sign) */
+        /* v = +-inf (x inf, or x / scale past FLT_MAX) gives +-inf in a
+         * format with inf: r is already inf there */
+        const __mmask16 infm = _mm512_cmpeq_epi32_mask(a, c->infpat);
+        if (satmin)
+            r = _mm512_mask_min_epu32(r, (__mmask16)~infm, r, c->maxb);
+        else
+            r = _mm512_mask_mov_epi32(r, ovf & (__mmask16)~infm, c->ovfmag);
+        /* r | (b & sign); NaN keeps x */
         const __m512i o = _mm512_ternarylogic_epi32(r, b, _mm512_set1_epi32((int)0x80000000u), 0xf8);
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
         const __m512 y = _mm512_mask_mul_ps(x, (__mmask16)~nan, _mm512_castsi512_ps(o), c->scale);
         float *yo = (float *)out + i;
         if (stream && m == 0xffff)
             _mm512_stream_ps(yo, y);
+        else if (m == 0xffff)
+            _mm512_storeu_ps(yo, y);
         else
             _mm512_mask_storeu_ps(yo, m, y);
     } else {
-        code = _mm512_mask_mov_epi32(code, ovf, _mm512_set1_epi32((int)p->ovf_code[0]));
-        code = _mm512_mask_mov_epi32(code, inf, _mm512_set1_epi32((int)p->inf_code[0]));
-        /* the sign bit of negative lanes */
-        code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code,
-                                    _mm512_set1_epi32((int)p->sign_mask));
-        code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32((int)p->nan_code));
+        code = _mm512_mask_mov_epi32(code, ovf, c->ovfcode);
+        code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(a, c->infpat), c->infcode);
+        code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code, c->signcode);
+        code = _mm512_mask_mov_epi32(
+            code, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), c->nancode);
         if (kind == K_OUT_U8)
             _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + i, m, code);
         else
@@ -105,86 +142,95 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
 /* ---- nearest-even ------------------------------------------------------------ */
 
 /* One vector of nearest-even rounding (p->nefast, p->sym), lanes m of
- * x[i .. i + 16). Normal range of the format, M >= 1: with
- * C = 2^(e + 23 - M) for |v| = 1.f * 2^e the float sum |v| + C rounds
- * |v| to M fraction bits (ties to even = even code) and subtracting C back
- * is exact; below 2^emin C = 2^(emin - M + 23) (magic) rounds to the
- * subnormal step, so C = max(2^(e + 23 - M), magic) serves both. M = 0
- * (intround): the normal range rounds on the integer pattern with the
- * exponent's parity (that of the code for an odd bias), as
- * k_round_ne_fast does. |v| > ne_ovft overflows; inf and NaN are
- * overridden. */
+ * x[i .. i + 16).
+ * Float sum (M >= 1): with C = 2^(e + 23 - M) for |v| = 1.f * 2^e the
+ * float sum |v| + C rounds |v| to M fraction bits (ties to even = even
+ * code) and subtracting C back is exact; below 2^emin, C = 2^(emin - M +
+ * 23) (magic) rounds to the subnormal step, so C = max(2^(e + 23 - M),
+ * magic) serves both. Past the range C is garbage (inf, or a tiny negative
+ * number), which leaves r = NaN bits or |v|: still above maxb.
+ * Integer (intround: M = 0, or C could overflow): the normal range adds
+ * half an ulp minus one plus the kept LSB (the exponent's parity for M =
+ * 0, that of the code for an odd bias) and clears the dropped bits, as
+ * k_round_ne_fast does; below 2^emin (rare: a branch) the magic sum. */
 AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
-                          const x_common *c, const ag__kparams *p,
-                          const __m512i kexp, const __m512i magic,
-                          const __m512i ovft, const __m512i off,
+                          const x_common *c, const __m512i kexp,
+                          const __m512i magic, const __m512i off,
                           const int kind, const int use_inv, const int intround,
-                          const int count, const int stream, uint64_t cnt[3])
+                          const int satmin, const int count, const int stream,
+                          uint64_t cnt[3])
 {
-    const __m512 xv = m == 0xffff ? _mm512_loadu_ps(x + i)
-                                  : _mm512_maskz_loadu_ps(m, x + i);
-    const __m512 v = use_inv ? _mm512_mul_ps(xv, c->inv) : _mm512_div_ps(xv, c->scale);
-    const __m512i b = _mm512_castps_si512(v);
-    const __m512i a = _mm512_and_si512(b, c->abs);
-    __m512i r, s, cc;
+    const __m512 xv = x_load(x, i, m);
+    const __m512i a = x_quot(xv, c, use_inv);
+    const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
+    const __m512 af = _mm512_castsi512_ps(a);
+    __m512i r, code = a;
     if (!intround) {
-        /* C = max((a & exponent) + (23 - M) << 23, magic) */
-        cc = _mm512_max_epu32(
-            _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), kexp),
-            magic);
-        s = _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(cc)));
-        r = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(s), _mm512_castsi512_ps(cc)));
+        const __m512i cc = _mm512_max_epu32(
+            _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), kexp), magic);
+        const __m512 s = _mm512_add_ps(af, _mm512_castsi512_ps(cc));
+        r = _mm512_castps_si512(_mm512_sub_ps(s, _mm512_castsi512_ps(cc)));
+        if (kind != K_OUT_F32) {
+            /* normal results: (r >> sh) - off; below 2^emin: s - C
+             * counts the subnormal steps (C = magic there) */
+            const __mmask16 sub = _mm512_cmplt_epu32_mask(r, c->minnorm);
+            code = _mm512_mask_sub_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), off),
+                                         sub, _mm512_castps_si512(s), cc);
+        }
     } else {
-        const __m512i lsb = _mm512_and_si512(_mm512_srlv_epi32(a, c->sh_v), _mm512_set1_epi32(1));
         const __m512i half1 = _mm512_set1_epi32((int)((1u << (c->sh - 1u)) - 1u));
-        const __m512i rn = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(a, half1), lsb), c->keep);
-        s = _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(magic)));
-        const __m512i rs = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(s), _mm512_castsi512_ps(magic)));
+        const __mmask16 odd = _mm512_test_epi32_mask(a, _mm512_sllv_epi32(_mm512_set1_epi32(1), c->sh_v));
+        const __m512i h = _mm512_add_epi32(a, half1);
+        r = _mm512_and_si512(_mm512_mask_add_epi32(h, odd, h, _mm512_set1_epi32(1)), c->keep);
+        if (kind != K_OUT_F32)
+            code = _mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), off);
         const __mmask16 sub = _mm512_cmplt_epu32_mask(a, c->minnorm);
-        r = _mm512_mask_mov_epi32(rn, sub, rs);
-        cc = magic;
+        if (sub) {
+            const __m512 s = _mm512_add_ps(af, _mm512_castsi512_ps(magic));
+            const __m512i rs = _mm512_castps_si512(_mm512_sub_ps(s, _mm512_castsi512_ps(magic)));
+            r = _mm512_mask_mov_epi32(r, sub, rs);
+            if (kind != K_OUT_F32)
+                code = _mm512_mask_sub_epi32(code, sub, _mm512_castps_si512(s), magic);
+        }
     }
-    const __mmask16 ovf = _mm512_cmpgt_epu32_mask(a, ovft);
-    const __mmask16 inf = _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7f800000));
-    __m512i code = r;
-    if (kind != K_OUT_F32) {
-        /* normal results: (r >> sh) - off; below 2^emin: s - C counts
-         * the subnormal steps (C = magic there) */
-        const __mmask16 sub = _mm512_cmplt_epu32_mask(r, c->minnorm);
-        const __m512i cn = _mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), off);
-        code = _mm512_mask_sub_epi32(cn, sub, s, cc);
-    }
-    x_finish(out, i, m, xv, b, r, code, ovf, inf, c, p, kind, count, stream, cnt);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt);
 }
 
 AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
                           const ag__kparams *p, const int kind,
                           const int use_inv, const int intround,
-                          const int count, uint64_t cnt[3])
+                          const int satmin, const int count, uint64_t cnt[3])
 {
     x_common c;
     x_common_init(&c, p);
     const __m512i kexp = _mm512_set1_epi32((int)(p->ne_sh << 23));
     const __m512i magic = _mm512_set1_epi32((int)k_f2u(p->ne_magic));
-    const __m512i ovft = _mm512_set1_epi32((int)p->ne_ovft);
     const __m512i off = _mm512_set1_epi32((int)((uint32_t)(127 - p->bias) << p->mbits));
-    /* start so that the output of the full vectors is 64-byte aligned
-     * (quantize: 16 floats; the first vector is masked) */
-    const size_t esz = kind == K_OUT_F32 ? 4 : (kind == K_OUT_U8 ? 1 : 2);
+    /* quantize starts so that the output of the full vectors is 64-byte
+     * aligned (the first vector is masked) */
     const uintptr_t addr = (uintptr_t)out;
     const int stream = kind == K_OUT_F32 && p->stream_out && (addr & 3u) == 0;
     ptrdiff_t i = 0;
     if (kind == K_OUT_F32 && (addr & 3u) == 0)
-        i = -(ptrdiff_t)(((addr & 63u) / esz) & 15u);
+        i = -(ptrdiff_t)(((addr & 63u) / 4u) & 15u);
     const ptrdiff_t nn = (ptrdiff_t)n;
+    /* masked first vector, unmasked body (two vectors a step), masked
+     * last vector */
+#define X_NE_VEC(I, M, STREAM)                                                \
+    x_ne_vec(out, x, I, M, &c, kexp, magic, off, kind, use_inv, intround,     \
+             satmin, count, STREAM, cnt)
 #define X_NE(STREAM)                                                          \
     do {                                                                      \
-        for (; i < nn; i += 16) {                                             \
-            const __mmask16 m = (i >= 0 && i + 16 <= nn) ? (__mmask16)0xffff \
-                                                         : x_lanes(-i, nn - i); \
-            x_ne_vec(out, x, i, m, &c, p, kexp, magic, ovft, off, kind,       \
-                     use_inv, intround, count, STREAM, cnt);                  \
+        if (i < 0 || i + 16 > nn) {                                           \
+            X_NE_VEC(i, x_lanes(-i, nn - i), STREAM);                         \
+            i += 16;                                                          \
         }                                                                     \
+        for (; i + 32 <= nn; i += 32) {                                       \
+            X_NE_VEC(i, (__mmask16)0xffff, STREAM);                           \
+            X_NE_VEC(i + 16, (__mmask16)0xffff, STREAM);                      \
+        }                                                                     \
+        for (; i < nn; i += 16)                                               \
+            X_NE_VEC(i, x_lanes(-i, nn - i), STREAM);                         \
     } while (0)
     if (stream) {
         X_NE(1);
@@ -193,6 +239,7 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
         X_NE(0);
     }
 #undef X_NE
+#undef X_NE_VEC
 }
 
 /* ---- stochastic ---------------------------------------------------------------- */
@@ -207,12 +254,10 @@ AG_K_INLINE void x_philox64(uint64_t blk, uint64_t seed, uint64_t stream,
                             const __m512i lane_off, __m512i w[4])
 {
     const __m512i blo = _mm512_set1_epi32((int)(uint32_t)blk);
-    const __m512i c0i = _mm512_add_epi32(blo, lane_off);
+    const __m512i bhi = _mm512_set1_epi32((int)(uint32_t)(blk >> 32));
+    __m512i c0 = _mm512_add_epi32(blo, lane_off);
     /* carry into the high word where the low word wrapped */
-    const __mmask16 carry = _mm512_cmplt_epu32_mask(c0i, blo);
-    __m512i c0 = c0i;
-    __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(blk >> 32)), carry,
-                                       _mm512_set1_epi32((int)(uint32_t)(blk >> 32)),
+    __m512i c1 = _mm512_mask_add_epi32(bhi, _mm512_cmplt_epu32_mask(c0, blo), bhi,
                                        _mm512_set1_epi32(1));
     __m512i c2 = _mm512_set1_epi32((int)(uint32_t)stream);
     __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
@@ -248,7 +293,7 @@ AG_K_INLINE void x_philox64(uint64_t blk, uint64_t seed, uint64_t stream,
 
 /* Constants of the stochastic loop. */
 typedef struct {
-    __m512i c_sh1, rsh, nextb, off;
+    __m512i c_sh1, rsh, off;
     __m512 up_q, down_q, two32;
     int fixed;
 } x_srconst;
@@ -257,20 +302,20 @@ typedef struct {
  * iff rnd < floor(frac * 2^32), frac = the dropped part over the step.
  * Normal range (s = 23 - M dropped bits d): rnd < d * 2^(32 - s) iff
  * (rnd >> (32 - s)) < d iff adding 2^s - 1 - (rnd >> (32 - s)) to the
- * pattern carries into the kept bits. Below 2^emin (any lane; all of an
- * E = 0 format): w = |v| * 2^-q_sub exactly, k0 = trunc(w), frac = w - k0
- * exactly, floor(frac * 2^32) by truncation, r = (k0 + up) * 2^q_sub. */
+ * pattern carries into the kept bits (no wrap: a <= 0x7fffffff).
+ * Below 2^emin (any lane; all of an E = 0 format): w = |v| * 2^-q_sub
+ * exactly, k0 = trunc(w), frac = w - k0 exactly, floor(frac * 2^32) by
+ * truncation, r = (k0 + up) * 2^q_sub. Past the range of an E = 0 format
+ * (w >= 2^31, inf, NaN) the conversions give INT_MIN, so r is negative:
+ * above maxb as unsigned. */
 AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           __m512i rnd, const x_common *c, const x_srconst *k,
-                          const ag__kparams *p, const int kind,
-                          const int use_inv, const int count, const int stream,
-                          uint64_t cnt[3])
+                          const int kind, const int use_inv, const int satmin,
+                          const int count, const int stream, uint64_t cnt[3])
 {
-    const __m512 xv = m == 0xffff ? _mm512_loadu_ps(x + i)
-                                  : _mm512_maskz_loadu_ps(m, x + i);
-    const __m512 v = use_inv ? _mm512_mul_ps(xv, c->inv) : _mm512_div_ps(xv, c->scale);
-    const __m512i b = _mm512_castps_si512(v);
-    const __m512i a = _mm512_and_si512(b, c->abs);
+    const __m512 xv = x_load(x, i, m);
+    const __m512i a = x_quot(xv, c, use_inv);
+    const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
     __m512i r = _mm512_and_si512(
         _mm512_sub_epi32(_mm512_add_epi32(a, k->c_sh1), _mm512_srlv_epi32(rnd, k->rsh)),
         c->keep);
@@ -291,22 +336,19 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         if (kind != K_OUT_F32)
             code = _mm512_mask_mov_epi32(code, sub, kk);
     }
-    const __mmask16 ovf = _mm512_cmpgt_epu32_mask(r, c->maxb) |
-                          _mm512_cmpge_epu32_mask(a, k->nextb);
-    const __mmask16 inf = _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7f800000));
-    x_finish(out, i, m, xv, b, r, code, ovf, inf, c, p, kind, count, stream, cnt);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt);
 }
 
 AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
                           const ag__kparams *p, const int kind,
-                          const int use_inv, const int count, uint64_t cnt[3])
+                          const int use_inv, const int satmin, const int count,
+                          uint64_t cnt[3])
 {
     x_common c;
     x_common_init(&c, p);
     x_srconst k;
     k.c_sh1 = _mm512_set1_epi32((int)((1u << p->ne_sh) - 1u));
     k.rsh = _mm512_set1_epi32((int)(32u - p->ne_sh));
-    k.nextb = _mm512_set1_epi32((int)p->sr_nextb);
     k.off = _mm512_set1_epi32((int)((uint32_t)(127 - p->bias) << p->mbits));
     k.up_q = _mm512_set1_ps(k_u2f((uint32_t)(127 - p->q_sub) << 23));  /* 2^-q_sub */
     k.down_q = _mm512_set1_ps(k_u2f((uint32_t)(127 + p->q_sub) << 23)); /* 2^q_sub */
@@ -314,27 +356,32 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
     k.fixed = (int)p->fixed;
     const __m512i lane_off = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2,
                                               13, 9, 5, 1, 12, 8, 4, 0);
-    /* element i is stream element g0 + i; vectors start at multiples of 4
+    /* element i is stream element g0 + i; groups start at multiples of 4
      * in the stream (lanes before element 0 are masked) */
     ptrdiff_t i = -(ptrdiff_t)(g0 & 3u);
     uint64_t blk = g0 >> 2;
     const ptrdiff_t nn = (ptrdiff_t)n;
     const int stream = kind == K_OUT_F32 && p->stream_out &&
                        (((uintptr_t)((float *)out + i)) & 63u) == 0;
+#define X_SR_VEC(Q, M, STREAM)                                                \
+    x_sr_vec(out, x, i + 16 * (Q), M, w[Q], &c, &k, kind, use_inv, satmin,    \
+             count, STREAM, cnt)
 #define X_SR(STREAM)                                                          \
     do {                                                                      \
         for (; i < nn; i += 64, blk += 16) {                                  \
             __m512i w[4];                                                     \
             x_philox64(blk, p->seed, p->stream, lane_off, w);                 \
-            for (int q = 0; q < 4; q++) {                                     \
-                const ptrdiff_t iq = i + 16 * q;                              \
-                if (iq >= nn)                                                 \
-                    break;                                                    \
-                const __mmask16 m = (iq >= 0 && iq + 16 <= nn)                \
-                                        ? (__mmask16)0xffff                   \
-                                        : x_lanes(-iq, nn - iq);              \
-                x_sr_vec(out, x, iq, m, w[q], &c, &k, p, kind, use_inv,       \
-                         count, STREAM, cnt);                                 \
+            if (i >= 0 && i + 64 <= nn) {                                     \
+                X_SR_VEC(0, (__mmask16)0xffff, STREAM);                       \
+                X_SR_VEC(1, (__mmask16)0xffff, STREAM);                       \
+                X_SR_VEC(2, (__mmask16)0xffff, STREAM);                       \
+                X_SR_VEC(3, (__mmask16)0xffff, STREAM);                       \
+            } else {                                                          \
+                for (int q = 0; q < 4 && i + 16 * q < nn; q++) {              \
+                    const ptrdiff_t iq = i + 16 * q;                          \
+                    x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, \
+                             kind, use_inv, satmin, count, STREAM, cnt);      \
+                }                                                             \
             }                                                                 \
         }                                                                     \
     } while (0)
@@ -345,6 +392,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         X_SR(0);
     }
 #undef X_SR
+#undef X_SR_VEC
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */
@@ -354,36 +402,39 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
                         const ag__kparams *p, ag__kstats *st, const int kind)
 {
     uint64_t cnt[3] = {0, 0, 0};
-    const int inv = p->use_inv, cn = p->count;
-    if (!p->sym)
+    const int cn = p->count;
+    /* quantize saturating to max_finite, uncounted: min instead of select */
+    const int sat = kind == K_OUT_F32 && !cn && p->ovf_val[0] == p->ne_maxb;
+    const int ne = p->mode == AG_ROUND_NEAREST_EVEN && p->nefast;
+    const int sr = p->mode == AG_ROUND_STOCHASTIC && p->sr_fast;
+    if (!p->sym || !(ne || sr))
         return 0;
-    if (p->mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
+    const int inv = p->use_inv;
+    /* each combination of the constant arguments is one specialised loop */
+#define X_NE_CALL(Q, R) \
+    (sat ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, cnt)                  \
+         : cn ? x_ne_run(out, x, n, p, kind, Q, R, 0, 1, cnt)             \
+              : x_ne_run(out, x, n, p, kind, Q, R, 0, 0, cnt))
+#define X_SR_CALL(Q)                                                       \
+    (sat ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, cnt)                 \
+         : cn ? x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, cnt)            \
+              : x_sr_run(out, x, n, g0, p, kind, Q, 0, 0, cnt))
+    if (ne) {
         /* the float-sum rounding needs M >= 1 (code parity = float
-         * parity) and C = 2^(e + 23 - M) finite up to the overflow
-         * threshold; else the integer rounding */
+         * parity) and C = 2^(e + 23 - M) finite up to max_finite; else
+         * the integer rounding */
         const int ir = p->mbits == 0 ||
                        (!p->fixed && p->emax + 24 - (int)p->mbits > 127);
-        /* the constant arguments give one specialised loop each */
-#define X_NE_CALL(I, R, C) x_ne_run(out, x, n, p, kind, I, R, C, cnt)
         if (inv) {
-            if (ir) { if (cn) X_NE_CALL(1, 1, 1); else X_NE_CALL(1, 1, 0); }
-            else    { if (cn) X_NE_CALL(1, 0, 1); else X_NE_CALL(1, 0, 0); }
+            if (ir) X_NE_CALL(1, 1); else X_NE_CALL(1, 0);
         } else {
-            if (ir) { if (cn) X_NE_CALL(0, 1, 1); else X_NE_CALL(0, 1, 0); }
-            else    { if (cn) X_NE_CALL(0, 0, 1); else X_NE_CALL(0, 0, 0); }
-        }
-#undef X_NE_CALL
-    } else if (p->mode == AG_ROUND_STOCHASTIC && p->sr_fast) {
-        if (inv) {
-            if (cn) x_sr_run(out, x, n, g0, p, kind, 1, 1, cnt);
-            else    x_sr_run(out, x, n, g0, p, kind, 1, 0, cnt);
-        } else {
-            if (cn) x_sr_run(out, x, n, g0, p, kind, 0, 1, cnt);
-            else    x_sr_run(out, x, n, g0, p, kind, 0, 0, cnt);
+            if (ir) X_NE_CALL(0, 1); else X_NE_CALL(0, 0);
         }
     } else {
-        return 0;
+        if (inv) X_SR_CALL(1); else X_SR_CALL(0);
     }
+#undef X_NE_CALL
+#undef X_SR_CALL
     st->overflow += cnt[0];
     st->underflow += cnt[1];
     st->nan += cnt[2];
