@@ -73,9 +73,9 @@ typedef struct ag__kparams {
     /* the hand-written AVX-512 loops (ag_kernels_avx512.c):
      *  sym: overflow and inf results differ by the sign bit only, for
      *       codes (sign_mask) and values (bit 31);
-     *  sr_fast: stochastic quantize / encode on the float pattern (signed
-     *       with -0, M <= 22, 2^emin, 2^(emin - M) and 2^(M - emin) normal
-     *       floats) */
+     *  sr_fast: stochastic quantize / encode on the float pattern (as
+     *       nefast, with 2^(e + 23 - M), 2^55 / that and the step normal
+     *       floats for every |v| up to max_finite) */
     int sym, sr_fast;
     /* 0: the caller wants no stats (the nearest-even loops then skip the
      * counters); ag__kparams_init sets 1 */

@@ -244,70 +244,82 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
 
 /* ---- stochastic ---------------------------------------------------------------- */
 
-/* Philox4x32-10 of blocks blk .. blk + 15 (counter (blk, stream), key
- * seed), returned as the random words of stream elements 4 blk .. 4 blk +
- * 63 in order: w[q] holds elements 4 blk + 16 q .. + 15. Lane p of the
- * counter vectors carries block blk + 4 (p mod 4) + p / 4, so that the two
- * unpack stages of the 4 x 4 word transpose already put the words in
- * element order. */
-AG_K_INLINE void x_philox64(uint64_t blk, uint64_t seed, uint64_t stream,
-                            const __m512i lane_off, __m512i w[4])
+/* Philox4x32-10 of blocks blk .. blk + 16 G - 1 (counter (blk, stream),
+ * round keys kk: seed plus the Weyl constants), returned as the random
+ * words of stream elements 4 blk .. 4 blk + 64 G - 1 in order: w[q] holds
+ * elements 4 blk + 16 q .. + 15. Lane p of the counter vectors of group g
+ * carries block blk + 16 g + 4 (p mod 4) + p / 4, so that the two unpack
+ * stages of the 4 x 4 word transpose put the words in element order. G
+ * independent groups are interleaved round by round: one group alone is
+ * bound by the latency of the multiply chain. */
+AG_K_INLINE void x_philox(uint64_t blk, uint64_t stream, const uint32_t *kk,
+                          const __m512i lane_off, __m512i *w, const int G)
 {
-    const __m512i blo = _mm512_set1_epi32((int)(uint32_t)blk);
-    const __m512i bhi = _mm512_set1_epi32((int)(uint32_t)(blk >> 32));
-    __m512i c0 = _mm512_add_epi32(blo, lane_off);
-    /* carry into the high word where the low word wrapped */
-    __m512i c1 = _mm512_mask_add_epi32(bhi, _mm512_cmplt_epu32_mask(c0, blo), bhi,
-                                       _mm512_set1_epi32(1));
-    __m512i c2 = _mm512_set1_epi32((int)(uint32_t)stream);
-    __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
+    __m512i c0[4], c1[4], c2[4], c3[4];
     const __m512i m0 = _mm512_set1_epi32((int)AG__PHILOX_M0);
     const __m512i m1 = _mm512_set1_epi32((int)AG__PHILOX_M1);
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int round = 0; round < 10; round++) {
-        /* 32 x 32 -> 64 products: even lanes, odd lanes shifted down */
-        const __m512i pe0 = _mm512_mul_epu32(c0, m0);
-        const __m512i po0 = _mm512_mul_epu32(_mm512_srli_epi64(c0, 32), m0);
-        const __m512i pe1 = _mm512_mul_epu32(c2, m1);
-        const __m512i po1 = _mm512_mul_epu32(_mm512_srli_epi64(c2, 32), m1);
-        const __m512i hi0 = _mm512_mask_mov_epi32(_mm512_srli_epi64(pe0, 32), 0xaaaa, po0);
-        const __m512i hi1 = _mm512_mask_mov_epi32(_mm512_srli_epi64(pe1, 32), 0xaaaa, po1);
-        const __m512i lo0 = _mm512_mullo_epi32(c0, m0);
-        const __m512i lo1 = _mm512_mullo_epi32(c2, m1);
-        c0 = _mm512_ternarylogic_epi32(hi1, c1, _mm512_set1_epi32((int)k0), 0x96);
-        c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32((int)k1), 0x96);
-        c1 = lo1;
-        c3 = lo0;
-        k0 += AG__PHILOX_W0;
-        k1 += AG__PHILOX_W1;
+    for (int g = 0; g < G; g++) {
+        const uint64_t bg = blk + 16u * (uint64_t)g;
+        const __m512i blo = _mm512_set1_epi32((int)(uint32_t)bg);
+        const __m512i bhi = _mm512_set1_epi32((int)(uint32_t)(bg >> 32));
+        c0[g] = _mm512_add_epi32(blo, lane_off);
+        /* carry into the high word where the low word wrapped */
+        c1[g] = _mm512_mask_add_epi32(bhi, _mm512_cmplt_epu32_mask(c0[g], blo), bhi,
+                                      _mm512_set1_epi32(1));
+        c2[g] = _mm512_set1_epi32((int)(uint32_t)stream);
+        c3[g] = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
     }
-    const __m512i t0 = _mm512_unpacklo_epi32(c0, c1);
-    const __m512i t1 = _mm512_unpackhi_epi32(c0, c1);
-    const __m512i t2 = _mm512_unpacklo_epi32(c2, c3);
-    const __m512i t3 = _mm512_unpackhi_epi32(c2, c3);
-    w[0] = _mm512_unpacklo_epi64(t0, t2);
-    w[1] = _mm512_unpackhi_epi64(t0, t2);
-    w[2] = _mm512_unpacklo_epi64(t1, t3);
-    w[3] = _mm512_unpackhi_epi64(t1, t3);
+    for (int round = 0; round < 10; round++) {
+        const __m512i k0 = _mm512_set1_epi32((int)kk[2 * round]);
+        const __m512i k1 = _mm512_set1_epi32((int)kk[2 * round + 1]);
+        for (int g = 0; g < G; g++) {
+            /* 32 x 32 -> 64 products of the even lanes, and of the odd
+             * lanes swapped down (pshufd: cheaper than a 64-bit shift) */
+            const __m512i pe0 = _mm512_mul_epu32(c0[g], m0);
+            const __m512i po0 = _mm512_mul_epu32(_mm512_shuffle_epi32(c0[g], _MM_PERM_CDAB), m0);
+            const __m512i pe1 = _mm512_mul_epu32(c2[g], m1);
+            const __m512i po1 = _mm512_mul_epu32(_mm512_shuffle_epi32(c2[g], _MM_PERM_CDAB), m1);
+            /* hi: the high words of the even products swapped into the
+             * even lanes, those of the odd products already in the odd
+             * lanes; lo the other way round */
+            const __m512i hi0 = _mm512_mask_mov_epi32(_mm512_shuffle_epi32(pe0, _MM_PERM_CDAB), 0xaaaa, po0);
+            const __m512i hi1 = _mm512_mask_mov_epi32(_mm512_shuffle_epi32(pe1, _MM_PERM_CDAB), 0xaaaa, po1);
+            const __m512i lo0 = _mm512_mask_mov_epi32(pe0, 0xaaaa, _mm512_shuffle_epi32(po0, _MM_PERM_CDAB));
+            const __m512i lo1 = _mm512_mask_mov_epi32(pe1, 0xaaaa, _mm512_shuffle_epi32(po1, _MM_PERM_CDAB));
+            c0[g] = _mm512_ternarylogic_epi32(hi1, c1[g], k0, 0x96);
+            c2[g] = _mm512_ternarylogic_epi32(hi0, c3[g], k1, 0x96);
+            c1[g] = lo1;
+            c3[g] = lo0;
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        const __m512i t0 = _mm512_unpacklo_epi32(c0[g], c1[g]);
+        const __m512i t1 = _mm512_unpackhi_epi32(c0[g], c1[g]);
+        const __m512i t2 = _mm512_unpacklo_epi32(c2[g], c3[g]);
+        const __m512i t3 = _mm512_unpackhi_epi32(c2[g], c3[g]);
+        w[4 * g + 0] = _mm512_unpacklo_epi64(t0, t2);
+        w[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
+        w[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3);
+        w[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
+    }
 }
 
 /* Constants of the stochastic loop. */
 typedef struct {
-    __m512i c_sh1, rsh, off;
-    __m512 up_q, down_q, two32;
-    int fixed;
+    __m512i kexp, magic, off, scl, stp;
 } x_srconst;
 
 /* One vector of stochastic rounding with random words rnd. The spec: up
- * iff rnd < floor(frac * 2^32), frac = the dropped part over the step.
- * Normal range (s = 23 - M dropped bits d): rnd < d * 2^(32 - s) iff
- * (rnd >> (32 - s)) < d iff adding 2^s - 1 - (rnd >> (32 - s)) to the
- * pattern carries into the kept bits (no wrap: a <= 0x7fffffff).
- * Below 2^emin (any lane; all of an E = 0 format): w = |v| * 2^-q_sub
- * exactly, k0 = trunc(w), frac = w - k0 exactly, floor(frac * 2^32) by
- * truncation, r = (k0 + up) * 2^q_sub. Past the range of an E = 0 format
- * (w >= 2^31, inf, NaN) the conversions give INT_MIN, so r is negative:
- * above maxb as unsigned. */
+ * iff rnd < floor(frac * 2^32), frac = the part of |v| below the step
+ * over the step. With C = max(2^(e + 23 - M), magic) as for nearest-even
+ * (the step is ulp(C) = C * 2^-23 in both ranges), the float sum
+ * |v| + C rounded toward zero (embedded rounding) keeps the multiple of
+ * the step below |v|: t = that sum - C exactly, the rest |v| - t is exact,
+ * and rest * 2^32 / step (a power of two: 2^55 / C) is exact, so its
+ * truncation is floor(frac * 2^32) itself. r = t, plus the step where
+ * rnd is below it. Past the range C is garbage and r lands above maxb
+ * (or is NaN, or negative: above it as unsigned); branch-free, so that
+ * data mixing the two ranges costs no mispredicted branches. */
 AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           __m512i rnd, const x_common *c, const x_srconst *k,
                           const int kind, const int use_inv, const int satmin,
@@ -316,25 +328,27 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
     const __m512 xv = x_load(x, i, m);
     const __m512i a = x_quot(xv, c, use_inv);
     const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
-    __m512i r = _mm512_and_si512(
-        _mm512_sub_epi32(_mm512_add_epi32(a, k->c_sh1), _mm512_srlv_epi32(rnd, k->rsh)),
-        c->keep);
+    const __m512 af = _mm512_castsi512_ps(a);
+    const __m512i cc = _mm512_max_epu32(
+        _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), k->kexp), k->magic);
+    const __m512 cf = _mm512_castsi512_ps(cc);
+    const __m512 s = _mm512_add_round_ps(af, cf, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 t = _mm512_sub_ps(s, cf);
+    const __m512 rest = _mm512_sub_ps(af, t);
+    /* 2^32 / step = 2^55 / C; step = C * 2^-23 (bits: exponent arithmetic) */
+    const __m512 inv_step = _mm512_castsi512_ps(_mm512_sub_epi32(k->scl, cc));
+    const __m512i thr = _mm512_cvttps_epu32(_mm512_mul_ps(rest, inv_step));
+    const __mmask16 up = _mm512_cmplt_epu32_mask(rnd, thr);
+    const __m512 step = _mm512_castsi512_ps(_mm512_sub_epi32(cc, k->stp));
+    const __m512i r = _mm512_castps_si512(_mm512_mask_add_ps(t, up, t, step));
     __m512i code = r;
-    if (kind != K_OUT_F32)
-        code = _mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), k->off);
-    const __mmask16 sub = k->fixed ? (__mmask16)0xffff
-                                   : _mm512_cmplt_epu32_mask(a, c->minnorm);
-    if (sub) {
-        const __m512 w = _mm512_mul_ps(_mm512_castsi512_ps(a), k->up_q);
-        const __m512i k0 = _mm512_cvttps_epi32(w);
-        const __m512 frac = _mm512_sub_ps(w, _mm512_cvtepi32_ps(k0));
-        const __m512i thr = _mm512_cvttps_epu32(_mm512_mul_ps(frac, k->two32));
-        const __mmask16 up = _mm512_cmplt_epu32_mask(rnd, thr);
-        const __m512i kk = _mm512_mask_add_epi32(k0, up, k0, _mm512_set1_epi32(1));
-        const __m512i rs = _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtepi32_ps(kk), k->down_q));
-        r = _mm512_mask_mov_epi32(r, sub, rs);
-        if (kind != K_OUT_F32)
-            code = _mm512_mask_mov_epi32(code, sub, kk);
+    if (kind != K_OUT_F32) {
+        /* normal results: (r >> sh) - off; below 2^emin: the steps
+         * counted by s - C (C = magic there), plus up */
+        const __mmask16 sub = _mm512_cmplt_epu32_mask(r, c->minnorm);
+        const __m512i ks = _mm512_sub_epi32(_mm512_castps_si512(s), cc);
+        code = _mm512_mask_mov_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), k->off), sub,
+                                     _mm512_mask_add_epi32(ks, up, ks, _mm512_set1_epi32(1)));
     }
     x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt);
 }
@@ -347,43 +361,63 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
     x_common c;
     x_common_init(&c, p);
     x_srconst k;
-    k.c_sh1 = _mm512_set1_epi32((int)((1u << p->ne_sh) - 1u));
-    k.rsh = _mm512_set1_epi32((int)(32u - p->ne_sh));
+    k.kexp = _mm512_set1_epi32((int)(p->ne_sh << 23));
+    k.magic = _mm512_set1_epi32((int)k_f2u(p->ne_magic));
     k.off = _mm512_set1_epi32((int)((uint32_t)(127 - p->bias) << p->mbits));
-    k.up_q = _mm512_set1_ps(k_u2f((uint32_t)(127 - p->q_sub) << 23));  /* 2^-q_sub */
-    k.down_q = _mm512_set1_ps(k_u2f((uint32_t)(127 + p->q_sub) << 23)); /* 2^q_sub */
-    k.two32 = _mm512_set1_ps(0x1p32f);
-    k.fixed = (int)p->fixed;
+    k.scl = _mm512_set1_epi32((int)((uint32_t)(2 * 127 + 55) << 23)); /* 2^55 / C */
+    k.stp = _mm512_set1_epi32((int)(23u << 23));                      /* C * 2^-23 */
     const __m512i lane_off = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2,
                                               13, 9, 5, 1, 12, 8, 4, 0);
-    /* element i is stream element g0 + i; groups start at multiples of 4
-     * in the stream (lanes before element 0 are masked) */
+    /* the round keys (seed + round * Weyl constants), once per call */
+    uint32_t kk[20];
+    for (int round = 0; round < 10; round++) {
+        kk[2 * round] = (uint32_t)p->seed + (uint32_t)round * AG__PHILOX_W0;
+        kk[2 * round + 1] = (uint32_t)(p->seed >> 32) + (uint32_t)round * AG__PHILOX_W1;
+    }
+    /* element i is stream element g0 + i; vectors start where the stream
+     * index is a multiple of 4 (lanes before element 0 are masked), and
+     * where also the output is 64-byte aligned when that is possible
+     * (non-temporal stores of large quantize calls) */
     ptrdiff_t i = -(ptrdiff_t)(g0 & 3u);
-    uint64_t blk = g0 >> 2;
+    const uintptr_t addr = (uintptr_t)out;
+    int stream = 0;
+    if (kind == K_OUT_F32 && p->stream_out && (addr & 3u) == 0) {
+        const ptrdiff_t ia = -(ptrdiff_t)(((addr & 63u) / 4u) & 15u);
+        if ((((ptrdiff_t)(g0 & 3u) + ia) & 3) == 0 && g0 >= (uint64_t)-ia) {
+            i = ia;
+            stream = 1;
+        }
+    }
+    uint64_t blk = (g0 - (uint64_t)-i) >> 2;
     const ptrdiff_t nn = (ptrdiff_t)n;
-    const int stream = kind == K_OUT_F32 && p->stream_out &&
-                       (((uintptr_t)((float *)out + i)) & 63u) == 0;
-#define X_SR_VEC(Q, M, STREAM)                                                \
-    x_sr_vec(out, x, i + 16 * (Q), M, w[Q], &c, &k, kind, use_inv, satmin,    \
-             count, STREAM, cnt)
+    /* groups of 64 elements with masks (the first, which may start
+     * before element 0, and the last ones); the body takes 256 elements
+     * (four interleaved Philox groups) a step, unmasked */
+#define X_SR_GROUP(STREAM)                                                    \
+    do {                                                                      \
+        __m512i w[4];                                                         \
+        x_philox(blk, p->stream, kk, lane_off, w, 1);                         \
+        for (int q = 0; q < 4 && i + 16 * q < nn; q++) {                      \
+            const ptrdiff_t iq = i + 16 * q;                                  \
+            x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, kind,   \
+                     use_inv, satmin, count, STREAM, cnt);                    \
+        }                                                                     \
+        i += 64;                                                              \
+        blk += 16;                                                            \
+    } while (0)
 #define X_SR(STREAM)                                                          \
     do {                                                                      \
-        for (; i < nn; i += 64, blk += 16) {                                  \
-            __m512i w[4];                                                     \
-            x_philox64(blk, p->seed, p->stream, lane_off, w);                 \
-            if (i >= 0 && i + 64 <= nn) {                                     \
-                X_SR_VEC(0, (__mmask16)0xffff, STREAM);                       \
-                X_SR_VEC(1, (__mmask16)0xffff, STREAM);                       \
-                X_SR_VEC(2, (__mmask16)0xffff, STREAM);                       \
-                X_SR_VEC(3, (__mmask16)0xffff, STREAM);                       \
-            } else {                                                          \
-                for (int q = 0; q < 4 && i + 16 * q < nn; q++) {              \
-                    const ptrdiff_t iq = i + 16 * q;                          \
-                    x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, \
-                             kind, use_inv, satmin, count, STREAM, cnt);      \
-                }                                                             \
-            }                                                                 \
+        if (i < 0)                                                            \
+            X_SR_GROUP(STREAM);                                               \
+        for (; i + 256 <= nn; i += 256, blk += 64) {                          \
+            __m512i w[16];                                                    \
+            x_philox(blk, p->stream, kk, lane_off, w, 4);                     \
+            for (int q = 0; q < 16; q++)                                      \
+                x_sr_vec(out, x, i + 16 * q, (__mmask16)0xffff, w[q], &c, &k, \
+                         kind, use_inv, satmin, count, STREAM, cnt);          \
         }                                                                     \
+        while (i < nn)                                                        \
+            X_SR_GROUP(STREAM);                                               \
     } while (0)
     if (stream) {
         X_SR(1);
@@ -392,7 +426,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         X_SR(0);
     }
 #undef X_SR
-#undef X_SR_VEC
+#undef X_SR_GROUP
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */

@@ -205,26 +205,35 @@ static void check_format(const ag_format *f, float *x, size_t cap)
         }
     }
     /* the streaming-store path of large calls (white box: forced on a
-     * small misaligned output), every path, against scalar quantize */
-    {
+     * small output at every offset within a cache line), every path,
+     * nearest-even and stochastic (stream offsets 0 and 7), against scalar
+     * quantize */
+    for (int mode = 0; mode < 3; mode++) {
         const float scale = 0.375f;
-        const size_t n = make_inputs(x + 1, cap - 1, f, scale);
+        const size_t n = make_inputs(x + 1, cap - 16, f, scale);
         ag_qopts o = ag_qopts_default();
+        o.rounding = mode ? AG_ROUND_STOCHASTIC : AG_ROUND_NEAREST_EVEN;
+        o.seed = 99;
+        const uint64_t g0 = mode == 2 ? 7 : 0;
         static ag__kparams p;
         ag__kparams_init(&p, f, scale, &o);
         ag__kstats s0 = {0, 0, 0};
-        ag__kernel_table(AG_KERNEL_SCALAR)->quantize(ys, x + 1, n, 0, &p, &s0);
+        ag__kernel_table(AG_KERNEL_SCALAR)->quantize(ys, x + 1, n, g0, &p, &s0);
         p.stream_out = 1;
         for (size_t pi = 0; pi < NPATHS; pi++) {
             const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
             if (!k)
                 continue;
-            ag__kstats s1 = {0, 0, 0};
-            k->quantize(yk + 3, x + 1, n, 0, &p, &s1);
-            AG_CHECK(memcmp(yk + 3, ys, n * sizeof *ys) == 0 &&
-                         s1.overflow == s0.overflow && s1.underflow == s0.underflow &&
-                         s1.nan == s0.nan,
-                     "%s %s: streamed quantize", f->name, ag_kernel_name(paths[pi]));
+            size_t bad = 0;
+            for (size_t off = 0; off < 16; off++) {
+                ag__kstats s1 = {0, 0, 0};
+                k->quantize(yk + off, x + 1, n, g0, &p, &s1);
+                bad += memcmp(yk + off, ys, n * sizeof *ys) != 0 ||
+                       s1.overflow != s0.overflow || s1.underflow != s0.underflow ||
+                       s1.nan != s0.nan;
+            }
+            AG_CHECK(bad == 0, "%s %s mode %d: streamed quantize, %zu offsets differ",
+                     f->name, ag_kernel_name(paths[pi]), mode, bad);
         }
     }
     /* decode, every path, against to_real * scale */
