@@ -11,9 +11,12 @@
  *    reference path (AG_KERNEL_SCALAR, 1 thread) as a second yardstick;
  *  - ag_encode_u8 / ag_decode_u8 (E4M3) vs a loop that reads the same input
  *    and writes the same output bytes.
- * Each figure is the median of 7 timed runs (3 for the slow scalar path);
- * a run of the cache-resident size repeats the call until ~2 ms have
- * passed. GB/s counts bytes read + bytes written. Not a test: no thresholds.
+ * Each ratio is the median over 7 rounds (3 for the slow scalar path) of
+ * one yardstick run followed by one run of the call, so that both sides of
+ * a ratio ran under the same conditions on a shared machine; GB/s are the
+ * medians of the call's own runs. A run of the cache-resident size repeats
+ * the call until ~2 ms have passed. GB/s counts bytes read + bytes
+ * written. Not a test: no thresholds.
  *
  * Usage: bench_quant [--quick]   (--quick: 2^20 instead of 2^24, 3 runs)
  */
@@ -44,28 +47,48 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Seconds per call of fn(ctx), median of `runs` runs; one run repeats the
- * call until at least min_s have passed. */
+/* Seconds per call of fn(ctx) in one run: the call repeated until at
+ * least min_s have passed. */
 typedef void (*bench_fn)(void *ctx);
-static double time_median(bench_fn fn, void *ctx, int runs, double min_s)
+static double time_once(bench_fn fn, void *ctx, double min_s)
 {
-    double t[16];
+    long reps = 0;
+    const double t0 = now();
+    double t1;
+    do {
+        fn(ctx);
+        reps++;
+        t1 = now();
+    } while (t1 - t0 < min_s);
+    return (t1 - t0) / (double)reps;
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    return t[n / 2];
+}
+
+/* fn against the yardstick yard (both on ctx), in `runs` rounds of one
+ * yardstick run then one fn run, so that each ratio compares two runs
+ * made under the same conditions (the machines are shared): *t = median
+ * seconds per fn call, returns the median of the per-round ratios
+ * t(yard) / t(fn). */
+static double time_vs(bench_fn fn, bench_fn yard, void *ctx, int runs,
+                      double min_s, double *t)
+{
+    double tf[16], rt[16];
     if (runs > 16)
         runs = 16;
     fn(ctx); /* warm: page faults, caches, thread pool */
+    yard(ctx);
     for (int r = 0; r < runs; r++) {
-        long reps = 0;
-        const double t0 = now();
-        double t1;
-        do {
-            fn(ctx);
-            reps++;
-            t1 = now();
-        } while (t1 - t0 < min_s);
-        t[r] = (t1 - t0) / (double)reps;
+        const double ty = time_once(yard, ctx, min_s);
+        tf[r] = time_once(fn, ctx, min_s);
+        rt[r] = ty / tf[r];
     }
-    qsort(t, (size_t)runs, sizeof t[0], cmp_double);
-    return t[runs / 2];
+    *t = median(tf, runs);
+    return median(rt, runs);
 }
 
 typedef struct {
@@ -193,12 +216,11 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
 {
     const int big = n >= ((size_t)1 << 20);
     const double min_s = big ? 0.0 : 2e-3;
-    ctx_t cx = {y, x, c, n, NULL, 1.0f, ag_qopts_default(), 1};
+    ctx_t cx = {y, x, c, n, NULL, 1.0f, ag_qopts_default(), nthreads};
     const size_t bytes = n * 8; /* 4 read + 4 written per element */
-
-    const double t_mc = time_median(run_memcpy, &cx, g_runs, min_s);
-    cx.threads = nthreads;
-    const double t_pc = time_median(run_parcopy, &cx, g_runs, min_s);
+    double t_mc, t_pc;
+    (void)time_vs(run_memcpy, run_parcopy, &cx, g_runs, min_s, &t_mc);
+    (void)time_vs(run_parcopy, run_memcpy, &cx, g_runs, min_s, &t_pc);
     printf("\nn = 2^%d floats (%.1f MiB in, %.1f MiB out)\n", (int)log2((double)n),
            (double)n * 4 / 1048576.0, (double)n * 4 / 1048576.0);
     printf("  memcpy 1 thread: %6.2f GB/s    parallel copy %d threads: %6.2f GB/s\n",
@@ -220,39 +242,41 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
             cx.o = ag_qopts_default();
             cx.o.rounding = modes[mi];
             cx.o.seed = 12345;
+            double t1, tn, ts;
             cx.o.threads = 1;
-            const double t1 = time_median(run_quant, &cx, g_runs, min_s);
+            const double r1 = time_vs(run_quant, run_memcpy, &cx, g_runs, min_s, &t1);
             cx.o.threads = 0;
-            const double tn = time_median(run_quant, &cx, g_runs, min_s);
+            const double rn = time_vs(run_quant, run_parcopy, &cx, g_runs, min_s, &tn);
             cx.o.threads = 1;
             cx.o.kernel = AG_KERNEL_SCALAR;
-            const double ts = time_median(run_quant, &cx, big ? 3 : g_runs, min_s);
+            const double rs = time_vs(run_quant, run_memcpy, &cx, big ? 3 : g_runs, min_s, &ts);
             printf("  %-14s %-5s | %7.2f %6.2f | %7.2f %6.2f %6.2f | %7.2f %6.3f\n",
-                   fmts[fi], mi ? "sr" : "ne", gbps(bytes, t1), t_mc / t1,
-                   gbps(bytes, tn), t_pc / tn, t1 / tn, gbps(bytes, ts), t_mc / ts);
+                   fmts[fi], mi ? "sr" : "ne", gbps(bytes, t1), r1, gbps(bytes, tn), rn,
+                   t1 / tn, gbps(bytes, ts), rs);
         }
     }
     /* packed uint8: 4 bytes in, 1 out (encode) and 1 in, 4 out (decode) */
     cx.f = ag_format_get("E4M3");
     cx.scale = 0.01f;
     cx.o = ag_qopts_default();
-    const double t_be = time_median(run_byte_enc, &cx, g_runs, min_s);
-    const double t_bd = time_median(run_byte_dec, &cx, g_runs, min_s);
+    double t_be, t_bd, t_e1, t_d1, t_en, t_es;
     cx.o.threads = 1;
-    const double t_e1 = time_median(run_encode, &cx, g_runs, min_s);
-    const double t_d1 = time_median(run_decode, &cx, g_runs, min_s);
+    const double re = time_vs(run_encode, run_byte_enc, &cx, g_runs, min_s, &t_e1);
+    const double rd = time_vs(run_decode, run_byte_dec, &cx, g_runs, min_s, &t_d1);
+    (void)time_vs(run_byte_enc, run_byte_dec, &cx, g_runs, min_s, &t_be);
+    (void)time_vs(run_byte_dec, run_byte_enc, &cx, g_runs, min_s, &t_bd);
     cx.o.threads = 0;
-    const double t_en = time_median(run_encode, &cx, g_runs, min_s);
+    (void)time_vs(run_encode, run_byte_enc, &cx, g_runs, min_s, &t_en);
     cx.o.kernel = AG_KERNEL_SCALAR;
     cx.o.threads = 1;
-    const double t_es = time_median(run_encode, &cx, big ? 3 : g_runs, min_s);
+    (void)time_vs(run_encode, run_byte_enc, &cx, big ? 3 : g_runs, min_s, &t_es);
     const size_t eb = n * 5;
     printf("  %-20s | %7s %6s | %s\n", "E4M3 packed u8", "GB/s", "/loop", "(loop: same bytes in/out, 1 thread)");
     printf("  %-20s | %7.2f %6.2f | loop %.2f GB/s; all threads %.2f GB/s; scalar %.2f GB/s\n",
-           "encode_u8 1T", gbps(eb, t_e1), t_be / t_e1, gbps(eb, t_be), gbps(eb, t_en),
+           "encode_u8 1T", gbps(eb, t_e1), re, gbps(eb, t_be), gbps(eb, t_en),
            gbps(eb, t_es));
     printf("  %-20s | %7.2f %6.2f | loop %.2f GB/s (decode runs on all threads: %s)\n",
-           "decode_u8", gbps(eb, t_d1), t_bd / t_d1, gbps(eb, t_bd),
+           "decode_u8", gbps(eb, t_d1), rd, gbps(eb, t_bd),
            n >= ((size_t)1 << 16) ? "yes" : "no, below the threshold");
 }
 
