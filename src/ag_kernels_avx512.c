@@ -132,10 +132,19 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
         code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code, c->signcode);
         code = _mm512_mask_mov_epi32(
             code, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), c->nancode);
-        if (kind == K_OUT_U8)
-            _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + i, m, code);
-        else
-            _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)out + i, m, code);
+        /* narrow in registers, one plain store for full vectors (the
+         * masked narrowing store is slow on some cores) */
+        if (kind == K_OUT_U8) {
+            if (m == 0xffff)
+                _mm_storeu_si128((__m128i *)((uint8_t *)out + i), _mm512_cvtepi32_epi8(code));
+            else
+                _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + i, m, code);
+        } else {
+            if (m == 0xffff)
+                _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), _mm512_cvtepi32_epi16(code));
+            else
+                _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)out + i, m, code);
+        }
     }
 }
 
@@ -152,7 +161,8 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
  * Integer (intround: M = 0, or C could overflow): the normal range adds
  * half an ulp minus one plus the kept LSB (the exponent's parity for M =
  * 0, that of the code for an odd bias) and clears the dropped bits, as
- * k_round_ne_fast does; below 2^emin (rare: a branch) the magic sum. */
+ * k_round_ne_fast does; nonzero |v| below 2^emin (rare: a branch) take
+ * the magic sum. */
 AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           const x_common *c, const __m512i kexp,
                           const __m512i magic, const __m512i off,
@@ -182,9 +192,13 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         const __mmask16 odd = _mm512_test_epi32_mask(a, _mm512_sllv_epi32(_mm512_set1_epi32(1), c->sh_v));
         const __m512i h = _mm512_add_epi32(a, half1);
         r = _mm512_and_si512(_mm512_mask_add_epi32(h, odd, h, _mm512_set1_epi32(1)), c->keep);
-        if (kind != K_OUT_F32)
-            code = _mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), off);
-        const __mmask16 sub = _mm512_cmplt_epu32_mask(a, c->minnorm);
+        if (kind != K_OUT_F32) /* normal results; zeros give code 0 */
+            code = _mm512_maskz_sub_epi32(_mm512_test_epi32_mask(r, r),
+                                          _mm512_srlv_epi32(r, c->sh_v), off);
+        /* nonzero |v| below 2^emin (zeros round right above, and data
+         * full of zeros must not make this branch unpredictable) */
+        const __mmask16 sub = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(a, _mm512_set1_epi32(1)),
+                                                      _mm512_sub_epi32(c->minnorm, _mm512_set1_epi32(1)));
         if (sub) {
             const __m512 s = _mm512_add_ps(af, _mm512_castsi512_ps(magic));
             const __m512i rs = _mm512_castps_si512(_mm512_sub_ps(s, _mm512_castsi512_ps(magic)));
