@@ -147,7 +147,8 @@ test: deps
 
 # All 2^32 float32 inputs of six formats against the reference (slow: tens
 # of minutes per core; OpenMP threads help).
-test-long: $(BUILD)/tests/test_transfer
+test-long: $(BUILD)/tests/test_transfer $(BUILD)/tests/test_kernels
+	AG_TEST_LONG=1 $(BUILD)/tests/test_kernels
 	AG_TEST_LONG=1 $(BUILD)/tests/test_transfer
 
 # --- fuzzing (tests/fuzz) ------------------------------------------------------

@@ -522,6 +522,75 @@ static void check_options(void)
     printf("\n");
 }
 
+/* Part 5: the whole float32 space. Every bit pattern x (AG_TEST_LONG=1,
+ * `make test-long`; else a stride through it that still visits every
+ * exponent and sign), for formats and scales that take the hand-written
+ * loops, quantize and encode_u8 in nearest-even and stochastic rounding:
+ * the automatic kernel against the portable one (a separate
+ * implementation), and a sample against the scalar specification. */
+static void check_space(void)
+{
+    const int full = getenv("AG_TEST_LONG") != NULL;
+    const size_t chunk = (size_t)1 << 20;
+    const uint64_t total = full ? (uint64_t)1 << 32 : (uint64_t)1 << 21;
+    const uint32_t stride = full ? 1u : 2047u; /* odd: visits every class */
+    static const char *fmts[] = {"E4M3", "E5M2", "E3M4", "E7M0", "E0M7", "float8_e4m3fn"};
+    static const float scales[] = {1.0f, 3.7f, 0.0183f};
+    float *x = malloc(chunk * sizeof *x), *ya = malloc(chunk * sizeof *ya),
+          *yp = malloc(chunk * sizeof *yp);
+    uint8_t *ca = malloc(chunk), *cp = malloc(chunk);
+    if (!x || !ya || !yp || !ca || !cp) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++) {
+        const ag_format *f = ag_format_get(fmts[fi]);
+        for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+            for (int mode = 0; mode < 2; mode++) {
+                ag_qopts oa = ag_qopts_default();
+                oa.rounding = mode ? AG_ROUND_STOCHASTIC : AG_ROUND_NEAREST_EVEN;
+                oa.seed = 0xfeedu + si;
+                ag_qopts op = oa, os = oa;
+                op.kernel = AG_KERNEL_PORTABLE;
+                os.kernel = AG_KERNEL_SCALAR;
+                size_t bad_q = 0, bad_c = 0, bad_s = 0, bad_st = 0;
+                uint32_t first = 0;
+                for (uint64_t base = 0; base < total; base += chunk) {
+                    const size_t n = (size_t)(total - base < chunk ? total - base : chunk);
+                    for (size_t i = 0; i < n; i++)
+                        x[i] = fbits((uint32_t)((base + i) * stride));
+                    oa.offset = op.offset = os.offset = base;
+                    ag_stats sa = {0}, sp = {0};
+                    AG_CHECK(ag_quantize(ya, x, n, f, scales[si], &oa, &sa) == AG_OK, "q");
+                    AG_CHECK(ag_quantize(yp, x, n, f, scales[si], &op, &sp) == AG_OK, "q");
+                    for (size_t i = 0; i < n; i++)
+                        if (bitsf(ya[i]) != bitsf(yp[i]) && !bad_q++)
+                            first = bitsf(x[i]);
+                    bad_st += !stats_eq(&sa, &sp);
+                    AG_CHECK(ag_encode_u8(ca, x, n, f, scales[si], &oa, NULL) == AG_OK, "e");
+                    AG_CHECK(ag_encode_u8(cp, x, n, f, scales[si], &op, NULL) == AG_OK, "e");
+                    bad_c += memcmp(ca, cp, n) != 0;
+                    /* the specification itself on a slice of each chunk */
+                    const size_t ns = n < 4096 ? n : 4096;
+                    AG_CHECK(ag_quantize(yp, x, ns, f, scales[si], &os, NULL) == AG_OK, "q");
+                    bad_s += memcmp(ya, yp, ns * sizeof *ya) != 0;
+                }
+                AG_CHECK(bad_q == 0 && bad_c == 0 && bad_s == 0 && bad_st == 0,
+                         "%s scale %g mode %d, %s: quantize %zu differ (first x %08x), "
+                         "encode %zu chunks, scalar %zu chunks, stats %zu chunks",
+                         f->name, (double)scales[si], mode, full ? "all 2^32 inputs" : "a stride",
+                         bad_q, first, bad_c, bad_s, bad_st);
+            }
+        }
+    }
+out:
+    free(x);
+    free(ya);
+    free(yp);
+    free(ca);
+    free(cp);
+}
+
 int main(void)
 {
     check_options();
@@ -555,5 +624,6 @@ int main(void)
     free(x);
     check_threads();
     check_stochastic();
+    check_space();
     return ag_test_summary("test_kernels");
 }
