@@ -132,16 +132,22 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
         code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code, c->signcode);
         code = _mm512_mask_mov_epi32(
             code, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), c->nancode);
-        /* narrow in registers, one plain store for full vectors (the
-         * masked narrowing store is slow on some cores) */
+        /* narrow in registers, one plain (or non-temporal) store for full
+         * vectors; the masked narrowing store is slow on some cores */
         if (kind == K_OUT_U8) {
-            if (m == 0xffff)
-                _mm_storeu_si128((__m128i *)((uint8_t *)out + i), _mm512_cvtepi32_epi8(code));
+            __m128i *d = (__m128i *)((uint8_t *)out + i);
+            if (stream && m == 0xffff)
+                _mm_stream_si128(d, _mm512_cvtepi32_epi8(code));
+            else if (m == 0xffff)
+                _mm_storeu_si128(d, _mm512_cvtepi32_epi8(code));
             else
                 _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + i, m, code);
         } else {
-            if (m == 0xffff)
-                _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), _mm512_cvtepi32_epi16(code));
+            __m256i *d = (__m256i *)((uint16_t *)out + i);
+            if (stream && m == 0xffff)
+                _mm256_stream_si256(d, _mm512_cvtepi32_epi16(code));
+            else if (m == 0xffff)
+                _mm256_storeu_si256(d, _mm512_cvtepi32_epi16(code));
             else
                 _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)out + i, m, code);
         }
@@ -220,13 +226,15 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
     const __m512i kexp = _mm512_set1_epi32((int)(p->ne_sh << 23));
     const __m512i magic = _mm512_set1_epi32((int)k_f2u(p->ne_magic));
     const __m512i off = _mm512_set1_epi32((int)((uint32_t)(127 - p->bias) << p->mbits));
-    /* quantize starts so that the output of the full vectors is 64-byte
-     * aligned (the first vector is masked) */
+    /* start so that the output of the full vectors is aligned to its
+     * size (64 bytes of floats, 16 or 32 of codes; the first vector is
+     * masked): required by the non-temporal stores of large outputs */
     const uintptr_t addr = (uintptr_t)out;
-    const int stream = kind == K_OUT_F32 && p->stream_out && (addr & 3u) == 0;
+    const uintptr_t esz = kind == K_OUT_F32 ? 4u : (kind == K_OUT_U8 ? 1u : 2u);
+    const int stream = p->stream_out && (addr & (esz - 1u)) == 0;
     ptrdiff_t i = 0;
-    if (kind == K_OUT_F32 && (addr & 3u) == 0)
-        i = -(ptrdiff_t)(((addr & 63u) / 4u) & 15u);
+    if ((addr & (esz - 1u)) == 0)
+        i = -(ptrdiff_t)(((addr & (16u * esz - 1u)) / esz) & 15u);
     const ptrdiff_t nn = (ptrdiff_t)n;
     /* masked first vector, unmasked body (two vectors a step), masked
      * last vector */

@@ -58,8 +58,8 @@ static ag_status check_common(const void *out, const void *in, size_t n,
 #define AG__PAR_MIN ((size_t)1 << 18)
 #define AG__PAR_GRAIN ((size_t)1 << 15)
 
-/* ag_quantize outputs from this many elements on are streamed past the
- * caches (see round_call). */
+/* Outputs of at least this many floats' bytes (16 MiB) are streamed past
+ * the caches (see round_call). */
 #define AG__STREAM_MIN ((size_t)1 << 22)
 
 /* Threads to use for n elements under the option `threads`. */
@@ -208,7 +208,7 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
     /* outputs of 16 MiB and more bypass the caches (non-temporal stores):
      * they would evict everything anyway, and skipping the read for
      * ownership saves a third of the memory traffic */
-    p.stream_out = op == OP_QUANT && n >= AG__STREAM_MIN;
+    p.stream_out = n * out_elt >= AG__STREAM_MIN * sizeof(float);
     p.count = stats != NULL;
     const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};

@@ -235,6 +235,29 @@ static void check_format(const ag_format *f, float *x, size_t cap)
             AG_CHECK(bad == 0, "%s %s mode %d: streamed quantize, %zu offsets differ",
                      f->name, ag_kernel_name(paths[pi]), mode, bad);
         }
+        /* streamed encodes (codes at every offset in 16 / 32 bytes) */
+        if (f->bits <= 8) {
+            ag__kstats e0 = {0, 0, 0};
+            p.stream_out = 0;
+            ag__kernel_table(AG_KERNEL_SCALAR)->encode_u8(bs, x + 1, n, g0, &p, &e0);
+            ag__kernel_table(AG_KERNEL_SCALAR)->encode_u16(cs, x + 1, n, g0, &p, &e0);
+            p.stream_out = 1;
+            for (size_t pi = 0; pi < NPATHS; pi++) {
+                const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
+                if (!k)
+                    continue;
+                size_t bad = 0;
+                for (size_t off = 0; off < 16; off++) {
+                    ag__kstats e1 = {0, 0, 0};
+                    k->encode_u8(bk + off, x + 1, n, g0, &p, &e1);
+                    bad += memcmp(bk + off, bs, n) != 0;
+                    k->encode_u16(ck + off, x + 1, n, g0, &p, &e1);
+                    bad += memcmp(ck + off, cs, n * sizeof *cs) != 0;
+                }
+                AG_CHECK(bad == 0, "%s %s mode %d: streamed encode, %zu offsets differ",
+                         f->name, ag_kernel_name(paths[pi]), mode, bad);
+            }
+        }
     }
     /* decode, every path, against to_real * scale */
     if (f->bits <= 16) {
