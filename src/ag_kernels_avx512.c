@@ -5,7 +5,8 @@
  * hand-written loops for the hot cases:
  *  - nearest-even quantize / encode (p->nefast, p->sym);
  *  - stochastic quantize / encode (p->sr_fast, p->sym), with Philox4x32-10
- *    computed in registers, sixteen blocks (64 elements) at a time.
+ *    computed in registers, four interleaved groups of sixteen blocks
+ *    (256 elements) a step.
  * Both round the float32 pattern itself and produce the bits and counts of
  * the scalar specification (tests/test_kernels.c checks them against it on
  * every format, mode, policy, scale and alignment). The first and last
@@ -85,16 +86,18 @@ AG_K_INLINE __m512i x_quot(__m512 xv, const x_common *c, const int use_inv)
 }
 
 /* The end of one vector, the same for both modes. x: the inputs, b: the
- * bits of v = x / scale, a = |b|, r: |v| rounded (float bits), before
- * overflow: r > max_finite's bits (unsigned) exactly on the lanes that
- * overflow, +-inf and NaN included (every rounding loop below guarantees
- * it, garbage lanes too). code: the code magnitude (encode kinds only).
- * satmin: quantize that saturates to max_finite with no counts: min(r,
- * maxb) instead of a compare and a select. Writes the lanes of m. */
+ * bits of x (the sign of v = x / scale), a = |v| bits, r: |v| rounded
+ * (float bits), before overflow: r > max_finite's bits (unsigned) exactly
+ * on the lanes that overflow, +-inf and NaN included (every rounding loop
+ * below guarantees it, garbage lanes too). code: the code magnitude
+ * (encode kinds only). satmin: quantize that saturates to max_finite with
+ * no counts: min(r, maxb) instead of a compare and a select. Writes the
+ * lanes of m. */
 AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
                           __m512i b, __m512i a, __m512i r, __m512i code,
                           const x_common *c, const int kind, const int satmin,
-                          const int count, const int stream, uint64_t cnt[3])
+                          const int count, const int stream, uint64_t cnt[3],
+                          __m512i *cret)
 {
     __mmask16 ovf = 0;
     if (!satmin || kind != K_OUT_F32)
@@ -132,6 +135,10 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
         code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code, c->signcode);
         code = _mm512_mask_mov_epi32(
             code, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), c->nancode);
+        if (cret) { /* the caller packs four vectors into one store */
+            *cret = code;
+            return;
+        }
         /* narrow in registers, one plain (or non-temporal) store for full
          * vectors; the masked narrowing store is slow on some cores */
         if (kind == K_OUT_U8) {
@@ -174,7 +181,7 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           const __m512i magic, const __m512i off,
                           const int kind, const int use_inv, const int intround,
                           const int satmin, const int count, const int stream,
-                          uint64_t cnt[3])
+                          uint64_t cnt[3], __m512i *cret)
 {
     const __m512 xv = x_load(x, i, m);
     const __m512i a = x_quot(xv, c, use_inv);
@@ -213,7 +220,7 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                 code = _mm512_mask_sub_epi32(code, sub, _mm512_castps_si512(s), magic);
         }
     }
-    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt, cret);
 }
 
 AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
@@ -240,7 +247,7 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
      * last vector */
 #define X_NE_VEC(I, M, STREAM)                                                \
     x_ne_vec(out, x, I, M, &c, kexp, magic, off, kind, use_inv, intround,     \
-             satmin, count, STREAM, cnt)
+             satmin, count, STREAM, cnt, NULL)
 #define X_NE(STREAM)                                                          \
     do {                                                                      \
         if (i < 0 || i + 16 > nn) {                                           \
@@ -254,12 +261,51 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
         for (; i < nn; i += 16)                                               \
             X_NE_VEC(i, x_lanes(-i, nn - i), STREAM);                         \
     } while (0)
-    if (stream) {
+    /* 8-bit codes: single vectors up to a 64-byte boundary, then four
+     * vectors a step packed into one 64-byte store (two dword -> word
+     * packs, one word -> byte pack, one dword permute back into order:
+     * cheaper than four narrowing moves) */
+#define X_NE8(STREAM)                                                         \
+    do {                                                                      \
+        const __m512i ord = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2,      \
+                                             13, 9, 5, 1, 12, 8, 4, 0);       \
+        while (i < nn && (i < 0 || ((addr + (uintptr_t)i) & 63u) != 0)) {     \
+            X_NE_VEC(i, i < 0 || i + 16 > nn ? x_lanes(-i, nn - i)            \
+                                             : (__mmask16)0xffff, STREAM);    \
+            i += 16;                                                          \
+        }                                                                     \
+        for (; i + 64 <= nn; i += 64) {                                       \
+            __m512i q[4];                                                     \
+            for (int k = 0; k < 4; k++)                                       \
+                x_ne_vec(out, x, i + 16 * k, (__mmask16)0xffff, &c, kexp,     \
+                         magic, off, kind, use_inv, intround, satmin, count,  \
+                         STREAM, cnt, &q[k]);                                 \
+            const __m512i w01 = _mm512_packus_epi32(q[0], q[1]);              \
+            const __m512i w23 = _mm512_packus_epi32(q[2], q[3]);              \
+            const __m512i b8 = _mm512_permutexvar_epi32(                      \
+                ord, _mm512_packus_epi16(w01, w23));                          \
+            if (STREAM)                                                       \
+                _mm512_stream_si512((__m512i *)((uint8_t *)out + i), b8);     \
+            else                                                              \
+                _mm512_storeu_si512((uint8_t *)out + i, b8);                  \
+        }                                                                     \
+        for (; i < nn; i += 16)                                               \
+            X_NE_VEC(i, x_lanes(-i, nn - i), STREAM);                         \
+    } while (0)
+    if (kind == K_OUT_U8) {
+        if (stream) {
+            X_NE8(1);
+            _mm_sfence();
+        } else {
+            X_NE8(0);
+        }
+    } else if (stream) {
         X_NE(1);
         _mm_sfence();
     } else {
         X_NE(0);
     }
+#undef X_NE8
 #undef X_NE
 #undef X_NE_VEC
 }
@@ -372,7 +418,7 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         code = _mm512_mask_mov_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), k->off), sub,
                                      _mm512_mask_add_epi32(ks, up, ks, _mm512_set1_epi32(1)));
     }
-    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt, NULL);
 }
 
 AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
