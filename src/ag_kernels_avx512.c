@@ -451,12 +451,15 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
     int stream = 0;
     if (kind == K_OUT_F32 && p->stream_out && (addr & 3u) == 0) {
         const ptrdiff_t ia = -(ptrdiff_t)(((addr & 63u) / 4u) & 15u);
-        if ((((ptrdiff_t)(g0 & 3u) + ia) & 3) == 0 && g0 >= (uint64_t)-ia) {
+        if ((((ptrdiff_t)(g0 & 3u) + ia) & 3) == 0) {
             i = ia;
             stream = 1;
         }
     }
-    uint64_t blk = (g0 - (uint64_t)-i) >> 2;
+    /* block of stream element g0 + i (a multiple of 4), modulo 2^64: a
+     * start before element 0 of the stream wraps, and the masked lanes'
+     * words are never used */
+    uint64_t blk = (g0 >> 2) + (uint64_t)(int64_t)(((ptrdiff_t)(g0 & 3u) + i) / 4);
     const ptrdiff_t nn = (ptrdiff_t)n;
     /* groups of 64 elements with masks (the first, which may start
      * before element 0, and the last ones); the body takes 256 elements
