@@ -4,11 +4,13 @@
  * ratios to memory-bound yardsticks measured in the same run (`make bench`).
  *
  * For n = 2^24 (DRAM) and n = 2^14 (cache) float32 elements:
- *  - ag_quantize for each AltGrad format and float8_e4m3fn, nearest-even and
- *    stochastic, on 1 thread (vs memcpy of the same bytes) and on all
- *    threads (vs a parallel copy loop y = x split into the same contiguous
- *    chunks, and vs the library's own 1-thread time), plus the scalar
- *    reference path (AG_KERNEL_SCALAR, 1 thread) as a second yardstick;
+ *  - ag_quantize for each AltGrad format and float8_e4m3fn, nearest-even
+ *    and stochastic, with a non-power-of-two scale (and E4M3 nearest-even
+ *    once more with a power of two: the multiply path), on 1 thread (vs
+ *    memcpy of the same bytes) and on all threads (vs a parallel copy loop
+ *    y = x split into the same contiguous chunks, and vs the library's own
+ *    1-thread time), plus the scalar reference path (AG_KERNEL_SCALAR, 1
+ *    thread) as a second yardstick;
  *  - ag_encode_u8 / ag_decode_u8 (E4M3) vs a loop that reads the same input
  *    and writes the same output bytes.
  * Each ratio is the median over 7 rounds (3 for the slow scalar path) of
@@ -254,6 +256,19 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
                    fmts[fi], mi ? "sr" : "ne", gbps(bytes, t1), r1, gbps(bytes, tn), rn,
                    t1 / tn, gbps(bytes, ts), rs);
         }
+    }
+    /* the multiply path: a power-of-two scale (x * 2^-k is x / 2^k) */
+    {
+        double t1, tn;
+        cx.f = ag_format_get("E4M3");
+        cx.scale = 0.015625f;
+        cx.o = ag_qopts_default();
+        cx.o.threads = 1;
+        const double r1 = time_vs(run_quant, run_memcpy, &cx, g_runs, min_s, &t1);
+        cx.o.threads = 0;
+        const double rn = time_vs(run_quant, run_parcopy, &cx, g_runs, min_s, &tn);
+        printf("  %-14s %-5s | %7.2f %6.2f | %7.2f %6.2f %6.2f | (scale 2^-6: a multiply)\n",
+               "E4M3", "ne", gbps(bytes, t1), r1, gbps(bytes, tn), rn, t1 / tn);
     }
     /* packed uint8: 4 bytes in, 1 out (encode) and 1 in, 4 out (decode) */
     cx.f = ag_format_get("E4M3");

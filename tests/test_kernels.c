@@ -206,8 +206,8 @@ static void check_format(const ag_format *f, float *x, size_t cap)
     }
     /* the streaming-store path of large calls (white box: forced on a
      * small output at every offset within a cache line), every path,
-     * nearest-even and stochastic (stream offsets 0 and 7), against scalar
-     * quantize */
+     * nearest-even and stochastic (stream offsets 0 and 7), quantize and
+     * encodes, against the scalar path */
     for (int mode = 0; mode < 3; mode++) {
         const float scale = 0.375f;
         const size_t n = make_inputs(x + 1, cap - 16, f, scale);
@@ -217,46 +217,35 @@ static void check_format(const ag_format *f, float *x, size_t cap)
         const uint64_t g0 = mode == 2 ? 7 : 0;
         static ag__kparams p;
         ag__kparams_init(&p, f, scale, &o);
-        ag__kstats s0 = {0, 0, 0};
-        ag__kernel_table(AG_KERNEL_SCALAR)->quantize(ys, x + 1, n, g0, &p, &s0);
+        const ag__kernel_ops *sk = ag__kernel_table(AG_KERNEL_SCALAR);
+        ag__kstats s0 = {0, 0, 0}, e0 = {0, 0, 0};
+        sk->quantize(ys, x + 1, n, g0, &p, &s0);
+        sk->encode_u16(cs, x + 1, n, g0, &p, &e0);
+        if (f->bits <= 8)
+            sk->encode_u8(bs, x + 1, n, g0, &p, &e0);
         p.stream_out = 1;
         for (size_t pi = 0; pi < NPATHS; pi++) {
             const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
             if (!k)
                 continue;
-            size_t bad = 0;
+            size_t bad_q = 0, bad_e = 0;
             for (size_t off = 0; off < 16; off++) {
-                ag__kstats s1 = {0, 0, 0};
+                ag__kstats s1 = {0, 0, 0}, e1 = {0, 0, 0};
                 k->quantize(yk + off, x + 1, n, g0, &p, &s1);
-                bad += memcmp(yk + off, ys, n * sizeof *ys) != 0 ||
-                       s1.overflow != s0.overflow || s1.underflow != s0.underflow ||
-                       s1.nan != s0.nan;
-            }
-            AG_CHECK(bad == 0, "%s %s mode %d: streamed quantize, %zu offsets differ",
-                     f->name, ag_kernel_name(paths[pi]), mode, bad);
-        }
-        /* streamed encodes (codes at every offset in 16 / 32 bytes) */
-        if (f->bits <= 8) {
-            ag__kstats e0 = {0, 0, 0};
-            p.stream_out = 0;
-            ag__kernel_table(AG_KERNEL_SCALAR)->encode_u8(bs, x + 1, n, g0, &p, &e0);
-            ag__kernel_table(AG_KERNEL_SCALAR)->encode_u16(cs, x + 1, n, g0, &p, &e0);
-            p.stream_out = 1;
-            for (size_t pi = 0; pi < NPATHS; pi++) {
-                const ag__kernel_ops *k = ag__kernel_table(paths[pi]);
-                if (!k)
-                    continue;
-                size_t bad = 0;
-                for (size_t off = 0; off < 16; off++) {
-                    ag__kstats e1 = {0, 0, 0};
+                bad_q += memcmp(yk + off, ys, n * sizeof *ys) != 0 ||
+                         s1.overflow != s0.overflow || s1.underflow != s0.underflow ||
+                         s1.nan != s0.nan;
+                /* codes at every offset within 16 / 32 bytes */
+                k->encode_u16(ck + off, x + 1, n, g0, &p, &e1);
+                bad_e += memcmp(ck + off, cs, n * sizeof *cs) != 0;
+                if (f->bits <= 8) {
                     k->encode_u8(bk + off, x + 1, n, g0, &p, &e1);
-                    bad += memcmp(bk + off, bs, n) != 0;
-                    k->encode_u16(ck + off, x + 1, n, g0, &p, &e1);
-                    bad += memcmp(ck + off, cs, n * sizeof *cs) != 0;
+                    bad_e += memcmp(bk + off, bs, n) != 0;
                 }
-                AG_CHECK(bad == 0, "%s %s mode %d: streamed encode, %zu offsets differ",
-                         f->name, ag_kernel_name(paths[pi]), mode, bad);
             }
+            AG_CHECK(bad_q == 0 && bad_e == 0,
+                     "%s %s mode %d: streamed quantize / encode, %zu / %zu offsets differ",
+                     f->name, ag_kernel_name(paths[pi]), mode, bad_q, bad_e);
         }
     }
     /* decode, every path, against to_real * scale */
