@@ -91,6 +91,16 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                                       : (f->emin >= -126 ? (uint32_t)(f->emin + 127) << 23 : 0u);
         p->ne_maxb = ag__f2u(f->max_finite);
         p->ne_magic = p->nefast ? ldexpf(1.0f, qsub + 23) : 0.0f;
+        /* max_finite plus half its gap as if the range went on (the gap:
+         * 2^(e - M) for max_finite = 1.m * 2^e, the step when E = 0) is
+         * exact (M + 2 bits); a tie goes to the even code, so it
+         * overflows iff the code of max_finite is odd */
+        if (p->nefast) {
+            const int emx = (int)(p->ne_maxb >> 23) - 127;
+            const int gexp = f->ebits == 0 ? qsub : emx - M;
+            const float mid = f->max_finite + ldexpf(1.0f, gexp - 1);
+            p->ne_ovft = ag__f2u(mid) - (f->max_code & 1u);
+        }
         p->sym = 1;
         for (int s = 0; s < 2; s++)
             if (p->ovf_code[s] != (p->ovf_code[0] | (s ? f->sign_mask : 0u)) ||

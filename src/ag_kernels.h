@@ -70,6 +70,8 @@ typedef struct ag__kparams {
     uint32_t ne_minnorm;  /* bits of 2^emin (E = 0: all ones: no normals) */
     uint32_t ne_maxb;     /* bits of max_finite */
     float ne_magic;       /* 2^(emin - M + 23): |v| + magic rounds to the step */
+    uint32_t ne_ovft;     /* the largest |v| bits that nearest-even rounds to at
+                             most max_finite (|v| above it overflows) */
     /* the hand-written AVX-512 loops (ag_kernels_avx512.c):
      *  sym: overflow and inf results differ by the sign bit only, for
      *       codes (sign_mask) and values (bit 31);

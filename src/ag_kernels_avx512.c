@@ -37,6 +37,7 @@ typedef struct {
     __m512i abs, sh_v, keep, ovfmag, maxb, minnorm;
     __m512i ovfcode, infcode, nancode, signcode;
     __m512i infpat; /* 0x7f800000 with inf, else never equal to |v| */
+    __m512i ovft;   /* p->ne_ovft */
     uint32_t sh;
     int has_inf;
 } x_common;
@@ -60,6 +61,7 @@ AG_K_INLINE void x_common_init(x_common *c, const ag__kparams *p)
     c->infcode = _mm512_set1_epi32((int)p->inf_code[0]);
     c->nancode = _mm512_set1_epi32((int)p->nan_code);
     c->signcode = _mm512_set1_epi32((int)p->sign_mask);
+    c->ovft = _mm512_set1_epi32((int)p->ne_ovft);
 }
 
 /* Lanes [lo, hi) of a vector (lo < 16, hi > 0). */
@@ -97,15 +99,21 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
                           __m512i b, __m512i a, __m512i r, __m512i code,
                           const x_common *c, const int kind, const int satmin,
                           const int count, const int stream, uint64_t cnt[3],
-                          __m512i *cret)
+                          __m512i *cret, const int codeonly)
 {
+    /* codeonly (nearest-even encodes): no r; overflow is |v| > ne_ovft
+     * (none left when satmin clamped |v| to it), zero is code 0 */
     __mmask16 ovf = 0;
-    if (!satmin || kind != K_OUT_F32)
+    if (codeonly) {
+        if (!satmin)
+            ovf = _mm512_cmpgt_epu32_mask(a, c->ovft);
+    } else if (!satmin || kind != K_OUT_F32) {
         ovf = _mm512_cmpgt_epu32_mask(r, c->maxb);
+    }
     if (count) {
         const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
         const __mmask16 xnz = _mm512_test_epi32_mask(_mm512_castps_si512(x), c->abs);
-        const __mmask16 zero = _mm512_cmpeq_epi32_mask(r, _mm512_setzero_si512());
+        const __mmask16 zero = _mm512_cmpeq_epi32_mask(codeonly ? code : r, _mm512_setzero_si512());
         cnt[0] += (uint32_t)__builtin_popcount((unsigned)(ovf & ~nan & m));
         cnt[1] += (uint32_t)__builtin_popcount((unsigned)(zero & xnz & m));
         cnt[2] += (uint32_t)__builtin_popcount((unsigned)(nan & m));
@@ -187,19 +195,27 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
     const __m512i a = x_quot(xv, c, use_inv);
     const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
     const __m512 af = _mm512_castsi512_ps(a);
-    __m512i r, code = a;
-    if (!intround) {
+    __m512i r = a, code = a;
+    const int codeonly = kind != K_OUT_F32 && !intround;
+    if (codeonly) {
+        /* encodes: the code straight from the sum, without r. The bits
+         * s - C are k, the rounded |v| in steps of ulp(C) (k in [2^M,
+         * 2^(M+1)] on the normal range), and (C - magic) >> (23 - M) is
+         * (e - emin) << M, so code = k + ((e - emin) << M); below 2^emin
+         * C = magic and the code is k. A saturating encode clamps |v| to
+         * ne_ovft first, so no overflow is left to select. */
+        const __m512i ac = satmin ? _mm512_min_epu32(a, c->ovft) : a;
+        const __m512i cc = _mm512_max_epu32(
+            _mm512_add_epi32(_mm512_and_si512(ac, _mm512_set1_epi32(0x7f800000)), kexp), magic);
+        const __m512i s = _mm512_castps_si512(
+            _mm512_add_ps(_mm512_castsi512_ps(ac), _mm512_castsi512_ps(cc)));
+        code = _mm512_add_epi32(_mm512_sub_epi32(s, cc),
+                                _mm512_srlv_epi32(_mm512_sub_epi32(cc, magic), c->sh_v));
+    } else if (!intround) {
         const __m512i cc = _mm512_max_epu32(
             _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), kexp), magic);
         const __m512 s = _mm512_add_ps(af, _mm512_castsi512_ps(cc));
         r = _mm512_castps_si512(_mm512_sub_ps(s, _mm512_castsi512_ps(cc)));
-        if (kind != K_OUT_F32) {
-            /* normal results: (r >> sh) - off; below 2^emin: s - C
-             * counts the subnormal steps (C = magic there) */
-            const __mmask16 sub = _mm512_cmplt_epu32_mask(r, c->minnorm);
-            code = _mm512_mask_sub_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), off),
-                                         sub, _mm512_castps_si512(s), cc);
-        }
     } else {
         const __m512i half1 = _mm512_set1_epi32((int)((1u << (c->sh - 1u)) - 1u));
         const __mmask16 odd = _mm512_test_epi32_mask(a, _mm512_sllv_epi32(_mm512_set1_epi32(1), c->sh_v));
@@ -220,7 +236,8 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                 code = _mm512_mask_sub_epi32(code, sub, _mm512_castps_si512(s), magic);
         }
     }
-    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt, cret);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, intround && kind != K_OUT_F32 ? 0 : satmin,
+             count, stream, cnt, cret, codeonly);
 }
 
 AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
@@ -418,7 +435,7 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         code = _mm512_mask_mov_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), k->off), sub,
                                      _mm512_mask_add_epi32(ks, up, ks, _mm512_set1_epi32(1)));
     }
-    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt, NULL);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt, NULL, 0);
 }
 
 AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
@@ -508,8 +525,10 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
 {
     uint64_t cnt[3] = {0, 0, 0};
     const int cn = p->count;
-    /* quantize saturating to max_finite, uncounted: min instead of select */
-    const int sat = kind == K_OUT_F32 && !cn && p->ovf_val[0] == p->ne_maxb;
+    /* saturating to max_finite, uncounted: a min instead of a compare and
+     * a select (quantize: on r; nearest-even encodes: on |v|) */
+    const int sat_q = kind == K_OUT_F32 && !cn && p->ovf_val[0] == p->ne_maxb;
+    const int sat_e = kind != K_OUT_F32 && !cn && p->ovf_code[0] == p->max_code;
     const int ne = p->mode == AG_ROUND_NEAREST_EVEN && p->nefast;
     const int sr = p->mode == AG_ROUND_STOCHASTIC && p->sr_fast;
     if (!p->sym || !(ne || sr))
@@ -517,11 +536,11 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
     const int inv = p->use_inv;
     /* each combination of the constant arguments is one specialised loop */
 #define X_NE_CALL(Q, R) \
-    (sat ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, cnt)                  \
+    (sat_q || sat_e ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, cnt)                  \
          : cn ? x_ne_run(out, x, n, p, kind, Q, R, 0, 1, cnt)             \
               : x_ne_run(out, x, n, p, kind, Q, R, 0, 0, cnt))
 #define X_SR_CALL(Q)                                                       \
-    (sat ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, cnt)                 \
+    (sat_q ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, cnt)                 \
          : cn ? x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, cnt)            \
               : x_sr_run(out, x, n, g0, p, kind, Q, 0, 0, cnt))
     if (ne) {
