@@ -82,8 +82,10 @@ typedef struct ag__kparams {
     /* 0: the caller wants no stats (the nearest-even loops then skip the
      * counters); ag__kparams_init sets 1 */
     int count;
-    /* 1: write quantize output with non-temporal stores (set by the caller
-     * for outputs far larger than the caches; AVX2 / AVX-512 variants) */
+    /* 1: write the output with non-temporal stores (set by the caller for
+     * outputs far larger than the caches): quantize in the AVX2 / AVX-512
+     * builds of the body, quantize and encodes in the hand-written
+     * AVX-512 loops */
     int stream_out;
     float max_finite;
     uint64_t seed, stream; /* stochastic rounding key */
