@@ -535,14 +535,14 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
         return 0;
     const int inv = p->use_inv;
     /* each combination of the constant arguments is one specialised loop */
-#define X_NE_CALL(Q, R) \
-    (sat_q || sat_e ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, cnt)                  \
-         : cn ? x_ne_run(out, x, n, p, kind, Q, R, 0, 1, cnt)             \
-              : x_ne_run(out, x, n, p, kind, Q, R, 0, 0, cnt))
-#define X_SR_CALL(Q)                                                       \
-    (sat_q ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, cnt)                 \
-         : cn ? x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, cnt)            \
-              : x_sr_run(out, x, n, g0, p, kind, Q, 0, 0, cnt))
+#define X_NE_CALL(Q, R)                                                       \
+    (sat_q || sat_e ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, cnt)           \
+     : cn           ? x_ne_run(out, x, n, p, kind, Q, R, 0, 1, cnt)           \
+                    : x_ne_run(out, x, n, p, kind, Q, R, 0, 0, cnt))
+#define X_SR_CALL(Q)                                                          \
+    (sat_q ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, cnt)                   \
+     : cn  ? x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, cnt)                   \
+           : x_sr_run(out, x, n, g0, p, kind, Q, 0, 0, cnt))
     if (ne) {
         /* the float-sum rounding needs M >= 1 (code parity = float
          * parity) and C = 2^(e + 23 - M) finite up to max_finite; else
