@@ -18,6 +18,14 @@
 
 #define AG_K_INLINE static inline __attribute__((always_inline))
 
+/* "no loop-carried dependences": GCC's pragma (clang has no such pragma
+ * and vectorizes these loops without it) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define AG_K_IVDEP _Pragma("GCC ivdep")
+#else
+#define AG_K_IVDEP
+#endif
+
 /* Float bits through a union: GCC vectorizes it as a plain reinterpretation. */
 typedef union {
     float f;
@@ -182,7 +190,7 @@ AG_K_INLINE void k_round_tile(void *restrict outp, const float *inp,
     const uint32_t tzn = mode == AG_ROUND_TOWARD_ZERO || mode == AG_ROUND_UP;
     uint32_t n_ovf = 0, n_unf = 0, n_nan = 0;
 
-#pragma GCC ivdep
+    AG_K_IVDEP
     for (size_t i = 0; i < len; i++) {
         const float xin = inp[i];
         const float v = use_inv ? xin * inv : xin / scale;
@@ -332,7 +340,7 @@ AG_K_INLINE void k_round_tile_lean(void *restrict outp, const float *inp,
     const uint32_t ocod0 = tzp ? mc0 : oc0, ocod1 = tzn ? mc1 : oc1;
     uint32_t n_ovf = 0, n_unf = 0, n_nan = 0;
 
-#pragma GCC ivdep
+    AG_K_IVDEP
     for (size_t i = 0; i < len; i++) {
         const float xin = inp[i];
         const float v = use_inv ? xin * inv : xin / scale;
@@ -441,7 +449,7 @@ AG_K_INLINE void k_round_ne_fast(void *restrict outp, const float *restrict inp,
     const uint32_t oc0 = p->ovf_code[0], oc1 = p->ovf_code[1];
     const uint32_t ic0 = p->inf_code[0], ic1 = p->inf_code[1];
     uint32_t n_ovf = 0, n_unf = 0, n_nan = 0;
-#pragma GCC ivdep
+    AG_K_IVDEP
     for (size_t i = 0; i < len; i++) {
         const float xin = inp[i];
         const float v = use_inv ? xin * inv : xin / scale;
@@ -588,7 +596,7 @@ AG_K_INLINE void k_decode_run(float *y, const void *codes, size_t n,
     const uint32_t all_mag = p->all_mag, e_all = p->e_all;
     const uint32_t qn_pos = p->qnan_pos, qn_neg = p->qnan_neg;
     const float scale = p->scale;
-#pragma GCC ivdep
+    AG_K_IVDEP
     for (size_t i = 0; i < n; i++) {
         const uint32_t c = (uint32_t)(wide ? c16[i] : c8[i]);
         const uint32_t neg = (c & sign_mask) != 0;
@@ -617,7 +625,7 @@ AG_K_INLINE void k_decode_lut(float *y, const void *codes, size_t n,
 {
     const uint8_t *c8 = (const uint8_t *)codes;
     const uint16_t *c16 = (const uint16_t *)codes;
-#pragma GCC ivdep
+    AG_K_IVDEP
     for (size_t i = 0; i < n; i++)
         y[i] = lut[wide ? (c16[i] & 0xffu) : c8[i]];
 }
@@ -652,13 +660,13 @@ static void k_backward(float *dx, const float *dy, const float *x, size_t n,
                        const ag__kparams *p, int clipped)
 {
     if (!clipped) {
-#pragma GCC ivdep
+    AG_K_IVDEP
         for (size_t i = 0; i < n; i++)
             dx[i] += dy[i];
         return;
     }
     const float scale = p->scale, mx = p->max_finite;
-#pragma GCC ivdep
+    AG_K_IVDEP
     for (size_t i = 0; i < n; i++) {
         const float v = x[i] / scale;
         const float mag = k_u2f(k_f2u(v) & 0x7fffffffu);
@@ -671,13 +679,13 @@ static void k_scale_mul(float *y, const float *x, size_t n, float scale,
                         int accum)
 {
     if (accum) {
-#pragma GCC ivdep
+    AG_K_IVDEP
         for (size_t i = 0; i < n; i++) {
             const float prod = x[i] * scale;
             y[i] = y[i] + prod;
         }
     } else {
-#pragma GCC ivdep
+    AG_K_IVDEP
         for (size_t i = 0; i < n; i++)
             y[i] = x[i] * scale;
     }
