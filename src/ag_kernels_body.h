@@ -110,36 +110,27 @@ static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
  * ag__kparams.stream_out), so that the output lines are not read for
  * ownership first, as glibc's memcpy does for large copies. Only where the
  * ISA of this variant has streaming stores; else plain stores. */
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#define K_HAVE_STREAM 1
 #if defined(__AVX512F__)
-#include <immintrin.h>
-#define K_HAVE_STREAM 1
+#define K_SW 16 /* floats per streaming store */
+#define K_STREAM_VEC(d, s) _mm512_stream_ps((d), _mm512_loadu_ps(s))
+#else
+#define K_SW 8
+#define K_STREAM_VEC(d, s) _mm256_stream_ps((d), _mm256_loadu_ps(s))
+#endif
 AG_K_INLINE void k_stream_store(float *dst, const float *src, size_t n)
 {
+    const uintptr_t amask = K_SW * sizeof(float) - 1u;
     size_t i = 0;
-    while (i < n && i < 16 && ((uintptr_t)(dst + i) & 63u) != 0) {
+    while (i < n && i < K_SW && ((uintptr_t)(dst + i) & amask) != 0) {
         dst[i] = src[i];
         i++;
     }
-    if (((uintptr_t)(dst + i) & 63u) == 0)
-        for (; i + 16 <= n; i += 16)
-            _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-AG_K_INLINE void k_stream_fence(void) { _mm_sfence(); }
-#elif defined(__AVX2__)
-#include <immintrin.h>
-#define K_HAVE_STREAM 1
-AG_K_INLINE void k_stream_store(float *dst, const float *src, size_t n)
-{
-    size_t i = 0;
-    while (i < n && i < 8 && ((uintptr_t)(dst + i) & 31u) != 0) {
-        dst[i] = src[i];
-        i++;
-    }
-    if (((uintptr_t)(dst + i) & 31u) == 0)
-        for (; i + 8 <= n; i += 8)
-            _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    if (((uintptr_t)(dst + i) & amask) == 0)
+        for (; i + K_SW <= n; i += K_SW)
+            K_STREAM_VEC(dst + i, src + i);
     for (; i < n; i++)
         dst[i] = src[i];
 }
