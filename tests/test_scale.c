@@ -11,6 +11,7 @@
  * be set with AG_TEST_SEED.
  */
 #include "ag_test.h"
+#include "ag_test_rng.h"
 
 #include <altgrad.h>
 #include <float.h>
@@ -18,31 +19,6 @@
 #include <math.h>
 
 /* ---- helpers --------------------------------------------------------------- */
-
-static uint64_t rng_state;
-static uint64_t rng_next(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* A float of random sign and magnitude 2^[-lo, hi), sometimes special. */
-static float rnd_float(int lo, int hi, int specials)
-{
-    const uint64_t r = rng_next();
-    if (specials && r % 97 == 0)
-        return NAN;
-    if (specials && r % 89 == 0)
-        return (r >> 8) & 1 ? INFINITY : -INFINITY;
-    if (r % 53 == 0)
-        return (r >> 8) & 1 ? 0.0f : -0.0f;
-    const double u = (double)(rng_next() >> 11) / 9007199254740992.0; /* [0,1) */
-    const double e = -lo + (double)(lo + hi) * u;
-    const float v = (float)exp2(e);
-    return (r >> 9) & 1 ? -v : v;
-}
 
 static const ag_format *F(const char *name)
 {
