@@ -294,20 +294,29 @@ ag_status ag_compute_scale_rows(float *scales, const float *amax, size_t rows,
     return AG_OK;
 }
 
-ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
-                           const float *scales, const ag_format *fmt,
-                           const ag_qopts *opts, ag_stats *stats)
+/* The checks the two per-row calls share, in their order: the format,
+ * the options, then the shape (*n = rows * cols). */
+static ag_status rows_check(const ag_format *fmt, const ag_qopts *opts,
+                            size_t rows, size_t cols, size_t *n)
 {
     ag_status st = fmt_check(fmt);
     if (st != AG_OK)
         return st;
     if (opts && (st = opts_check(opts)) != AG_OK)
         return st;
-    size_t n;
-    if (shape_product(&n, rows, cols) != AG_OK)
+    if (shape_product(n, rows, cols) != AG_OK)
         return AG_ERR_SHAPE;
-    if (n == 0)
-        return AG_OK;
+    return AG_OK;
+}
+
+ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
+                           const float *scales, const ag_format *fmt,
+                           const ag_qopts *opts, ag_stats *stats)
+{
+    size_t n;
+    ag_status st = rows_check(fmt, opts, rows, cols, &n);
+    if (st != AG_OK || n == 0)
+        return st;
     if (!y || !x || !scales)
         return AG_ERR_NULL;
     if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x) ||
@@ -334,16 +343,10 @@ ag_status ag_quantize_rows_backward(float *dx, const float *dy, const float *x,
                                     const float *scales, const ag_format *fmt,
                                     const ag_qopts *opts)
 {
-    ag_status st = fmt_check(fmt);
-    if (st != AG_OK)
-        return st;
-    if (opts && (st = opts_check(opts)) != AG_OK)
-        return st;
     size_t n;
-    if (shape_product(&n, rows, cols) != AG_OK)
-        return AG_ERR_SHAPE;
-    if (n == 0)
-        return AG_OK;
+    ag_status st = rows_check(fmt, opts, rows, cols, &n);
+    if (st != AG_OK || n == 0)
+        return st;
     const int clipped = opts && opts->ste == AG_STE_CLIPPED;
     if (!dx || !dy || !scales || (clipped && !x))
         return AG_ERR_NULL;
