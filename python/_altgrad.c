@@ -1222,6 +1222,21 @@ static int sd_opts(PyObject *d, ag_qopts *o, int allow_ste)
     return parse_qopts(&p, o);
 }
 
+/* The trailing "format, scale=1.0, opts=None" arguments of the
+ * diagnostics calls: the format object, the scale (1.0 when absent) and
+ * the options dict without an STE entry. -1 with an exception set. */
+static int sd_fmt_scale_opts(PyObject *module, PyObject *fo, PyObject *so,
+                             PyObject *oo, const ag_format **f, float *scale,
+                             ag_qopts *o)
+{
+    *scale = 1.0f;
+    *f = get_format(module, fo);
+    if (*f == NULL || (so && get_float(so, "scale", scale) < 0) ||
+        sd_opts(oo, o, 0) < 0)
+        return -1;
+    return 0;
+}
+
 /* Check rows, cols >= 0 and rows * cols == the element count of v. */
 static int sd_shape(const Py_buffer *v, Py_ssize_t rows, Py_ssize_t cols)
 {
@@ -1872,11 +1887,10 @@ static PyObject *mod_flips(PyObject *module, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:flips", kwlist, &ao, &bo,
                                      &fo, &so, &oo))
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
+    const ag_format *f;
+    float scale;
     ag_qopts o;
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        sd_opts(oo, &o, 0) < 0)
+    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
         return NULL;
     const Py_buffer *a = sd_get(&b, ao, 'f', 4, 0, "a");
     const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
@@ -1947,11 +1961,10 @@ static PyObject *mod_update_flips(PyObject *module, PyObject *args, PyObject *kw
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:update_flips", kwlist, &bo,
                                      &ao, &go, &fo, &so, &oo))
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
+    const ag_format *f;
+    float scale;
     ag_qopts o;
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        sd_opts(oo, &o, 0) < 0)
+    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
         return NULL;
     const Py_buffer *bv = sd_get(&b, bo, 'f', 4, 0, "before");
     const Py_buffer *av = bv ? sd_get(&b, ao, 'f', 4, 0, "after") : NULL;
@@ -2016,11 +2029,10 @@ static PyObject *mod_ulp_distance(PyObject *module, PyObject *args, PyObject *kw
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:ulp_distance", kwlist, &dob,
                                      &ao, &bo, &fo, &so, &oo))
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
+    const ag_format *f;
+    float scale;
     ag_qopts o;
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        sd_opts(oo, &o, 0) < 0)
+    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
         return NULL;
     const Py_buffer *d = sd_get(&b, dob, 'i', 4, 1, "d (int32)");
     const Py_buffer *a = d ? sd_get(&b, ao, 'f', 4, 0, "a") : NULL;
@@ -2055,11 +2067,10 @@ static PyObject *mod_ulp_distance_stats(PyObject *module, PyObject *args,
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:ulp_distance_stats", kwlist,
                                      &ao, &bo, &fo, &so, &oo))
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
+    const ag_format *f;
+    float scale;
     ag_qopts o;
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        sd_opts(oo, &o, 0) < 0)
+    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
         return NULL;
     const Py_buffer *a = sd_get(&b, ao, 'f', 4, 0, "a");
     const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
@@ -2128,11 +2139,10 @@ static PyObject *mod_exp_hist(PyObject *module, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:exp_hist", kwlist, &xo, &fo,
                                      &so, &oo))
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
+    const ag_format *f;
+    float scale;
     ag_qopts o;
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        sd_opts(oo, &o, 0) < 0)
+    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
         return NULL;
     uint64_t counts[AG_HIST_FIELD + 256];
     const size_t len = ag_exp_hist_len(f);
