@@ -39,7 +39,6 @@ typedef struct {
     __m512i infpat; /* 0x7f800000 with inf, else never equal to |v| */
     __m512i ovft;   /* p->ne_ovft */
     uint32_t sh;
-    int has_inf;
 } x_common;
 
 AG_K_INLINE void x_common_init(x_common *c, const ag__kparams *p)
@@ -55,8 +54,8 @@ AG_K_INLINE void x_common_init(x_common *c, const ag__kparams *p)
     c->minnorm = _mm512_set1_epi32((int)p->ne_minnorm);
     /* formats with inf give +-inf for v = +-inf; without inf, inf
      * overflows like a finite value */
-    c->has_inf = p->inf_val[0] == 0x7f800000u;
-    c->infpat = _mm512_set1_epi32((int)(c->has_inf ? 0x7f800000u : 0xffffffffu));
+    const int has_inf = p->inf_val[0] == 0x7f800000u;
+    c->infpat = _mm512_set1_epi32((int)(has_inf ? 0x7f800000u : 0xffffffffu));
     c->ovfcode = _mm512_set1_epi32((int)p->ovf_code[0]);
     c->infcode = _mm512_set1_epi32((int)p->inf_code[0]);
     c->nancode = _mm512_set1_epi32((int)p->nan_code);
