@@ -82,10 +82,9 @@ typedef struct ag__kparams {
     /* 0: the caller wants no stats (the nearest-even loops then skip the
      * counters); ag__kparams_init sets 1 */
     int count;
-    /* 1: write the output with non-temporal stores (set by the caller for
-     * outputs far larger than the caches): quantize in the AVX2 / AVX-512
-     * builds of the body, quantize and encodes in the hand-written
-     * AVX-512 loops */
+    /* 1: write the codes with non-temporal stores (set by the caller for
+     * encodes whose output is far larger than the caches; the
+     * nearest-even encodes of the hand-written AVX-512 loops use it) */
     int stream_out;
     float max_finite;
     uint64_t seed, stream; /* stochastic rounding key */

@@ -11,7 +11,8 @@
  * the scalar specification (tests/test_kernels.c checks them against it on
  * every format, mode, policy, scale and alignment). The first and last
  * vectors of a call are masked, so any n, alignment and stream offset takes
- * the same loop; large outputs (p->stream_out) use non-temporal stores.
+ * the same loop; large code outputs (p->stream_out: encodes) use
+ * non-temporal stores.
  * FMA is not enabled, so no product is ever fused: bit-exact with scalar.
  */
 #include "ag_kernels.h"
@@ -73,7 +74,9 @@ AG_K_INLINE __mmask16 x_lanes(ptrdiff_t lo, ptrdiff_t hi)
 
 AG_K_INLINE __m512 x_load(const float *x, ptrdiff_t i, __mmask16 m)
 {
-    return m == 0xffff ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+    __m512 v = m == 0xffff ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+    __asm__("" : "+v"(v)); /* one load: GCC would load x again for each use */
+    return v;
 }
 
 /* |v| bits for v = x / scale as the scalar path divides it: vdivps, or
@@ -92,13 +95,14 @@ AG_K_INLINE __m512i x_quot(__m512 xv, const x_common *c, const int use_inv)
  * on the lanes that overflow, +-inf and NaN included (every rounding loop
  * below guarantees it, garbage lanes too). code: the code magnitude
  * (encode kinds only). satmin: quantize that saturates to max_finite with
- * no counts: min(r, maxb) instead of a compare and a select. Writes the
- * lanes of m. */
+ * no counts: min(r, maxb) instead of a compare and a select. hasinf: the
+ * format has inf (only then can v = +-inf give a result other than an
+ * overflow; 0 saves a compare). Writes the lanes of m. */
 AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
                           __m512i b, __m512i a, __m512i r, __m512i code,
                           const x_common *c, const int kind, const int satmin,
                           const int count, const int stream, uint64_t cnt[3],
-                          __m512i *cret, const int codeonly)
+                          __m512i *cret, const int codeonly, const int hasinf)
 {
     /* codeonly (nearest-even encodes): no r; overflow is |v| > ne_ovft
      * (none left when satmin clamped |v| to it), zero is code 0 */
@@ -120,8 +124,10 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
     if (kind == K_OUT_F32) {
         /* v = +-inf (x inf, or x / scale past FLT_MAX) gives +-inf in a
          * format with inf: r is already inf there */
-        const __mmask16 infm = _mm512_cmpeq_epi32_mask(a, c->infpat);
-        if (satmin)
+        const __mmask16 infm = hasinf ? _mm512_cmpeq_epi32_mask(a, c->infpat) : 0;
+        if (satmin && !hasinf)
+            r = _mm512_min_epu32(r, c->maxb);
+        else if (satmin)
             r = _mm512_mask_min_epu32(r, (__mmask16)~infm, r, c->maxb);
         else
             r = _mm512_mask_mov_epi32(r, ovf & (__mmask16)~infm, c->ovfmag);
@@ -130,15 +136,14 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
         const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
         const __m512 y = _mm512_mask_mul_ps(x, (__mmask16)~nan, _mm512_castsi512_ps(o), c->scale);
         float *yo = (float *)out + i;
-        if (stream && m == 0xffff)
-            _mm512_stream_ps(yo, y);
-        else if (m == 0xffff)
+        if (m == 0xffff)
             _mm512_storeu_ps(yo, y);
         else
             _mm512_mask_storeu_ps(yo, m, y);
     } else {
         code = _mm512_mask_mov_epi32(code, ovf, c->ovfcode);
-        code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(a, c->infpat), c->infcode);
+        if (hasinf)
+            code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(a, c->infpat), c->infcode);
         code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code, c->signcode);
         code = _mm512_mask_mov_epi32(
             code, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), c->nancode);
@@ -188,7 +193,7 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           const __m512i magic, const __m512i off,
                           const int kind, const int use_inv, const int intround,
                           const int satmin, const int count, const int stream,
-                          uint64_t cnt[3], __m512i *cret)
+                          uint64_t cnt[3], __m512i *cret, const int hasinf)
 {
     const __m512 xv = x_load(x, i, m);
     const __m512i a = x_quot(xv, c, use_inv);
@@ -236,13 +241,14 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         }
     }
     x_finish(out, i, m, xv, b, a, r, code, c, kind, intround && kind != K_OUT_F32 ? 0 : satmin,
-             count, stream, cnt, cret, codeonly);
+             count, stream, cnt, cret, codeonly, hasinf);
 }
 
 AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
                           const ag__kparams *p, const int kind,
                           const int use_inv, const int intround,
-                          const int satmin, const int count, uint64_t cnt[3])
+                          const int satmin, const int count, const int hasinf,
+                          uint64_t cnt[3])
 {
     x_common c;
     x_common_init(&c, p);
@@ -251,10 +257,11 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
     const __m512i off = _mm512_set1_epi32((int)((uint32_t)(127 - p->bias) << p->mbits));
     /* start so that the output of the full vectors is aligned to its
      * size (64 bytes of floats, 16 or 32 of codes; the first vector is
-     * masked): required by the non-temporal stores of large outputs */
+     * masked): required by the non-temporal stores of large code outputs
+     * (encodes; float outputs are stored plainly, see ag_quant.c) */
     const uintptr_t addr = (uintptr_t)out;
     const uintptr_t esz = kind == K_OUT_F32 ? 4u : (kind == K_OUT_U8 ? 1u : 2u);
-    const int stream = p->stream_out && (addr & (esz - 1u)) == 0;
+    const int stream = kind != K_OUT_F32 && p->stream_out && (addr & (esz - 1u)) == 0;
     ptrdiff_t i = 0;
     if ((addr & (esz - 1u)) == 0)
         i = -(ptrdiff_t)(((addr & (16u * esz - 1u)) / esz) & 15u);
@@ -263,7 +270,7 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
      * last vector */
 #define X_NE_VEC(I, M, STREAM)                                                \
     x_ne_vec(out, x, I, M, &c, kexp, magic, off, kind, use_inv, intround,     \
-             satmin, count, STREAM, cnt, NULL)
+             satmin, count, STREAM, cnt, NULL, hasinf)
 #define X_NE(STREAM)                                                          \
     do {                                                                      \
         if (i < 0 || i + 16 > nn) {                                           \
@@ -295,7 +302,7 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
             for (int k = 0; k < 4; k++)                                       \
                 x_ne_vec(out, x, i + 16 * k, (__mmask16)0xffff, &c, kexp,     \
                          magic, off, kind, use_inv, intround, satmin, count,  \
-                         STREAM, cnt, &q[k]);                                 \
+                         STREAM, cnt, &q[k], hasinf);                         \
             const __m512i w01 = _mm512_packus_epi32(q[0], q[1]);              \
             const __m512i w23 = _mm512_packus_epi32(q[2], q[3]);              \
             const __m512i b8 = _mm512_permutexvar_epi32(                      \
@@ -407,7 +414,7 @@ typedef struct {
 AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           __m512i rnd, const x_common *c, const x_srconst *k,
                           const int kind, const int use_inv, const int satmin,
-                          const int count, const int stream, uint64_t cnt[3])
+                          const int count, uint64_t cnt[3], const int hasinf)
 {
     const __m512 xv = x_load(x, i, m);
     const __m512i a = x_quot(xv, c, use_inv);
@@ -434,13 +441,13 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         code = _mm512_mask_mov_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), k->off), sub,
                                      _mm512_mask_add_epi32(ks, up, ks, _mm512_set1_epi32(1)));
     }
-    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, stream, cnt, NULL, 0);
+    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, 0, cnt, NULL, 0, hasinf);
 }
 
 AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
                           const ag__kparams *p, const int kind,
                           const int use_inv, const int satmin, const int count,
-                          uint64_t cnt[3])
+                          const int hasinf, uint64_t cnt[3])
 {
     x_common c;
     x_common_init(&c, p);
@@ -459,60 +466,40 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         kk[2 * round + 1] = (uint32_t)(p->seed >> 32) + (uint32_t)round * AG__PHILOX_W1;
     }
     /* element i is stream element g0 + i; vectors start where the stream
-     * index is a multiple of 4 (lanes before element 0 are masked), and
-     * where also the output is 64-byte aligned when that is possible
-     * (non-temporal stores of large quantize calls) */
+     * index is a multiple of 4 (lanes before element 0 are masked). Its
+     * block, modulo 2^64: a start before element 0 of the stream wraps,
+     * and the masked lanes' words are never used. */
     ptrdiff_t i = -(ptrdiff_t)(g0 & 3u);
-    const uintptr_t addr = (uintptr_t)out;
-    int stream = 0;
-    if (kind == K_OUT_F32 && p->stream_out && (addr & 3u) == 0) {
-        const ptrdiff_t ia = -(ptrdiff_t)(((addr & 63u) / 4u) & 15u);
-        if ((((ptrdiff_t)(g0 & 3u) + ia) & 3) == 0) {
-            i = ia;
-            stream = 1;
-        }
-    }
-    /* block of stream element g0 + i (a multiple of 4), modulo 2^64: a
-     * start before element 0 of the stream wraps, and the masked lanes'
-     * words are never used */
-    uint64_t blk = (g0 >> 2) + (uint64_t)(int64_t)(((ptrdiff_t)(g0 & 3u) + i) / 4);
+    uint64_t blk = g0 >> 2;
     const ptrdiff_t nn = (ptrdiff_t)n;
     /* groups of 64 elements with masks (the first, which may start
      * before element 0, and the last ones); the body takes 256 elements
-     * (four interleaved Philox groups) a step, unmasked */
-#define X_SR_GROUP(STREAM)                                                    \
+     * (four interleaved Philox groups) a step, unmasked. (Plain stores
+     * even for large outputs: non-temporal ones made this loop 30 %
+     * slower at 2^24.) */
+#define X_SR_GROUP()                                                          \
     do {                                                                      \
         __m512i w[4];                                                         \
         x_philox(blk, p->stream, kk, lane_off, w, 1);                         \
         for (int q = 0; q < 4 && i + 16 * q < nn; q++) {                      \
             const ptrdiff_t iq = i + 16 * q;                                  \
             x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, kind,   \
-                     use_inv, satmin, count, STREAM, cnt);                    \
+                     use_inv, satmin, count, cnt, hasinf);                    \
         }                                                                     \
         i += 64;                                                              \
         blk += 16;                                                            \
     } while (0)
-#define X_SR(STREAM)                                                          \
-    do {                                                                      \
-        if (i < 0)                                                            \
-            X_SR_GROUP(STREAM);                                               \
-        for (; i + 256 <= nn; i += 256, blk += 64) {                          \
-            __m512i w[16];                                                    \
-            x_philox(blk, p->stream, kk, lane_off, w, 4);                     \
-            for (int q = 0; q < 16; q++)                                      \
-                x_sr_vec(out, x, i + 16 * q, (__mmask16)0xffff, w[q], &c, &k, \
-                         kind, use_inv, satmin, count, STREAM, cnt);          \
-        }                                                                     \
-        while (i < nn)                                                        \
-            X_SR_GROUP(STREAM);                                               \
-    } while (0)
-    if (stream) {
-        X_SR(1);
-        _mm_sfence();
-    } else {
-        X_SR(0);
+    if (i < 0)
+        X_SR_GROUP();
+    for (; i + 256 <= nn; i += 256, blk += 64) {
+        __m512i w[16];
+        x_philox(blk, p->stream, kk, lane_off, w, 4);
+        for (int q = 0; q < 16; q++)
+            x_sr_vec(out, x, i + 16 * q, (__mmask16)0xffff, w[q], &c, &k, kind, use_inv,
+                     satmin, count, cnt, hasinf);
     }
-#undef X_SR
+    while (i < nn)
+        X_SR_GROUP();
 #undef X_SR_GROUP
 }
 
@@ -533,15 +520,20 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
     if (!p->sym || !(ne || sr))
         return 0;
     const int inv = p->use_inv;
-    /* each combination of the constant arguments is one specialised loop */
+    const int hi = p->inf_val[0] == 0x7f800000u; /* the format has inf */
+    /* each combination of the constant arguments is one specialised loop:
+     * the saturating, uncounted calls (the default policy) with and
+     * without inf handling; every other policy takes the counting loop
+     * (its counts are dropped when the caller passed no stats), which
+     * handles inf whatever the format: fewer loops to compile */
 #define X_NE_CALL(Q, R)                                                       \
-    (sat_q || sat_e ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, cnt)           \
-     : cn           ? x_ne_run(out, x, n, p, kind, Q, R, 0, 1, cnt)           \
-                    : x_ne_run(out, x, n, p, kind, Q, R, 0, 0, cnt))
+    (sat_q || sat_e ? (hi ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, 1, cnt)  \
+                          : x_ne_run(out, x, n, p, kind, Q, R, 1, 0, 0, cnt)) \
+                    : x_ne_run(out, x, n, p, kind, Q, R, 0, 1, 1, cnt))
 #define X_SR_CALL(Q)                                                          \
-    (sat_q ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, cnt)                   \
-     : cn  ? x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, cnt)                   \
-           : x_sr_run(out, x, n, g0, p, kind, Q, 0, 0, cnt))
+    (sat_q ? (hi ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, 1, cnt)          \
+                 : x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, 0, cnt))         \
+           : x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, 1, cnt))
     if (ne) {
         /* the float-sum rounding needs M >= 1 (code parity = float
          * parity) and C = 2^(e + 23 - M) finite up to max_finite; else

@@ -106,39 +106,6 @@ static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
     }
 }
 
-/* Non-temporal copy of a finished tile to its destination (large calls:
- * ag__kparams.stream_out), so that the output lines are not read for
- * ownership first, as glibc's memcpy does for large copies. Only where the
- * ISA of this variant has streaming stores; else plain stores. */
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#define K_HAVE_STREAM 1
-#if defined(__AVX512F__)
-#define K_SW 16 /* floats per streaming store */
-#define K_STREAM_VEC(d, s) _mm512_stream_ps((d), _mm512_loadu_ps(s))
-#else
-#define K_SW 8
-#define K_STREAM_VEC(d, s) _mm256_stream_ps((d), _mm256_loadu_ps(s))
-#endif
-AG_K_INLINE void k_stream_store(float *dst, const float *src, size_t n)
-{
-    const uintptr_t amask = K_SW * sizeof(float) - 1u;
-    size_t i = 0;
-    while (i < n && i < K_SW && ((uintptr_t)(dst + i) & amask) != 0) {
-        dst[i] = src[i];
-        i++;
-    }
-    if (((uintptr_t)(dst + i) & amask) == 0)
-        for (; i + K_SW <= n; i += K_SW)
-            K_STREAM_VEC(dst + i, src + i);
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-AG_K_INLINE void k_stream_fence(void) { _mm_sfence(); }
-#else
-#define K_HAVE_STREAM 0
-#endif
-
 /* Output kinds of the rounding loop. */
 #define K_OUT_F32 0
 #define K_OUT_U8 1
@@ -490,10 +457,6 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
 {
     const size_t esz = kind == K_OUT_F32 ? 4 : (kind == K_OUT_U8 ? 1 : 2);
     uint32_t rbuf[AG__TILE + 8];
-#if K_HAVE_STREAM
-    float tbuf[AG__TILE];
-    const int streaming = kind == K_OUT_F32 && p->stream_out;
-#endif
     for (size_t i0 = 0; i0 < n; i0 += AG__TILE) {
         const size_t len = n - i0 < AG__TILE ? n - i0 : AG__TILE;
         const uint32_t *rnd = NULL;
@@ -506,10 +469,6 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         /* two loops, so that neither holds a (trapping) FP op under a
          * condition, which would keep GCC from vectorizing it */
         void *o = (char *)out + i0 * esz;
-#if K_HAVE_STREAM
-        if (streaming)
-            o = tbuf;
-#endif
         /* (count and use_inv as constants: four specialised loops) */
         if (mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
             if (p->use_inv && p->count)
@@ -528,18 +487,10 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
             k_round_tile(o, x + i0, len, rnd, p, mode, kind, 1, cnt);
         else
             k_round_tile(o, x + i0, len, rnd, p, mode, kind, 0, cnt);
-#if K_HAVE_STREAM
-        if (streaming)
-            k_stream_store((float *)out + i0, tbuf, len);
-#endif
         st->overflow += cnt[0];
         st->underflow += cnt[1];
         st->nan += cnt[2];
     }
-#if K_HAVE_STREAM
-    if (streaming)
-        k_stream_fence();
-#endif
 }
 
 #define K_ROUND_FN(fname, otype, kind)                                        \

@@ -204,10 +204,11 @@ static void check_format(const ag_format *f, float *x, size_t cap)
             }
         }
     }
-    /* the streaming-store path of large calls (white box: forced on a
-     * small output at every offset within a cache line), every path,
-     * nearest-even and stochastic (stream offsets 0 and 7), quantize and
-     * encodes, against the scalar path */
+    /* the streaming-store path of large encodes (white box: forced on a
+     * small output at every offset within a cache line; quantize ignores
+     * the flag and is checked at the same offsets), every path,
+     * nearest-even and stochastic (stream offsets 0 and 7), against the
+     * scalar path */
     for (int mode = 0; mode < 3; mode++) {
         const float scale = 0.375f;
         const size_t n = make_inputs(x + 1, cap - 16, f, scale);
