@@ -28,7 +28,9 @@
 #define AG_K_NO_TABLE 1 /* the table is defined below */
 #include "ag_kernels_body.h"
 
+#include <float.h>
 #include <immintrin.h>
+#include <math.h>
 
 /* ---- shared pieces ---------------------------------------------------------- */
 
@@ -395,9 +397,10 @@ AG_K_INLINE void x_philox(uint64_t blk, uint64_t stream, const uint32_t *kk,
     }
 }
 
-/* Constants of the stochastic loop. */
+/* Constants of the stochastic loop (lowm, ush: the normal-range loop). */
 typedef struct {
-    __m512i kexp, magic, off, scl, stp;
+    __m512i kexp, magic, off, scl, stp, lowm;
+    __m128i ush;
 } x_srconst;
 
 /* One vector of stochastic rounding with random words rnd. The spec: up
@@ -444,6 +447,43 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
     x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, 0, cnt, NULL, 0, hasinf);
 }
 
+/* One vector of stochastic quantize whose nonzero |v| are all at least
+ * 2^emin (x_sr_normal_block said so), by integer steps on the pattern.
+ * There the step is 2^sh ulps of |v| (sh = 23 - M) and frac * 2^32 =
+ * f << (32 - sh) for the sh dropped bits f, so the spec's rnd <
+ * floor(frac * 2^32) is (rnd >> (32 - sh)) < f, which is exactly when
+ * f + (2^sh - 1 - (rnd >> (32 - sh))) carries into the kept bits: r =
+ * (|v| + lowm - (rnd >> (32 - sh))) & keep, the carry running on into
+ * the exponent where the fraction is full. Zero stays zero; inf stays
+ * inf; overflow and NaN land above maxb (unsigned) as x_finish needs. */
+AG_K_INLINE void x_sr_vec_int(float *out, const float *x, ptrdiff_t i,
+                              __m512i rnd, const x_common *c,
+                              const x_srconst *k, const int use_inv,
+                              const int satmin, const int count,
+                              uint64_t cnt[3], const int hasinf)
+{
+    const __m512 xv = x_load(x, i, (__mmask16)0xffff);
+    const __m512i a = x_quot(xv, c, use_inv);
+    const __m512i u = _mm512_srl_epi32(rnd, k->ush);
+    const __m512i r = _mm512_and_si512(_mm512_sub_epi32(_mm512_add_epi32(a, k->lowm), u), c->keep);
+    x_finish(out, i, (__mmask16)0xffff, xv, _mm512_castps_si512(xv), a, r, r, c, K_OUT_F32,
+             satmin, count, 0, cnt, NULL, 0, hasinf);
+}
+
+/* 1 when every nonzero x[0 .. 256) has |x| >= the bits whose double is
+ * xthr2 (x bits shifted left by one, minus one: zeros wrap to the top and
+ * pass), so that every nonzero |v| = |x / scale| is at least 2^emin. */
+AG_K_INLINE int x_sr_normal_block(const float *x, const __m512i xthr2)
+{
+    const __m512i ones = _mm512_set1_epi32(-1);
+    __m512i mn = ones;
+    for (int q = 0; q < 16; q++) {
+        const __m512i xb = _mm512_loadu_si512(x + 16 * q);
+        mn = _mm512_min_epu32(mn, _mm512_add_epi32(_mm512_add_epi32(xb, xb), ones));
+    }
+    return _mm512_cmplt_epu32_mask(mn, xthr2) == 0;
+}
+
 AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
                           const ag__kparams *p, const int kind,
                           const int use_inv, const int satmin, const int count,
@@ -457,6 +497,20 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
     k.off = _mm512_set1_epi32((int)((uint32_t)(127 - p->bias) << p->mbits));
     k.scl = _mm512_set1_epi32((int)((uint32_t)(2 * 127 + 55) << 23)); /* 2^55 / C */
     k.stp = _mm512_set1_epi32((int)(23u << 23));                      /* C * 2^-23 */
+    k.lowm = _mm512_set1_epi32((int)((1u << p->ne_sh) - 1u));
+    k.ush = _mm_cvtsi32_si128((int)(32u - p->ne_sh));
+    /* blocks of quantize whose nonzero |x| are all at least xthr take the
+     * integer loop: xthr = 2^emin * scale (exact in double), rounded to a
+     * float and moved one ulp up, so that |x| >= xthr gives |x / scale| >=
+     * 2^emin however the two roundings went (inf when it overflows: no
+     * block then qualifies). Formats without normals (E = 0) never try. */
+    const int try_int = kind == K_OUT_F32 && p->ne_minnorm != 0xffffffffu;
+    __m512i xthr2 = _mm512_setzero_si512();
+    if (try_int) {
+        const double t = ldexp(1.0, p->emin) * (double)p->scale;
+        const uint32_t tb = t > (double)FLT_MAX ? 0x7f800000u : k_f2u((float)t) + 1u;
+        xthr2 = _mm512_set1_epi32((int)((tb << 1) - 1u));
+    }
     const __m512i lane_off = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2,
                                               13, 9, 5, 1, 12, 8, 4, 0);
     /* the round keys (seed + round * Weyl constants), once per call */
@@ -493,10 +547,17 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         X_SR_GROUP();
     for (; i + 256 <= nn; i += 256, blk += 64) {
         __m512i w[16];
+        const int nrm = try_int && x_sr_normal_block(x + i, xthr2);
         x_philox(blk, p->stream, kk, lane_off, w, 4);
-        for (int q = 0; q < 16; q++)
-            x_sr_vec(out, x, i + 16 * q, (__mmask16)0xffff, w[q], &c, &k, kind, use_inv,
-                     satmin, count, cnt, hasinf);
+        if (nrm) {
+            for (int q = 0; q < 16; q++)
+                x_sr_vec_int((float *)out, x, i + 16 * q, w[q], &c, &k, use_inv, satmin, count,
+                             cnt, hasinf);
+        } else {
+            for (int q = 0; q < 16; q++)
+                x_sr_vec(out, x, i + 16 * q, (__mmask16)0xffff, w[q], &c, &k, kind, use_inv,
+                         satmin, count, cnt, hasinf);
+        }
     }
     while (i < nn)
         X_SR_GROUP();

@@ -22,6 +22,10 @@
  *     binades, subnormals included (a false alarm has probability < 1e-6
  *     per check; the seeds are fixed, so the run is deterministic).
  *  5. Option errors.
+ *  6. Stochastic quantize on blocks right above 2^emin * scale (the
+ *     AVX-512 integer loop's threshold), and a stride through (or, with
+ *     AG_TEST_LONG, all of) the float32 space in both modes against the
+ *     generic C body.
  */
 #include "ag_test.h"
 
@@ -607,6 +611,65 @@ out:
     free(cp);
 }
 
+/* Stochastic quantize around the smallest normal: blocks of 256 whose
+ * nonzero |x| all reach a threshold just above 2^emin * scale take an
+ * integer loop in the AVX-512 build (see x_sr_normal_block). Walk the
+ * floats upward from 64 ulps below 2^emin * scale (so that the first
+ * blocks mix both sides and later ones sit right above the threshold),
+ * and again from half to 1.5 times it, signs alternating, zeros
+ * sprinkled in, at plain, power-of-two, tiny and
+ * huge scales, with and without stats, against the scalar path. */
+static void check_sr_threshold(void)
+{
+    const size_t n = 4096;
+    float *x = malloc(n * sizeof *x), *ya = malloc(n * sizeof *ya), *ys = malloc(n * sizeof *ys);
+    if (!x || !ya || !ys) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    static const float scales[] = {1.0f, 0.375f, 3.7f, 0.015625f, 1e-30f, 3e25f};
+    for (size_t fi = 0; fi < ag_format_count(); fi++) {
+        const ag_format *f = ag_format_at(fi);
+        if (f->ebits == 0 || !f->is_signed)
+            continue;
+        for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+            const double t = ldexp(1.0, f->emin) * (double)scales[si];
+            if (t > 1e38 || t < 1e-44)
+                continue;
+            for (int walk = 0; walk < 2; walk++) {
+            /* walk 0: ulp by ulp from 64 below; walk 1: from 0.5 t to 1.5 t */
+            uint32_t b = bitsf((float)t) - 64u;
+            for (size_t i = 0; i < n; i++, b++) {
+                const float v = walk ? (float)(t * (0.5 + (double)i / (double)n)) : fbits(b);
+                x[i] = i % 193 == 5 ? 0.0f : (i & 1u ? -v : v);
+            }
+            for (int cnt = 0; cnt < 2; cnt++) {
+                ag_qopts oa = ag_qopts_default(), os;
+                oa.rounding = AG_ROUND_STOCHASTIC;
+                oa.seed = 0x51u + si;
+                os = oa;
+                os.kernel = AG_KERNEL_SCALAR;
+                ag_stats sa = {0}, ss = {0};
+                AG_CHECK(ag_quantize(ya, x, n, f, scales[si], &oa, cnt ? &sa : NULL) == AG_OK, "q");
+                AG_CHECK(ag_quantize(ys, x, n, f, scales[si], &os, cnt ? &ss : NULL) == AG_OK, "q");
+                size_t bad = 0, first = 0;
+                for (size_t i = 0; i < n; i++)
+                    if (bitsf(ya[i]) != bitsf(ys[i]) && !bad++)
+                        first = i;
+                AG_CHECK(bad == 0 && stats_eq(&sa, &ss),
+                         "%s scale %g walk %d stats %d: stochastic near 2^emin: %zu differ "
+                         "(first x %a)", f->name, (double)scales[si], walk, cnt, bad,
+                         (double)x[first]);
+            }
+            }
+        }
+    }
+out:
+    free(x);
+    free(ya);
+    free(ys);
+}
+
 int main(void)
 {
     check_options();
@@ -640,6 +703,7 @@ int main(void)
     free(x);
     check_threads();
     check_stochastic();
+    check_sr_threshold();
     check_space();
     return ag_test_summary("test_kernels");
 }
