@@ -290,6 +290,22 @@ static void check_format(const ag_format *f, float *x, size_t cap)
                     AG_CHECK(memcmp(got, ref, nc * sizeof *got) == 0, "%s %s decode_u8 (%s)",
                              f->name, ag_kernel_name(paths[pi % NPATHS]),
                              pi >= NPATHS ? "table" : "arithmetic");
+                    /* random codes, lengths around the 64-code steps of
+                     * the AVX-512 table loop, from several offsets */
+                    uint8_t rc[1100];
+                    float rg[1100];
+                    for (size_t r = 0; r < sizeof rc; r++)
+                        rc[r] = (uint8_t)(rng() % nc);
+                    size_t rbad = 0;
+                    for (size_t off = 0; off < 4; off++) {
+                        const size_t len = 1027 + 17 * off;
+                        k->decode_u8(rg + off, rc + off, len, &p);
+                        for (size_t r = 0; r < len; r++)
+                            rbad += bitsf(rg[off + r]) != bitsf(ref[rc[off + r]]);
+                    }
+                    AG_CHECK(rbad == 0, "%s %s decode_u8 (%s), random codes: %zu differ", f->name,
+                             ag_kernel_name(paths[pi % NPATHS]),
+                             pi >= NPATHS ? "table" : "arithmetic", rbad);
                 }
             }
             /* the public calls */
