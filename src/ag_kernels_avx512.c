@@ -156,7 +156,7 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
         /* narrow in registers, one plain (or non-temporal) store for full
          * vectors; the masked narrowing store is slow on some cores */
         if (kind == K_OUT_U8) {
-            __m128i *d = (__m128i *)((uint8_t *)out + i);
+            void *d = (uint8_t *)out + i;
             if (stream && m == 0xffff)
                 _mm_stream_si128(d, _mm512_cvtepi32_epi8(code));
             else if (m == 0xffff)
@@ -164,7 +164,7 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
             else
                 _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)out + i, m, code);
         } else {
-            __m256i *d = (__m256i *)((uint16_t *)out + i);
+            void *d = (uint16_t *)out + i;
             if (stream && m == 0xffff)
                 _mm256_stream_si256(d, _mm512_cvtepi32_epi16(code));
             else if (m == 0xffff)
@@ -310,7 +310,7 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
             const __m512i b8 = _mm512_permutexvar_epi32(                      \
                 ord, _mm512_packus_epi16(w01, w23));                          \
             if (STREAM)                                                       \
-                _mm512_stream_si512((__m512i *)((uint8_t *)out + i), b8);     \
+                _mm512_stream_si512((void *)((uint8_t *)out + i), b8);        \
             else                                                              \
                 _mm512_storeu_si512((uint8_t *)out + i, b8);                  \
         }                                                                     \
@@ -575,11 +575,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
  * the codes are first permuted (vpermb) to come out in order: output
  * vector m, lane L, float j holds code 16 m + 4 L + j. The same bits as
  * the table read (NaN payloads included). */
-#if !defined(__clang__)
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi")))
-#else
-__attribute__((target("avx512vbmi")))
-#endif
 static void x_decode_u8_vbmi(float *y, const uint8_t *c, size_t n, const float *dlut)
 {
     /* the planes, 16 table entries at a time: a shift and a truncating
@@ -588,7 +584,7 @@ static void x_decode_u8_vbmi(float *y, const uint8_t *c, size_t n, const float *
     for (int q = 0; q < 16; q++) {
         const __m512i v = _mm512_loadu_si512(dlut + 16 * q);
         for (int k = 0; k < 4; k++)
-            _mm_store_si128((__m128i *)(pl[k] + 16 * q),
+            _mm_store_si128((void *)(pl[k] + 16 * q),
                             _mm512_cvtepi32_epi8(_mm512_srli_epi32(v, 8 * k)));
     }
     __m512i t[4][4];

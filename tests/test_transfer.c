@@ -300,7 +300,7 @@ static void check_brute(const ag_format *f, const ag_ref *r, const char *nm,
         const long double a = fabsl((long double)x);
         if (a > r->max_finite || (a == 0 && r->no_zero))
             continue;
-        long double best = INFINITY;
+        long double best = HUGE_VALL;
         uint32_t bc = 0;
         for (uint32_t c = 0; c < r->ncodes; c++) {
             if ((c & r->sign_mask) || r->kind[c] != AG_REF_FINITE)

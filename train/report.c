@@ -284,7 +284,7 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
     panel L = {80, 50, 420, 330, 0, 1, 0, 1}, R = L;
     R.x0 = 640;
     /* ranges over every finite point */
-    double lmin = INFINITY, lmax = -INFINITY, amin = INFINITY, amax = -INFINITY,
+    double lmin = HUGE_VAL, lmax = -HUGE_VAL, amin = HUGE_VAL, amax = -HUGE_VAL,
            xmax = 1;
     for (int i = 0; i < nruns; i++) {
         const agt_result *r = &runs[i];

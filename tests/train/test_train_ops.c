@@ -37,7 +37,7 @@ static void test_linear(void)
     agt_linear_forward(y, x, w, b, B, C, OC);
     for (int i = 0; i < B; i++)
         for (int o = 0; o < OC; o++) {
-            double acc = b[o];
+            double acc = (double)b[o];
             for (int c = 0; c < C; c++) acc += (double)x[i * C + c] * (double)w[o * C + c];
             yref[i * OC + o] = (float)acc;
         }

@@ -41,7 +41,7 @@ static double tensor_rel(const float *a, const float *b, size_t n)
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
-        if (d != d) return INFINITY;
+        if (d != d) return HUGE_VAL;
         num = fmax(num, d);
         den = fmax(den, fabs((double)b[i]));
     }
