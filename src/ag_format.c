@@ -50,6 +50,9 @@ ag_status ag_format_check(const ag_format *fmt)
 {
     if (!fmt)
         return AG_ERR_NULL;
+    /* registry entries are const: no need to hash them on every call */
+    if (ag__format_in_registry(fmt))
+        return AG_OK;
     if (fmt->check != ag__format_checkword(fmt))
         return AG_ERR_FORMAT;
     return AG_OK;

@@ -85,6 +85,8 @@ static inline uint32_t ag__random_u32(uint64_t seed, uint64_t stream,
 
 /* Check word of a format (covers the defining and key derived fields). */
 uint32_t ag__format_checkword(const ag_format *f);
+/* 1 when f is an entry of the const registry (valid by construction). */
+int ag__format_in_registry(const ag_format *f);
 
 /* The rounding core: code of x under mode and overflow policy; rnd is the
  * element's 32 random bits (used by AG_ROUND_STOCHASTIC only). ORs

@@ -28,6 +28,12 @@ const ag_format *ag_format_at(size_t i)
     return i < NREG ? &registry[i] : NULL;
 }
 
+int ag__format_in_registry(const ag_format *f)
+{
+    const uintptr_t p = (uintptr_t)f, a = (uintptr_t)registry;
+    return p >= a && p - a < sizeof registry && (p - a) % sizeof *registry == 0;
+}
+
 /* ASCII case-insensitive equality of s[0..n) and the NUL-terminated t */
 static int ieq(const char *s, size_t n, const char *t)
 {
