@@ -417,14 +417,19 @@ typedef struct {
 AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           __m512i rnd, const x_common *c, const x_srconst *k,
                           const int kind, const int use_inv, const int satmin,
-                          const int count, uint64_t cnt[3], const int hasinf)
+                          const int count, uint64_t cnt[3], const int hasinf,
+                          const int fixc)
 {
     const __m512 xv = x_load(x, i, m);
     const __m512i a = x_quot(xv, c, use_inv);
     const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
     const __m512 af = _mm512_castsi512_ps(a);
-    const __m512i cc = _mm512_max_epu32(
-        _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), k->kexp), k->magic);
+    /* fixc: a format without normals (E = 0), one step everywhere: C is
+     * the constant magic, and so are 2^55 / C and the step */
+    const __m512i cc = fixc ? k->magic
+                            : _mm512_max_epu32(_mm512_add_epi32(_mm512_and_si512(
+                                                   a, _mm512_set1_epi32(0x7f800000)), k->kexp),
+                                               k->magic);
     const __m512 cf = _mm512_castsi512_ps(cc);
     const __m512 s = _mm512_add_round_ps(af, cf, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __m512 t = _mm512_sub_ps(s, cf);
@@ -487,7 +492,7 @@ AG_K_INLINE int x_sr_normal_block(const float *x, const __m512i xthr2)
 AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
                           const ag__kparams *p, const int kind,
                           const int use_inv, const int satmin, const int count,
-                          const int hasinf, uint64_t cnt[3])
+                          const int hasinf, const int fixc, uint64_t cnt[3])
 {
     x_common c;
     x_common_init(&c, p);
@@ -538,7 +543,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         for (int q = 0; q < 4 && i + 16 * q < nn; q++) {                      \
             const ptrdiff_t iq = i + 16 * q;                                  \
             x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, kind,   \
-                     use_inv, satmin, count, cnt, hasinf);                    \
+                     use_inv, satmin, count, cnt, hasinf, fixc);              \
         }                                                                     \
         i += 64;                                                              \
         blk += 16;                                                            \
@@ -556,7 +561,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         } else {
             for (int q = 0; q < 16; q++)
                 x_sr_vec(out, x, i + 16 * q, (__mmask16)0xffff, w[q], &c, &k, kind, use_inv,
-                         satmin, count, cnt, hasinf);
+                         satmin, count, cnt, hasinf, fixc);
         }
     }
     while (i < nn)
@@ -652,10 +657,10 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
     (sat_q || sat_e ? (hi ? x_ne_run(out, x, n, p, kind, Q, R, 1, 0, 1, cnt)  \
                           : x_ne_run(out, x, n, p, kind, Q, R, 1, 0, 0, cnt)) \
                     : x_ne_run(out, x, n, p, kind, Q, R, 0, 1, 1, cnt))
-#define X_SR_CALL(Q)                                                          \
-    (sat_q ? (hi ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, 1, cnt)          \
-                 : x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, 0, cnt))         \
-           : x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, 1, cnt))
+#define X_SR_CALL(Q, F)                                                       \
+    (sat_q ? (hi ? x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, 1, F, cnt)       \
+                 : x_sr_run(out, x, n, g0, p, kind, Q, 1, 0, 0, F, cnt))      \
+           : x_sr_run(out, x, n, g0, p, kind, Q, 0, 1, 1, F, cnt))
     if (ne) {
         /* the float-sum rounding needs M >= 1 (code parity = float
          * parity) and C = 2^(e + 23 - M) finite up to max_finite; else
@@ -668,7 +673,12 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
             if (ir) X_NE_CALL(0, 1); else X_NE_CALL(0, 0);
         }
     } else {
-        if (inv) X_SR_CALL(1); else X_SR_CALL(0);
+        const int fx = p->ne_minnorm == 0xffffffffu; /* E = 0 */
+        if (inv) {
+            if (fx) X_SR_CALL(1, 1); else X_SR_CALL(1, 0);
+        } else {
+            if (fx) X_SR_CALL(0, 1); else X_SR_CALL(0, 0);
+        }
     }
 #undef X_NE_CALL
 #undef X_SR_CALL
