@@ -6,7 +6,9 @@
  *  - nearest-even quantize / encode (p->nefast, p->sym);
  *  - stochastic quantize / encode (p->sr_fast, p->sym), with Philox4x32-10
  *    computed in registers, four interleaved groups of sixteen blocks
- *    (256 elements) a step.
+ *    (256 elements) a step, and an integer loop for quantize blocks whose
+ *    values are all normal;
+ *  - 8-bit decode through byte permutes where the CPU has VBMI.
  * Both round the float32 pattern itself and produce the bits and counts of
  * the scalar specification (tests/test_kernels.c checks them against it on
  * every format, mode, policy, scale and alignment). The first and last
@@ -475,9 +477,10 @@ AG_K_INLINE void x_sr_vec_int(float *out, const float *x, ptrdiff_t i,
              satmin, count, 0, cnt, NULL, 0, hasinf);
 }
 
-/* 1 when every nonzero x[0 .. 256) has |x| >= the bits whose double is
- * xthr2 (x bits shifted left by one, minus one: zeros wrap to the top and
- * pass), so that every nonzero |v| = |x / scale| is at least 2^emin. */
+/* 1 when every nonzero x[0 .. 256) has |x| bits >= tb, for xthr2 = (tb <<
+ * 1) - 1: the x bits shifted left by one (which drops the sign) minus one
+ * are compared, so zeros wrap to the top and pass. x_sr_run picks tb so
+ * that every nonzero |v| = |x / scale| is then at least 2^emin. */
 AG_K_INLINE int x_sr_normal_block(const float *x, const __m512i xthr2)
 {
     const __m512i ones = _mm512_set1_epi32(-1);
