@@ -574,26 +574,50 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
 
 /* ---- decode ------------------------------------------------------------------- */
 
+/* Interleave four byte planes (64 entries each, in the lane order of
+ * x_decode_u8_vbmi) into 64 floats at y. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi")))
+static inline void x_dec_store(float *y, const __m512i pk[4])
+{
+    const __m512i a0 = _mm512_unpacklo_epi8(pk[0], pk[1]);
+    const __m512i a1 = _mm512_unpackhi_epi8(pk[0], pk[1]);
+    const __m512i b0 = _mm512_unpacklo_epi8(pk[2], pk[3]);
+    const __m512i b1 = _mm512_unpackhi_epi8(pk[2], pk[3]);
+    _mm512_storeu_si512(y, _mm512_unpacklo_epi16(a0, b0));
+    _mm512_storeu_si512(y + 16, _mm512_unpackhi_epi16(a0, b0));
+    _mm512_storeu_si512(y + 32, _mm512_unpacklo_epi16(a1, b1));
+    _mm512_storeu_si512(y + 48, _mm512_unpackhi_epi16(a1, b1));
+}
+
 /* 8-bit codes through the decode table (p->dlut: value * scale), 64 codes
  * a step, with byte permutes instead of a gather (AVX-512 VBMI, checked at
  * run time). Plane k is byte k of every table entry; vpermi2b looks 64
  * codes up in 128 bytes, so a plane takes two lookups (codes below and
- * from 128) and a blend on bit 7. The byte and word unpacks that
- * interleave the four planes into floats work within 128-bit lanes, so
- * the codes are first permuted (vpermb) to come out in order: output
- * vector m, lane L, float j holds code 16 m + 4 L + j. The same bits as
- * the table read (NaN payloads included). */
+ * from 128) and a blend on bit 7 - or, where the upper half of the table
+ * is the lower half with the float sign set (signed formats whose code
+ * sign bit is bit 7), one lookup per plane and the sign copied from the
+ * code. The byte and word unpacks that interleave the four planes into
+ * floats work within 128-bit lanes, so the codes are first permuted
+ * (vpermb) to come out in order: output vector m, lane L, float j holds
+ * code 16 m + 4 L + j. The same bits as the table read (NaN payloads
+ * included). */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi")))
 static void x_decode_u8_vbmi(float *y, const uint8_t *c, size_t n, const float *dlut)
 {
     /* the planes, 16 table entries at a time: a shift and a truncating
-     * narrow per plane */
+     * narrow per plane; and whether entry c + 128 is entry c with the
+     * sign bit set, for every c < 128 */
     _Alignas(64) uint8_t pl[4][256];
+    const __m512i sgn = _mm512_set1_epi32((int)0x80000000u);
+    __mmask16 asym = 0;
     for (int q = 0; q < 16; q++) {
         const __m512i v = _mm512_loadu_si512(dlut + 16 * q);
         for (int k = 0; k < 4; k++)
             _mm_store_si128((void *)(pl[k] + 16 * q),
                             _mm512_cvtepi32_epi8(_mm512_srli_epi32(v, 8 * k)));
+        if (q >= 8)
+            asym |= _mm512_cmpneq_epi32_mask(
+                v, _mm512_xor_si512(_mm512_loadu_si512(dlut + 16 * (q - 8)), sgn));
     }
     __m512i t[4][4];
     for (int k = 0; k < 4; k++)
@@ -604,21 +628,27 @@ static void x_decode_u8_vbmi(float *y, const uint8_t *c, size_t n, const float *
         ordb[i] = (uint8_t)(16 * ((i >> 2) & 3) + 4 * (i >> 4) + (i & 3));
     const __m512i ord = _mm512_loadu_si512(ordb);
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        const __m512i cv = _mm512_permutexvar_epi8(ord, _mm512_loadu_si512(c + i));
-        const __mmask64 hi = _mm512_movepi8_mask(cv);
-        __m512i pk[4];
-        for (int k = 0; k < 4; k++)
-            pk[k] = _mm512_mask_blend_epi8(hi, _mm512_permutex2var_epi8(t[k][0], cv, t[k][1]),
-                                           _mm512_permutex2var_epi8(t[k][2], cv, t[k][3]));
-        const __m512i a0 = _mm512_unpacklo_epi8(pk[0], pk[1]);
-        const __m512i a1 = _mm512_unpackhi_epi8(pk[0], pk[1]);
-        const __m512i b0 = _mm512_unpacklo_epi8(pk[2], pk[3]);
-        const __m512i b1 = _mm512_unpackhi_epi8(pk[2], pk[3]);
-        _mm512_storeu_si512(y + i, _mm512_unpacklo_epi16(a0, b0));
-        _mm512_storeu_si512(y + i + 16, _mm512_unpackhi_epi16(a0, b0));
-        _mm512_storeu_si512(y + i + 32, _mm512_unpacklo_epi16(a1, b1));
-        _mm512_storeu_si512(y + i + 48, _mm512_unpackhi_epi16(a1, b1));
+    if (!asym) {
+        const __m512i top = _mm512_set1_epi8((char)0x80);
+        for (; i + 64 <= n; i += 64) {
+            const __m512i cv = _mm512_permutexvar_epi8(ord, _mm512_loadu_si512(c + i));
+            __m512i pk[4];
+            for (int k = 0; k < 3; k++) /* vpermi2b reads 7 index bits */
+                pk[k] = _mm512_permutex2var_epi8(t[k][0], cv, t[k][1]);
+            pk[3] = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t[3][0], cv, t[3][1]), cv,
+                                              top, 0xf8); /* | (code & 0x80) */
+            x_dec_store(y + i, pk);
+        }
+    } else {
+        for (; i + 64 <= n; i += 64) {
+            const __m512i cv = _mm512_permutexvar_epi8(ord, _mm512_loadu_si512(c + i));
+            const __mmask64 hi = _mm512_movepi8_mask(cv);
+            __m512i pk[4];
+            for (int k = 0; k < 4; k++)
+                pk[k] = _mm512_mask_blend_epi8(hi, _mm512_permutex2var_epi8(t[k][0], cv, t[k][1]),
+                                               _mm512_permutex2var_epi8(t[k][2], cv, t[k][3]));
+            x_dec_store(y + i, pk);
+        }
     }
     k_decode_lut(y + i, c + i, n - i, dlut, 0);
 }
