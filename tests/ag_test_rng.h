@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ag_test_rng.h — the seeded random inputs of the C tests that draw
- * floats across many binades (test_scale.c, test_diag.c): a splitmix64
- * stream and a float of random sign and magnitude. The caller sets
- * rng_state (its seed) before drawing.
+ * ag_test_rng.h — the seeded random inputs of the C tests: a splitmix64
+ * stream, and a float of random sign and magnitude across many binades
+ * (test_scale.c, test_diag.c). The caller sets rng_state (its seed) before
+ * drawing.
  */
 #ifndef AG_TEST_RNG_H
 #define AG_TEST_RNG_H
@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 static uint64_t rng_state;
-static uint64_t rng_next(void) /* splitmix64 */
+static inline uint64_t rng_next(void) /* splitmix64 */
 {
     uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -22,7 +22,7 @@ static uint64_t rng_next(void) /* splitmix64 */
 
 /* A float of random sign and magnitude 2^[-lo, hi); with specials,
  * sometimes NaN or +-inf; sometimes +-0. */
-static float rnd_float(int lo, int hi, int specials)
+static inline float rnd_float(int lo, int hi, int specials)
 {
     const uint64_t r = rng_next();
     if (specials && r % 97 == 0)

@@ -15,17 +15,10 @@
 #include "fuzz/fuzz_replay.h"
 
 #include "ag_test.h"
+#include "ag_test_rng.h"
 
 #include <inttypes.h>
 
-static uint64_t rng_state;
-static uint64_t rng_next(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static void random_inputs(ag_fuzz_fn fn, int count, size_t maxlen, const char *alphabet)
 {

@@ -28,21 +28,13 @@
  *     generic C body.
  */
 #include "ag_test.h"
+#include "ag_test_rng.h"
 
 #include <altgrad.h>
 #include <math.h>
 
 #include "../src/ag_kernels.h"
 
-/* A fixed-seed generator for the inputs (splitmix64). */
-static uint64_t rng_state = 0x243F6A8885A308D3u;
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
 
 static float fbits(uint32_t u) { return ag_test_float(u); }
 static uint32_t bitsf(float f) { return ag_test_bits(f); }
@@ -53,7 +45,7 @@ static size_t make_inputs(float *x, size_t cap, const ag_format *f, float scale)
     size_t n = 0;
 #define PUT(v) do { if (n < cap) x[n++] = (v); } while (0)
     const uint32_t step = f->ncodes > 512 ? f->ncodes / 509 : 1;
-    for (uint32_t c = (uint32_t)(rng() % step); c < f->ncodes; c += step) {
+    for (uint32_t c = (uint32_t)(rng_next() % step); c < f->ncodes; c += step) {
         const float v = ag_to_real(f, c);
         if (!isfinite(v))
             continue;
@@ -88,11 +80,11 @@ static size_t make_inputs(float *x, size_t cap, const ag_format *f, float scale)
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
         PUT(fbits(sp[i]));
     for (int i = 0; i < 600; i++)
-        PUT(fbits((uint32_t)rng()));
+        PUT(fbits((uint32_t)rng_next()));
     for (int i = 0; i < 600; i++) { /* random values around the format's range */
-        const int e = f->emin - f->mbits - 3 + (int)(rng() % (uint64_t)(f->emax - f->emin + f->mbits + 6));
-        const float m = 1.0f + (float)(rng() & 0xffffff) / 16777216.0f;
-        PUT(ldexpf(rng() & 1 ? -m : m, e) * scale);
+        const int e = f->emin - f->mbits - 3 + (int)(rng_next() % (uint64_t)(f->emax - f->emin + f->mbits + 6));
+        const float m = 1.0f + (float)(rng_next() & 0xffffff) / 16777216.0f;
+        PUT(ldexpf(rng_next() & 1 ? -m : m, e) * scale);
     }
 #undef PUT
     return n;
@@ -295,7 +287,7 @@ static void check_format(const ag_format *f, float *x, size_t cap)
                     uint8_t rc[1100];
                     float rg[1100];
                     for (size_t r = 0; r < sizeof rc; r++)
-                        rc[r] = (uint8_t)(rng() % nc);
+                        rc[r] = (uint8_t)(rng_next() % nc);
                     size_t rbad = 0;
                     for (size_t off = 0; off < 4; off++) {
                         const size_t len = 1027 + 17 * off;
@@ -342,9 +334,9 @@ static void check_threads(void)
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        x[i] = i % 97 == 0 ? fbits((uint32_t)rng())
-                           : ldexpf((float)(int64_t)(rng() % 2000001) / 1e6f - 1.0f,
-                                    (int)(rng() % 40) - 20);
+        x[i] = i % 97 == 0 ? fbits((uint32_t)rng_next())
+                           : ldexpf((float)(int64_t)(rng_next() % 2000001) / 1e6f - 1.0f,
+                                    (int)(rng_next() % 40) - 20);
     const ag_format *fs[] = {ag_format_get("E4M3"), ag_format_get("E5M2"),
                              ag_format_get("float8_e4m3fn"), ag_format_get("BF16")};
     static const int modes[] = {AG_ROUND_NEAREST_EVEN, AG_ROUND_STOCHASTIC, AG_ROUND_DOWN};
@@ -688,6 +680,7 @@ out:
 
 int main(void)
 {
+    rng_state = 0x243F6A8885A308D3u; /* the inputs' fixed seed */
     check_options();
     const size_t cap = 8192;
     float *x = malloc(cap * sizeof *x);

@@ -16,6 +16,7 @@
  * Random data from a seeded generator (seed printed; AG_TEST_SEED).
  */
 #include "ag_test.h"
+#include "ag_test_rng.h"
 #include "ref/ag_ref.h"
 
 #include <altgrad.h>
@@ -23,14 +24,6 @@
 #include <inttypes.h>
 #include <math.h>
 
-static uint64_t rng_state;
-static uint64_t rng_next(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static void *xmalloc(size_t n)
 {

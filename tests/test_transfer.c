@@ -21,6 +21,7 @@
  * float32 inputs for E4M3, E5M2, E3M4, E7M0, float8_e8m0fnu and BF16.
  */
 #include "ag_test.h"
+#include "ag_test_rng.h"
 #include "ref/ag_ref.h"
 
 #include <altgrad.h>
@@ -31,14 +32,6 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static uint64_t rng_state;
-static uint64_t rng_next(void) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 typedef struct {
     float *v;
