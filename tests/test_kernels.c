@@ -35,7 +35,6 @@
 
 #include "../src/ag_kernels.h"
 
-
 static float fbits(uint32_t u) { return ag_test_float(u); }
 static uint32_t bitsf(float f) { return ag_test_bits(f); }
 
@@ -547,7 +546,7 @@ static void check_options(void)
     printf("\n");
 }
 
-/* Part 5: the whole float32 space. Every bit pattern x (AG_TEST_LONG=1,
+/* Part 6: the whole float32 space. Every bit pattern x (AG_TEST_LONG=1,
  * `make test-long`; else a stride through it that still visits every
  * exponent and sign), for formats and scales that take the hand-written
  * loops, quantize and encode_u8 in nearest-even and stochastic rounding:
