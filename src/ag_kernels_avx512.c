@@ -15,7 +15,11 @@
  * vectors of a call are masked, so any n, alignment and stream offset takes
  * the same loop; large code outputs (p->stream_out: encodes) use
  * non-temporal stores.
+ * The default quantize (saturating, no stats) clamps v = x / scale to
+ * +-max_finite before it rounds (x_clampmax), which leaves no overflow to
+ * select afterwards.
  * FMA is not enabled, so no product is ever fused: bit-exact with scalar.
+ * (The one explicit FMA, v * 0 + max_finite in x_clampmax, is exact.)
  */
 #include "ag_kernels.h"
 
@@ -38,7 +42,7 @@
 
 /* Per-call constants of the fast loops, broadcast once. */
 typedef struct {
-    __m512 scale, inv;
+    __m512 scale, inv, maxf;
     __m512i abs, sh_v, keep, ovfmag, maxb, minnorm;
     __m512i ovfcode, infcode, nancode, signcode;
     __m512i infpat; /* 0x7f800000 with inf, else never equal to |v| */
@@ -50,6 +54,7 @@ AG_K_INLINE void x_common_init(x_common *c, const ag__kparams *p)
 {
     c->scale = _mm512_set1_ps(p->scale);
     c->inv = _mm512_set1_ps(p->inv_scale);
+    c->maxf = _mm512_castsi512_ps(_mm512_set1_epi32((int)p->ne_maxb));
     c->abs = _mm512_set1_epi32(0x7fffffff);
     c->sh = p->ne_sh;
     c->sh_v = _mm512_set1_epi32((int)p->ne_sh);
@@ -91,6 +96,46 @@ AG_K_INLINE __m512i x_quot(__m512 xv, const x_common *c, const int use_inv)
 {
     const __m512 v = use_inv ? _mm512_mul_ps(xv, c->inv) : _mm512_div_ps(xv, c->scale);
     return _mm512_and_si512(_mm512_castps_si512(v), c->abs);
+}
+
+/* v = x / scale as x_quot computes it, sign and all. */
+AG_K_INLINE __m512 x_div(__m512 xv, const x_common *c, const int use_inv)
+{
+    return use_inv ? _mm512_mul_ps(xv, c->inv) : _mm512_div_ps(xv, c->scale);
+}
+
+/* Saturating quantize without counts (x_round's sat_q) clamps v to
+ * +-max_finite by magnitude before it rounds: max_finite rounds to itself
+ * in every mode, and every |v| above it would round to max_finite or
+ * beyond and saturate there, so the result is the same, for one vrangeps
+ * (the unsigned min and max run on fewer pipes on the cores at hand).
+ * sgn: keep the sign of v, else |v|. A format with inf keeps v = +-inf
+ * (+inf for |v|): the bound is v * 0 + max_finite, a quiet NaN there,
+ * and vrangeps returns the other operand of a quiet NaN (one FMA, exact:
+ * v * 0 is +-0 for every finite v; cheaper than a class test into a mask).
+ * NaN lanes (v is a quiet NaN: a quotient) come out as some finite value
+ * or NaN: x_store_q puts x back there. */
+AG_K_INLINE __m512 x_clampmax(__m512 v, const x_common *c, const int hasinf, const int sgn)
+{
+    const __m512 bound = hasinf ? _mm512_fmadd_ps(v, _mm512_setzero_ps(), c->maxf) : c->maxf;
+    return sgn ? _mm512_range_ps(v, bound, 0x02)  /* min |.|, sign of v */
+               : _mm512_range_ps(v, bound, 0x0a); /* min |.|, sign cleared */
+}
+
+/* Store quantize results r (|v| rounded, or v rounded with its sign but
+ * for zeros) of lanes m: the sign of x set, times the scale; NaN keeps x. */
+AG_K_INLINE void x_store_q(void *out, ptrdiff_t i, __mmask16 m, __m512 xv, __m512i r,
+                           const x_common *c)
+{
+    const __m512i o = _mm512_ternarylogic_epi32(r, _mm512_castps_si512(xv),
+                                                _mm512_set1_epi32((int)0x80000000u), 0xf8);
+    const __mmask16 nan = _mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q);
+    const __m512 y = _mm512_mask_mul_ps(xv, (__mmask16)~nan, _mm512_castsi512_ps(o), c->scale);
+    float *yo = (float *)out + i;
+    if (m == 0xffff)
+        _mm512_storeu_ps(yo, y);
+    else
+        _mm512_mask_storeu_ps(yo, m, y);
 }
 
 /* The end of one vector, the same for both modes. x: the inputs, b: the
@@ -200,6 +245,23 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           uint64_t cnt[3], __m512i *cret, const int hasinf)
 {
     const __m512 xv = x_load(x, i, m);
+    if (kind == K_OUT_F32 && satmin && !count && !intround) {
+        /* the default quantize: v clamped first (x_clampmax), then the
+         * float sum with C signed as v, so that no abs is needed: the sum
+         * rounds symmetrically, and only zero results lose the sign of
+         * v, which x_store_q sets again. (Past max_finite C would be
+         * garbage; the clamp leaves only +-inf there, and for them C is
+         * finite and r = v.) */
+        const __m512 v = x_clampmax(x_div(xv, c, use_inv), c, hasinf, 1);
+        const __m512 cs = _mm512_range_ps(
+            _mm512_castsi512_ps(_mm512_add_epi32(
+                _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0xff800000u)),
+                kexp)),
+            _mm512_castsi512_ps(magic), 0x03); /* max |.|, sign of the first */
+        const __m512 r = _mm512_sub_ps(_mm512_add_ps(v, cs), cs);
+        x_store_q(out, i, m, xv, _mm512_castps_si512(r), c);
+        return;
+    }
     const __m512i a = x_quot(xv, c, use_inv);
     const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
     const __m512 af = _mm512_castsi512_ps(a);
@@ -423,15 +485,22 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           const int fixc)
 {
     const __m512 xv = x_load(x, i, m);
-    const __m512i a = x_quot(xv, c, use_inv);
+    /* the default quantize (sat_q) rounds |v| clamped to max_finite
+     * (x_clampmax): C is finite then (+inf gives r = +inf), and a vrangeps
+     * takes max(C, magic) */
+    const int pre = kind == K_OUT_F32 && satmin && !count;
+    const __m512i a = pre ? _mm512_castps_si512(x_clampmax(x_div(xv, c, use_inv), c, hasinf, 0))
+                          : x_quot(xv, c, use_inv);
     const __m512i b = _mm512_castps_si512(xv); /* sign of v = sign of x */
     const __m512 af = _mm512_castsi512_ps(a);
     /* fixc: a format without normals (E = 0), one step everywhere: C is
      * the constant magic, and so are 2^55 / C and the step */
+    const __m512i ce = _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), k->kexp);
     const __m512i cc = fixc ? k->magic
-                            : _mm512_max_epu32(_mm512_add_epi32(_mm512_and_si512(
-                                                   a, _mm512_set1_epi32(0x7f800000)), k->kexp),
-                                               k->magic);
+                       : pre ? _mm512_castps_si512(_mm512_range_ps(_mm512_castsi512_ps(ce),
+                                                                   _mm512_castsi512_ps(k->magic),
+                                                                   0x0b)) /* max |.|, sign cleared */
+                             : _mm512_max_epu32(ce, k->magic);
     const __m512 cf = _mm512_castsi512_ps(cc);
     const __m512 s = _mm512_add_round_ps(af, cf, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     const __m512 t = _mm512_sub_ps(s, cf);
@@ -451,7 +520,10 @@ AG_K_INLINE void x_sr_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
         code = _mm512_mask_mov_epi32(_mm512_sub_epi32(_mm512_srlv_epi32(r, c->sh_v), k->off), sub,
                                      _mm512_mask_add_epi32(ks, up, ks, _mm512_set1_epi32(1)));
     }
-    x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, 0, cnt, NULL, 0, hasinf);
+    if (pre)
+        x_store_q(out, i, m, xv, r, c);
+    else
+        x_finish(out, i, m, xv, b, a, r, code, c, kind, satmin, count, 0, cnt, NULL, 0, hasinf);
 }
 
 /* One vector of stochastic quantize whose nonzero |v| are all at least
@@ -470,11 +542,18 @@ AG_K_INLINE void x_sr_vec_int(float *out, const float *x, ptrdiff_t i,
                               uint64_t cnt[3], const int hasinf)
 {
     const __m512 xv = x_load(x, i, (__mmask16)0xffff);
-    const __m512i a = x_quot(xv, c, use_inv);
+    /* sat_q: |v| clamped first (x_clampmax); max_finite has no dropped
+     * bits, so it stays, and +inf stays */
+    const int pre = satmin && !count;
+    const __m512i a = pre ? _mm512_castps_si512(x_clampmax(x_div(xv, c, use_inv), c, hasinf, 0))
+                          : x_quot(xv, c, use_inv);
     const __m512i u = _mm512_srl_epi32(rnd, k->ush);
     const __m512i r = _mm512_and_si512(_mm512_sub_epi32(_mm512_add_epi32(a, k->lowm), u), c->keep);
-    x_finish(out, i, (__mmask16)0xffff, xv, _mm512_castps_si512(xv), a, r, r, c, K_OUT_F32,
-             satmin, count, 0, cnt, NULL, 0, hasinf);
+    if (pre)
+        x_store_q(out, i, (__mmask16)0xffff, xv, r, c);
+    else
+        x_finish(out, i, (__mmask16)0xffff, xv, _mm512_castps_si512(xv), a, r, r, c, K_OUT_F32,
+                 satmin, count, 0, cnt, NULL, 0, hasinf);
 }
 
 /* 1 when every nonzero x[0 .. 256) has |x| bits >= tb, for xthr2 = (tb <<

@@ -551,7 +551,8 @@ static void check_options(void)
  * exponent and sign), for formats and scales that take the hand-written
  * loops, quantize and encode_u8 in nearest-even and stochastic rounding:
  * the automatic kernel against the generic C body (a separate
- * implementation), and a sample against the scalar specification. */
+ * implementation), quantize with and without stats (the default call has
+ * loops of its own), and a sample against the scalar specification. */
 static void check_space(void)
 {
     const int full = getenv("AG_TEST_LONG") != NULL;
@@ -580,7 +581,7 @@ static void check_space(void)
                 op.kernel = ag_kernel_available(AG_KERNEL_AVX2) ? AG_KERNEL_AVX2
                                                                 : AG_KERNEL_PORTABLE;
                 os.kernel = AG_KERNEL_SCALAR;
-                size_t bad_q = 0, bad_c = 0, bad_s = 0, bad_st = 0;
+                size_t bad_q = 0, bad_c = 0, bad_s = 0, bad_st = 0, bad_n = 0;
                 uint32_t first = 0;
                 for (uint64_t base = 0; base < total; base += chunk) {
                     const size_t n = (size_t)(total - base < chunk ? total - base : chunk);
@@ -594,6 +595,10 @@ static void check_space(void)
                         if (bitsf(ya[i]) != bitsf(yp[i]) && !bad_q++)
                             first = bitsf(x[i]);
                     bad_st += !stats_eq(&sa, &sp);
+                    /* without stats: the default quantize takes its own
+                     * loops (AVX-512: clamp first, then round) */
+                    AG_CHECK(ag_quantize(yp, x, n, f, scales[si], &oa, NULL) == AG_OK, "q");
+                    bad_n += memcmp(ya, yp, n * sizeof *ya) != 0;
                     AG_CHECK(ag_encode_u8(ca, x, n, f, scales[si], &oa, NULL) == AG_OK, "e");
                     AG_CHECK(ag_encode_u8(cp, x, n, f, scales[si], &op, NULL) == AG_OK, "e");
                     bad_c += memcmp(ca, cp, n) != 0;
@@ -602,11 +607,12 @@ static void check_space(void)
                     AG_CHECK(ag_quantize(yp, x, ns, f, scales[si], &os, NULL) == AG_OK, "q");
                     bad_s += memcmp(ya, yp, ns * sizeof *ya) != 0;
                 }
-                AG_CHECK(bad_q == 0 && bad_c == 0 && bad_s == 0 && bad_st == 0,
+                AG_CHECK(bad_q == 0 && bad_c == 0 && bad_s == 0 && bad_st == 0 && bad_n == 0,
                          "%s scale %g mode %d, %s: quantize %zu differ (first x %08x), "
-                         "encode %zu chunks, scalar %zu chunks, stats %zu chunks",
+                         "encode %zu chunks, scalar %zu chunks, stats %zu chunks, "
+                         "without stats %zu chunks",
                          f->name, (double)scales[si], mode, full ? "all 2^32 inputs" : "a stride",
-                         bad_q, first, bad_c, bad_s, bad_st);
+                         bad_q, first, bad_c, bad_s, bad_st, bad_n);
             }
         }
     }
