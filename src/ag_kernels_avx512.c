@@ -236,7 +236,9 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
  * half an ulp minus one plus the kept LSB (the exponent's parity for M =
  * 0, that of the code for an odd bias) and clears the dropped bits, as
  * k_round_ne_fast does; nonzero |v| below 2^emin (rare: a branch) take
- * the magic sum. */
+ * the magic sum. intround 2: M = 0 with C finite, where the default
+ * quantize takes the float sum with a parity bit in C (see below) and
+ * every other call the integer rounding. */
 AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           const x_common *c, const __m512i kexp,
                           const __m512i magic, const __m512i off,
@@ -245,19 +247,27 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
                           uint64_t cnt[3], __m512i *cret, const int hasinf)
 {
     const __m512 xv = x_load(x, i, m);
-    if (kind == K_OUT_F32 && satmin && !count && !intround) {
+    if (kind == K_OUT_F32 && satmin && !count && intround != 1) {
         /* the default quantize: v clamped first (x_clampmax), then the
          * float sum with C signed as v, so that no abs is needed: the sum
          * rounds symmetrically, and only zero results lose the sign of
          * v, which x_store_q sets again. (Past max_finite C would be
          * garbage; the clamp leaves only +-inf there, and for them C is
-         * finite and r = v.) */
+         * finite and r = v.)
+         * intround 2 (M = 0, odd bias: the code's parity is that of the
+         * float exponent): the sum's tie goes to the even multiple of the
+         * step 2^e, that is up to 2^(e + 1), which is right where the code
+         * of 2^e is odd (exponent bit 23 set); elsewhere C gets its last
+         * bit set, an odd multiple of the step, and the tie goes down.
+         * Below 2^emin C = magic, whose tie at half the step goes to 0,
+         * the even code. */
         const __m512 v = x_clampmax(x_div(xv, c, use_inv), c, hasinf, 1);
-        const __m512 cs = _mm512_range_ps(
-            _mm512_castsi512_ps(_mm512_add_epi32(
-                _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0xff800000u)),
-                kexp)),
-            _mm512_castsi512_ps(magic), 0x03); /* max |.|, sign of the first */
+        const __m512i vb = _mm512_castps_si512(v);
+        __m512i ce = _mm512_add_epi32(_mm512_and_si512(vb, _mm512_set1_epi32((int)0xff800000u)), kexp);
+        if (intround == 2) /* ce | (~(bit 23 of v) & 1): bit 23 rotated to bit 0 */
+            ce = _mm512_ternarylogic_epi32(ce, _mm512_rol_epi32(vb, 9), _mm512_set1_epi32(1), 0xf2);
+        const __m512 cs = _mm512_range_ps(_mm512_castsi512_ps(ce), _mm512_castsi512_ps(magic),
+                                          0x03); /* max |.|, sign of the first */
         const __m512 r = _mm512_sub_ps(_mm512_add_ps(v, cs), cs);
         x_store_q(out, i, m, xv, _mm512_castps_si512(r), c);
         return;
@@ -779,7 +789,16 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
          * the integer rounding */
         const int ir = p->mbits == 0 ||
                        (!p->fixed && p->emax + 24 - (int)p->mbits > 127);
-        if (inv) {
+        /* the default quantize of M = 0 formats with C finite: the float
+         * sum with a parity bit in C (x_ne_vec, intround 2) */
+        const int par = sat_q && p->mbits == 0 && !p->fixed && p->emax + 24 <= 127;
+        if (par && inv)
+            hi ? x_ne_run(out, x, n, p, kind, 1, 2, 1, 0, 1, cnt)
+               : x_ne_run(out, x, n, p, kind, 1, 2, 1, 0, 0, cnt);
+        else if (par)
+            hi ? x_ne_run(out, x, n, p, kind, 0, 2, 1, 0, 1, cnt)
+               : x_ne_run(out, x, n, p, kind, 0, 2, 1, 0, 0, cnt);
+        else if (inv) {
             if (ir) X_NE_CALL(1, 1); else X_NE_CALL(1, 0);
         } else {
             if (ir) X_NE_CALL(0, 1); else X_NE_CALL(0, 0);
