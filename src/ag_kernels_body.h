@@ -73,7 +73,10 @@ AG_K_INLINE uint32_t k_pow2_bits(int32_t q)
 /* Random words of stream elements [g, g + len): out[j] is the word of
  * element g - (g mod 4) + j, so element g + i reads out[(g & 3) + i].
  * One Philox4x32-10 block serves four elements; the block loop runs in SIMD
- * lanes (32x32->64 products become widening multiplies). */
+ * lanes (32x32->64 products become widening multiplies). A build may
+ * define AG_K_PHILOX_VEC(out, blk0, nblk, seed, stream): hand-written SIMD
+ * that fills a prefix of the blocks and returns how many it filled; this
+ * loop does the rest. */
 static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
                           uint64_t seed, uint64_t stream)
 {
@@ -82,7 +85,12 @@ static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
     const uint32_t b_lo = (uint32_t)blk0, b_hi = (uint32_t)(blk0 >> 32);
     const uint32_t s_lo = (uint32_t)stream, s_hi = (uint32_t)(stream >> 32);
     const uint32_t k0i = (uint32_t)seed, k1i = (uint32_t)(seed >> 32);
-    for (size_t j = 0; j < nblk; j++) {
+#ifdef AG_K_PHILOX_VEC
+    const size_t j0 = AG_K_PHILOX_VEC(out, blk0, nblk, seed, stream);
+#else
+    const size_t j0 = 0;
+#endif
+    for (size_t j = j0; j < nblk; j++) {
         uint32_t c0 = b_lo + (uint32_t)j;
         uint32_t c1 = b_hi + (c0 < b_lo); /* carry into the high word */
         uint32_t c2 = s_lo, c3 = s_hi;
