@@ -163,7 +163,8 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
         ovf = _mm512_cmpgt_epu32_mask(r, c->maxb);
     }
     if (count) {
-        const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
+        /* x is NaN exactly where v is (the same test as x_store_q's) */
+        const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
         const __mmask16 xnz = _mm512_test_epi32_mask(_mm512_castps_si512(x), c->abs);
         const __mmask16 zero = _mm512_cmpeq_epi32_mask(codeonly ? code : r, _mm512_setzero_si512());
         cnt[0] += (uint32_t)__builtin_popcount((unsigned)(ovf & ~nan & m));
@@ -180,22 +181,14 @@ AG_K_INLINE void x_finish(void *out, ptrdiff_t i, __mmask16 m, __m512 x,
             r = _mm512_mask_min_epu32(r, (__mmask16)~infm, r, c->maxb);
         else
             r = _mm512_mask_mov_epi32(r, ovf & (__mmask16)~infm, c->ovfmag);
-        /* r | (b & sign); NaN keeps x */
-        const __m512i o = _mm512_ternarylogic_epi32(r, b, _mm512_set1_epi32((int)0x80000000u), 0xf8);
-        const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
-        const __m512 y = _mm512_mask_mul_ps(x, (__mmask16)~nan, _mm512_castsi512_ps(o), c->scale);
-        float *yo = (float *)out + i;
-        if (m == 0xffff)
-            _mm512_storeu_ps(yo, y);
-        else
-            _mm512_mask_storeu_ps(yo, m, y);
+        x_store_q(out, i, m, x, r, c); /* b is the bits of x */
     } else {
         code = _mm512_mask_mov_epi32(code, ovf, c->ovfcode);
         if (hasinf)
             code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(a, c->infpat), c->infcode);
         code = _mm512_mask_or_epi32(code, _mm512_movepi32_mask(b), code, c->signcode);
         code = _mm512_mask_mov_epi32(
-            code, _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000)), c->nancode);
+            code, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), c->nancode); /* NaN: as above */
         if (cret) { /* the caller packs four vectors into one store */
             *cret = code;
             return;
