@@ -68,6 +68,16 @@ static inline void ag__philox4x32(uint32_t out[4], const uint32_t ctr[4],
     out[3] = c3;
 }
 
+/* The round keys of ag__philox4x32 for a seed, laid out for SIMD loops that
+ * broadcast them: kk[2 r] and kk[2 r + 1] are k0 and k1 of round r. */
+static inline void ag__philox_keys(uint32_t kk[20], uint64_t seed)
+{
+    for (int round = 0; round < 10; round++) {
+        kk[2 * round] = (uint32_t)seed + (uint32_t)round * AG__PHILOX_W0;
+        kk[2 * round + 1] = (uint32_t)(seed >> 32) + (uint32_t)round * AG__PHILOX_W1;
+    }
+}
+
 /* The 32 random bits of stream element g: word (g mod 4) of
  * Philox4x32-10 with key (seed lo, seed hi) and counter
  * (g/4 lo, g/4 hi, stream lo, stream hi). This mapping is the

@@ -33,10 +33,7 @@ static size_t x2_philox_vec(uint32_t *restrict out, uint64_t blk0, size_t nblk,
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i top = _mm256_set1_epi32((int)0x80000000u);
     uint32_t kk[20];
-    for (int round = 0; round < 10; round++) {
-        kk[2 * round] = (uint32_t)seed + (uint32_t)round * AG__PHILOX_W0;
-        kk[2 * round + 1] = (uint32_t)(seed >> 32) + (uint32_t)round * AG__PHILOX_W1;
-    }
+    ag__philox_keys(kk, seed);
     size_t j = 0;
     for (; j + 16 <= nblk; j += 16) {
         __m256i c0[2], c1[2], c2[2], c3[2];

@@ -605,10 +605,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
                                               13, 9, 5, 1, 12, 8, 4, 0);
     /* the round keys (seed + round * Weyl constants), once per call */
     uint32_t kk[20];
-    for (int round = 0; round < 10; round++) {
-        kk[2 * round] = (uint32_t)p->seed + (uint32_t)round * AG__PHILOX_W0;
-        kk[2 * round + 1] = (uint32_t)(p->seed >> 32) + (uint32_t)round * AG__PHILOX_W1;
-    }
+    ag__philox_keys(kk, p->seed);
     /* element i is stream element g0 + i; vectors start where the stream
      * index is a multiple of 4 (lanes before element 0 are masked). Its
      * block, modulo 2^64: a start before element 0 of the stream wraps,
