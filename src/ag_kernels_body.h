@@ -458,6 +458,39 @@ AG_K_INLINE void k_round_ne_fast(void *restrict outp, const float *restrict inp,
     cnt[2] += n_nan;
 }
 
+/* The default quantize (nearest-even, saturating to max_finite, no
+ * counts) for formats whose float sum needs no integer fallback (M >= 1,
+ * C below finite up to max_finite: what the AVX-512 loop takes too): |v|
+ * is clamped to max_finite first (max_finite rounds to itself; everything
+ * above it saturates there), then rounded by the float sum |v| + C - C
+ * with C = max(2^(e + 23 - M), magic), exact and ties to even as in
+ * k_round_ne_fast's subnormal branch, so no overflow is left to select.
+ * v = +-inf takes the inf result of the policy; NaN keeps x. Fewer
+ * operations than k_round_ne_fast, and all of them unconditional, so
+ * that the compiler vectorizes it whole. */
+AG_K_INLINE void k_round_ne_satq(float *restrict yo, const float *restrict inp,
+                                 size_t len, const ag__kparams *restrict p,
+                                 const int use_inv)
+{
+    const uint32_t kexp = p->ne_sh << 23;
+    const uint32_t maxb = p->ne_maxb, magicb = k_f2u(p->ne_magic);
+    const uint32_t infb = p->inf_val[0]; /* sym: the negative one is this | sign */
+    const float scale = p->scale, inv = p->inv_scale;
+    AG_K_IVDEP
+    for (size_t i = 0; i < len; i++) {
+        const float xin = inp[i];
+        const uint32_t b = k_f2u(use_inv ? xin * inv : xin / scale);
+        const uint32_t a = b & 0x7fffffffu;
+        const uint32_t ac = a < maxb ? a : maxb; /* inf and NaN too */
+        const uint32_t ce = (ac & 0x7f800000u) + kexp;
+        const float c = k_u2f(ce > magicb ? ce : magicb);
+        uint32_t r = k_f2u((k_u2f(ac) + c) - c);
+        r = k_sel(a == 0x7f800000u, infb, r);
+        const float qv = k_u2f(r | (b & 0x80000000u)) * scale;
+        yo[i] = k_u2f(k_sel(a > 0x7f800000u, k_f2u(xin), k_f2u(qv)));
+    }
+}
+
 /* The tile loop of one (mode, kind). */
 AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
                              const ag__kparams *p, ag__kstats *st,
@@ -465,6 +498,12 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
 {
     const size_t esz = kind == K_OUT_F32 ? 4 : (kind == K_OUT_U8 ? 1 : 2);
     uint32_t rbuf[AG__TILE + 8];
+    /* the default quantize of k_round_ne_satq: saturating to max_finite,
+     * uncounted, overflow and inf results by sign bit (sym), M >= 1 and
+     * C = 2^(e + 23 - M) finite up to max_finite (as the AVX-512 loop) */
+    const int satq = kind == K_OUT_F32 && !p->count && p->sym &&
+                     p->ovf_val[0] == p->ne_maxb && p->mbits >= 1 &&
+                     (p->fixed || p->emax + 24 - (int)p->mbits <= 127);
     for (size_t i0 = 0; i0 < n; i0 += AG__TILE) {
         const size_t len = n - i0 < AG__TILE ? n - i0 : AG__TILE;
         const uint32_t *rnd = NULL;
@@ -478,7 +517,12 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
          * condition, which would keep GCC from vectorizing it */
         void *o = (char *)out + i0 * esz;
         /* (count and use_inv as constants: four specialised loops) */
-        if (mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
+        if (mode == AG_ROUND_NEAREST_EVEN && p->nefast && satq) {
+            if (p->use_inv)
+                k_round_ne_satq((float *)o, x + i0, len, p, 1);
+            else
+                k_round_ne_satq((float *)o, x + i0, len, p, 0);
+        } else if (mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
             if (p->use_inv && p->count)
                 k_round_ne_fast(o, x + i0, len, p, 1, kind, 1, cnt);
             else if (p->use_inv)
