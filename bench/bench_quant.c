@@ -20,7 +20,10 @@
  * the call until ~2 ms have passed. GB/s counts bytes read + bytes
  * written. Not a test: no thresholds.
  *
- * Usage: bench_quant [--quick]   (--quick: 2^20 instead of 2^24, 3 runs)
+ * Usage: bench_quant [--quick] [--kernel portable|avx2|avx512]
+ *   --quick: 2^20 instead of 2^24, 3 runs; --kernel: quantize and encode
+ *   on that path instead of the best one the CPU has (decode, which takes
+ *   no options, stays on the best one).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <altgrad.h>
@@ -35,6 +38,7 @@
 #endif
 
 static int g_runs = 7;
+static int g_kernel = AG_KERNEL_AUTO; /* --kernel: the path of every ag_ call but decode */
 
 static double now(void)
 {
@@ -242,6 +246,7 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
              * a typical, non-power-of-two scale (the division path) */
             cx.scale = 4.0f / f->max_finite * 1.1f;
             cx.o = ag_qopts_default();
+            cx.o.kernel = g_kernel;
             cx.o.rounding = modes[mi];
             cx.o.seed = 12345;
             double t1, tn, ts;
@@ -263,6 +268,7 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
         cx.f = ag_format_get("E4M3");
         cx.scale = 0.015625f;
         cx.o = ag_qopts_default();
+        cx.o.kernel = g_kernel;
         cx.o.threads = 1;
         const double r1 = time_vs(run_quant, run_memcpy, &cx, g_runs, min_s, &t1);
         cx.o.threads = 0;
@@ -274,6 +280,7 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
     cx.f = ag_format_get("E4M3");
     cx.scale = 0.01f;
     cx.o = ag_qopts_default();
+    cx.o.kernel = g_kernel;
     double t_be, t_bd, t_e1, t_d1, t_en, t_es;
     cx.o.threads = 1;
     const double re = time_vs(run_encode, run_byte_enc, &cx, g_runs, min_s, &t_e1);
@@ -297,7 +304,25 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
 
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) {
+            const char *k = argv[++i];
+            g_kernel = strcmp(k, "portable") == 0 ? AG_KERNEL_PORTABLE
+                       : strcmp(k, "avx2") == 0   ? AG_KERNEL_AVX2
+                       : strcmp(k, "avx512") == 0 ? AG_KERNEL_AVX512
+                                                  : -1;
+            if (g_kernel < 0 || !ag_kernel_available(g_kernel)) {
+                fprintf(stderr, "bench_quant: kernel '%s' unknown or not available here\n", k);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_quant [--quick] [--kernel portable|avx2|avx512]\n");
+            return 2;
+        }
+    }
     if (quick)
         g_runs = 3;
     char model[256];
@@ -306,10 +331,12 @@ int main(int argc, char **argv)
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
-    printf("altgrad %s bench_quant: CPU %s, %d threads (OpenMP), kernel %s\n",
+    printf("altgrad %s bench_quant: CPU %s, %d threads (OpenMP), kernel %s%s\n",
            ag_version(), model, nthreads,
-           ag_kernel_available(AG_KERNEL_AVX512) ? "avx512"
-           : ag_kernel_available(AG_KERNEL_AVX2) ? "avx2" : "portable");
+           g_kernel != AG_KERNEL_AUTO ? ag_kernel_name(g_kernel)
+           : ag_kernel_available(AG_KERNEL_AVX512) ? "avx512"
+           : ag_kernel_available(AG_KERNEL_AVX2) ? "avx2" : "portable",
+           g_kernel != AG_KERNEL_AUTO ? " (--kernel; decode: the best one)" : "");
     printf("columns: 1T = 1 thread (/memcpy of the same bytes); nT = all threads "
            "(/parallel copy split the same way, /the 1-thread time);\n"
            "scalar = AG_KERNEL_SCALAR, 1 thread; ne = nearest-even, sr = stochastic; "
