@@ -459,18 +459,23 @@ AG_K_INLINE void k_round_ne_fast(void *restrict outp, const float *restrict inp,
 }
 
 /* The default quantize (nearest-even, saturating to max_finite, no
- * counts) for formats whose float sum needs no integer fallback (M >= 1,
- * C below finite up to max_finite: what the AVX-512 loop takes too): |v|
- * is clamped to max_finite first (max_finite rounds to itself; everything
- * above it saturates there), then rounded by the float sum |v| + C - C
- * with C = max(2^(e + 23 - M), magic), exact and ties to even as in
- * k_round_ne_fast's subnormal branch, so no overflow is left to select.
- * v = +-inf takes the inf result of the policy; NaN keeps x. Fewer
- * operations than k_round_ne_fast, and all of them unconditional, so
- * that the compiler vectorizes it whole. */
+ * counts) for the formats whose float sum needs no integer fallback (C
+ * finite up to max_finite; M = 0 only with normals: what the AVX-512 loop
+ * takes too). |v| is clamped to max_finite first (max_finite rounds to
+ * itself; everything above it saturates there), then rounded by the float
+ * sum |v| + C - C with C = max(2^(e + 23 - M), magic), exact and ties to
+ * even as in k_round_ne_fast's subnormal branch, so no overflow is left
+ * to select. par (M = 0; nefast means an odd bias, so the code's parity
+ * is bit 23 of |v|): the sum's tie goes to the even multiple of the step
+ * 2^e, up, which is right where bit 23 is set; elsewhere C gets its last
+ * bit, an odd multiple of the step, and the tie goes down (below 2^emin C
+ * = magic, whose tie goes to 0, the even code). v = +-inf takes the inf
+ * result of the policy; NaN keeps x. Fewer operations than
+ * k_round_ne_fast, and all of them unconditional, so that the compiler
+ * vectorizes it whole. */
 AG_K_INLINE void k_round_ne_satq(float *restrict yo, const float *restrict inp,
                                  size_t len, const ag__kparams *restrict p,
-                                 const int use_inv)
+                                 const int use_inv, const int par)
 {
     const uint32_t kexp = p->ne_sh << 23;
     const uint32_t maxb = p->ne_maxb, magicb = k_f2u(p->ne_magic);
@@ -482,7 +487,9 @@ AG_K_INLINE void k_round_ne_satq(float *restrict yo, const float *restrict inp,
         const uint32_t b = k_f2u(use_inv ? xin * inv : xin / scale);
         const uint32_t a = b & 0x7fffffffu;
         const uint32_t ac = a < maxb ? a : maxb; /* inf and NaN too */
-        const uint32_t ce = (ac & 0x7f800000u) + kexp;
+        uint32_t ce = (ac & 0x7f800000u) + kexp;
+        if (par) /* M = 0: C odd where bit 23 of |v| is clear (see above) */
+            ce |= (~ac >> 23) & 1u;
         const float c = k_u2f(ce > magicb ? ce : magicb);
         uint32_t r = k_f2u((k_u2f(ac) + c) - c);
         r = k_sel(a == 0x7f800000u, infb, r);
@@ -499,10 +506,11 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
     const size_t esz = kind == K_OUT_F32 ? 4 : (kind == K_OUT_U8 ? 1 : 2);
     uint32_t rbuf[AG__TILE + 8];
     /* the default quantize of k_round_ne_satq: saturating to max_finite,
-     * uncounted, overflow and inf results by sign bit (sym), M >= 1 and
-     * C = 2^(e + 23 - M) finite up to max_finite (as the AVX-512 loop) */
+     * uncounted, overflow and inf results by sign bit (sym), C = 2^(e +
+     * 23 - M) finite up to max_finite, M = 0 only with normals (as the
+     * AVX-512 loop) */
     const int satq = kind == K_OUT_F32 && !p->count && p->sym &&
-                     p->ovf_val[0] == p->ne_maxb && p->mbits >= 1 &&
+                     p->ovf_val[0] == p->ne_maxb && (p->mbits >= 1 || !p->fixed) &&
                      (p->fixed || p->emax + 24 - (int)p->mbits <= 127);
     for (size_t i0 = 0; i0 < n; i0 += AG__TILE) {
         const size_t len = n - i0 < AG__TILE ? n - i0 : AG__TILE;
@@ -518,10 +526,14 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         void *o = (char *)out + i0 * esz;
         /* (count and use_inv as constants: four specialised loops) */
         if (mode == AG_ROUND_NEAREST_EVEN && p->nefast && satq) {
-            if (p->use_inv)
-                k_round_ne_satq((float *)o, x + i0, len, p, 1);
+            if (p->mbits == 0 && p->use_inv)
+                k_round_ne_satq((float *)o, x + i0, len, p, 1, 1);
+            else if (p->mbits == 0)
+                k_round_ne_satq((float *)o, x + i0, len, p, 0, 1);
+            else if (p->use_inv)
+                k_round_ne_satq((float *)o, x + i0, len, p, 1, 0);
             else
-                k_round_ne_satq((float *)o, x + i0, len, p, 0);
+                k_round_ne_satq((float *)o, x + i0, len, p, 0, 0);
         } else if (mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
             if (p->use_inv && p->count)
                 k_round_ne_fast(o, x + i0, len, p, 1, kind, 1, cnt);
