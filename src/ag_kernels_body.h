@@ -494,7 +494,7 @@ AG_K_INLINE void k_round_ne_satq(float *restrict yo, const float *restrict inp,
         uint32_t r = k_f2u((k_u2f(ac) + c) - c);
         r = k_sel(a == 0x7f800000u, infb, r);
         const float qv = k_u2f(r | (b & 0x80000000u)) * scale;
-        yo[i] = k_u2f(k_sel(a > 0x7f800000u, k_f2u(xin), k_f2u(qv)));
+        yo[i] = xin != xin ? xin : qv;
     }
 }
 
