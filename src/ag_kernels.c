@@ -122,10 +122,9 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                 (p->inf_code[0] & f->sign_mask) != 0 ||
                 (p->ovf_val[0] >> 31) != 0 || (p->inf_val[0] >> 31) != 0)
                 p->sym = 0;
-        /* as nefast, with C = 2^(e + 23 - M) finite up to max_finite and
-         * 2^55 / C and the step C * 2^-23 normal floats */
-        p->sr_fast = p->nefast && (f->ebits == 0 || f->emax + 24 - M <= 127) &&
-                     qsub >= -95;
+        p->ne_cfin = p->nefast && (f->ebits == 0 || f->emax + 24 - M <= 127);
+        /* as ne_cfin, with 2^55 / C and the step C * 2^-23 normal floats */
+        p->sr_fast = p->ne_cfin && qsub >= -95;
     }
     p->count = 1;
     p->seed = o->seed;

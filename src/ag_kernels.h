@@ -72,6 +72,9 @@ typedef struct ag__kparams {
     float ne_magic;       /* 2^(emin - M + 23): |v| + magic rounds to the step */
     uint32_t ne_ovft;     /* the largest |v| bits that nearest-even rounds to at
                              most max_finite (|v| above it overflows) */
+    int ne_cfin;          /* nefast, and C = 2^(e + 23 - M) is a finite float for
+                             every |v| up to max_finite (or E = 0): the float sum
+                             |v| + C - C covers the whole range */
     /* the hand-written AVX-512 loops (ag_kernels_avx512.c):
      *  sym: overflow and inf results differ by the sign bit only, for
      *       codes (sign_mask) and values (bit 31);

@@ -777,11 +777,10 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
         /* the float-sum rounding needs M >= 1 (code parity = float
          * parity) and C = 2^(e + 23 - M) finite up to max_finite; else
          * the integer rounding */
-        const int ir = p->mbits == 0 ||
-                       (!p->fixed && p->emax + 24 - (int)p->mbits > 127);
+        const int ir = p->mbits == 0 || !p->ne_cfin;
         /* the default quantize of M = 0 formats with C finite: the float
          * sum with a parity bit in C (x_ne_vec, intround 2) */
-        const int par = sat_q && p->mbits == 0 && !p->fixed && p->emax + 24 <= 127;
+        const int par = sat_q && p->mbits == 0 && !p->fixed && p->ne_cfin;
         if (par && inv)
             hi ? x_ne_run(out, x, n, p, kind, 1, 2, 1, 0, 1, cnt)
                : x_ne_run(out, x, n, p, kind, 1, 2, 1, 0, 0, cnt);

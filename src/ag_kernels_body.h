@@ -510,8 +510,7 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
      * 23 - M) finite up to max_finite, M = 0 only with normals (as the
      * AVX-512 loop) */
     const int satq = kind == K_OUT_F32 && !p->count && p->sym &&
-                     p->ovf_val[0] == p->ne_maxb && (p->mbits >= 1 || !p->fixed) &&
-                     (p->fixed || p->emax + 24 - (int)p->mbits <= 127);
+                     p->ovf_val[0] == p->ne_maxb && (p->mbits >= 1 || !p->fixed) && p->ne_cfin;
     for (size_t i0 = 0; i0 < n; i0 += AG__TILE) {
         const size_t len = n - i0 < AG__TILE ? n - i0 : AG__TILE;
         const uint32_t *rnd = NULL;
