@@ -65,9 +65,9 @@ lib: $(STATIC) $(SHARED)
 cli: $(CLI)
 
 # --- library ---------------------------------------------------------------
-$(BUILD)/gen_registry: tools/gen_registry.c src/ag_format.c src/ag_error.c $(LIB_HDR)
+$(BUILD)/gen_registry: tools/gen_registry.c src/ag_format.c src/ag_error.c src/ag_rng.c $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ tools/gen_registry.c src/ag_format.c src/ag_error.c -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ tools/gen_registry.c src/ag_format.c src/ag_error.c src/ag_rng.c -lm
 
 $(BUILD)/ag_registry.inc: $(BUILD)/gen_registry
 	$(BUILD)/gen_registry > $@.tmp && mv $@.tmp $@

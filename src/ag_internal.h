@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ag_internal.h — helpers shared by the library's source files (never
- * installed): float bit access, the Philox counter-based generator, and the
+ * installed): float bit access, the ARS-7 counter-based generator, and the
  * one scalar rounding core that every conversion of the library is defined by.
  *
  * The rounding core works on the float32 bit pattern with integers only: it
@@ -38,50 +38,37 @@ static inline float ag__u2f(uint32_t u)
     return f;
 }
 
-/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
- * 3", SC'11): a counter-based generator, so that the random bits of element
- * g depend only on (seed, stream, g). */
-#define AG__PHILOX_M0 0xD2511F53u
-#define AG__PHILOX_M1 0xCD9E8D57u
-#define AG__PHILOX_W0 0x9E3779B9u
-#define AG__PHILOX_W1 0xBB67AE85u
+/* ARS-7 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
+ * SC'11: ars4x32 with Random123's default 7 rounds): a counter-based
+ * generator, so that the random bits of element g depend only on (seed,
+ * stream, g). Round key r is the key (seed, 0) plus r times the Weyl
+ * constants below, in 64-bit halves; the state is the counter XOR key 0,
+ * then six AESENC rounds and one AESENCLAST. Words are the 128-bit state
+ * read as four little-endian uint32. Defined in ag_rng.c. */
+#define AG__ARS_ROUNDS 7
+#define AG__ARS_W0 0x9E3779B97F4A7C15ull /* golden ratio: low 64 bits */
+#define AG__ARS_W1 0xBB67AE8584CAA73Bull /* sqrt(3) - 1: high 64 bits */
 
-static inline void ag__philox4x32(uint32_t out[4], const uint32_t ctr[4],
-                                  uint32_t k0, uint32_t k1)
-{
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)AG__PHILOX_M0 * c0;
-        uint64_t p1 = (uint64_t)AG__PHILOX_M1 * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += AG__PHILOX_W0;
-        k1 += AG__PHILOX_W1;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
-}
+/* One block: out = ARS-7 of the counter words ctr with key (seed, 0).
+ * AES-NI where the CPU has it, else ag__ars4x32_soft (the same bits). */
+void ag__ars4x32(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);
+/* The portable C implementation of ag__ars4x32. */
+void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);
+/* Blocks blk0 .. blk0 + nblk - 1 (block index modulo 2^64) of stream
+ * `stream`: out[4 j + w] is word w of block blk0 + j, whose counter is
+ * (block lo, block hi, stream lo, stream hi). AES-NI where the CPU has it;
+ * _soft: portable C always. */
+void ag__ars_fill(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed, uint64_t stream);
+void ag__ars_fill_soft(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
+                       uint64_t stream);
 
-/* The round keys of ag__philox4x32 for a seed, laid out for SIMD loops that
- * broadcast them: kk[2 r] and kk[2 r + 1] are k0 and k1 of round r. */
-static inline void ag__philox_keys(uint32_t kk[20], uint64_t seed)
-{
-    for (int round = 0; round < 10; round++) {
-        kk[2 * round] = (uint32_t)seed + (uint32_t)round * AG__PHILOX_W0;
-        kk[2 * round + 1] = (uint32_t)(seed >> 32) + (uint32_t)round * AG__PHILOX_W1;
-    }
-}
+/* 1 when the CPU has VAES (AES rounds on 256- and 512-bit vectors). */
+int ag__cpu_vaes(void);
 
-/* The 32 random bits of stream element g: word (g mod 4) of
- * Philox4x32-10 with key (seed lo, seed hi) and counter
- * (g/4 lo, g/4 hi, stream lo, stream hi). This mapping is the
- * reproducibility contract: every kernel must produce exactly these bits. */
+/* The 32 random bits of stream element g: word (g mod 4) of ARS-7 with key
+ * (seed, 0) and counter (g/4 lo, g/4 hi, stream lo, stream hi). This
+ * mapping is the reproducibility contract: every kernel must produce
+ * exactly these bits. */
 static inline uint32_t ag__random_u32(uint64_t seed, uint64_t stream,
                                       uint64_t g)
 {
@@ -89,7 +76,7 @@ static inline uint32_t ag__random_u32(uint64_t seed, uint64_t stream,
     const uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32),
                              (uint32_t)stream, (uint32_t)(stream >> 32)};
     uint32_t out[4];
-    ag__philox4x32(out, ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+    ag__ars4x32(out, ctr, seed);
     return out[g & 3];
 }
 

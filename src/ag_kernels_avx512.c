@@ -4,10 +4,10 @@
  * VL, CD), picked at run time by ag__kernel_table when the CPU has it, plus
  * hand-written loops for the hot cases:
  *  - nearest-even quantize / encode (p->nefast, p->sym);
- *  - stochastic quantize / encode (p->sr_fast, p->sym), with Philox4x32-10
- *    computed in registers, four interleaved groups of sixteen blocks
- *    (256 elements) a step, and an integer loop for quantize blocks whose
- *    values are all normal;
+ *  - stochastic quantize / encode (p->sr_fast, p->sym), with ARS-7
+ *    computed in registers through VAES (where the CPU has it), sixteen
+ *    vectors of four blocks (256 elements) a step, and an integer loop for
+ *    quantize blocks whose values are all normal;
  *  - 8-bit decode through byte permutes where the CPU has VBMI.
  * Both round the float32 pattern itself and produce the bits and counts of
  * the scalar specification (tests/test_kernels.c checks them against it on
@@ -26,9 +26,9 @@
 #if AG__HAVE_X86_KERNELS
 #if !defined(__clang__)
 #pragma GCC optimize("O3", "fp-contract=off", "no-trapping-math")
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,prefer-vector-width=512")
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,vaes,prefer-vector-width=512")
 #else
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,vaes"))), apply_to = function)
 #endif
 
 #define AG_K_NO_TABLE 1 /* the table is defined below */
@@ -404,64 +404,38 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
 
 /* ---- stochastic ---------------------------------------------------------------- */
 
-/* Philox4x32-10 of blocks blk .. blk + 16 G - 1 (counter (blk, stream),
- * round keys kk: seed plus the Weyl constants), returned as the random
- * words of stream elements 4 blk .. 4 blk + 64 G - 1 in order: w[q] holds
- * elements 4 blk + 16 q .. + 15. Lane p of the counter vectors of group g
- * carries block blk + 16 g + 4 (p mod 4) + p / 4, so that the two unpack
- * stages of the 4 x 4 word transpose put the words in element order. G
- * independent groups are interleaved round by round: one group alone is
- * bound by the latency of the multiply chain. */
-AG_K_INLINE void x_philox(uint64_t blk, uint64_t stream, const uint32_t *kk,
-                          const __m512i lane_off, __m512i *w, const int G)
+/* The round keys of ARS-7 (ag_rng.c), each in the four 128-bit lanes. */
+AG_K_INLINE void x_ars_keys(__m512i rk[AG__ARS_ROUNDS + 1], uint64_t seed)
 {
-    __m512i c0[4], c1[4], c2[4], c3[4];
-    const __m512i m0 = _mm512_set1_epi32((int)AG__PHILOX_M0);
-    const __m512i m1 = _mm512_set1_epi32((int)AG__PHILOX_M1);
-    for (int g = 0; g < G; g++) {
-        const uint64_t bg = blk + 16u * (uint64_t)g;
-        const __m512i blo = _mm512_set1_epi32((int)(uint32_t)bg);
-        const __m512i bhi = _mm512_set1_epi32((int)(uint32_t)(bg >> 32));
-        c0[g] = _mm512_add_epi32(blo, lane_off);
-        /* carry into the high word where the low word wrapped */
-        c1[g] = _mm512_mask_add_epi32(bhi, _mm512_cmplt_epu32_mask(c0[g], blo), bhi,
-                                      _mm512_set1_epi32(1));
-        c2[g] = _mm512_set1_epi32((int)(uint32_t)stream);
-        c3[g] = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
+    const __m512i w = _mm512_broadcast_i32x4(
+        _mm_set_epi64x((long long)AG__ARS_W1, (long long)AG__ARS_W0));
+    rk[0] = _mm512_broadcast_i32x4(_mm_set_epi64x(0, (long long)seed));
+    for (int r = 1; r <= AG__ARS_ROUNDS; r++)
+        rk[r] = _mm512_add_epi64(rk[r - 1], w);
+}
+
+/* ARS-7 of blocks blk .. blk + 4 Q - 1 (counter (block, stream), block
+ * modulo 2^64), returned as the random words of stream elements 4 blk ..
+ * 4 blk + 16 Q - 1 in order: w[q] holds blocks blk + 4 q .. + 3, one per
+ * 128-bit lane, which are elements 4 blk + 16 q .. + 15. VAES (checked at
+ * run time by x_round): one instruction a round for four blocks; Q
+ * independent vectors in flight hide its latency. */
+AG_K_INLINE void x_ars(uint64_t blk, uint64_t stream, const __m512i *rk, __m512i *w,
+                       const int Q)
+{
+    const __m512i four = _mm512_set_epi64(0, 4, 0, 4, 0, 4, 0, 4);
+    __m512i ctr = _mm512_set_epi64((long long)stream, (long long)(blk + 3), (long long)stream,
+                                   (long long)(blk + 2), (long long)stream, (long long)(blk + 1),
+                                   (long long)stream, (long long)blk);
+    for (int q = 0; q < Q; q++) {
+        w[q] = _mm512_xor_si512(ctr, rk[0]);
+        ctr = _mm512_add_epi64(ctr, four);
     }
-    for (int round = 0; round < 10; round++) {
-        const __m512i k0 = _mm512_set1_epi32((int)kk[2 * round]);
-        const __m512i k1 = _mm512_set1_epi32((int)kk[2 * round + 1]);
-        for (int g = 0; g < G; g++) {
-            /* 32 x 32 -> 64 products of the even lanes, and of the odd
-             * lanes swapped down (pshufd: cheaper than a 64-bit shift) */
-            const __m512i pe0 = _mm512_mul_epu32(c0[g], m0);
-            const __m512i po0 = _mm512_mul_epu32(_mm512_shuffle_epi32(c0[g], _MM_PERM_CDAB), m0);
-            const __m512i pe1 = _mm512_mul_epu32(c2[g], m1);
-            const __m512i po1 = _mm512_mul_epu32(_mm512_shuffle_epi32(c2[g], _MM_PERM_CDAB), m1);
-            /* hi: the high words of the even products swapped into the
-             * even lanes, those of the odd products already in the odd
-             * lanes; lo the other way round */
-            const __m512i hi0 = _mm512_mask_mov_epi32(_mm512_shuffle_epi32(pe0, _MM_PERM_CDAB), 0xaaaa, po0);
-            const __m512i hi1 = _mm512_mask_mov_epi32(_mm512_shuffle_epi32(pe1, _MM_PERM_CDAB), 0xaaaa, po1);
-            const __m512i lo0 = _mm512_mask_mov_epi32(pe0, 0xaaaa, _mm512_shuffle_epi32(po0, _MM_PERM_CDAB));
-            const __m512i lo1 = _mm512_mask_mov_epi32(pe1, 0xaaaa, _mm512_shuffle_epi32(po1, _MM_PERM_CDAB));
-            c0[g] = _mm512_ternarylogic_epi32(hi1, c1[g], k0, 0x96);
-            c2[g] = _mm512_ternarylogic_epi32(hi0, c3[g], k1, 0x96);
-            c1[g] = lo1;
-            c3[g] = lo0;
-        }
-    }
-    for (int g = 0; g < G; g++) {
-        const __m512i t0 = _mm512_unpacklo_epi32(c0[g], c1[g]);
-        const __m512i t1 = _mm512_unpackhi_epi32(c0[g], c1[g]);
-        const __m512i t2 = _mm512_unpacklo_epi32(c2[g], c3[g]);
-        const __m512i t3 = _mm512_unpackhi_epi32(c2[g], c3[g]);
-        w[4 * g + 0] = _mm512_unpacklo_epi64(t0, t2);
-        w[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
-        w[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3);
-        w[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
-    }
+    for (int r = 1; r < AG__ARS_ROUNDS; r++)
+        for (int q = 0; q < Q; q++)
+            w[q] = _mm512_aesenc_epi128(w[q], rk[r]);
+    for (int q = 0; q < Q; q++)
+        w[q] = _mm512_aesenclast_epi128(w[q], rk[AG__ARS_ROUNDS]);
 }
 
 /* Constants of the stochastic loop (lowm, ush: the normal-range loop). */
@@ -601,11 +575,9 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
         const uint32_t tb = t > (double)FLT_MAX ? 0x7f800000u : k_f2u((float)t) + 1u;
         xthr2 = _mm512_set1_epi32((int)((tb << 1) - 1u));
     }
-    const __m512i lane_off = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2,
-                                              13, 9, 5, 1, 12, 8, 4, 0);
     /* the round keys (seed + round * Weyl constants), once per call */
-    uint32_t kk[20];
-    ag__philox_keys(kk, p->seed);
+    __m512i rk[AG__ARS_ROUNDS + 1];
+    x_ars_keys(rk, p->seed);
     /* element i is stream element g0 + i; vectors start where the stream
      * index is a multiple of 4 (lanes before element 0 are masked). Its
      * block, modulo 2^64: a start before element 0 of the stream wraps,
@@ -615,13 +587,13 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
     const ptrdiff_t nn = (ptrdiff_t)n;
     /* groups of 64 elements with masks (the first, which may start
      * before element 0, and the last ones); the body takes 256 elements
-     * (four interleaved Philox groups) a step, unmasked. (Plain stores
+     * (sixteen ARS vectors in flight) a step, unmasked. (Plain stores
      * even for large outputs: non-temporal ones made this loop 30 %
      * slower at 2^24.) */
 #define X_SR_GROUP()                                                          \
     do {                                                                      \
         __m512i w[4];                                                         \
-        x_philox(blk, p->stream, kk, lane_off, w, 1);                         \
+        x_ars(blk, p->stream, rk, w, 4);                         \
         for (int q = 0; q < 4 && i + 16 * q < nn; q++) {                      \
             const ptrdiff_t iq = i + 16 * q;                                  \
             x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, kind,   \
@@ -635,7 +607,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
     for (; i + 256 <= nn; i += 256, blk += 64) {
         __m512i w[16];
         const int nrm = try_int && x_sr_normal_block(x + i, xthr2);
-        x_philox(blk, p->stream, kk, lane_off, w, 4);
+        x_ars(blk, p->stream, rk, w, 16);
         if (nrm) {
             for (int q = 0; q < 16; q++)
                 x_sr_vec_int((float *)out, x, i + 16 * q, w[q], &c, &k, use_inv, satmin, count,
@@ -655,7 +627,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
 
 /* Interleave four byte planes (64 entries each, in the lane order of
  * x_decode_u8_vbmi) into 64 floats at y. */
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi")))
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,vaes,avx512vbmi")))
 static inline void x_dec_store(float *y, const __m512i pk[4])
 {
     const __m512i a0 = _mm512_unpacklo_epi8(pk[0], pk[1]);
@@ -680,7 +652,7 @@ static inline void x_dec_store(float *y, const __m512i pk[4])
  * (vpermb) to come out in order: output vector m, lane L, float j holds
  * code 16 m + 4 L + j. The same bits as the table read (NaN payloads
  * included). */
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx512vbmi")))
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,vaes,avx512vbmi")))
 static void x_decode_u8_vbmi(float *y, const uint8_t *c, size_t n, const float *dlut)
 {
     /* the planes, 16 table entries at a time: a shift and a truncating
@@ -755,7 +727,9 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
     const int sat_q = kind == K_OUT_F32 && !cn && p->ovf_val[0] == p->ne_maxb;
     const int sat_e = kind != K_OUT_F32 && !cn && p->ovf_code[0] == p->max_code;
     const int ne = p->mode == AG_ROUND_NEAREST_EVEN && p->nefast;
-    const int sr = p->mode == AG_ROUND_STOCHASTIC && p->sr_fast;
+    /* the stochastic loops draw ARS-7 through VAES; without it the
+     * kernel body runs them (ag__ars_fill: AES-NI or portable C) */
+    const int sr = p->mode == AG_ROUND_STOCHASTIC && p->sr_fast && ag__cpu_vaes();
     if (!p->sym || !(ne || sr))
         return 0;
     const int inv = p->use_inv;

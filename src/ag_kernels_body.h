@@ -72,46 +72,12 @@ AG_K_INLINE uint32_t k_pow2_bits(int32_t q)
 
 /* Random words of stream elements [g, g + len): out[j] is the word of
  * element g - (g mod 4) + j, so element g + i reads out[(g & 3) + i].
- * One Philox4x32-10 block serves four elements; the block loop runs in SIMD
- * lanes (32x32->64 products become widening multiplies). A build may
- * define AG_K_PHILOX_VEC(out, blk0, nblk, seed, stream): hand-written SIMD
- * that fills a prefix of the blocks and returns how many it filled; this
- * loop does the rest. */
-static void k_philox_fill(uint32_t *restrict out, uint64_t g, size_t len,
-                          uint64_t seed, uint64_t stream)
+ * One ARS-7 block serves four elements (ag__ars_fill: AES-NI where the
+ * CPU has it). */
+static void k_rng_fill(uint32_t *restrict out, uint64_t g, size_t len,
+                       uint64_t seed, uint64_t stream)
 {
-    const uint64_t blk0 = g >> 2;
-    const size_t nblk = (size_t)(((g & 3u) + len + 3u) >> 2);
-    const uint32_t b_lo = (uint32_t)blk0, b_hi = (uint32_t)(blk0 >> 32);
-    const uint32_t s_lo = (uint32_t)stream, s_hi = (uint32_t)(stream >> 32);
-    const uint32_t k0i = (uint32_t)seed, k1i = (uint32_t)(seed >> 32);
-#ifdef AG_K_PHILOX_VEC
-    const size_t j0 = AG_K_PHILOX_VEC(out, blk0, nblk, seed, stream);
-#else
-    const size_t j0 = 0;
-#endif
-    for (size_t j = j0; j < nblk; j++) {
-        uint32_t c0 = b_lo + (uint32_t)j;
-        uint32_t c1 = b_hi + (c0 < b_lo); /* carry into the high word */
-        uint32_t c2 = s_lo, c3 = s_hi;
-        uint32_t k0 = k0i, k1 = k1i;
-        for (int round = 0; round < 10; round++) {
-            const uint64_t p0 = (uint64_t)AG__PHILOX_M0 * c0;
-            const uint64_t p1 = (uint64_t)AG__PHILOX_M1 * c2;
-            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-            const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1;
-            c3 = (uint32_t)p0;
-            c0 = n0;
-            c2 = n2;
-            k0 += AG__PHILOX_W0;
-            k1 += AG__PHILOX_W1;
-        }
-        out[4 * j + 0] = c0;
-        out[4 * j + 1] = c1;
-        out[4 * j + 2] = c2;
-        out[4 * j + 3] = c3;
-    }
+    ag__ars_fill(out, g >> 2, (size_t)(((g & 3u) + len + 3u) >> 2), seed, stream);
 }
 
 /* Output kinds of the rounding loop. */
@@ -516,7 +482,7 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
         const uint32_t *rnd = NULL;
         if (mode == AG_ROUND_STOCHASTIC) {
             const uint64_t g = g0 + i0;
-            k_philox_fill(rbuf, g, len, p->seed, p->stream);
+            k_rng_fill(rbuf, g, len, p->seed, p->stream);
             rnd = rbuf + (g & 3u);
         }
         uint32_t cnt[3] = {0, 0, 0};

@@ -26,6 +26,7 @@
  *     AVX-512 integer loop's threshold), and a stride through (or, with
  *     AG_TEST_LONG, all of) the float32 space in both modes against the
  *     generic C body.
+ *  7. The generator: every implementation of ARS-7 against the reference.
  */
 #include "ag_test.h"
 #include "ag_test_rng.h"
@@ -34,6 +35,7 @@
 #include <math.h>
 
 #include "../src/ag_kernels.h"
+#include "ref/ag_ref.h"
 
 static float fbits(uint32_t u) { return ag_test_float(u); }
 static uint32_t bitsf(float f) { return ag_test_bits(f); }
@@ -491,7 +493,7 @@ static void check_stochastic(void)
     }
     /* the random words are the documented ones: element i of a call with
      * offset o uses stream element o + i (ag_to_bits_opts), on every path
-     * (256 elements: the SIMD Philox loops see the carry) */
+     * (256 elements: the SIMD ARS loops see the block counter's carry) */
     for (int kern = AG_KERNEL_AUTO; kern <= AG_KERNEL_AVX512; kern++) {
         if (!ag_kernel_available(kern))
             continue;
@@ -519,6 +521,47 @@ out:
     free(x);
     free(y);
     free(y2);
+}
+
+/* Part 7: the generator itself. Every implementation of ARS-7 in the
+ * library (one block and the block fill; AES-NI where the CPU has it, and
+ * the portable C one always) against the reference, for random seeds,
+ * streams and blocks, block counters where the low word carries and where
+ * the 64-bit counter wraps, and fill lengths around the 8-block step. */
+static void check_generator(void)
+{
+    enum { NB = 37 };
+    static const uint64_t edge[] = {0, 1, 0xfffffff0u, 0xfffffffdull, 0xfffffffffffffff0ull,
+                                    0xfffffffffffffffdull};
+    size_t bad = 0, n = 0;
+    for (int t = 0; t < 64; t++) {
+        const uint64_t seed = t == 0 ? 0 : rng_next();
+        const uint64_t stream = t < 2 ? 0 : rng_next();
+        const uint64_t blk0 = t < 12 ? edge[t % 6] : rng_next();
+        const size_t nblk = (size_t)t % (NB + 1);
+        uint32_t a[4 * NB], b[4 * NB];
+        ag__ars_fill(a, blk0, nblk, seed, stream);
+        ag__ars_fill_soft(b, blk0, nblk, seed, stream);
+        for (size_t j = 0; j < nblk; j++) {
+            const uint64_t blk = blk0 + j;
+            const uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)stream,
+                                     (uint32_t)(stream >> 32)};
+            const uint32_t key[4] = {(uint32_t)seed, (uint32_t)(seed >> 32), 0, 0};
+            uint32_t r[4], one[4], soft[4];
+            ag_ref_ars4x32(r, ctr, key, AG__ARS_ROUNDS);
+            ag__ars4x32(one, ctr, seed);
+            ag__ars4x32_soft(soft, ctr, seed);
+            bad += memcmp(r, a + 4 * j, sizeof r) != 0;
+            bad += memcmp(r, b + 4 * j, sizeof r) != 0;
+            bad += memcmp(r, one, sizeof r) != 0;
+            bad += memcmp(r, soft, sizeof r) != 0;
+            for (int w = 0; w < 4 && blk < ((uint64_t)1 << 62); w++) /* g = 4 blk + w */
+                bad += ag__random_u32(seed, stream, 4 * blk + (uint64_t)w) != r[w];
+            n++;
+        }
+    }
+    AG_CHECK(bad == 0, "ARS-7: %zu mismatches against the reference in %zu blocks", bad, n);
+    printf("generator: %zu blocks, 6 implementations, against the reference\n", n);
 }
 
 static void check_options(void)
@@ -724,5 +767,6 @@ int main(void)
     check_stochastic();
     check_sr_threshold();
     check_space();
+    check_generator();
     return ag_test_summary("test_kernels");
 }

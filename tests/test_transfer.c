@@ -13,7 +13,7 @@
  *    +-0, +-inf, NaNs, float32 subnormals and random float32 patterns;
  *  - 8-bit formats: nearest code by brute force over all codes;
  *  - monotonicity and encode(decode(c)) == c;
- *  - stochastic rounding against the documented Philox mapping, with
+ *  - stochastic rounding against the documented ARS-7 mapping, with
  *    random bits placed exactly on the rounding threshold.
  *
  * Random inputs come from a seeded generator; the seed is printed and can
@@ -548,27 +548,43 @@ static void test_init_grid(void)
     AG_CHECK(ag_format_init(&f, NULL, 4, 3, 7, 1, (ag_specials)7, 0) != AG_OK, "specials 7 accepted");
 }
 
-/* ---- Philox ----------------------------------------------------------------- */
+/* ---- ARS ------------------------------------------------------------------- */
 
-static void test_philox(void)
+static void test_ars(void)
 {
-    /* Salmon et al. (Random123) known-answer vector: Philox4x32-10,
-     * counter 0, key 0 */
-    const uint32_t ctr[4] = {0, 0, 0, 0}, key[2] = {0, 0};
+    /* known-answer vectors of ars4x32 with 10 rounds, from the kat_vectors
+     * file of Salmon et al.'s Random123 library: counter words, key words,
+     * expected words */
+    static const uint32_t kat[][12] = {
+        {0, 0, 0x01000000u, 0, 0, 0, 0, 0x00800000u, 0xe80a74bau, 0x362da2efu, 0xef2d5659u,
+         0xe533ba90u},
+        {0x886a3f24u, 0xd308a385u, 0x2e8a1913u, 0x44737003u, 0, 0, 0, 0x00800000u, 0xe6c0191du,
+         0x261dcebcu, 0xd41bbe82u, 0x8e6e9730u},
+        {1, 0, 0, 0, 0, 0, 0, 0xff000000u, 0x27b00d10u, 0x76eeb5feu, 0x30fea418u, 0x02742412u},
+        {0x886a3f24u, 0xd308a385u, 0x2e8a1913u, 0x44737003u, 0, 0, 0, 0x80000000u, 0xb80e41eau,
+         0x4a1fa670u, 0x348659ddu, 0xee801943u},
+        {1, 0, 0, 0, 0, 0x00000080u, 0, 0, 0x110d6be7u, 0xa16da48bu, 0xa3f265d0u, 0xb0569d26u},
+        {0xe6212845u, 0x7713d038u, 0xcf6654beu, 0x6c0ce934u, 0, 0x0000ff00u, 0, 0, 0xaaf76d9au,
+         0x28743c55u, 0x708931a0u, 0xb700e2cbu},
+        {0x223809a4u, 0xd0319f29u, 0x98fa2e08u, 0x896c4eecu, 0, 0, 0xff000000u, 0, 0x057dc2d7u,
+         0x5ae3fa5au, 0xf95a7de3u, 0xf9808716u},
+    };
+    for (size_t t = 0; t < sizeof kat / sizeof kat[0]; t++) {
+        uint32_t out[4];
+        ag_ref_ars4x32(out, kat[t], kat[t] + 4, 10);
+        AG_CHECK(memcmp(out, kat[t] + 8, sizeof out) == 0, "ars kat %zu: %08x %08x %08x %08x", t,
+                 out[0], out[1], out[2], out[3]);
+    }
+    /* the element mapping: element g is word g % 4 of ARS-7 at block g / 4
+     * of the stream, key (seed, 0) */
+    const uint64_t seed = 0x0123456789abcdefull, stream = 0xfedcba9876543210ull;
+    const uint64_t g = (0x1234567ull << 2) | 3u;
+    const uint32_t ctr[4] = {0x1234567u, 0, 0x76543210u, 0xfedcba98u};
+    const uint32_t key[4] = {0x89abcdefu, 0x01234567u, 0, 0};
     uint32_t out[4];
-    ag_ref_philox4x32_10(out, ctr, key);
-    AG_CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu &&
-                 out[3] == 0x9b00dbd8u,
-             "philox kat: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
-    /* second published vector: all ones */
-    const uint32_t c1[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
-    const uint32_t k1[2] = {0xffffffffu, 0xffffffffu};
-    ag_ref_philox4x32_10(out, c1, k1);
-    AG_CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u &&
-                 out[3] == 0x6d5451fdu,
-             "philox kat ones: %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
-    /* the element mapping: element g is word g % 4 of block g / 4 */
-    AG_CHECK(ag_ref_random_u32(0, 0, 0) == 0x6627e8d5u && ag_ref_random_u32(0, 0, 3) == 0x9b00dbd8u,
+    ag_ref_ars4x32(out, ctr, key, 7);
+    AG_CHECK(ag_ref_random_u32(seed, stream, g) == out[3] &&
+                 ag_ref_random_u32(seed, stream, g - 3) == out[0],
              "element mapping");
 }
 
@@ -628,7 +644,7 @@ int main(void)
     const uint64_t seed = s && *s ? strtoull(s, NULL, 0) : 0x5eed0002ull;
     rng_state = seed;
     printf("test_transfer: seed %#" PRIx64 " (set AG_TEST_SEED to change)\n", seed);
-    test_philox();
+    test_ars();
     for (size_t i = 0; i < ag_format_count(); i++) {
         const ag_format *f = ag_format_at(i);
         AG_CHECK(f != NULL, "registry entry %zu is NULL", i);

@@ -392,40 +392,120 @@ done:
     return out;
 }
 
-/* ---- Philox4x32-10 (Salmon, Moraes, Dror, Shaw, SC'11) -------------------- */
+/* ---- ARS (Salmon, Moraes, Dror, Shaw, SC'11; Random123's ars4x32) ---------- */
 
-void ag_ref_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
-                          const uint32_t key[2])
+/* GF(2^8) product modulo x^8 + x^4 + x^3 + x + 1 (FIPS-197, 4.2). */
+static uint8_t gf_mul(uint8_t a, uint8_t b)
 {
-    uint32_t x0 = ctr[0], x1 = ctr[1], x2 = ctr[2], x3 = ctr[3];
-    for (uint32_t i = 0; i < 10; i++) {
-        /* round key i = key + i * (golden ratio, sqrt(3) - 1) */
-        const uint32_t k0 = key[0] + i * 0x9E3779B9u;
-        const uint32_t k1 = key[1] + i * 0xBB67AE85u;
-        const uint64_t a = (uint64_t)x0 * 0xD2511F53u;
-        const uint64_t b = (uint64_t)x2 * 0xCD9E8D57u;
-        const uint32_t y0 = (uint32_t)(b >> 32) ^ x1 ^ k0;
-        const uint32_t y1 = (uint32_t)b;
-        const uint32_t y2 = (uint32_t)(a >> 32) ^ x3 ^ k1;
-        const uint32_t y3 = (uint32_t)a;
-        x0 = y0;
-        x1 = y1;
-        x2 = y2;
-        x3 = y3;
+    uint8_t p = 0;
+    for (int i = 0; i < 8; i++) {
+        if (b & 1u)
+            p ^= a;
+        const uint8_t hi = a & 0x80u;
+        a = (uint8_t)(a << 1);
+        if (hi)
+            a ^= 0x1bu;
+        b >>= 1;
     }
-    out[0] = x0;
-    out[1] = x1;
-    out[2] = x2;
-    out[3] = x3;
+    return p;
+}
+
+/* SubBytes (FIPS-197, 5.1.1): the multiplicative inverse (0 for 0), then
+ * the affine map b ^ rotl(b,1) ^ rotl(b,2) ^ rotl(b,3) ^ rotl(b,4) ^ 0x63.
+ * Tabulated on first use from that definition, not copied from a table
+ * (the tests call the reference from one thread). */
+static const uint8_t *sub_bytes_table(void)
+{
+    static uint8_t box[256];
+    static int built;
+    if (!built) {
+        for (int a = 0; a < 256; a++) {
+            uint8_t inv = 0;
+            for (int b = 1; b < 256 && a; b++)
+                if (gf_mul((uint8_t)a, (uint8_t)b) == 1u) {
+                    inv = (uint8_t)b;
+                    break;
+                }
+            uint8_t s = inv;
+            for (int r = 1; r <= 4; r++)
+                s ^= (uint8_t)((inv << r) | (inv >> (8 - r)));
+            box[a] = (uint8_t)(s ^ 0x63u);
+        }
+        built = 1;
+    }
+    return box;
+}
+
+/* xtime (FIPS-197, 4.2.1) of the four bytes of w at once. */
+static uint32_t xtime4(uint32_t w)
+{
+    return ((w & 0x7f7f7f7fu) << 1) ^ (((w >> 7) & 0x01010101u) * 0x1bu);
+}
+
+static uint32_t rotr(uint32_t w, unsigned r)
+{
+    return (w >> r) | (w << (32u - r));
+}
+
+/* One AES encryption round on the state as four columns (byte r of column
+ * c is row r): SubBytes and ShiftRows (row r of column c comes from column
+ * c + r), MixColumns unless last (row r becomes 2 a_r ^ 3 a_r+1 ^ a_r+2 ^
+ * a_r+3 = xtime(a_r ^ a_r+1) ^ a_r+1 ^ a_r+2 ^ a_r+3, rows mod 4), then
+ * XOR the round key: what AESENC / AESENCLAST compute. */
+static void aes_round(uint32_t st[4], const uint32_t key[4], int last, const uint8_t *sbox)
+{
+    uint32_t t[4];
+    for (int c = 0; c < 4; c++) {
+        uint32_t a = 0;
+        for (int r = 0; r < 4; r++)
+            a |= (uint32_t)sbox[(st[(c + r) % 4] >> (8 * r)) & 0xffu] << (8 * r);
+        if (!last) {
+            const uint32_t a1 = rotr(a, 8); /* byte r holds a_r+1 */
+            a = xtime4(a ^ a1) ^ a1 ^ rotr(a, 16) ^ rotr(a, 24);
+        }
+        t[c] = a ^ key[c];
+    }
+    memcpy(st, t, sizeof t);
+}
+
+void ag_ref_ars4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[4],
+                    unsigned rounds)
+{
+    /* the key as two 64-bit halves, stepped by the Weyl constants (golden
+     * ratio, sqrt(3) - 1) before each round */
+    const uint8_t *sbox = sub_bytes_table();
+    uint64_t k0 = (uint64_t)key[0] | ((uint64_t)key[1] << 32);
+    uint64_t k1 = (uint64_t)key[2] | ((uint64_t)key[3] << 32);
+    uint32_t st[4];
+    for (int c = 0; c < 4; c++)
+        st[c] = ctr[c] ^ key[c];
+    for (unsigned r = 1; r <= rounds; r++) {
+        k0 += 0x9E3779B97F4A7C15ull;
+        k1 += 0xBB67AE8584CAA73Bull;
+        const uint32_t kw[4] = {(uint32_t)k0, (uint32_t)(k0 >> 32), (uint32_t)k1,
+                                (uint32_t)(k1 >> 32)};
+        aes_round(st, kw, r == rounds, sbox);
+    }
+    memcpy(out, st, sizeof st);
 }
 
 uint32_t ag_ref_random_u32(uint64_t seed, uint64_t stream, uint64_t g)
 {
+    /* the last block, kept: searches walk the stream element by element
+     * (one thread, as above) */
+    static uint64_t m_seed, m_stream, m_q;
+    static uint32_t m_out[4];
+    static int m_valid;
     const uint64_t q = g / 4;
-    const uint32_t ctr[4] = {(uint32_t)(q & 0xffffffffu), (uint32_t)(q >> 32),
-                             (uint32_t)(stream & 0xffffffffu), (uint32_t)(stream >> 32)};
-    const uint32_t key[2] = {(uint32_t)(seed & 0xffffffffu), (uint32_t)(seed >> 32)};
-    uint32_t out[4];
-    ag_ref_philox4x32_10(out, ctr, key);
-    return out[g % 4];
+    if (!m_valid || m_seed != seed || m_stream != stream || m_q != q) {
+        const uint32_t ctr[4] = {(uint32_t)(q & 0xffffffffu), (uint32_t)(q >> 32),
+                                 (uint32_t)(stream & 0xffffffffu), (uint32_t)(stream >> 32)};
+        const uint32_t key[4] = {(uint32_t)(seed & 0xffffffffu), (uint32_t)(seed >> 32), 0, 0};
+        ag_ref_ars4x32(m_out, ctr, key, 7);
+        m_seed = seed;
+        m_stream = stream;
+        m_q = q;
+        m_valid = 1;
+    }
+    return m_out[g % 4];
 }

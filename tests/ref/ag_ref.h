@@ -76,13 +76,16 @@ float ag_ref_decode(const ag_ref *r, uint32_t code);
 uint32_t ag_ref_encode(const ag_ref *r, float x, ag_rounding mode,
                        ag_overflow ovf, uint32_t rnd, unsigned *flags);
 
-/* The Philox4x32-10 block and the documented element mapping of altgrad's
- * stochastic rounding: word (g mod 4) of Philox4x32-10 with key
- * (seed lo, seed hi) and counter (g/4 lo, g/4 hi, stream lo, stream hi).
- * Written independently of src/ (and checked against the published
- * known-answer vector by the tests). */
-void ag_ref_philox4x32_10(uint32_t out[4], const uint32_t ctr[4],
-                          const uint32_t key[2]);
+/* The ARS block (ars4x32 with `rounds` rounds: the counter XOR the key,
+ * rounds - 1 AES rounds and a last one without MixColumns, the key
+ * stepped by the Weyl constants before each) and the documented element
+ * mapping of altgrad's stochastic rounding: word (g mod 4) of ARS-7 with
+ * key (seed lo, seed hi, 0, 0) and counter (g/4 lo, g/4 hi, stream lo,
+ * stream hi). Written independently of src/ from FIPS-197 (byte by byte,
+ * SubBytes from the field inverse), and checked against the published
+ * known-answer vectors by the tests. */
+void ag_ref_ars4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[4],
+                    unsigned rounds);
 uint32_t ag_ref_random_u32(uint64_t seed, uint64_t stream, uint64_t g);
 
 #endif /* AG_REF_H */
