@@ -27,6 +27,9 @@
  *     AG_TEST_LONG, all of) the float32 space in both modes against the
  *     generic C body.
  *  7. The generator: every implementation of ARS-7 against the reference.
+ *  8. Stochastic rounding with the random word exactly on the threshold
+ *     (down) and one ulp above it (up), on every path and both AVX-512
+ *     loops, in a normal binade and in the subnormal range.
  */
 #include "ag_test.h"
 #include "ag_test_rng.h"
@@ -523,6 +526,77 @@ out:
     free(y2);
 }
 
+/* Part 8: the random word exactly on the threshold, on every path. The
+ * spec rounds up iff rnd < floor(frac * 2^32): an element whose frac *
+ * 2^32 is exactly its own word R stays down, one float ulp above goes up.
+ * Such an x is a float only where R's low bits are zero, so stream
+ * positions are searched for one; the element then sits at position p of
+ * a 256-element call (the rest all normal: the AVX-512 integer loop; or
+ * one tiny value among them: the float-sum loop). Values in [1, 2) and in
+ * the format's subnormal range [2^(emin-1), 2^emin). */
+static void check_sr_exact_threshold(void)
+{
+    static const char *names[] = {"E2M5", "E4M3", "E5M2", "E7M0", "float8_e4m3fn"};
+    enum { NC = 256 };
+    float x[NC], y[NC];
+    const uint64_t seed = 0x5eedc0de12345678u, stream = 7;
+    size_t tried = 0, bad = 0;
+    uint64_t g = 1000;
+    for (size_t fi = 0; fi < sizeof names / sizeof names[0]; fi++) {
+        const ag_format *f = ag_format_get(names[fi]);
+        const int M = f->mbits;
+        for (int sub = 0; sub < 2; sub++) {
+            /* the grid point kk * step at the bottom of binade 2^eb (or 0
+             * below it, for M = 0) and the step there; the word R must
+             * leave kk * step + R * step * 2^-32 a float */
+            const int eb = sub ? f->emin - 1 : 0, estep = sub ? f->emin - M : -M;
+            const double stepd = ldexp(1.0, estep), kk = floor(ldexp(1.0, eb) / stepd);
+            double vd = 0;
+            for (;; g++) {
+                const uint32_t R = ag__random_u32(seed, stream, g);
+                vd = kk * stepd + ldexp((double)R, estep - 32);
+                if (R != 0 && (double)(float)vd == vd)
+                    break;
+            }
+            const float down = (float)vd;
+            const float up = nextafterf(down, INFINITY);
+            const float want_down = (float)(kk * stepd), want_up = (float)((kk + 1) * stepd);
+            for (int kern = AG_KERNEL_SCALAR; kern <= AG_KERNEL_AVX512; kern++) {
+                if (!ag_kernel_available(kern))
+                    continue;
+                for (int mix = 0; mix < 2; mix++) {
+                    for (int pi = 0; pi < 3; pi++) {
+                        const size_t pos = pi == 0 ? 0 : (pi == 1 ? 37 : NC - 1);
+                        for (int side = 0; side < 2; side++) {
+                            for (size_t i = 0; i < NC; i++)
+                                x[i] = 1.5f;
+                            if (mix)
+                                x[(pos + 100) % NC] = 1e-30f; /* below 2^emin */
+                            x[pos] = side ? up : down;
+                            ag_qopts o = ag_qopts_default();
+                            o.rounding = AG_ROUND_STOCHASTIC;
+                            o.kernel = kern;
+                            o.seed = seed;
+                            o.stream = stream;
+                            o.offset = g - pos;
+                            AG_CHECK(ag_quantize(y, x, NC, f, 1.0f, &o, NULL) == AG_OK, "q");
+                            const float want = side ? want_up : want_down;
+                            tried++;
+                            if (y[pos] != want && bad++ < 5)
+                                AG_CHECK(0, "%s %s sub %d mix %d pos %zu: %a gives %a, want %a",
+                                         f->name, ag_kernel_name(kern), sub, mix, pos,
+                                         (double)x[pos], (double)y[pos], (double)want);
+                        }
+                    }
+                }
+            }
+            g++;
+        }
+    }
+    AG_CHECK(bad == 0, "random word on the threshold: %zu of %zu wrong", bad, tried);
+    printf("sr threshold: %zu calls with the random word exactly on it\n", tried);
+}
+
 /* Part 7: the generator itself. Every implementation of ARS-7 in the
  * library (one block and the block fill; AES-NI where the CPU has it, and
  * the portable C one always) against the reference, for random seeds,
@@ -768,5 +842,6 @@ int main(void)
     check_sr_threshold();
     check_space();
     check_generator();
+    check_sr_exact_threshold();
     return ag_test_summary("test_kernels");
 }
