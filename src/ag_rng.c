@@ -160,8 +160,9 @@ AG_RNG_NI static inline __m128i ars_block_ni(__m128i ctr, const __m128i *rk)
     return _mm_aesenclast_si128(v, rk[AG__ARS_ROUNDS]);
 }
 
-/* Blocks blk0 .. blk0 + nblk - 1, eight a step: one block alone waits on
- * the latency of the AES unit. */
+/* Blocks blk0 .. blk0 + nblk - 1, eight a step in named registers (one
+ * block alone waits on the latency of the AES unit; an array of eight is
+ * kept in memory by some compilers). */
 AG_RNG_NI static void ars_fill_ni(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
                                   uint64_t stream)
 {
@@ -170,19 +171,33 @@ AG_RNG_NI static void ars_fill_ni(uint32_t *out, uint64_t blk0, size_t nblk, uin
     const __m128i one = _mm_set_epi64x(0, 1);
     __m128i ctr = _mm_set_epi64x((long long)stream, (long long)blk0);
     size_t j = 0;
+#define AG_RNG_8(OP) OP(v0); OP(v1); OP(v2); OP(v3); OP(v4); OP(v5); OP(v6); OP(v7)
+#define AG_RNG_START(v) v = _mm_xor_si128(ctr, rk[0]); ctr = _mm_add_epi64(ctr, one)
+#define AG_RNG_ROUND(v) v = _mm_aesenc_si128(v, k)
+#define AG_RNG_LAST(v) v = _mm_aesenclast_si128(v, k)
     for (; j + 8 <= nblk; j += 8) {
-        __m128i v[8];
-        for (int q = 0; q < 8; q++) {
-            v[q] = _mm_xor_si128(ctr, rk[0]);
-            ctr = _mm_add_epi64(ctr, one);
+        __m128i v0, v1, v2, v3, v4, v5, v6, v7, k;
+        AG_RNG_8(AG_RNG_START);
+        for (int r = 1; r < AG__ARS_ROUNDS; r++) {
+            k = rk[r];
+            AG_RNG_8(AG_RNG_ROUND);
         }
-        for (int r = 1; r < AG__ARS_ROUNDS; r++)
-            for (int q = 0; q < 8; q++)
-                v[q] = _mm_aesenc_si128(v[q], rk[r]);
-        for (int q = 0; q < 8; q++)
-            _mm_storeu_si128((__m128i *)(void *)(out + 4 * (j + (size_t)q)),
-                             _mm_aesenclast_si128(v[q], rk[AG__ARS_ROUNDS]));
+        k = rk[AG__ARS_ROUNDS];
+        AG_RNG_8(AG_RNG_LAST);
+        __m128i *o = (__m128i *)(void *)(out + 4 * j);
+        _mm_storeu_si128(o + 0, v0);
+        _mm_storeu_si128(o + 1, v1);
+        _mm_storeu_si128(o + 2, v2);
+        _mm_storeu_si128(o + 3, v3);
+        _mm_storeu_si128(o + 4, v4);
+        _mm_storeu_si128(o + 5, v5);
+        _mm_storeu_si128(o + 6, v6);
+        _mm_storeu_si128(o + 7, v7);
     }
+#undef AG_RNG_8
+#undef AG_RNG_START
+#undef AG_RNG_ROUND
+#undef AG_RNG_LAST
     for (; j < nblk; j++) {
         _mm_storeu_si128((__m128i *)(void *)(out + 4 * j), ars_block_ni(ctr, rk));
         ctr = _mm_add_epi64(ctr, one);
