@@ -464,6 +464,45 @@ AG_K_INLINE void k_round_ne_satq(float *restrict yo, const float *restrict inp,
     }
 }
 
+/* The default stochastic quantize (saturating to max_finite, no counts)
+ * of the formats with p->sr_fast, as the AVX-512 float-sum loop does it
+ * but in plain C, so that the compiler vectorizes it whole: |v| clamped to
+ * max_finite (whose dropped bits are zero, so it stays), C = max(2^(e +
+ * 23 - M), magic) (magic alone when E = 0: fixc), and the multiple t of
+ * the step below |v| from the float sum |v| + C - C, moved down one step
+ * where that rounded up. The rest |v| - t is exact, and rest * 2^32 /
+ * step (2^55 / C: a power of two) truncated is floor(frac * 2^32), which
+ * the spec compares the element's random word with. v = +-inf takes the
+ * inf result of the policy; NaN keeps x. */
+AG_K_INLINE void k_round_sr_satq(float *restrict yo, const float *restrict inp,
+                                 const uint32_t *restrict rnd, size_t len,
+                                 const ag__kparams *restrict p, const int use_inv,
+                                 const int fixc)
+{
+    const uint32_t kexp = p->ne_sh << 23;
+    const uint32_t maxb = p->ne_maxb, magicb = k_f2u(p->ne_magic);
+    const uint32_t infb = p->inf_val[0]; /* sym: the negative one is this | sign */
+    const uint32_t scl = (uint32_t)(2 * 127 + 55) << 23, stp = 23u << 23;
+    const float scale = p->scale, inv = p->inv_scale;
+    AG_K_IVDEP
+    for (size_t i = 0; i < len; i++) {
+        const float xin = inp[i];
+        const uint32_t b = k_f2u(use_inv ? xin * inv : xin / scale);
+        const uint32_t a = b & 0x7fffffffu;
+        const uint32_t ac = a < maxb ? a : maxb; /* inf and NaN too */
+        const uint32_t ce = (ac & 0x7f800000u) + kexp;
+        const uint32_t cc = fixc ? magicb : (ce > magicb ? ce : magicb);
+        const float av = k_u2f(ac), c = k_u2f(cc), step = k_u2f(cc - stp);
+        const float tn = (av + c) - c;
+        const float t = tn > av ? tn - step : tn;
+        const uint32_t thr = (uint32_t)((av - t) * k_u2f(scl - cc));
+        uint32_t r = k_f2u(rnd[i] < thr ? t + step : t);
+        r = k_sel(a == 0x7f800000u, infb, r);
+        const float qv = k_u2f(r | (b & 0x80000000u)) * scale;
+        yo[i] = xin != xin ? xin : qv;
+    }
+}
+
 /* The tile loop of one (mode, kind). */
 AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
                              const ag__kparams *p, ag__kstats *st,
@@ -499,6 +538,16 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
                 k_round_ne_satq((float *)o, x + i0, len, p, 1, 0);
             else
                 k_round_ne_satq((float *)o, x + i0, len, p, 0, 0);
+        } else if (mode == AG_ROUND_STOCHASTIC && satq && p->sr_fast) {
+            const int fixc = p->ne_minnorm == 0xffffffffu; /* E = 0 */
+            if (p->use_inv && fixc)
+                k_round_sr_satq((float *)o, x + i0, rnd, len, p, 1, 1);
+            else if (p->use_inv)
+                k_round_sr_satq((float *)o, x + i0, rnd, len, p, 1, 0);
+            else if (fixc)
+                k_round_sr_satq((float *)o, x + i0, rnd, len, p, 0, 1);
+            else
+                k_round_sr_satq((float *)o, x + i0, rnd, len, p, 0, 0);
         } else if (mode == AG_ROUND_NEAREST_EVEN && p->nefast) {
             if (p->use_inv && p->count)
                 k_round_ne_fast(o, x + i0, len, p, 1, kind, 1, cnt);
