@@ -424,6 +424,41 @@ AG_K_INLINE void k_round_ne_fast(void *restrict outp, const float *restrict inp,
     cnt[2] += n_nan;
 }
 
+/* The per-call constants of the satq loops below: 2^(23 - M) as an
+ * exponent increment, max_finite, magic and the policy's +inf result as
+ * bits (sym: the negative one is this | sign), the scale and 1 / scale. */
+typedef struct {
+    uint32_t kexp, maxb, magicb, infb;
+    float scale, inv;
+} k_satq_k;
+
+AG_K_INLINE k_satq_k k_satq_init(const ag__kparams *p)
+{
+    const k_satq_k k = {p->ne_sh << 23, p->ne_maxb, k_f2u(p->ne_magic), p->inf_val[0],
+                        p->scale, p->inv_scale};
+    return k;
+}
+
+/* The start of the satq loops: v = x / scale (x * inv where that is
+ * exact) as bits *b, |v| as *a; returns |v| clamped to max_finite (inf
+ * and NaN too). */
+AG_K_INLINE uint32_t k_satq_in(float xin, const k_satq_k *k, const int use_inv, uint32_t *b,
+                               uint32_t *a)
+{
+    *b = k_f2u(use_inv ? xin * k->inv : xin / k->scale);
+    *a = *b & 0x7fffffffu;
+    return *a < k->maxb ? *a : k->maxb;
+}
+
+/* Their end: r (|v| rounded) becomes the policy's inf result where v =
+ * +-inf, takes the sign of v, times the scale; NaN keeps x. */
+AG_K_INLINE float k_satq_out(uint32_t r, uint32_t a, uint32_t b, float xin, const k_satq_k *k)
+{
+    r = k_sel(a == 0x7f800000u, k->infb, r);
+    const float qv = k_u2f(r | (b & 0x80000000u)) * k->scale;
+    return xin != xin ? xin : qv;
+}
+
 /* The default quantize (nearest-even, saturating to max_finite, no
  * counts) for the formats whose float sum needs no integer fallback (C
  * finite up to max_finite; M = 0 only with normals: what the AVX-512 loop
@@ -443,24 +478,17 @@ AG_K_INLINE void k_round_ne_satq(float *restrict yo, const float *restrict inp,
                                  size_t len, const ag__kparams *restrict p,
                                  const int use_inv, const int par)
 {
-    const uint32_t kexp = p->ne_sh << 23;
-    const uint32_t maxb = p->ne_maxb, magicb = k_f2u(p->ne_magic);
-    const uint32_t infb = p->inf_val[0]; /* sym: the negative one is this | sign */
-    const float scale = p->scale, inv = p->inv_scale;
+    const k_satq_k k = k_satq_init(p);
     AG_K_IVDEP
     for (size_t i = 0; i < len; i++) {
         const float xin = inp[i];
-        const uint32_t b = k_f2u(use_inv ? xin * inv : xin / scale);
-        const uint32_t a = b & 0x7fffffffu;
-        const uint32_t ac = a < maxb ? a : maxb; /* inf and NaN too */
-        uint32_t ce = (ac & 0x7f800000u) + kexp;
+        uint32_t b, a;
+        const uint32_t ac = k_satq_in(xin, &k, use_inv, &b, &a);
+        uint32_t ce = (ac & 0x7f800000u) + k.kexp;
         if (par) /* M = 0: C odd where bit 23 of |v| is clear (see above) */
             ce |= (~ac >> 23) & 1u;
-        const float c = k_u2f(ce > magicb ? ce : magicb);
-        uint32_t r = k_f2u((k_u2f(ac) + c) - c);
-        r = k_sel(a == 0x7f800000u, infb, r);
-        const float qv = k_u2f(r | (b & 0x80000000u)) * scale;
-        yo[i] = xin != xin ? xin : qv;
+        const float c = k_u2f(ce > k.magicb ? ce : k.magicb);
+        yo[i] = k_satq_out(k_f2u((k_u2f(ac) + c) - c), a, b, xin, &k);
     }
 }
 
@@ -479,27 +507,20 @@ AG_K_INLINE void k_round_sr_satq(float *restrict yo, const float *restrict inp,
                                  const ag__kparams *restrict p, const int use_inv,
                                  const int fixc)
 {
-    const uint32_t kexp = p->ne_sh << 23;
-    const uint32_t maxb = p->ne_maxb, magicb = k_f2u(p->ne_magic);
-    const uint32_t infb = p->inf_val[0]; /* sym: the negative one is this | sign */
+    const k_satq_k k = k_satq_init(p);
     const uint32_t scl = (uint32_t)(2 * 127 + 55) << 23, stp = 23u << 23;
-    const float scale = p->scale, inv = p->inv_scale;
     AG_K_IVDEP
     for (size_t i = 0; i < len; i++) {
         const float xin = inp[i];
-        const uint32_t b = k_f2u(use_inv ? xin * inv : xin / scale);
-        const uint32_t a = b & 0x7fffffffu;
-        const uint32_t ac = a < maxb ? a : maxb; /* inf and NaN too */
-        const uint32_t ce = (ac & 0x7f800000u) + kexp;
-        const uint32_t cc = fixc ? magicb : (ce > magicb ? ce : magicb);
+        uint32_t b, a;
+        const uint32_t ac = k_satq_in(xin, &k, use_inv, &b, &a);
+        const uint32_t ce = (ac & 0x7f800000u) + k.kexp;
+        const uint32_t cc = fixc ? k.magicb : (ce > k.magicb ? ce : k.magicb);
         const float av = k_u2f(ac), c = k_u2f(cc), step = k_u2f(cc - stp);
         const float tn = (av + c) - c;
         const float t = tn > av ? tn - step : tn;
         const uint32_t thr = (uint32_t)((av - t) * k_u2f(scl - cc));
-        uint32_t r = k_f2u(rnd[i] < thr ? t + step : t);
-        r = k_sel(a == 0x7f800000u, infb, r);
-        const float qv = k_u2f(r | (b & 0x80000000u)) * scale;
-        yo[i] = xin != xin ? xin : qv;
+        yo[i] = k_satq_out(k_f2u(rnd[i] < thr ? t + step : t), a, b, xin, &k);
     }
 }
 
