@@ -184,8 +184,8 @@ AG_API const char *ag_specials_name(ag_specials s);
  * a stream takes 32 random bits, word (g mod 4) of ARS-7 (Salmon et al.,
  * SC'11: Random123's ars4x32 with its default 7 AES rounds) with key
  * (seed lo, seed hi, 0, 0) and counter (g/4 lo, g/4 hi, stream lo, stream
- * hi), and rounds up iff those bits < floor(frac * 2^32). The probability is exact
- * whenever at most 32 bits are discarded, which holds for every
+ * hi), and rounds up iff those bits < floor(frac * 2^32). The probability
+ * is exact whenever at most 32 bits are discarded, which holds for every
  * |x/scale| >= min_subnormal * 2^-9; further below it is truncated to a
  * multiple of 2^-32 (a bias below 2^-32 of the gap). Results do not depend on threads, SIMD width or
  * how the array is split across calls (continue a stream with offset). */

@@ -593,7 +593,7 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
 #define X_SR_GROUP()                                                          \
     do {                                                                      \
         __m512i w[4];                                                         \
-        x_ars(blk, p->stream, rk, w, 4);                         \
+        x_ars(blk, p->stream, rk, w, 4);                                      \
         for (int q = 0; q < 4 && i + 16 * q < nn; q++) {                      \
             const ptrdiff_t iq = i + 16 * q;                                  \
             x_sr_vec(out, x, iq, x_lanes(-iq, nn - iq), w[q], &c, &k, kind,   \
@@ -626,7 +626,9 @@ AG_K_INLINE void x_sr_run(void *out, const float *x, size_t n, uint64_t g0,
 /* ---- decode ------------------------------------------------------------------- */
 
 /* Interleave four byte planes (64 entries each, in the lane order of
- * x_decode_u8_vbmi) into 64 floats at y. */
+ * x_decode_u8_vbmi) into 64 floats at y. (The target lists of these two
+ * repeat the file's, vaes included: clang inlines the file's helpers only
+ * into functions whose targets have every feature they were built for.) */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,vaes,avx512vbmi")))
 static inline void x_dec_store(float *y, const __m512i pk[4])
 {

@@ -10,8 +10,8 @@
  * checked at run time) and portable C (a table of SubBytes and MixColumns
  * in one, as the AES specification suggests for 32-bit words). The tests
  * check both against an independent reference and the published
- * known-answer vectors. No state: every call derives its round keys from
- * the seed.
+ * known-answer vectors. Every call derives its round keys from the seed;
+ * the only state is two CPUID bits, read once at load time.
  */
 #include "ag_internal.h"
 
