@@ -49,6 +49,9 @@ static inline float ag__u2f(uint32_t u)
 #define AG__ARS_W0 0x9E3779B97F4A7C15ull /* golden ratio: low 64 bits */
 #define AG__ARS_W1 0xBB67AE8584CAA73Bull /* sqrt(3) - 1: high 64 bits */
 
+/* The round keys 0 .. AG__ARS_ROUNDS of a seed as four 32-bit words each,
+ * for every implementation (the SIMD loops load or broadcast them). */
+void ag__ars_keys(uint32_t rk[AG__ARS_ROUNDS + 1][4], uint64_t seed);
 /* One block: out = ARS-7 of the counter words ctr with key (seed, 0).
  * AES-NI where the CPU has it, else ag__ars4x32_soft (the same bits). */
 void ag__ars4x32(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);

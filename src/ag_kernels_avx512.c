@@ -407,11 +407,10 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
 /* The round keys of ARS-7 (ag_rng.c), each in the four 128-bit lanes. */
 AG_K_INLINE void x_ars_keys(__m512i rk[AG__ARS_ROUNDS + 1], uint64_t seed)
 {
-    const __m512i w = _mm512_broadcast_i32x4(
-        _mm_set_epi64x((long long)AG__ARS_W1, (long long)AG__ARS_W0));
-    rk[0] = _mm512_broadcast_i32x4(_mm_set_epi64x(0, (long long)seed));
-    for (int r = 1; r <= AG__ARS_ROUNDS; r++)
-        rk[r] = _mm512_add_epi64(rk[r - 1], w);
+    uint32_t w[AG__ARS_ROUNDS + 1][4];
+    ag__ars_keys(w, seed);
+    for (int r = 0; r <= AG__ARS_ROUNDS; r++)
+        rk[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)w[r]));
 }
 
 /* ARS-7 of blocks blk .. blk + 4 Q - 1 (counter (block, stream), block
@@ -769,7 +768,7 @@ AG_K_INLINE int x_round(void *out, const float *x, size_t n, uint64_t g0,
             if (ir) X_NE_CALL(0, 1); else X_NE_CALL(0, 0);
         }
     } else {
-        const int fx = p->ne_minnorm == 0xffffffffu; /* E = 0 */
+        const int fx = (int)p->fixed; /* E = 0 */
         if (inv) {
             if (fx) X_SR_CALL(1, 1); else X_SR_CALL(1, 0);
         } else {

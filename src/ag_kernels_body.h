@@ -560,7 +560,7 @@ AG_K_INLINE void k_round_run(void *out, const float *x, size_t n, uint64_t g0,
             else
                 k_round_ne_satq((float *)o, x + i0, len, p, 0, 0);
         } else if (mode == AG_ROUND_STOCHASTIC && satq && p->sr_fast) {
-            const int fixc = p->ne_minnorm == 0xffffffffu; /* E = 0 */
+            const int fixc = (int)p->fixed; /* E = 0 */
             if (p->use_inv && fixc)
                 k_round_sr_satq((float *)o, x + i0, rnd, len, p, 1, 1);
             else if (p->use_inv)

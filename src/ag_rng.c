@@ -103,26 +103,26 @@ static inline uint32_t rotl32(uint32_t v, unsigned r)
     return (v << r) | (v >> (32u - r));
 }
 
-/* Round key r (0 .. AG__ARS_ROUNDS) as four 32-bit words: the key (seed,
- * 0) plus r times the Weyl constants, in 64-bit halves. */
-static inline void ars_key(uint32_t k[4], uint64_t seed, unsigned r)
+void ag__ars_keys(uint32_t rk[AG__ARS_ROUNDS + 1][4], uint64_t seed)
 {
-    const uint64_t lo = seed + (uint64_t)r * AG__ARS_W0;
-    const uint64_t hi = (uint64_t)r * AG__ARS_W1;
-    k[0] = (uint32_t)lo;
-    k[1] = (uint32_t)(lo >> 32);
-    k[2] = (uint32_t)hi;
-    k[3] = (uint32_t)(hi >> 32);
+    for (unsigned r = 0; r <= AG__ARS_ROUNDS; r++) {
+        const uint64_t lo = seed + (uint64_t)r * AG__ARS_W0;
+        const uint64_t hi = (uint64_t)r * AG__ARS_W1;
+        rk[r][0] = (uint32_t)lo;
+        rk[r][1] = (uint32_t)(lo >> 32);
+        rk[r][2] = (uint32_t)hi;
+        rk[r][3] = (uint32_t)(hi >> 32);
+    }
 }
 
-void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed)
+/* One block in portable C with the round keys of ag__ars_keys. */
+static void ars_block_soft(uint32_t out[4], const uint32_t ctr[4],
+                           uint32_t rk[AG__ARS_ROUNDS + 1][4])
 {
-    uint32_t k[4], s[4], t[4];
-    ars_key(k, seed, 0);
+    uint32_t s[4], t[4];
     for (int c = 0; c < 4; c++)
-        s[c] = ctr[c] ^ k[c];
+        s[c] = ctr[c] ^ rk[0][c];
     for (unsigned r = 1; r <= AG__ARS_ROUNDS; r++) {
-        ars_key(k, seed, r);
         /* ShiftRows: row j of column c comes from column c + j */
         for (int c = 0; c < 4; c++) {
             const uint32_t a0 = s[c] & 0xffu, a1 = (s[(c + 1) & 3] >> 8) & 0xffu,
@@ -135,9 +135,16 @@ void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed)
                        ((ag_rng_te[a2] << 8) & 0xff0000u) | ((ag_rng_te[a3] << 16) & 0xff000000u);
         }
         for (int c = 0; c < 4; c++)
-            s[c] = t[c] ^ k[c];
+            s[c] = t[c] ^ rk[r][c];
     }
     memcpy(out, s, sizeof s);
+}
+
+void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed)
+{
+    uint32_t rk[AG__ARS_ROUNDS + 1][4];
+    ag__ars_keys(rk, seed);
+    ars_block_soft(out, ctr, rk);
 }
 
 #if AG_RNG_X86
@@ -146,10 +153,10 @@ void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed)
 /* The round keys as vectors (the 64-bit halves of key + r * W). */
 AG_RNG_NI static inline void ars_keys_ni(__m128i rk[AG__ARS_ROUNDS + 1], uint64_t seed)
 {
-    const __m128i w = _mm_set_epi64x((long long)AG__ARS_W1, (long long)AG__ARS_W0);
-    rk[0] = _mm_set_epi64x(0, (long long)seed);
-    for (int r = 1; r <= AG__ARS_ROUNDS; r++)
-        rk[r] = _mm_add_epi64(rk[r - 1], w);
+    uint32_t w[AG__ARS_ROUNDS + 1][4];
+    ag__ars_keys(w, seed);
+    for (int r = 0; r <= AG__ARS_ROUNDS; r++)
+        rk[r] = _mm_loadu_si128((const __m128i *)(const void *)w[r]);
 }
 
 AG_RNG_NI static inline __m128i ars_block_ni(__m128i ctr, const __m128i *rk)
@@ -232,11 +239,13 @@ void ag__ars4x32(uint32_t out[4], const uint32_t ctr[4], uint64_t seed)
 void ag__ars_fill_soft(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
                        uint64_t stream)
 {
+    uint32_t rk[AG__ARS_ROUNDS + 1][4];
+    ag__ars_keys(rk, seed);
     for (size_t j = 0; j < nblk; j++) {
         const uint64_t b = blk0 + j; /* modulo 2^64, as the vector loops */
         const uint32_t ctr[4] = {(uint32_t)b, (uint32_t)(b >> 32), (uint32_t)stream,
                                  (uint32_t)(stream >> 32)};
-        ag__ars4x32_soft(out + 4 * j, ctr, seed);
+        ars_block_soft(out + 4 * j, ctr, rk);
     }
 }
 
