@@ -255,6 +255,52 @@ AG_API const char *ag_kernel_name(int kernel);
 /* The default options (see each field). */
 AG_API ag_qopts ag_qopts_default(void);
 
+/* Option names: the one vocabulary of every enum above (and of the format
+ * specials), shared by the CLI, the training bench and the Python package.
+ * Canonical names use '-' ("nearest-even", "toward-zero", "saturate",
+ * "clipped", "avx512"); parsing accepts '-' and '_' alike, ignores ASCII
+ * case, and takes the aliases listed with each kind:
+ *   AG_OPTION_ROUNDING  nearest-even (alias: nearest, rne), nearest-away,
+ *                       toward-zero (alias: truncate, rtz), down, up,
+ *                       stochastic (alias: sr)
+ *   AG_OPTION_OVERFLOW  saturate, ieee
+ *   AG_OPTION_STE       identity (alias: none, ste), clipped
+ *   AG_OPTION_KERNEL    auto, scalar, portable, avx2, avx512
+ *   AG_OPTION_SPECIALS  none, ieee, fn, fnuz
+ *   AG_OPTION_SCALER_FIRST  current, amax-one, scale-one (ag_scaler_first)
+ * Values of each kind are 0 .. ag_option_count(kind) - 1 (the enum values).
+ * New kinds are appended; values are pinned. */
+typedef enum ag_option_kind {
+    AG_OPTION_ROUNDING = 0,
+    AG_OPTION_OVERFLOW = 1,
+    AG_OPTION_STE = 2,
+    AG_OPTION_KERNEL = 3,
+    AG_OPTION_SPECIALS = 4,
+    AG_OPTION_SCALER_FIRST = 5
+} ag_option_kind;
+
+/* The kind's own name ("rounding", "overflow", "ste", "kernel", "specials",
+ * "scaler-first"); "?" for an unknown kind. Static string. */
+AG_API const char *ag_option_kind_name(ag_option_kind kind);
+
+/* Number of values of `kind` (0 for an unknown kind). */
+AG_API size_t ag_option_count(ag_option_kind kind);
+
+/* Canonical name of value `value` of `kind` (static string), or NULL when
+ * either is unknown. */
+AG_API const char *ag_option_name(ag_option_kind kind, int value);
+
+/* Parse `name` as a value of `kind` into *value ('-' and '_' alike, ASCII
+ * case ignored, aliases as listed above). On failure *value is untouched,
+ * and when err != NULL and errlen > 0 a NUL-terminated one-line message is
+ * written there, naming the bad value and listing every canonical name,
+ * e.g. "unknown rounding 'nearset' (expected one of: nearest-even,
+ * nearest-away, toward-zero, down, up, stochastic)"; control bytes of name
+ * are written as '?'. Errors: AG_ERR_NULL (value or name), AG_ERR_ARG
+ * (unknown kind or name). */
+AG_API ag_status ag_option_parse(int *value, ag_option_kind kind,
+                                 const char *name, char *err, size_t errlen);
+
 /* Counters filled by the bulk calls when a non-NULL ag_stats* is passed.
  * The call ADDS to the counters (zero them with {0} to start), so a
  * training loop can accumulate over a step. */
@@ -410,6 +456,110 @@ AG_API ag_scale_opts ag_scale_opts_default(void);
 AG_API ag_status ag_compute_scale(float *scale, float amax,
                                   const ag_format *fmt,
                                   const ag_scale_opts *opts);
+
+/* Delayed scaling: ag_scaler, the one owner of "the scale of a tensor from
+ * its amax window". A scaler holds a format, an amax window of
+ * history_len values, ag_scale_opts, the quantize options (rounding mode,
+ * overflow policy, seed and stream of stochastic rounding) and a
+ * first-step policy. ag_scaler_quantize does, in this order (DESIGN.md):
+ *   1. scale = ag_scaler_scale(amax of x): ag_compute_scale(window max)
+ *      while the window holds a value; while it is empty, by `first`:
+ *        CURRENT   ag_compute_scale(amax of x) (the buffer's own amax);
+ *        AMAX_ONE  ag_compute_scale(1.0) (AltGrad's AmaxHistory: an empty
+ *                  window reads as amax 1);
+ *        SCALE_ONE scale 1;
+ *   2. y = ag_quantize(x, scale) under the options, stochastic rounding at
+ *      stream element `offset` (see below);
+ *   3. push the amax of x (NaN elements left out, +-inf as +inf) into the
+ *      window, count a step, and advance offset by n.
+ * The stochastic offset starts at 0 and advances by the elements of every
+ * call, so that successive steps draw new bits from the scaler's stream and
+ * a restored scaler draws the bits an uninterrupted one would. An object
+ * must not be used from two threads at once; distinct objects are
+ * independent. */
+typedef enum ag_scaler_first {
+    AG_SCALER_FIRST_CURRENT = 0,
+    AG_SCALER_FIRST_AMAX_ONE = 1,
+    AG_SCALER_FIRST_SCALE_ONE = 2
+} ag_scaler_first;
+
+typedef struct ag_scaler_opts {
+    size_t history_len;     /* window length >= 1 (default 16) */
+    ag_scale_opts scale;    /* margin, scale_min, pow2 (ag_scale_opts_default) */
+    ag_qopts quant;         /* rounding, overflow, ste, seed, stream, threads,
+                               kernel (ag_qopts_default); quant.offset is the
+                               starting stochastic offset (default 0) */
+    ag_scaler_first first;  /* empty-window policy (default CURRENT) */
+} ag_scaler_opts;
+
+typedef struct ag_scaler ag_scaler;
+
+/* The default options (see each field). */
+AG_API ag_scaler_opts ag_scaler_opts_default(void);
+
+/* Create a scaler for fmt (copied: the caller's ag_format may go away)
+ * with opts (NULL: the defaults). Errors: AG_ERR_NULL (out, fmt),
+ * AG_ERR_FORMAT, AG_ERR_ARG (history_len 0, a bad option field: as
+ * ag_compute_scale and ag_quantize check them; kernel not available here),
+ * AG_ERR_NOMEM. *out is NULL on error. */
+AG_API ag_status ag_scaler_create(ag_scaler **out, const ag_format *fmt,
+                                  const ag_scaler_opts *opts);
+/* Free; NULL is a no-op. */
+AG_API void ag_scaler_free(ag_scaler *s);
+/* Empty the window, zero the step count and the last scale, and set the
+ * stochastic offset back to opts.quant.offset. NULL is a no-op. */
+AG_API void ag_scaler_reset(ag_scaler *s);
+
+/* Steps 1-3 above on n elements: y = quantize(x, scale); stats (may be
+ * NULL) accumulates as ag_quantize's. y == x allowed. On error nothing is
+ * recorded and the scaler is unchanged (y untouched). Errors: AG_ERR_NULL
+ * (s; y or x with n > 0), AG_ERR_ALIAS, AG_ERR_NOMEM. n == 0 still counts a
+ * step and pushes amax 0. */
+AG_API ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x,
+                                    size_t n, ag_stats *stats);
+
+/* The straight-through backward of the last ag_scaler_quantize call:
+ * ag_quantize_backward(dx, dy, x, n) with its scale and the scaler's ste
+ * mode (x is the forward input; may be NULL for IDENTITY). Accumulates.
+ * Errors as ag_quantize_backward; AG_ERR_ARG before any quantize. */
+AG_API ag_status ag_scaler_backward(const ag_scaler *s, float *dx,
+                                    const float *dy, const float *x, size_t n);
+
+/* *scale = the scale the next ag_scaler_quantize would use (step 1) for a
+ * buffer whose amax is amax_now (read only while the window is empty under
+ * AG_SCALER_FIRST_CURRENT; pass 0 when unknown). Errors: AG_ERR_NULL,
+ * AG_ERR_ARG (amax_now NaN or negative when it is read). */
+AG_API ag_status ag_scaler_scale(const ag_scaler *s, float amax_now,
+                                 float *scale);
+
+/* Record an amax measured elsewhere (a device, a split buffer): step 3
+ * without quantizing (offset advances by n). Errors: AG_ERR_NULL, AG_ERR_ARG
+ * (amax NaN or negative). */
+AG_API ag_status ag_scaler_record(ag_scaler *s, float amax, size_t n);
+
+/* Read-only state. Each returns 0 for s == NULL. */
+AG_API float ag_scaler_last_scale(const ag_scaler *s);   /* 0 before a step */
+AG_API float ag_scaler_window_max(const ag_scaler *s);   /* 0 when empty */
+AG_API size_t ag_scaler_window_count(const ag_scaler *s);
+AG_API uint64_t ag_scaler_steps(const ag_scaler *s);
+AG_API uint64_t ag_scaler_offset(const ag_scaler *s);
+/* The scaler's own copy of its format and options (NULL for s == NULL). */
+AG_API const ag_format *ag_scaler_format(const ag_scaler *s);
+AG_API const ag_scaler_opts *ag_scaler_options(const ag_scaler *s);
+
+/* The whole state as bytes, for checkpoints that resume bit for bit: a
+ * versioned, little-endian record (magic, version, the format's defining
+ * fields, the options, window contents in order, step count, offset, last
+ * scale). *size = the bytes ag_scaler_save writes for s (fixed for a
+ * scaler's lifetime). Errors: AG_ERR_NULL. */
+AG_API ag_status ag_scaler_state_size(const ag_scaler *s, size_t *size);
+/* Write the state into buf (cap bytes). Errors: AG_ERR_NULL, AG_ERR_ARG
+ * (cap < the state size). */
+AG_API ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap);
+/* Restore a state written by ag_scaler_save into s, which must have the
+ * same format and options (else AG_ERR_ARG); a short, corrupt or
+ * other-version record is AG_ERR_ARG. On error s is unchanged. */
+AG_API ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size);
 
 /* Per-channel scaling: one scale per row of a row-major rows x cols matrix
  * x (row r is x[r*cols .. r*cols + cols)). */
