@@ -12,23 +12,24 @@
  *     off  size  field
  *       0     4  magic "AGSC"
  *       4     4  version (1)
- *       8     8  record size in bytes: 144 + 4 * history_len
+ *       8     8  record size in bytes: 136 + 4 * history_len
  *      16    24  format: ebits, mbits, bias, is_signed, no_zero, specials
  *                (int32 each)
  *      40     8  history_len
  *      48    12  scale options: margin, scale_min (float32 bits), pow2
- *      60    44  quantize options: rounding, overflow, ste (uint32), seed,
- *                stream, starting offset (uint64), threads, kernel (int32),
- *                first (uint32)
- *     104     4  last scale (float32 bits)
- *     108     4  zero (padding, checked)
- *     112     8  steps
- *     120     8  stochastic offset
- *     128     8  window count
- *     136  4*len window values, oldest first; unused slots zero
+ *      60    36  quantize options: rounding, overflow, ste (uint32), seed,
+ *                stream, starting offset (uint64); first-step policy
+ *                (uint32)
+ *     100     4  last scale (float32 bits)
+ *     104     8  steps
+ *     112     8  stochastic offset
+ *     120     8  window count
+ *     128  4*len window values, oldest first; unused slots zero
  *       ...   8  FNV-1a 64 of every byte before it
- * The record is canonical: equal states give equal bytes, so a restored
- * scaler saves exactly the record it was loaded from.
+ * quant.threads and quant.kernel change no result and are not part of the
+ * record. The record is canonical: equal states give equal bytes, whatever
+ * the thread count or code path, and a restored scaler saves exactly the
+ * record it was loaded from.
  */
 #include "ag_internal.h"
 
@@ -47,7 +48,7 @@ struct ag_scaler {
 
 #define REC_MAGIC "AGSC"
 #define REC_VERSION 1u
-#define REC_WINDOW 136u /* offset of the window values */
+#define REC_WINDOW 128u /* offset of the window values */
 #define REC_TAIL 8u     /* the checksum */
 
 ag_scaler_opts ag_scaler_opts_default(void)
@@ -335,13 +336,11 @@ static void put_header(unsigned char *p, const ag_scaler *s)
     put64(p + 72, o->quant.seed);
     put64(p + 80, o->quant.stream);
     put64(p + 88, o->quant.offset);
-    put32(p + 96, (uint32_t)o->quant.threads);
-    put32(p + 100, (uint32_t)o->quant.kernel);
-    put32(p + 104, (uint32_t)o->first);
-    put32(p + 108, ag__f2u(s->last_scale));
-    put64(p + 112, s->steps);
-    put64(p + 120, s->offset);
-    put64(p + 128, (uint64_t)s->count);
+    put32(p + 96, (uint32_t)o->first);
+    put32(p + 100, ag__f2u(s->last_scale));
+    put64(p + 104, s->steps);
+    put64(p + 112, s->offset);
+    put64(p + 120, (uint64_t)s->count);
 }
 
 ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
@@ -363,13 +362,6 @@ ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
     return AG_OK;
 }
 
-/* Header bytes that must equal s's own (the format and options; threads
- * (96..100) and kernel (100..104) change no result and may differ). */
-static int same_config(const unsigned char *p, const unsigned char *mine)
-{
-    return memcmp(p, mine, 96) == 0 && memcmp(p + 104, mine + 104, 4) == 0;
-}
-
 ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size)
 {
     if (!s || !buf)
@@ -384,12 +376,12 @@ ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size)
         return AG_ERR_ARG;
     unsigned char mine[REC_WINDOW];
     put_header(mine, s);
-    if (!same_config(p, mine))
+    if (memcmp(p, mine, 100) != 0) /* the format and the options */
         return AG_ERR_ARG;
     /* the state must be one a scaler can reach */
-    const float last = ag__u2f(get32(p + 108));
-    const uint64_t steps = get64(p + 112), offset = get64(p + 120),
-                   count = get64(p + 128);
+    const float last = ag__u2f(get32(p + 100));
+    const uint64_t steps = get64(p + 104), offset = get64(p + 112),
+                   count = get64(p + 120);
     if (count != (steps < (uint64_t)len ? steps : (uint64_t)len))
         return AG_ERR_ARG;
     if (steps == 0 ? ag__f2u(last) != 0u : !ag__scale_ok(last))
