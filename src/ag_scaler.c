@@ -65,34 +65,21 @@ ag_scaler_opts ag_scaler_opts_default(void)
 /* Largest window whose record size fits size_t. */
 #define MAX_LEN ((SIZE_MAX - REC_WINDOW - REC_TAIL) / sizeof(float))
 
-static ag_status opts_check(const ag_format *fmt, const ag_scaler_opts *o)
-{
-    if (o->history_len == 0 || o->history_len > MAX_LEN ||
-        (unsigned)o->first > (unsigned)AG_SCALER_FIRST_SCALE_ONE)
-        return AG_ERR_ARG;
-    float tmp;
-    /* the scale options exactly as ag_compute_scale checks them */
-    ag_status st = ag_compute_scale(&tmp, 0.0f, fmt, &o->scale);
-    if (st != AG_OK)
-        return st;
-    if ((st = ag__opts_check(&o->quant)) != AG_OK)
-        return st;
-    return ag_kernel_available(o->quant.kernel) ? AG_OK : AG_ERR_ARG;
-}
-
 ag_status ag_scaler_create(ag_scaler **out, const ag_format *fmt,
                            const ag_scaler_opts *opts)
 {
-    if (!out)
+    if (!out) /* *out cannot be set */
         return AG_ERR_NULL;
     *out = NULL;
-    if (!fmt)
-        return AG_ERR_NULL;
-    ag_status st = ag_format_check(fmt);
-    if (st != AG_OK)
-        return st;
     const ag_scaler_opts o = opts ? *opts : ag_scaler_opts_default();
-    if ((st = opts_check(fmt, &o)) != AG_OK)
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_fmt(&c, fmt);
+    ag__chk_arg(&c, o.history_len != 0 && o.history_len <= MAX_LEN &&
+                        (unsigned)o.first <= (unsigned)AG_SCALER_FIRST_SCALE_ONE);
+    ag__chk_sopts(&c, &o.scale);
+    ag__chk_qopts(&c, &o.quant);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
         return st;
     if (o.history_len > (SIZE_MAX - sizeof(ag_scaler)) / sizeof(float))
         return AG_ERR_NOMEM;
@@ -178,10 +165,17 @@ static void record(ag_scaler *s, float amax, size_t n, float scale)
 ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x, size_t n,
                              ag_stats *stats)
 {
-    if (!s || (n > 0 && (!y || !x)))
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    if (n) {
+        ag__chk_ptr(&c, y);
+        ag__chk_ptr(&c, x);
+    }
+    ag_status st = ag__chk_status(&c);
+    if (st != AG_OK) /* the rest is ag_quantize's to check */
+        return st;
     float amax = 0.0f;
-    ag_status st = ag_amax(&amax, x, n, NULL);
+    st = ag_amax(&amax, x, n, NULL);
     if (st != AG_OK)
         return st;
     /* amax is read before y is written: y == x works */
@@ -197,31 +191,44 @@ ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x, size_t n,
 ag_status ag_scaler_backward(const ag_scaler *s, float *dx, const float *dy,
                              const float *x, size_t n)
 {
-    if (!s)
-        return AG_ERR_NULL;
-    if (s->steps == 0)
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    if (n) {
+        ag__chk_ptr(&c, dx);
+        ag__chk_ptr(&c, dy);
+        if (s && s->opts.quant.ste == AG_STE_CLIPPED)
+            ag__chk_ptr(&c, x);
+    }
+    ag__chk_arg(&c, s && s->steps > 0);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK) /* the rest is ag_quantize_backward's */
+        return st;
     return ag_quantize_backward(dx, dy, x, n, &s->fmt, s->last_scale,
                                 &s->opts.quant);
 }
 
 ag_status ag_scaler_scale(const ag_scaler *s, float amax_now, float *scale)
 {
-    if (!s || !scale)
-        return AG_ERR_NULL;
-    if (s->count == 0 && s->opts.first == AG_SCALER_FIRST_CURRENT &&
-        !(amax_now >= 0.0f))
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, scale);
+    ag__chk_arg(&c, !s || s->count > 0 || s->opts.first != AG_SCALER_FIRST_CURRENT ||
+                        amax_now >= 0.0f);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     *scale = scale_for(s, amax_now);
     return AG_OK;
 }
 
 ag_status ag_scaler_record(ag_scaler *s, float amax, size_t n)
 {
-    if (!s)
-        return AG_ERR_NULL;
-    if (!(amax >= 0.0f))
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_arg(&c, amax >= 0.0f);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     record(s, amax, n, scale_for(s, amax));
     return AG_OK;
 }
@@ -267,8 +274,12 @@ static size_t record_size(size_t len)
 
 ag_status ag_scaler_state_size(const ag_scaler *s, size_t *size)
 {
-    if (!s || !size)
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, size);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     *size = record_size(s->opts.history_len);
     return AG_OK;
 }
@@ -345,11 +356,14 @@ static void put_header(unsigned char *p, const ag_scaler *s)
 
 ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
 {
-    if (!s || !buf)
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, buf);
+    ag__chk_arg(&c, !s || cap >= record_size(s->opts.history_len));
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     const size_t len = s->opts.history_len, size = record_size(len);
-    if (cap < size)
-        return AG_ERR_ARG;
     unsigned char *p = buf;
     put_header(p, s);
     /* oldest first: the ring's held values start `count` slots before next */
@@ -364,8 +378,13 @@ ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
 
 ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size)
 {
-    if (!s || !buf)
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, buf);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
+    /* the record's contents (the data) are checked below */
     const size_t len = s->opts.history_len;
     const unsigned char *p = buf;
     /* the record must be exactly this scaler's size: that also keeps every
