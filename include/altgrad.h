@@ -19,6 +19,13 @@
  *    (pointers may then be NULL).
  *  - Aliasing: an output may be the very same array as an input (in place);
  *    any other overlap is AG_ERR_ALIAS.
+ *  - Several bad arguments at once: the status is the first that applies in
+ *    one order, the same for every call: AG_ERR_NULL (a pointer the call
+ *    needs, the format included; arrays only when their count is > 0),
+ *    AG_ERR_FORMAT, AG_ERR_STORAGE, AG_ERR_SCALE, AG_ERR_ARG (an option or
+ *    other scalar argument), AG_ERR_SHAPE, AG_ERR_ALIAS. The contents of
+ *    arrays (AG_ERR_CODE, a bad per-row scale, a bad amax value) are checked
+ *    after all of those, still before anything is written.
  *  - `_backward` functions ACCUMULATE into their gradient output (dx += ...);
  *    the caller zeroes it first.
  *  - No global state: every function is thread-safe and reentrant; random
