@@ -367,18 +367,17 @@ static ag_status ulp_run(int need_d, int32_t *d, uint64_t *sum_abs,
                          const ag_qopts *opts)
 {
     ag__chk c = AG__CHK_INIT;
-    if (n) {
-        ag__chk_ptr(&c, a);
-        ag__chk_ptr(&c, b);
-        if (need_d)
-            ag__chk_ptr(&c, d);
-    }
     diag_args(&c, fmt, scale, opts);
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
     if (need_d) { /* d may not be a or b, not even exactly */
-        ag__chk_alias(&c, d, m * sizeof *d, a, m * sizeof *a, 0);
-        ag__chk_alias(&c, d, m * sizeof *d, b, m * sizeof *b, 0);
+        ag__chk_io(&c, d, sizeof *d, a, sizeof *a, n, 0);
+        ag__chk_io(&c, d, sizeof *d, b, sizeof *b, n, 0);
+    } else {
+        size_t m;
+        ag__chk_count(&c, &m, 1, n);
+        if (n) {
+            ag__chk_ptr(&c, a);
+            ag__chk_ptr(&c, b);
+        }
     }
     ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
@@ -444,14 +443,8 @@ ag_status ag_stiffness(float *s, const float *w, size_t n, const ag_format *fmt,
                        float scale)
 {
     ag__chk c = AG__CHK_INIT;
-    if (n) {
-        ag__chk_ptr(&c, s);
-        ag__chk_ptr(&c, w);
-    }
     diag_args(&c, fmt, scale, NULL);
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
-    ag__chk_alias(&c, s, m * sizeof *s, w, m * sizeof *w, 1);
+    ag__chk_io(&c, s, sizeof *s, w, sizeof *w, n, 1);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;

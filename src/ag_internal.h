@@ -112,6 +112,10 @@ static inline uint32_t ag__overflow_code(const ag_format *f, uint32_t sign,
     return s | f->max_code;
 }
 
+/* Value i (0: the oldest) of the count values an amax history holds, for
+ * i < ag_amax_history_count(h) (ag_scaler's state bytes). In ag_scale.c. */
+float ag__amax_history_at(const ag_amax_history *h, size_t i);
+
 /* Classification of a code of a valid format (the specials conventions of
  * altgrad.h): finite, +-inf or NaN. */
 enum { AG__CODE_FINITE = 0, AG__CODE_INF = 1, AG__CODE_NAN = 2 };
@@ -291,6 +295,13 @@ static inline void ag__chk_shape(ag__chk *c, int ok)
         c->faults |= AG__FAULT_SHAPE;
 }
 
+/* An output of n elements of out_elt bytes read from an input of n elements
+ * of in_elt bytes: both non-NULL when n > 0, n floats' bytes fit size_t,
+ * and no overlap except exactly in place (exact_ok, same element size). */
+static inline void ag__chk_io(ag__chk *c, const void *out, size_t out_elt,
+                              const void *in, size_t in_elt, size_t n,
+                              int exact_ok);
+
 /* Output [out, out + nout) and input [in, in + nin) (bytes) may not share a
  * byte, except that with exact_ok they may be the very same region (same
  * start and length: in place). Empty regions overlap nothing. */
@@ -302,6 +313,19 @@ static inline void ag__chk_alias(ag__chk *c, const void *out, size_t nout,
         return;
     if (po < pi + nin && pi < po + nout)
         c->faults |= AG__FAULT_ALIAS;
+}
+
+static inline void ag__chk_io(ag__chk *c, const void *out, size_t out_elt,
+                              const void *in, size_t in_elt, size_t n,
+                              int exact_ok)
+{
+    if (n) {
+        ag__chk_ptr(c, out);
+        ag__chk_ptr(c, in);
+    }
+    size_t m;
+    ag__chk_count(c, &m, 1, n);
+    ag__chk_alias(c, out, m * out_elt, in, m * in_elt, exact_ok);
 }
 
 #endif /* AG_INTERNAL_H */

@@ -29,23 +29,15 @@ static ag_status round_args(const void *out, size_t out_elt, const float *x,
                             float scale, const ag_qopts *opts)
 {
     ag__chk c = AG__CHK_INIT;
-    if (clipped && n) {
-        ag__chk_ptr(&c, fwd);
-        ag__chk_alias(&c, out, n * out_elt, fwd, n * sizeof *fwd, 1);
-    }
     if (storage_bits)
         ag__chk_fmt_storage(&c, fmt, storage_bits);
     else
         ag__chk_fmt(&c, fmt);
     ag__chk_scale(&c, scale);
     ag__chk_qopts(&c, opts);
-    if (n) {
-        ag__chk_ptr(&c, out);
-        ag__chk_ptr(&c, x);
-    }
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
-    ag__chk_alias(&c, out, m * out_elt, x, m * sizeof *x, 1);
+    ag__chk_io(&c, out, out_elt, x, sizeof *x, n, 1);
+    if (clipped)
+        ag__chk_io(&c, out, out_elt, fwd, sizeof *fwd, n, 1);
     return ag__chk_status(&c);
 }
 
@@ -261,13 +253,7 @@ static ag_status scale_call(float *y, const float *x, size_t n, float scale,
 {
     ag__chk c = AG__CHK_INIT;
     ag__chk_scale(&c, scale);
-    if (n) {
-        ag__chk_ptr(&c, y);
-        ag__chk_ptr(&c, x);
-    }
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
-    ag__chk_alias(&c, y, m * sizeof *y, x, m * sizeof *x, 1);
+    ag__chk_io(&c, y, sizeof *y, x, sizeof *x, n, 1);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
@@ -294,13 +280,7 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
     ag__chk ck = AG__CHK_INIT;
     ag__chk_fmt_storage(&ck, fmt, 8 * width);
     ag__chk_scale(&ck, scale);
-    if (n) {
-        ag__chk_ptr(&ck, y);
-        ag__chk_ptr(&ck, codes);
-    }
-    size_t m;
-    ag__chk_count(&ck, &m, 1, n);
-    ag__chk_alias(&ck, y, m * sizeof *y, codes, m * (size_t)width, 1);
+    ag__chk_io(&ck, y, sizeof *y, codes, (size_t)width, n, 1);
     const ag_status st = ag__chk_status(&ck);
     if (st != AG_OK || n == 0)
         return st;
