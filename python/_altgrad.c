@@ -143,6 +143,8 @@ static const named_value kernel_names[] = {
     {"auto", AG_KERNEL_AUTO},         {"scalar", AG_KERNEL_SCALAR},
     {"portable", AG_KERNEL_PORTABLE}, {"avx2", AG_KERNEL_AVX2},
     {"avx512", AG_KERNEL_AVX512},     {NULL, 0}};
+static const named_value mx_scale_names[] = {
+    {"floor", AG_MX_SCALE_FLOOR}, {"rceil", AG_MX_SCALE_RCEIL}, {NULL, 0}};
 static const named_value specials_names[] = {
     {"none", AG_SPECIALS_NONE}, {"ieee", AG_SPECIALS_IEEE},
     {"fn", AG_SPECIALS_FN},     {"fnuz", AG_SPECIALS_FNUZ}, {NULL, 0}};
@@ -1187,7 +1189,7 @@ static char sd_code_kind(PyObject *obj)
 static int sd_opts(PyObject *d, ag_qopts *o, int allow_ste)
 {
     static const char *keys[] = {"rounding", "overflow", "ste", "seed", "stream",
-                                 "offset", "threads", "kernel", NULL};
+                                 "offset", "threads", "kernel", "mx_scale", NULL};
     *o = ag_qopts_default();
     py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (d == NULL || d == Py_None)
@@ -1219,6 +1221,11 @@ static int sd_opts(PyObject *d, ag_qopts *o, int allow_ste)
     p.offset = PyDict_GetItemString(d, "offset");
     p.threads = PyDict_GetItemString(d, "threads");
     p.kernel = PyDict_GetItemString(d, "kernel");
+    int rule = (int)o->mx_scale; /* the MX shared-scale rule */
+    if (get_named(PyDict_GetItemString(d, "mx_scale"), mx_scale_names,
+                  "mx_scale rule", &rule) < 0)
+        return -1;
+    o->mx_scale = (ag_mx_scale)rule;
     return parse_qopts(&p, o);
 }
 
@@ -1624,21 +1631,24 @@ static PyObject *mod_mx_scale_count(PyObject *module, PyObject *args)
 }
 
 PyDoc_STRVAR(mx_scale_code_doc,
-"mx_scale_code(amax, format) -> int\n\n"
-"The E8M0 scale code of a block with this amax (ag_mx_scale_code): 127 +\n"
-"clamp(floor(log2 amax) - emax, -127, 127); 0 for amax 0, 255 for NaN or inf.");
+"mx_scale_code(amax, format, mx_scale='floor') -> int\n\n"
+"The E8M0 scale code of a block with this amax (ag_mx_scale_code_rule): 127 +\n"
+"clamp(floor(log2 amax) - emax, -127, 127) ('floor', OCP MX), or the smallest\n"
+"code with amax / X <= max_finite ('rceil'); 0 for amax 0, 255 for NaN or inf.");
 
 static PyObject *mod_mx_scale_code(PyObject *module, PyObject *args)
 {
-    PyObject *ao, *fo;
-    if (!PyArg_ParseTuple(args, "OO:mx_scale_code", &ao, &fo))
+    PyObject *ao, *fo, *ro = NULL;
+    if (!PyArg_ParseTuple(args, "OO|O:mx_scale_code", &ao, &fo, &ro))
         return NULL;
     const ag_format *f = get_format(module, fo);
     float a;
-    if (f == NULL || get_float(ao, "amax", &a) < 0)
+    int rule = AG_MX_SCALE_FLOOR;
+    if (f == NULL || get_float(ao, "amax", &a) < 0 ||
+        get_named(ro, mx_scale_names, "mx_scale rule", &rule) < 0)
         return NULL;
     uint8_t code = 0;
-    const ag_status st = ag_mx_scale_code(&code, a, f);
+    const ag_status st = ag_mx_scale_code_rule(&code, a, f, (ag_mx_scale)rule);
     if (st == AG_ERR_ARG) {
         PyErr_Format(PyExc_ValueError, "mx_scale_code: %s (amax must be >= 0)",
                      ag_status_string(st));

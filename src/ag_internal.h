@@ -134,7 +134,8 @@ static inline ag_status ag__opts_check(const ag_qopts *o)
     if ((unsigned)o->rounding > (unsigned)AG_ROUND_STOCHASTIC ||
         (unsigned)o->overflow > (unsigned)AG_OVERFLOW_IEEE ||
         (unsigned)o->ste > (unsigned)AG_STE_CLIPPED || o->threads < 0 ||
-        (unsigned)o->kernel > (unsigned)AG_KERNEL_AVX512)
+        (unsigned)o->kernel > (unsigned)AG_KERNEL_AVX512 ||
+        (unsigned)o->mx_scale > (unsigned)AG_MX_SCALE_RCEIL)
         return AG_ERR_ARG;
     return AG_OK;
 }

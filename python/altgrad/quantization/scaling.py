@@ -284,11 +284,14 @@ def mx_scale_count(rows, cols, block=MX_BLOCK):
     return _C.mx_scale_count(rows, cols, _block(block))
 
 
-def mx_scale_code(amax, format):
+def mx_scale_code(amax, format, mx_scale="floor"):
     """The E8M0 code of a block with this amax: ``127 + clamp(floor(log2
     amax) - emax, -127, 127)`` with emax the element format's largest
-    exponent (8 for float8_e4m3fn); 0 for amax 0, 255 (NaN) for NaN/inf."""
-    return _C.mx_scale_code(amax, _c.fmt(format))
+    exponent (8 for float8_e4m3fn) under OCP's rule ``mx_scale="floor"``;
+    under ``"rceil"`` the smallest code whose scale X keeps ``amax / X <=
+    max_finite`` (never clips the block maximum); 0 for amax 0, 255 (NaN)
+    for NaN/inf."""
+    return _C.mx_scale_code(amax, _c.fmt(format), mx_scale)
 
 
 def mx_scale_value(code):
@@ -301,13 +304,15 @@ def mx_scale_value(code):
 
 def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
               overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-              stats=None, kernel="auto"):
+              stats=None, kernel="auto", mx_scale="floor"):
     """MX block encode (``ag_mx_encode``): returns ``(codes, scales)``,
     ``codes`` uint8 of x's shape (element codes), ``scales`` uint8 E8M0
     codes of shape ``x.shape[:-1] + (ceil(cols / block),)``. Blocks of
     ``block`` elements run along the last axis and never span rows.
     ``format``: an element format of at most 8 bits (the spec's five are
-    :data:`MX_ELEMENT_FORMATS`); ValueError otherwise."""
+    :data:`MX_ELEMENT_FORMATS`); ValueError otherwise. ``mx_scale``: the
+    shared-scale rule, ``"floor"`` (OCP MX v1.0, can clip the block
+    maximum) or ``"rceil"`` (rounds the scale up: never clips)."""
     f = _c.fmt(format)
     b = _block(block)
     xv = _c.read(x, "x")
@@ -316,6 +321,7 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     codes, cbuf = _c.new(t, xv.shape, np.uint8)
     scales, sbuf = _c.new(t, _mx_scale_shape(xv.shape, b), np.uint8)
     opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel)
+    opts["mx_scale"] = mx_scale
     _C.mx_encode(cbuf, sbuf, xv, rows, cols, b, f, opts, stats)
     return codes, scales
 
@@ -350,16 +356,17 @@ class MXQuantizeFunc(torch.autograd.Function):
         opts = dict(options)
         stats = opts.pop("stats", None)
         _C.mx_quantize(y.numpy(), xv, rows, cols, b, f, opts, stats)
-        ctx.meta = (f, b, rows, cols, ste, opts.get("threads", 0), opts.get("kernel", "auto"))
+        ctx.meta = (f, b, rows, cols, ste, opts.get("threads", 0), opts.get("kernel", "auto"),
+                    opts.get("mx_scale", "floor"))
         if ste == "clipped":
             ctx.save_for_backward(torch.from_numpy(np.array(xv)))
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        f, b, rows, cols, ste, threads, kernel = ctx.meta
+        f, b, rows, cols, ste, threads, kernel, rule = ctx.meta
         x = ctx.saved_tensors[0].numpy() if ste == "clipped" else None
-        opts = {"ste": ste, "threads": threads, "kernel": kernel}
+        opts = {"ste": ste, "threads": threads, "kernel": kernel, "mx_scale": rule}
         if torch.is_grad_enabled():  # create_graph: stay differentiable in dy
             keep = torch.zeros(dy.shape, dtype=torch.float32)
             _C.mx_quantize_backward(keep.numpy(), np.ones(keep.shape, np.float32),
@@ -373,15 +380,17 @@ class MXQuantizeFunc(torch.autograd.Function):
 
 def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_even",
                 overflow="saturate", seed=None, stream=0, offset=0, threads=0,
-                stats=None, kernel="auto"):
+                stats=None, kernel="auto", mx_scale="floor"):
     """MX fake quantization: ``mx_decode(*mx_encode(x))`` bit for bit in one
     call (``ag_mx_quantize``). Tensors get the straight-through gradient
     (``ste='identity'``, or ``'clipped'``: 0 where an element saturated);
-    numpy arrays a numpy result."""
+    numpy arrays a numpy result. ``mx_scale``: the shared-scale rule
+    (``"floor"`` or ``"rceil"``, as :func:`mx_encode`)."""
     _check_ste(ste)
     b = _block(block)
     opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
+    opts["mx_scale"] = mx_scale
     if _c.is_tensor(x):
         if stats is not None:
             opts["stats"] = stats
