@@ -530,3 +530,28 @@ def test_cast_config_validation():
         LinearConfig(weight=E4)
     with pytest.raises(ValueError, match="update_history"):
         LinearConfig(weight=CastConfig(E4), update_history="never")
+
+
+def test_readme_convert_examples(capsys):
+    """Both Python blocks of README.md's "Convert a model" run (in order, one
+    namespace, as a reader would paste them)."""
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md not found next to the tests")
+    text = open(readme, encoding="utf-8").read()
+    sec = re.search(r"^## Convert a model\n(.*?)^## ", text, re.S | re.M)
+    assert sec, "no 'Convert a model' section in README.md"
+    blocks = re.findall(r"^```python\n(.*?)^```$", sec.group(1), re.S | re.M)
+    assert len(blocks) == 2
+    ns = {}
+    torch.manual_seed(0)
+    for b in blocks:
+        exec(compile(b, "README.md", "exec"), ns)
+    out = capsys.readouterr().out.split()
+    assert out[0] == "float8_e5m2" and int(out[1]) == 2 * 4 * 32 * 256
+    m = ns["model"]
+    assert m.transformer.h[0].mlp.c_fc.weight_cast.cfg.scaling == "rows"
+    assert m.transformer.h[1].attn.c_attn.grad_output_cast.cfg.fmt.name == "float8_e5m2"
+    assert type(m.lm_head) is nn.Linear  # no rule matches lm_head, the default is None
