@@ -7,7 +7,8 @@ converted (float8_e4m3fn weights and inputs, float8_e5m2 output gradients,
 delayed scaling: the "fp8" recipe) as a ratio to the same step of the
 unconverted model in the same run; then the same converted step with the
 per-layer counters read (altgrad.integration.stats) after every step, as a
-ratio to the converted step without reading them.
+ratio to the converted step without reading them, and the time of one
+read alone (the median of 200) as a share of a converted step.
 
     make python && PYTHONPATH=python /usr/bin/python3 bench/bench_convert.py
 
@@ -60,8 +61,8 @@ def main():
     ap.add_argument("--block-size", type=int, default=128)
     ap.add_argument("--vocab-size", type=int, default=512)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=5, help="steps per variant and round")
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=2, help="steps per variant and round")
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
     args = ap.parse_args()
     if args.threads:
@@ -76,7 +77,7 @@ def main():
     conv_read = make(cfg, True)
     for m, o in (plain, conv, conv_read):  # warm-up
         run(m, o, batches[:1], False)
-    r_conv, r_read, t_plain = [], [], []
+    r_conv, r_read, t_plain, t_conv = [], [], [], []
     for _ in range(args.rounds):
         tp = run(*plain, batches, False)
         tc = run(*conv, batches, False)
@@ -84,17 +85,28 @@ def main():
         r_conv.append(tc / tp)
         r_read.append(tr / tc)
         t_plain.append(tp / args.steps)
-    n_lin = sum(1 for n in stats(conv[0]))
+        t_conv.append(tc / args.steps)
+    # the read itself, timed alone: stats(model) of the converted model
+    t_stats = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        stats(conv[0])
+        t_stats.append(time.perf_counter() - t0)
+    n_lin = len(stats(conv[0]))
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads")
     print(f"# GPT n_layer={cfg.n_layer} n_head={cfg.n_head} n_embd={cfg.n_embd} "
           f"block_size={cfg.block_size} vocab={cfg.vocab_size}, batch {args.batch}; "
           f"{n_lin} Linear converted (fp8 recipe); {args.rounds} rounds of {args.steps} steps")
-    print(f"unconverted step (median)              {statistics.median(t_plain) * 1e3:8.1f} ms")
-    print(f"converted / unconverted   median {statistics.median(r_conv):.3f}  "
+    print(f"unconverted step (median)                 {statistics.median(t_plain) * 1e3:8.1f} ms")
+    print(f"converted step (median)                   {statistics.median(t_conv) * 1e3:8.1f} ms")
+    print(f"converted / unconverted                   median {statistics.median(r_conv):.3f}  "
           f"range {min(r_conv):.3f}-{max(r_conv):.3f}")
-    print(f"counters read every step / not read   median {statistics.median(r_read):.3f}  "
+    print(f"counters read every step / not read       median {statistics.median(r_read):.3f}  "
           f"range {min(r_read):.3f}-{max(r_read):.3f}")
+    ts = statistics.median(t_stats)
+    print(f"one stats(model) read                     {ts * 1e6:8.1f} us  "
+          f"= {ts / statistics.median(t_conv):.5f} of a converted step")
 
 
 if __name__ == "__main__":
