@@ -555,3 +555,29 @@ def test_readme_convert_examples(capsys):
     assert m.transformer.h[0].mlp.c_fc.weight_cast.cfg.scaling == "rows"
     assert m.transformer.h[1].attn.c_attn.grad_output_cast.cfg.fmt.name == "float8_e5m2"
     assert type(m.lm_head) is nn.Linear  # no rule matches lm_head, the default is None
+
+
+def test_inplace_after_a_layer_with_gradient_casts():
+    """The output is a fresh tensor: ReLU(inplace=True) after the layer works,
+    and the gradients are those of the cast output gradient."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 6), nn.ReLU(inplace=True), nn.Linear(6, 2))
+    quantize_model(m, config=LinearConfig(grad_output=CastConfig(E5, scaling="current")))
+    x = torch.randn(3, 4, generator=gen(0))
+    h = F.relu(F.linear(x, m[0].linear.weight, m[0].linear.bias))
+    g2 = torch.ones(3, 2)
+    g2q = quantize(g2, E5, compute_scale(1.0, E5))
+    m(x).sum().backward()
+    torch.testing.assert_close(m[2].linear.weight.grad, g2q.t() @ h, rtol=0, atol=1e-7)
+    g1 = (g2q @ m[2].linear.weight.detach()) * (h > 0)
+    g1q = quantize(g1, E5, compute_scale(amax(g1), E5))
+    torch.testing.assert_close(m[0].linear.weight.grad, g1q.t() @ x, rtol=0, atol=1e-7)
+    torch.testing.assert_close(m[0].linear.bias.grad, g1q.sum(0), rtol=0, atol=1e-7)
+
+
+def test_recipe_name_with_skip_patterns():
+    m = GPT(SMALL, seed=0)
+    quantize_model(m, config="fp8", skip_patterns=["lm_head", "attn"])
+    assert type(m.lm_head) is nn.Linear and type(m.transformer.h[0].attn.c_attn) is nn.Linear
+    q = m.transformer.h[0].mlp.c_fc
+    assert q.config is recipe("fp8") and q.format.name == E4 and q.quantize_input

@@ -4,6 +4,8 @@ localhost) gives the losses of one process on the same global batch: the
 amaxes of inputs and output gradients are reduced with MAX over the group
 (LinearConfig.sync_amax), so both see the global batch's scales."""
 import datetime
+import faulthandler
+import gc
 import os
 import time
 import tempfile
@@ -54,17 +56,21 @@ def train(model, rank=0, world=1):
 
 
 def _worker(rank, world, init_file, out_file):
+    faulthandler.dump_traceback_later(90, exit=True)  # a hang says where, then ends
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world, timeout=datetime.timedelta(seconds=60))
-    try:
-        torch.set_num_threads(1)
-        model = nn.parallel.DistributedDataParallel(make_model())
-        losses = train(model, rank, world)
-        scale = stats(model.module)["0"]["input"]["scale"]
-        if rank == 0:
-            torch.save({"losses": losses, "scale": scale}, out_file)
-    finally:
-        dist.destroy_process_group()
+    torch.set_num_threads(1)
+    model = nn.parallel.DistributedDataParallel(make_model())
+    losses = train(model, rank, world)
+    scale = stats(model.module)["0"]["input"]["scale"]
+    if rank == 0:
+        torch.save({"losses": losses, "scale": scale}, out_file)
+    # tear down in order: DDP (its reducer) while the group lives, then the group
+    del model
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
+    faulthandler.cancel_dump_traceback_later()
 
 
 def test_ddp_two_processes_match_one_process():

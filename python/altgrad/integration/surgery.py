@@ -11,8 +11,10 @@ quantize_input=False, history_len=16, config=None)`` -- exactly one of
   substrings, AltGrad) is wrapped with that format, ``quantize_input``
   and ``history_len``;
 - ``config``: a :class:`~.config.QuantizationConfig` (rules, first match
-  wins, then the default), a :class:`~.config.LinearConfig` (per-role
-  casts for every Linear) or a recipe name (``"fp8"``).
+  wins, then the default; ``skip_patterns``, ``quantize_input`` and
+  ``history_len`` are ignored, as in AltGrad), a
+  :class:`~.config.LinearConfig` (per-role casts for every Linear whose name
+  contains none of ``skip_patterns``) or a recipe name (``"fp8"``).
 
 Beyond AltGrad: ``module_filter_fn(module, fqn) -> bool`` (torchao's:
 False leaves the layer alone); ``warn_unmatched`` (default True): a skip
@@ -95,8 +97,8 @@ def quantize_model(model, format=None, skip_patterns=None, quantize_input=False,
                 raise TypeError(f"skip_patterns must hold str, not {type(p).__name__}")
         layer_cfg = LinearConfig.altgrad(fmt, quantize_input, history_len)
         rules = []
-    elif isinstance(config, LinearConfig):
-        fmt, skips, layer_cfg, rules = None, [], config, []
+    elif isinstance(config, LinearConfig):  # skip_patterns apply here too
+        fmt, skips, layer_cfg, rules = None, list(skip_patterns or []), config, []
     elif isinstance(config, QuantizationConfig):
         fmt, skips, layer_cfg, rules = None, [], None, config.layer_rules
     else:

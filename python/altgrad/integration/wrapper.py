@@ -36,19 +36,32 @@ from .config import ROLES, LinearConfig, resolve_format
 __all__ = ["QuantizedLinear"]
 
 
-class _GradOutputCast(torch.autograd.Function):
-    """Identity forward; the backward casts the output gradient (the
-    ``grad_output`` role) before it reaches the Linear's backward."""
+class _LinearGradCast(torch.autograd.Function):
+    """``F.linear(x, w, b)`` whose backward first casts the output gradient
+    (the ``grad_output`` role), then forms ``dx = g w``, ``dw = g^T x``,
+    ``db = sum g`` from the cast ``g``. The output is a fresh tensor, so
+    in-place ops after the layer (``ReLU(inplace=True)``) work."""
 
     @staticmethod
-    def forward(ctx, y, caster, record):
+    def forward(ctx, x, w, b, caster, record):
+        ctx.save_for_backward(x, w)
         ctx.caster = caster
         ctx.record = record
-        return y.view_as(y)
+        return F.linear(x, w, b)
 
     @staticmethod
     def backward(ctx, dy):
-        return ctx.caster.cast(dy.contiguous(), ctx.record), None, None
+        x, w = ctx.saved_tensors
+        g = ctx.caster.cast(dy.contiguous(), ctx.record)
+        out, inp = w.shape
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = g @ w
+        if ctx.needs_input_grad[1]:
+            dw = g.reshape(-1, out).t() @ x.reshape(-1, inp)
+        if ctx.needs_input_grad[2]:
+            db = g.reshape(-1, out).sum(0)
+        return dx, dw, db, None, None
 
 
 class _HistoryView:
@@ -204,10 +217,11 @@ class QuantizedLinear(nn.Module):
             w = self.weight_cast.cast(w, record)
         if self.quantize_input:
             x = self.input_cast.cast(x, record)
-        y = F.linear(x, w, lin.bias)
-        if self.grad_output_cast is not None and y.requires_grad:
-            y = _GradOutputCast.apply(y, self.grad_output_cast, record)
-        return y
+        if self.grad_output_cast is not None and torch.is_grad_enabled() and (
+                x.requires_grad or w.requires_grad
+                or (lin.bias is not None and lin.bias.requires_grad)):
+            return _LinearGradCast.apply(x, w, lin.bias, self.grad_output_cast, record)
+        return F.linear(x, w, lin.bias)
 
     def extra_repr(self):
         return (f"in_features={self.linear.in_features}, "
