@@ -68,7 +68,15 @@ typedef struct {
     PyObject *t_float32, *t_uint8, *t_int16, *t_int32; /* dtypes */
     PyObject *t_strided;   /* torch.strided */
     PyObject *t_empty, *t_empty_like, *t_grad_enabled;
+    PyObject *name[10]; /* interned tensor attribute names, by enum tname */
 } module_state;
+
+/* The tensor attributes and methods read_tensor uses (module_state.name). */
+enum tname { N_IS_CPU, N_DEVICE, N_DTYPE, N_LAYOUT, N_REQUIRES_GRAD,
+             N_IS_CONTIGUOUS, N_IS_NEG, N_NUMEL, N_DATA_PTR, N_SHAPE, N_COUNT };
+static const char *const tensor_names[N_COUNT] = {
+    "is_cpu", "device", "dtype", "layout", "requires_grad", "is_contiguous",
+    "is_neg", "numel", "data_ptr", "shape"};
 
 static module_state *get_state(PyObject *module)
 {
@@ -328,7 +336,6 @@ typedef struct {
     int is_tensor;
     int have_view;
     Py_buffer view;    /* buffers: the exported view (shape in view.shape) */
-    PyObject *shape;   /* tensors: x.shape (owned) */
 } arr;
 
 static void arr_release(arr *a)
@@ -336,7 +343,6 @@ static void arr_release(arr *a)
     if (a->have_view)
         PyBuffer_Release(&a->view);
     a->have_view = 0;
-    Py_CLEAR(a->shape);
     Py_CLEAR(a->obj);
 }
 
@@ -381,14 +387,30 @@ static int kind_ok(char want, char got)
     return want == got || (want == 'c' && (got == 'B' || got == 'H'));
 }
 
-/* A tensor's boolean attribute or method result; -1 on error. */
-static int tensor_flag(PyObject *t, const char *name, int call)
+/* How to convert to kind k: a tensor method or a numpy astype. */
+static const char *conversion(char k, int tensor)
 {
-    PyObject *v = call ? PyObject_CallMethod(t, name, NULL)
-                       : PyObject_GetAttrString(t, name);
+    switch (k) {
+    case 'f': return tensor ? ".float()" : ".astype(np.float32)";
+    case 'B': return tensor ? ".to(torch.uint8)" : ".astype(np.uint8)";
+    case 'H': return tensor ? ".to(torch.int16)" : ".astype(np.uint16)";
+    case 'i': return tensor ? ".int()" : ".astype(np.int32)";
+    default: /* codes of either width */
+        return tensor ? ".to(torch.uint8) (formats of up to 8 bits) or "
+                        ".to(torch.int16) (16-bit codes)"
+                      : ".astype(np.uint8) (formats of up to 8 bits) or "
+                        ".astype(np.uint16) (16-bit codes)";
+    }
+}
+
+/* A tensor's boolean attribute or method result; -1 on error. */
+static int tensor_flag(module_state *s, PyObject *t, int name, int call)
+{
+    PyObject *v = call ? PyObject_CallMethodNoArgs(t, s->name[name])
+                       : PyObject_GetAttr(t, s->name[name]);
     if (v == NULL)
         return -1;
-    const int r = PyObject_IsTrue(v);
+    const int r = v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
     Py_DECREF(v);
     return r;
 }
@@ -396,11 +418,11 @@ static int tensor_flag(PyObject *t, const char *name, int call)
 static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
                        const char *what)
 {
-    int r = tensor_flag(t, "is_cpu", 0);
+    int r = tensor_flag(s, t, N_IS_CPU, 0);
     if (r < 0)
         return -1;
     if (!r) {
-        PyObject *dev = PyObject_GetAttrString(t, "device");
+        PyObject *dev = PyObject_GetAttr(t, s->name[N_DEVICE]);
         if (dev != NULL) {
             PyErr_Format(PyExc_ValueError, "%s is on device '%S': altgrad runs on "
                          "the CPU (move it with .cpu())", what, dev);
@@ -408,20 +430,21 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
         }
         return -1;
     }
-    PyObject *dt = PyObject_GetAttrString(t, "dtype");
+    PyObject *dt = PyObject_GetAttr(t, s->name[N_DTYPE]);
     if (dt == NULL)
         return -1;
     char k = dt == s->t_float32 ? 'f' : dt == s->t_uint8 ? 'B'
            : dt == s->t_int16 ? 'H' : dt == s->t_int32 ? 'i' : 0;
     if (!kind_ok(want, k)) {
         PyErr_Format(PyExc_TypeError, "%s must be a %s tensor, got %S (convert "
-                     "explicitly, e.g. %s.float())", what,
-                     want == 'H' ? "int16 (16-bit codes)" : kind_name(want), dt, what);
+                     "explicitly, e.g. %s%s)", what,
+                     want == 'c' ? "uint8 or int16 (16-bit codes)" : kind_name(want),
+                     dt, what, conversion(want, 1));
         Py_DECREF(dt);
         return -1;
     }
     Py_DECREF(dt);
-    PyObject *layout = PyObject_GetAttrString(t, "layout");
+    PyObject *layout = PyObject_GetAttr(t, s->name[N_LAYOUT]);
     if (layout == NULL)
         return -1;
     Py_DECREF(layout); /* only compared by identity */
@@ -429,7 +452,7 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
         PyErr_Format(PyExc_TypeError, "%s must be a dense (strided) tensor", what);
         return -1;
     }
-    if ((r = tensor_flag(t, "requires_grad", 0)) < 0)
+    if ((r = tensor_flag(s, t, N_REQUIRES_GRAD, 0)) < 0)
         return -1;
     if (r) {
         PyObject *on = PyObject_CallNoArgs(s->t_grad_enabled);
@@ -444,31 +467,27 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
             return -1;
         }
     }
-    if ((r = tensor_flag(t, "is_contiguous", 1)) < 0)
+    if ((r = tensor_flag(s, t, N_IS_CONTIGUOUS, 1)) < 0)
         return -1;
     if (!r) {
         PyErr_Format(PyExc_ValueError, "%s must be C-contiguous (make a "
                      "contiguous copy first)", what);
         return -1;
     }
-    if ((r = tensor_flag(t, "is_neg", 1)) < 0)
+    if ((r = tensor_flag(s, t, N_IS_NEG, 1)) < 0)
         return -1;
     if (r) {
         PyErr_Format(PyExc_ValueError, "%s is a negative view: resolve it first "
                      "(%s.resolve_neg())", what, what);
         return -1;
     }
-    PyObject *shape = PyObject_GetAttrString(t, "shape");
-    if (shape == NULL)
-        return -1;
-    PyObject *numel = PyObject_CallMethod(t, "numel", NULL);
-    PyObject *dp = numel ? PyObject_CallMethod(t, "data_ptr", NULL) : NULL;
+    PyObject *numel = PyObject_CallMethodNoArgs(t, s->name[N_NUMEL]);
+    PyObject *dp = numel ? PyObject_CallMethodNoArgs(t, s->name[N_DATA_PTR]) : NULL;
     const Py_ssize_t n = numel ? PyLong_AsSsize_t(numel) : -1;
     void *p = dp ? PyLong_AsVoidPtr(dp) : NULL;
     Py_XDECREF(numel);
     Py_XDECREF(dp);
     if (PyErr_Occurred() || n < 0) {
-        Py_DECREF(shape);
         if (!PyErr_Occurred())
             PyErr_Format(PyExc_ValueError, "%s: bad element count", what);
         return -1;
@@ -478,7 +497,6 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
     a->n = (size_t)n;
     a->kind = k;
     a->is_tensor = 1;
-    a->shape = shape;
     Py_INCREF(t);
     a->obj = t;
     return 0;
@@ -508,8 +526,9 @@ static int read_array(module_state *s, PyObject *obj, arr *a, char want,
     const char k = buffer_kind(&a->view);
     if (!kind_ok(want, k)) {
         PyErr_Format(PyExc_TypeError, "%s must have dtype %s, got buffer format "
-                     "'%.20s' (itemsize %zd)", what, kind_name(want),
-                     a->view.format ? a->view.format : "B", a->view.itemsize);
+                     "'%.20s' (itemsize %zd; convert explicitly, e.g. %s%s)", what,
+                     kind_name(want), a->view.format ? a->view.format : "B",
+                     a->view.itemsize, what, conversion(want, 0));
         goto fail;
     }
     if (!PyBuffer_IsContiguous(&a->view, 'C')) {
@@ -535,12 +554,10 @@ fail:
 }
 
 /* The shape of an array as a new tuple. */
-static PyObject *arr_shape(const arr *a)
+static PyObject *arr_shape(module_state *s, const arr *a)
 {
-    if (a->is_tensor) {
-        Py_INCREF(a->shape);
-        return a->shape;
-    }
+    if (a->is_tensor)
+        return PyObject_GetAttr(a->obj, s->name[N_SHAPE]);
     PyObject *t = PyTuple_New(a->view.ndim);
     if (t == NULL)
         return NULL;
@@ -555,7 +572,7 @@ static PyObject *arr_shape(const arr *a)
     return t;
 }
 
-static int same_shape(const arr *a, const arr *b)
+static int same_shape(module_state *s, const arr *a, const arr *b)
 {
     if (!a->is_tensor && !b->is_tensor) {
         if (a->view.ndim != b->view.ndim)
@@ -565,7 +582,7 @@ static int same_shape(const arr *a, const arr *b)
                 return 0;
         return 1;
     }
-    PyObject *sa = arr_shape(a), *sb = sa ? arr_shape(b) : NULL;
+    PyObject *sa = arr_shape(s, a), *sb = sa ? arr_shape(s, b) : NULL;
     const int eq = sb ? PyObject_RichCompareBool(sa, sb, Py_EQ) : -1;
     Py_XDECREF(sa);
     Py_XDECREF(sb);
@@ -586,9 +603,11 @@ static int new_array(module_state *s, const arr *like, char kind, arr *a)
             PyObject *dt = kind == 'f' ? s->t_float32 : kind == 'B' ? s->t_uint8
                          : kind == 'H' ? s->t_int16 : s->t_int32;
             PyObject *kw = Py_BuildValue("{sO}", "dtype", dt);
-            PyObject *args = kw ? PyTuple_Pack(1, like->shape) : NULL;
+            PyObject *shape = kw ? arr_shape(s, like) : NULL;
+            PyObject *args = shape ? PyTuple_Pack(1, shape) : NULL;
             res = args ? PyObject_Call(s->t_empty, args, kw) : NULL;
             Py_XDECREF(args);
+            Py_XDECREF(shape);
             Py_XDECREF(kw);
         }
     } else {
@@ -601,7 +620,7 @@ static int new_array(module_state *s, const arr *like, char kind, arr *a)
             if (s->np_empty == NULL)
                 return -1;
         }
-        PyObject *shape = arr_shape(like);
+        PyObject *shape = arr_shape(s, like);
         const char *dt = kind == 'f' ? "float32" : kind == 'B' ? "uint8"
                        : kind == 'H' ? "uint16" : "int32";
         res = shape ? PyObject_CallFunction(s->np_empty, "Os", shape, dt) : NULL;
@@ -879,7 +898,7 @@ static int parse_array(call *c, int i)
     if (o != NULL && o != Py_None) {
         if (read_array(c->st, o, a, sp->kind == A_OUT ? 'f' : 'c', 1, sp->name) < 0)
             return -1;
-        if (!same_shape(a, like)) {
+        if (!same_shape(c->st, a, like)) {
             PyErr_Format(PyExc_ValueError, "%s must have the same shape as the "
                          "input", sp->name);
             return -1;
@@ -907,7 +926,6 @@ static int parse_call(call *c, PyObject *const *args, Py_ssize_t nargs,
     for (int i = 0; i < n; i++) {
         c->raw[i] = NULL;
         c->a[i].obj = NULL;
-        c->a[i].shape = NULL;
         c->a[i].have_view = 0;
         memset(&c->v[i], 0, sizeof c->v[i]);
     }
@@ -1317,6 +1335,13 @@ static const ag_format *get_format(module_state *s, PyObject *obj)
     {"seed", A_SEED, OPT | KW, 0}, {"stream", A_STREAM, OPT | KW, 0},       \
     {"offset", A_OFFSET, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0}, \
     {"kernel", A_KERNEL, OPT | KW, 0}
+/* The same, positional too (after the positional arguments): quantize's
+ * fast path from Python passes them so. */
+#define QOPTS_POS                                                          \
+    {"rounding", A_ROUNDING, OPT, 0}, {"overflow", A_OVERFLOW, OPT, 0},     \
+    {"seed", A_SEED, OPT, 0}, {"stream", A_STREAM, OPT, 0},                 \
+    {"offset", A_OFFSET, OPT, 0}, {"threads", A_THREADS, OPT, 0},           \
+    {"kernel", A_KERNEL, OPT, 0}
 #define BOPTS                                                              \
     {"ste", A_STE, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0},       \
     {"kernel", A_KERNEL, OPT | KW, 0}
@@ -1415,7 +1440,7 @@ PyDoc_STRVAR(doc_quantize,
 "tests and benchmarks. The GIL is released while the kernel runs.");
 static const arg_spec sig_quantize[] = {
     {"x", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
-    {"out", A_OUT, OPT, 0}, {"stats", A_STATS, OPT | KW, 0}, QOPTS, END};
+    {"out", A_OUT, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS_POS, END};
 static PyObject *w_quantize(call *c)
 {
     ag_status st;
@@ -1436,7 +1461,7 @@ static const arg_spec sig_quantize_backward[] = {
 static PyObject *w_quantize_backward(call *c)
 {
     const arr *dx = &c->a[0], *dy = &c->a[1], *x = &c->a[2];
-    if (!same_shape(dx, dy) || (x->obj && !same_shape(dx, x))) {
+    if (!same_shape(c->st, dx, dy) || (x->obj && !same_shape(c->st, dx, x))) {
         PyErr_SetString(PyExc_ValueError,
                         "quantize_backward: dx, dy and x must have one shape");
         return NULL;
@@ -1471,7 +1496,7 @@ static const arg_spec sig_dequantize_backward[] = {
     {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"scale", A_SCALE, OPT, 0}, END};
 static PyObject *w_dequantize_backward(call *c)
 {
-    if (!same_shape(&c->a[0], &c->a[1])) {
+    if (!same_shape(c->st, &c->a[0], &c->a[1])) {
         PyErr_SetString(PyExc_ValueError,
                         "dequantize_backward: dx and dy must have one shape");
         return NULL;
@@ -2107,13 +2132,42 @@ static PyObject *w_exp_hist(call *c)
     return t;
 }
 
+/* --- option names ------------------------------------------------------------ */
+
+PyDoc_STRVAR(doc_option,
+"option(kind, name) -> str\n\n"
+"The canonical name of option `name` of `kind` ('rounding', 'overflow', 'ste',\n"
+"'kernel', 'specials'); '-' and '_' alike. ValueError listing the valid\n"
+"names for an unknown one.");
+static const arg_spec sig_option[] = {{"kind", A_STR, 0, 0}, {"name", A_OBJ, 0, 0}, END};
+static PyObject *w_option(call *c)
+{
+    static const struct { const char *kind; const named_value *table; } kinds[] = {
+        {"rounding", rounding_names}, {"overflow", overflow_names},
+        {"ste", ste_names},           {"kernel", kernel_names},
+        {"specials", specials_names}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(c->v[0].s, kinds[i].kind) != 0)
+            continue;
+        int v = 0;
+        if (get_named(c->raw[1], kinds[i].table, kinds[i].kind, &v) < 0)
+            return NULL;
+        const named_value *e = kinds[i].table;
+        while (e->value != v)
+            e++;
+        return PyUnicode_FromString(e->name);
+    }
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The table of functions and the module                                    */
 /* ------------------------------------------------------------------------ */
 
 /* Every module function: X(name) needs sig_name, w_name and doc_name. */
 #define FUNCTIONS(X)                                                         \
-    X(version) X(format_names) X(kernels) X(format_init)                     \
+    X(version) X(format_names) X(kernels) X(format_init) X(option)                     \
     X(quantize) X(quantize_backward) X(dequantize) X(dequantize_backward)    \
     X(encode) X(decode)                                                      \
     X(amax) X(amax_history_create) X(amax_history_push) X(amax_history_info) \
@@ -2151,6 +2205,9 @@ static int module_exec(PyObject *module)
         return -1;
     if (PyModule_AddStringConstant(module, "__version__", ag_version()) < 0)
         return -1;
+    for (int i = 0; i < N_COUNT; i++)
+        if ((s->name[i] = PyUnicode_InternFromString(tensor_names[i])) == NULL)
+            return -1;
     PyObject *modes = names_tuple(rounding_names);
     if (modes == NULL)
         return -1;
@@ -2175,6 +2232,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(s->t_empty);
     Py_VISIT(s->t_empty_like);
     Py_VISIT(s->t_grad_enabled);
+    for (int i = 0; i < N_COUNT; i++)
+        Py_VISIT(s->name[i]);
     return 0;
 }
 
@@ -2192,6 +2251,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(s->t_empty);
     Py_CLEAR(s->t_empty_like);
     Py_CLEAR(s->t_grad_enabled);
+    for (int i = 0; i < N_COUNT; i++)
+        Py_CLEAR(s->name[i]);
     return 0;
 }
 
