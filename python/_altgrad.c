@@ -211,30 +211,35 @@ static int get_int(PyObject *obj, const char *what, long long lo, long long hi,
 /* Option names                                                             */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-    const char *name;
-    int value;
-} named_value;
+/* The value of option name `obj` of `kind`, parsed by the library
+ * (ag_option_parse: '-' and '_' alike, case ignored, aliases); ValueError
+ * with its message (which lists the valid names) for an unknown one,
+ * TypeError for a non-str. */
+static int get_option(PyObject *obj, ag_option_kind kind, int *out)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s",
+                     ag_option_kind_name(kind), Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    Py_ssize_t len = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (s == NULL)
+        return -1;
+    char err[256];
+    if ((size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "unknown %s (the name holds a NUL)",
+                     ag_option_kind_name(kind));
+        return -1;
+    }
+    if (ag_option_parse(out, kind, s, err, sizeof err) != AG_OK) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
+    }
+    return 0;
+}
 
-/* Until the library's ag_option_parse lands: the names of each kind, the
- * first spelling canonical; '-' and '_' are alike. */
-static const named_value rounding_names[] = {
-    {"nearest_even", AG_ROUND_NEAREST_EVEN}, {"nearest_away", AG_ROUND_NEAREST_AWAY},
-    {"toward_zero", AG_ROUND_TOWARD_ZERO},   {"down", AG_ROUND_DOWN},
-    {"up", AG_ROUND_UP},                     {"stochastic", AG_ROUND_STOCHASTIC},
-    {"nearest", AG_ROUND_NEAREST_EVEN},      {NULL, 0}};
-static const named_value overflow_names[] = {
-    {"saturate", AG_OVERFLOW_SATURATE}, {"ieee", AG_OVERFLOW_IEEE}, {NULL, 0}};
-static const named_value ste_names[] = {
-    {"identity", AG_STE_IDENTITY}, {"clipped", AG_STE_CLIPPED}, {NULL, 0}};
-static const named_value kernel_names[] = {
-    {"auto", AG_KERNEL_AUTO},         {"scalar", AG_KERNEL_SCALAR},
-    {"portable", AG_KERNEL_PORTABLE}, {"avx2", AG_KERNEL_AVX2},
-    {"avx512", AG_KERNEL_AVX512},     {NULL, 0}};
-static const named_value specials_names[] = {
-    {"none", AG_SPECIALS_NONE}, {"ieee", AG_SPECIALS_IEEE},
-    {"fn", AG_SPECIALS_FN},     {"fnuz", AG_SPECIALS_FNUZ}, {NULL, 0}};
-
+/* Equal names, '-' and '_' alike (option kinds: "scaler-first"). */
 static int same_name(const char *a, const char *b)
 {
     for (; *a && *b; a++, b++) {
@@ -245,58 +250,32 @@ static int same_name(const char *a, const char *b)
     return *a == *b;
 }
 
-/* The value of option name `obj` of a table ('-' and '_' alike); ValueError
- * listing the valid names for an unknown one, TypeError for a non-str. */
-static int get_named(PyObject *obj, const named_value *table, const char *what,
-                     int *out)
+/* The Python spelling of a canonical name: '_' for '-' ("nearest_even"). */
+static PyObject *python_name(const char *name)
 {
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    const char *s = PyUnicode_AsUTF8(obj);
-    if (s == NULL)
-        return -1;
-    for (const named_value *e = table; e->name; e++) {
-        if (same_name(s, e->name)) {
-            *out = e->value;
-            return 0;
-        }
-    }
-    char choices[160] = "";
-    for (const named_value *e = table; e->name; e++) {
-        if (e != table)
-            strncat(choices, ", ", sizeof choices - strlen(choices) - 1);
-        strncat(choices, e->name, sizeof choices - strlen(choices) - 1);
-    }
-    PyErr_Format(PyExc_ValueError, "unknown %s %R: expected one of %s", what, obj,
-                 choices);
-    return -1;
+    char buf[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof buf; i++)
+        buf[i] = name[i] == '-' ? '_' : name[i];
+    buf[i] = '\0';
+    return PyUnicode_FromString(buf);
 }
 
-/* The names of a table's values, canonical spellings only, as a tuple. */
-static PyObject *names_tuple(const named_value *table)
+/* The Python names of every value of `kind` (available kernels only for
+ * AG_OPTION_KERNEL), as a list. */
+static PyObject *option_names(ag_option_kind kind)
 {
     PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
-    int seen = 0; /* values are 0 .. 7: skip aliases */
-    for (const named_value *e = table; e->name; e++) {
-        if (seen & (1 << e->value))
+    const size_t n = ag_option_count(kind);
+    for (size_t v = 0; list != NULL && v < n; v++) {
+        if (kind == AG_OPTION_KERNEL && !ag_kernel_available((int)v))
             continue;
-        seen |= 1 << e->value;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0) {
-            Py_XDECREF(s);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(s);
+        PyObject *s = python_name(ag_option_name(kind, (int)v));
+        if (s == NULL || PyList_Append(list, s) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(s);
     }
-    PyObject *t = PyList_AsTuple(list);
-    Py_DECREF(list);
-    return t;
+    return list;
 }
 
 /* Add the counters to a caller's dict (keys total, overflow, underflow, nan). */
@@ -730,22 +709,22 @@ static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
     long long t = 0;
     switch (kind) {
     case A_ROUNDING:
-        if (get_named(o, rounding_names, "rounding mode", &v) < 0)
+        if (get_option(o, AG_OPTION_ROUNDING, &v) < 0)
             return -1;
         q->rounding = (ag_rounding)v;
         return 0;
     case A_OVERFLOW:
-        if (get_named(o, overflow_names, "overflow policy", &v) < 0)
+        if (get_option(o, AG_OPTION_OVERFLOW, &v) < 0)
             return -1;
         q->overflow = (ag_overflow)v;
         return 0;
     case A_STE:
-        if (get_named(o, ste_names, "ste", &v) < 0)
+        if (get_option(o, AG_OPTION_STE, &v) < 0)
             return -1;
         q->ste = (ag_ste)v;
         return 0;
     case A_KERNEL:
-        if (get_named(o, kernel_names, "kernel", &v) < 0)
+        if (get_option(o, AG_OPTION_KERNEL, &v) < 0)
             return -1;
         if (v != AG_KERNEL_AUTO && !ag_kernel_available(v)) {
             PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this "
@@ -852,7 +831,7 @@ static int parse_scalar(call *c, int i)
     }
     case A_SPECIALS: {
         int sv = 0;
-        if (o != Py_None && get_named(o, specials_names, "specials", &sv) < 0)
+        if (o != Py_None && get_option(o, AG_OPTION_SPECIALS, &sv) < 0)
             return -1;
         v->i = sv;
         return 0;
@@ -1380,16 +1359,7 @@ static const arg_spec sig_kernels[] = {END};
 static PyObject *w_kernels(call *c)
 {
     (void)c;
-    PyObject *list = PyList_New(0);
-    for (const named_value *e = kernel_names; list != NULL && e->name; e++) {
-        if (!ag_kernel_available(e->value))
-            continue;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0)
-            Py_CLEAR(list);
-        Py_XDECREF(s);
-    }
-    return list;
+    return option_names(AG_OPTION_KERNEL);
 }
 
 PyDoc_STRVAR(doc_format_init,
@@ -2137,26 +2107,34 @@ static PyObject *w_exp_hist(call *c)
 PyDoc_STRVAR(doc_option,
 "option(kind, name) -> str\n\n"
 "The canonical name of option `name` of `kind` ('rounding', 'overflow', 'ste',\n"
-"'kernel', 'specials'); '-' and '_' alike. ValueError listing the valid\n"
-"names for an unknown one.");
+"'kernel', 'specials', 'scaler_first'), in Python spelling ('_' for '-'), by\n"
+"the library's ag_option_parse: '-' and '_' alike, case ignored, aliases.\n"
+"ValueError listing the valid names for an unknown one.");
 static const arg_spec sig_option[] = {{"kind", A_STR, 0, 0}, {"name", A_OBJ, 0, 0}, END};
 static PyObject *w_option(call *c)
 {
-    static const struct { const char *kind; const named_value *table; } kinds[] = {
-        {"rounding", rounding_names}, {"overflow", overflow_names},
-        {"ste", ste_names},           {"kernel", kernel_names},
-        {"specials", specials_names}};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(c->v[0].s, kinds[i].kind) != 0)
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++) {
+        if (!same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
             continue;
         int v = 0;
-        if (get_named(c->raw[1], kinds[i].table, kinds[i].kind, &v) < 0)
+        if (get_option(c->raw[1], (ag_option_kind)k, &v) < 0)
             return NULL;
-        const named_value *e = kinds[i].table;
-        while (e->value != v)
-            e++;
-        return PyUnicode_FromString(e->name);
+        return python_name(ag_option_name((ag_option_kind)k, v));
     }
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
+
+PyDoc_STRVAR(doc_option_names,
+"option_names(kind) -> list[str]\n\n"
+"Every canonical name of option `kind` in Python spelling (for 'kernel', the\n"
+"paths available here).");
+static const arg_spec sig_option_names[] = {{"kind", A_STR, 0, 0}, END};
+static PyObject *w_option_names(call *c)
+{
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++)
+        if (same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
+            return option_names((ag_option_kind)k);
     PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
     return NULL;
 }
@@ -2167,7 +2145,7 @@ static PyObject *w_option(call *c)
 
 /* Every module function: X(name) needs sig_name, w_name and doc_name. */
 #define FUNCTIONS(X)                                                         \
-    X(version) X(format_names) X(kernels) X(format_init) X(option)                     \
+    X(version) X(format_names) X(kernels) X(format_init) X(option) X(option_names)                     \
     X(quantize) X(quantize_backward) X(dequantize) X(dequantize_backward)    \
     X(encode) X(decode)                                                      \
     X(amax) X(amax_history_create) X(amax_history_push) X(amax_history_info) \
@@ -2208,7 +2186,9 @@ static int module_exec(PyObject *module)
     for (int i = 0; i < N_COUNT; i++)
         if ((s->name[i] = PyUnicode_InternFromString(tensor_names[i])) == NULL)
             return -1;
-    PyObject *modes = names_tuple(rounding_names);
+    PyObject *list = option_names(AG_OPTION_ROUNDING);
+    PyObject *modes = list ? PyList_AsTuple(list) : NULL;
+    Py_XDECREF(list);
     if (modes == NULL)
         return -1;
     if (PyModule_AddObject(module, "ROUNDING_MODES", modes) < 0) {
