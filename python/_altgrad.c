@@ -1597,6 +1597,18 @@ static PyObject *w_amax(call *c)
     return Py_BuildValue("(dn)", (double)m, (Py_ssize_t)nans);
 }
 
+/* None, or the error of a call that pushes an amax (AG_ERR_ARG: a NaN or
+ * negative amax). */
+static PyObject *amax_status(ag_status st, const char *what, PyObject *amax)
+{
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "%s: %s (amax %R is NaN or negative)", what,
+                     ag_status_string(st), amax);
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, what);
+}
+
 /* The amax history: a capsule owning an ag_amax_history. The GIL serializes
  * the calls, as the library requires. */
 #define HISTORY_CAPSULE "altgrad._C.amax_history"
@@ -1646,13 +1658,8 @@ static PyObject *w_amax_history_push(call *c)
     ag_amax_history *h = get_history(c->raw[0]);
     if (h == NULL)
         return NULL;
-    const ag_status st = ag_amax_history_push(h, c->v[1].f);
-    if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "amax_history_push: %s (amax %R is NaN "
-                     "or negative)", ag_status_string(st), c->raw[1]);
-        return NULL;
-    }
-    return st == AG_OK ? none_ref() : fail_status(st, "amax_history_push");
+    return amax_status(ag_amax_history_push(h, c->v[1].f), "amax_history_push",
+                       c->raw[1]);
 }
 
 PyDoc_STRVAR(doc_amax_history_info,
@@ -1994,13 +2001,8 @@ static const arg_spec sig_scaler_record[] = {
     {"scaler", A_SCALER, 0, 0}, {"amax", A_FLOAT, 0, 0}, {"n", A_SIZE, OPT, 0}, END};
 static PyObject *w_scaler_record(call *c)
 {
-    const ag_status st = ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n);
-    if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "scaler_record: %s (amax %R is NaN or "
-                     "negative)", ag_status_string(st), c->raw[1]);
-        return NULL;
-    }
-    return st == AG_OK ? none_ref() : fail_status(st, "scaler_record");
+    return amax_status(ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n),
+                       "scaler_record", c->raw[1]);
 }
 
 PyDoc_STRVAR(doc_scaler_reset,

@@ -36,22 +36,23 @@ import torch
 from .. import _C
 from .. import _arrays
 
-__all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc", "straight_through"]
+__all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc", "straight_through",
+           "clipped_backward"]
 
 _FORWARD_KEYS = ("rounding", "overflow", "seed", "stream", "offset", "threads", "stats",
                  "kernel")
 
 
-def straight_through(name, forward, backward, doc=None):
+def straight_through(name, forward, doc=None):
     """An ``autograd.Function`` class with the straight-through gradient: the
-    one factory behind :class:`QuantizeFunc`, ``QuantizeRowsFunc`` and
-    ``MXQuantizeFunc``.
+    one factory behind :class:`QuantizeFunc`, ``QuantizeRowsFunc``,
+    ``MXQuantizeFunc`` and ``DelayedScaler.quantize``.
 
-    ``forward(x, *args) -> (y, ste, state)``: ``x`` a float32 tensor, ``y``
-    a new float32 tensor of its shape, ``ste`` ``"identity"`` or
-    ``"clipped"``, ``state`` whatever the backward needs. ``backward(dx, dy,
-    x, state)``: the C backward for the clipped STE, ACCUMULATING into
-    ``dx`` (zeros). The class's ``apply(x, *args)`` gives ``dx = dy``
+    ``forward(x, *args) -> (y, ste, backward)``: ``x`` a C-contiguous
+    float32 tensor, ``y`` a new float32 tensor of its shape, ``ste``
+    ``"identity"`` or ``"clipped"``, and ``backward(dx, dy, x)`` the C
+    backward of the clipped STE with this forward's settings, ACCUMULATING
+    into ``dx`` (zeros). The class's ``apply(x, *args)`` gives ``dx = dy``
     (identity) or ``dy`` where the forward did not saturate, 0 elsewhere
     (clipped; the mask from the C library), and no gradient for ``args``.
     Backward is differentiable again (``create_graph=True``) as a function
@@ -60,31 +61,38 @@ def straight_through(name, forward, backward, doc=None):
 
     def fwd(ctx, x, *args):
         # grad mode is off in here: the extension reads x as it is
-        y, ste, state = forward(x if x.is_contiguous() else x.contiguous(), *args)
-        ctx.meta = (ste, state, len(args))
+        x = x if x.is_contiguous() else x.contiguous()
+        y, ste, backward = forward(x, *args)
+        ctx.meta = (ste, backward, len(args))
         if ste == "clipped":
             ctx.save_for_backward(x)
         return y
 
     def bwd(ctx, dy):
-        ste, state, nargs = ctx.meta
+        ste, backward, nargs = ctx.meta
         none = (None,) * nargs
         if ste == "identity":
             return (dy,) + none
         (x,) = ctx.saved_tensors
-        x = x if x.is_contiguous() else x.contiguous()
         if torch.is_grad_enabled():  # create_graph: a function of dy, mask from C
             x = x.detach()
             keep = torch.zeros(x.shape, dtype=torch.float32)
-            backward(keep, torch.ones(x.shape, dtype=torch.float32), x, state)
+            backward(keep, torch.ones(x.shape, dtype=torch.float32), x)
             return (torch.where(keep != 0, dy, torch.zeros((), dtype=dy.dtype)),) + none
         dx = torch.zeros(x.shape, dtype=torch.float32)
-        backward(dx, _arrays.read(dy, "dy"), x, state)
+        backward(dx, _arrays.read(dy, "dy"), x)
         return (dx,) + none
 
     return type(name, (torch.autograd.Function,), {
         "forward": staticmethod(fwd), "backward": staticmethod(bwd),
         "__doc__": doc, "__module__": forward.__module__})
+
+
+def clipped_backward(f, scale, threads=0, kernel="auto"):
+    """The backward of a per-tensor quantize with scale ``scale``: the
+    clipped-STE mask from ``_C.quantize_backward``."""
+    return lambda dx, dy, x: _C.quantize_backward(dx, dy, x, f, scale, ste="clipped",
+                                                  threads=threads, kernel=kernel)
 
 
 def _c_options(rounding="nearest_even", overflow="saturate", ste="identity", seed=None,
@@ -110,13 +118,8 @@ def _split_options(options):
 
 
 def _ste_forward(x, f, s, ste, copts):
-    state = (f, s) + (tuple(copts[6:8]) if copts else (0, "auto"))
-    return _C.quantize(x, f, s, None, *copts), ste, state
-
-
-def _quantize_backward(dx, dy, x, state):
-    f, s, threads, kernel = state
-    _C.quantize_backward(dx, dy, x, f, s, ste="clipped", threads=threads, kernel=kernel)
+    back = clipped_backward(f, s, *copts[6:8])
+    return _C.quantize(x, f, s, None, *copts), ste, back
 
 
 def _quantize_forward(x, format, scale, options=None):
@@ -124,7 +127,7 @@ def _quantize_forward(x, format, scale, options=None):
     return _ste_forward(x, _arrays.fmt(format), _arrays.scale_value(scale), ste, copts)
 
 
-QuantizeFunc = straight_through("QuantizeFunc", _quantize_forward, _quantize_backward, """\
+QuantizeFunc = straight_through("QuantizeFunc", _quantize_forward, """\
 ``QuantizeFunc.apply(x, format, scale, options=None)``: the quantizer with
 the straight-through estimator. ``options`` is a dict of the keyword options
 of :func:`quantize` (``rounding``, ``overflow``, ``ste``, ``seed``...).
@@ -135,7 +138,7 @@ format, scale and options. Both are differentiable again
 """)
 
 # quantize()'s own, with the arguments already resolved (the cheap call)
-_Quantize = straight_through("_Quantize", _ste_forward, _quantize_backward)
+_Quantize = straight_through("_Quantize", _ste_forward)
 
 
 class DequantizeFunc(torch.autograd.Function):
