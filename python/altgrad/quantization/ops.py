@@ -52,7 +52,7 @@ def straight_through(name, forward, doc=None):
     float32 tensor, ``y`` a new float32 tensor of its shape, ``ste``
     ``"identity"`` or ``"clipped"``, and ``backward(dx, dy, x)`` the C
     backward of the clipped STE with this forward's settings, ACCUMULATING
-    into ``dx`` (zeros). The class's ``apply(x, *args)`` gives ``dx = dy``
+    into ``dx`` (zeros; may be None for the identity STE). The class's ``apply(x, *args)`` gives ``dx = dy``
     (identity) or ``dy`` where the forward did not saturate, 0 elsewhere
     (clipped; the mask from the C library), and no gradient for ``args``.
     Backward is differentiable again (``create_graph=True``) as a function
@@ -118,7 +118,7 @@ def _split_options(options):
 
 
 def _ste_forward(x, f, s, ste, copts):
-    back = clipped_backward(f, s, *copts[6:8])
+    back = clipped_backward(f, s, *copts[6:8]) if ste == "clipped" else None
     return _C.quantize(x, f, s, None, *copts), ste, back
 
 
