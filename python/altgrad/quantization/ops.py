@@ -60,6 +60,9 @@ def straight_through(name, forward, doc=None):
     """
 
     def fwd(ctx, x, *args):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}.apply: x must be a torch.Tensor, not "
+                            f"{type(x).__name__}")
         # grad mode is off in here: the extension reads x as it is
         x = x if x.is_contiguous() else x.contiguous()
         y, ste, backward = forward(x, *args)
@@ -97,15 +100,19 @@ def clipped_backward(f, scale, threads=0, kernel="auto"):
 
 def _c_options(rounding="nearest_even", overflow="saturate", ste="identity", seed=None,
                stream=0, offset=0, threads=0, stats=None, kernel="auto"):
-    """(ste, the positional option arguments of ``_C.quantize`` after x,
-    format, scale and out): () for the defaults, the cheap call."""
+    """(ste, the keyword options of ``_C.quantize``): none at all for the
+    defaults, the cheap call; else :func:`altgrad._arrays.options`."""
     if (rounding == "nearest_even" and ste == "identity" and stats is None and seed is None
             and overflow == "saturate" and not (stream or offset or threads)
             and kernel == "auto"):
-        return "identity", ()
-    return _C.option("ste", ste), (stats, rounding, overflow,
-                                   _arrays.seed_for(rounding, seed), stream, offset,
-                                   threads, kernel)
+        return "identity", _NO_OPTIONS
+    opts = _arrays.options(rounding, overflow, seed, stream, offset, threads, kernel,
+                           draw_seed=True)
+    opts["stats"] = stats
+    return _C.option("ste", ste), opts
+
+
+_NO_OPTIONS = {}  # never written
 
 
 def _split_options(options):
@@ -117,14 +124,16 @@ def _split_options(options):
     return _c_options(**opts)
 
 
-def _ste_forward(x, f, s, ste, copts):
-    back = clipped_backward(f, s, *copts[6:8]) if ste == "clipped" else None
-    return _C.quantize(x, f, s, None, *copts), ste, back
+def _ste_forward(x, f, s, ste, opts):
+    back = None
+    if ste == "clipped":
+        back = clipped_backward(f, s, opts.get("threads", 0), opts.get("kernel", "auto"))
+    return _C.quantize(x, f, s, None, **opts), ste, back
 
 
 def _quantize_forward(x, format, scale, options=None):
-    ste, copts = _split_options(options)
-    return _ste_forward(x, _arrays.fmt(format), _arrays.scale_value(scale), ste, copts)
+    ste, opts = _split_options(options)
+    return _ste_forward(x, _arrays.fmt(format), _arrays.scale_value(scale), ste, opts)
 
 
 QuantizeFunc = straight_through("QuantizeFunc", _quantize_forward, """\
@@ -181,18 +190,18 @@ def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturat
     """
     if not isinstance(x, torch.Tensor):
         _check_input(x)
-        ste, copts = _c_options(rounding, overflow, ste, seed, stream, offset, threads,
-                                stats, kernel)
+        ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads,
+                               stats, kernel)
         return _C.quantize(_arrays.read(x, "x"), _arrays.fmt(format),
-                           _arrays.scale_value(scale), None, *copts)
+                           _arrays.scale_value(scale), None, **opts)
     f = _arrays.fmt(format)
     s = scale if type(scale) is float else _arrays.scale_value(scale)
-    ste, copts = _c_options(rounding, overflow, ste, seed, stream, offset, threads, stats,
-                            kernel)
+    ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads, stats,
+                           kernel)
     if x.requires_grad and torch.is_grad_enabled():
-        return _Quantize.apply(x, f, s, ste, copts)
+        return _Quantize.apply(x, f, s, ste, opts)
     # no graph to record: straight to the C library, which reads the tensor
-    return _C.quantize(x if x.is_contiguous() else x.contiguous(), f, s, None, *copts)
+    return _C.quantize(x if x.is_contiguous() else x.contiguous(), f, s, None, **opts)
 
 
 def dequantize(x, scale=1.0):
