@@ -334,17 +334,25 @@ def _ste(ste):
     return _C.option("ste", ste)
 
 
-def _rows_forward(x, format, scales, options, ste="identity"):
+def _matrix_forward(x, format, param, options, ste, c_forward, c_backward):
+    """The forward of a matrix quantizer for the STE factory: ``c_forward(y,
+    x, rows, cols, param, format, **options)``, and as its backward
+    ``c_backward(dx, dy, x, rows, cols, param, format, ste="clipped")``."""
     ste = _ste(ste)
     f = _a.fmt(format)
     rows, cols = _a.matrix(x.shape)
-    s = _row_scales(scales, rows)
-    s = s.clone() if _a.is_tensor(s) else np.array(s)  # kept for backward
     y = torch.empty(x.shape, dtype=torch.float32)
-    _C.quantize_rows(y, x, rows, cols, s, f, **options)
-    return y, ste, lambda dx, dy, xs: _C.quantize_rows_backward(
-        dx, dy, xs, rows, cols, s, f, ste="clipped", threads=options.get("threads", 0),
-        kernel=options.get("kernel", "auto"))
+    c_forward(y, x, rows, cols, param, f, **options)
+    path = {"threads": options.get("threads", 0), "kernel": options.get("kernel", "auto")}
+    return y, ste, lambda dx, dy, xs: c_backward(dx, dy, xs, rows, cols, param, f,
+                                                 ste="clipped", **path)
+
+
+def _rows_forward(x, format, scales, options, ste="identity"):
+    s = _row_scales(scales, _a.matrix(x.shape)[0])
+    s = s.clone() if _a.is_tensor(s) else np.array(s)  # kept for backward
+    return _matrix_forward(x, format, s, options, ste, _C.quantize_rows,
+                           _C.quantize_rows_backward)
 
 
 QuantizeRowsFunc = straight_through("QuantizeRowsFunc", _rows_forward, """\
@@ -455,15 +463,8 @@ def mx_decode(codes, scales, format, block=MX_BLOCK):
 
 
 def _mx_forward(x, format, block, options, ste="identity"):
-    ste = _ste(ste)
-    f = _a.fmt(format)
-    b = _block(block)
-    rows, cols = _a.matrix(x.shape)
-    y = torch.empty(x.shape, dtype=torch.float32)
-    _C.mx_quantize(y, x, rows, cols, b, f, **options)
-    return y, ste, lambda dx, dy, xs: _C.mx_quantize_backward(
-        dx, dy, xs, rows, cols, b, f, ste="clipped", threads=options.get("threads", 0),
-        kernel=options.get("kernel", "auto"))
+    return _matrix_forward(x, format, _block(block), options, ste, _C.mx_quantize,
+                           _C.mx_quantize_backward)
 
 
 MXQuantizeFunc = straight_through("MXQuantizeFunc", _mx_forward, """\
