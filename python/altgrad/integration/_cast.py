@@ -4,23 +4,23 @@
 :class:`Caster` casts the weight, the input activation or the output
 gradient of one layer under a :class:`~.config.CastConfig`, on the C core
 (``altgrad.quantization``: ``amax``, ``compute_scale``, ``quantize``,
-``quantize_rows``, ``mx_quantize``), and keeps what must survive a
-checkpoint as buffers: the amax window of delayed scaling
-(``amax_history``, ``steps``), the stochastic-rounding ``offset`` and the
-last per-tensor ``scale``. Counters (elements, saturated, underflowed, NaN,
+``quantize_rows``, ``mx_quantize``, and for delayed scaling the library's
+``ag_scaler`` as :class:`~altgrad.quantization.DelayedScaler`), and keeps
+what must survive a checkpoint as buffers: the scaler's state bytes
+(``scaler_state``, uint8), the stochastic-rounding ``offset`` and the last
+per-tensor ``scale``. Counters (elements, saturated, underflowed, NaN,
 relative error) are plain Python numbers added from the C library's stats
 of each call; nothing is computed for them unless ``track_error``.
 
-Delayed scaling is behind three methods (:meth:`Caster._window_amax`,
-:meth:`Caster._push`, :meth:`Caster._delayed_scale`): the one place to
-switch to the library's ``ag_scaler`` (``DelayedScaler``) when its binding
-lands, with its state bytes in a uint8 buffer.
+Delayed scaling is behind four methods (:meth:`Caster.window_count`,
+:meth:`Caster._window_amax`, :meth:`Caster._push`,
+:meth:`Caster._delayed_scale`): the only code that talks to the scaler.
 """
 import torch
 import torch.nn as nn
 
-from ..quantization import amax, channel_scales, compute_scale, mx_quantize, quantize, \
-    quantize_rows
+from ..quantization import DelayedScaler, amax, channel_scales, compute_scale, mx_quantize, \
+    quantize, quantize_rows
 
 __all__ = ["Caster"]
 
@@ -55,35 +55,72 @@ class Caster(nn.Module):
         self.seed = int(seed)
         self.track_error = bool(track_error)
         self.sync_amax = bool(sync_amax)
-        n = cfg.history_len if cfg.scaling == "delayed" else 1
-        self.register_buffer("amax_history", torch.zeros(n, dtype=torch.float32))
-        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        self._scaler = None
+        state = torch.zeros(0, dtype=torch.uint8)
+        if cfg.scaling == "delayed":
+            self._scaler = self._new_scaler()
+            state = self._scaler.state_dict()["state"].clone()
+        self.register_buffer("scaler_state", state)
         self.register_buffer("offset", torch.zeros((), dtype=torch.int64))
         self.register_buffer("scale", torch.zeros((), dtype=torch.float32))
         self.counters = _new_counters(self.track_error)
 
-    # --- delayed scaling: the window (to become the library's DelayedScaler)
+    # --- delayed scaling: the library's DelayedScaler, its state in a buffer
+
+    def _new_scaler(self):
+        cfg = self.cfg
+        return DelayedScaler(cfg.fmt, cfg.history_len, margin=cfg.margin,
+                             scale_min=cfg.scale_min, first="current")
+
+    def _save(self):
+        self.scaler_state.copy_(self._scaler.state_dict()["state"])
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        if self._scaler is not None:  # the scaler follows its loaded bytes
+            self._scaler.load_state_dict({"state": self.scaler_state})
+
+    def __getstate__(self):  # deepcopy, pickle: the bytes carry the scaler
+        d = dict(super().__getstate__() if hasattr(super(), "__getstate__")
+                 else self.__dict__)
+        d["_scaler"] = None
+        return d
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.cfg.scaling == "delayed":
+            self._scaler = self._new_scaler()
+            self._scaler.load_state_dict({"state": self.scaler_state})
+
+    def window_count(self):
+        """Amaxes held by the delayed-scaling window (0 for other recipes)."""
+        return len(self._scaler) if self._scaler is not None else 0
 
     def _window_amax(self):
         """The window maximum, or None while it is empty."""
-        n = min(int(self.steps), self.amax_history.numel())
-        return amax(self.amax_history[:n]) if n else None
+        return self._scaler.amax if self.window_count() else None
 
     def _push(self, a):
-        self.amax_history[int(self.steps) % self.amax_history.numel()] = a
-        self.steps += 1
+        self._scaler.record(a)
+        self._save()
+
+    def _reset_window(self):
+        self._scaler.reset()
+        self._save()
 
     def _delayed_scale(self, a_now, record):
         """The scale of this step from the window (and, with
         ``include_current``, this step's amax ``a_now``); pushes ``a_now``
         when ``record``."""
         cfg = self.cfg
-        w = self._window_amax()
-        if w is None:
-            a = a_now
-        else:
-            a = max(w, a_now) if cfg.include_current else w
-        s = compute_scale(a, cfg.fmt, cfg.scale_min, margin=cfg.margin)
+        if cfg.include_current:
+            if record:  # AltGrad's order: the amax joins, then the scale
+                self._push(a_now)
+                return self._scaler.scale()
+            w = self._window_amax()
+            a = a_now if w is None else max(w, a_now)
+            return compute_scale(a, cfg.fmt, cfg.scale_min, margin=cfg.margin)
+        s = self._scaler.scale(a_now)  # the window (the first step: a_now)
         if record:
             self._push(a_now)
         return s

@@ -31,7 +31,7 @@ def stats(model, reset=False):
             d["format"] = c.cfg.fmt.name
             d["scaling"] = c.cfg.scaling
             d["scale"] = float(c.scale)
-            d["history"] = min(int(c.steps), c.amax_history.numel())
+            d["history"] = c.window_count()
             roles[role] = d
             if reset:
                 c.reset_counters()

@@ -74,7 +74,7 @@ class _HistoryView:
 
     @property
     def history_len(self):
-        return self._c.amax_history.numel()
+        return self._c.cfg.history_len
 
     def update(self, tensor):
         from ..quantization import amax
@@ -90,11 +90,10 @@ class _HistoryView:
 
     def reset(self):
         with torch.no_grad():
-            self._c.amax_history.zero_()
-            self._c.steps.zero_()
+            self._c._reset_window()
 
     def len(self):
-        return min(int(self._c.steps), self.history_len)
+        return self._c.window_count()
 
     def __len__(self):
         return self.len()
