@@ -32,7 +32,8 @@ VERSION_MINOR := $(shell sed -n 's/^\#define ALTGRAD_VERSION_MINOR \([0-9]*\).*/
 VERSION_PATCH := $(shell sed -n 's/^\#define ALTGRAD_VERSION_PATCH \([0-9]*\).*/\1/p' include/altgrad.h)
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
-LIB_SRC := $(wildcard src/*.c)
+include sources.mk
+LIB_SRC := $(AG_LIB_SRC)
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 LIB_HDR := include/altgrad.h $(wildcard src/*.h)
 STATIC := $(BUILD)/libaltgrad.a
@@ -65,9 +66,9 @@ lib: $(STATIC) $(SHARED)
 cli: $(CLI)
 
 # --- library ---------------------------------------------------------------
-$(BUILD)/gen_registry: tools/gen_registry.c src/ag_format.c src/ag_error.c src/ag_rng.c $(LIB_HDR)
+$(BUILD)/gen_registry: $(AG_GEN_SRC) $(LIB_HDR) sources.mk
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ tools/gen_registry.c src/ag_format.c src/ag_error.c src/ag_rng.c -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $(AG_GEN_SRC) -lm
 
 $(BUILD)/ag_registry.inc: $(BUILD)/gen_registry
 	$(BUILD)/gen_registry > $@.tmp && mv $@.tmp $@
