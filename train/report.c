@@ -280,7 +280,7 @@ int agt_axis_ticks(double lo, double hi, int max_ticks, double min_step,
                 continue;
             int count = 0;
             for (double k = kmin; k <= kmax && count < cap; k++)
-                t[count++] = p < 0 ? k * m / ten : k * m * ten;
+                t[count++] = (p < 0 ? k * m / ten : k * m * ten) + 0.0; /* no -0 */
             *decimals = p < 0 ? -p : 0;
             return count;
         }

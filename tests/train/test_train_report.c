@@ -37,6 +37,7 @@ static int check_ticks(double lo, double hi, int max_ticks, double min_step)
     for (int i = 0; i < n; i++) {
         AG_CHECK(t[i] >= lo - slack && t[i] <= hi + slack,
                  "[%.17g, %.17g]: tick %.17g outside", lo, hi, t[i]);
+        AG_CHECK(!(t[i] == 0.0 && signbit(t[i])), "[%.17g, %.17g]: a tick -0", lo, hi);
         char lab[64];
         snprintf(lab, sizeof lab, "%.*f", dec, t[i]);
         /* distinct from its neighbour (labels increase) and exact: the
@@ -92,6 +93,8 @@ static void test_ticks(void)
     AG_CHECK(n == 8 && t[1] == 5.0, "epochs 0..37: %d ticks, step %g", n, t[1]);
     n = agt_axis_ticks(0.0, 1.0, 10, 1.0, t, 32, &dec);
     AG_CHECK(n == 2 && dec == 0, "epochs 0..1: %d ticks (min_step 1)", n);
+    check_ticks(-1e-12, 1.0, 6, 0.0); /* the tick at 0 is 0, not -0 */
+    check_ticks(-3.0, -1e-13, 6, 0.0);
     /* nothing to tick */
     AG_CHECK(agt_axis_ticks(1.0, 1.0, 6, 0.0, t, 32, &dec) == 0, "empty range");
     AG_CHECK(agt_axis_ticks(2.0, 1.0, 6, 0.0, t, 32, &dec) == 0, "reversed range");
