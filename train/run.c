@@ -573,9 +573,9 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
         ckpt_load(cfg->resume, cfg, train->n, &m, &o, &rs, err))
         goto done;
     if (rs.epoch >= (uint64_t)cfg->epochs) {
-        agt_fail(err, "%s: the checkpoint already has %llu epochs done; ask "
+        agt_fail(err, "%s: the checkpoint already has %llu epoch%s done; ask "
                  "for more with --epochs", cfg->resume,
-                 (unsigned long long)rs.epoch);
+                 (unsigned long long)rs.epoch, rs.epoch == 1 ? "" : "s");
         goto done;
     }
     res->epochs_before = (int)rs.epoch;

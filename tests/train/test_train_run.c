@@ -180,7 +180,15 @@ static void test_resume(const char *fmt, agt_optkind opt)
     c.save = NULL;
     agt_result r;
     int rc = agt_run(&r, &c, &tr, &te, &err);
-    AG_CHECK(rc == -1 && strstr(err.msg, "--epochs"), "finished checkpoint: %s", err.msg);
+    AG_CHECK(rc == -1 && strstr(err.msg, "--epochs") && strstr(err.msg, "has 2 epochs done"),
+             "finished checkpoint: %s", err.msg);
+    c.resume = phalf;
+    c.epochs = 1;
+    rc = agt_run(&r, &c, &tr, &te, &err);
+    AG_CHECK(rc == -1 && strstr(err.msg, "has 1 epoch done;"), "finished checkpoint: %s",
+             err.msg);
+    c.resume = pfull;
+    c.epochs = 2;
     /* mismatched options */
     c.epochs = 3;
     c.lr *= 2.0f;
