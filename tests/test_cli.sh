@@ -400,6 +400,8 @@ run train --grad-format E5M2 --data $nodata
 expect_error 1 "--grad-format E5M2 is applied to no tensor" "train: --grad-format on fp32 layers"
 run train --layer-formats fp32,E3M4/E4M3,fp32 --grad-format E5M2 --data $nodata
 expect_error 1 "--grad-format E5M2 is applied to no tensor" "train: every quantized layer has /G"
+run train --layer-formats 'fp32,*,fp32' --data $nodata
+expect_error 1 "'*' (the format under test) is for compare" "train: '*' in --layer-formats"
 run train --format fp32 --grad-format fp32 --data $nodata
 expect_error 2 "$nodata" "train: fp32 everywhere names no format (reaches the data)"
 run train --layer-formats fp32,E3M4,fp32 --grad-format E5M2 --data $nodata

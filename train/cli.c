@@ -463,6 +463,11 @@ int ag_train_main(int argc, char **argv)
     if (build_layers("train", &o.cfg, o.layer_formats, o.formats, o.grad_format,
                      &stars, &grad_used))
         return CLI_USAGE;
+    if (o.layer_formats && stars > 0) {
+        cli_error("train", "--layer-formats %s: '*' (the format under test) is "
+                  "for compare; name the layer's format", o.layer_formats);
+        return CLI_USAGE;
+    }
     if (o.grad_format && !is_fp32(o.grad_format) && !grad_used)
         return grad_option_unused("train", o.grad_format);
     if (o.name) {
