@@ -17,6 +17,7 @@
 #include "altgrad.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -82,6 +83,93 @@ static inline uint32_t ag__random_u32(uint64_t seed, uint64_t stream,
     ag__ars4x32(out, ctr, seed);
     return out[g & 3];
 }
+
+/* Code comparisons of the diagnostics and the optimizers (the "same grid
+ * point" relation of altgrad.h) in branch-free form for chunk loops, with the format's constants computed once: a code is NaN
+ * iff its magnitude is above `thr` (IEEE: the inf code; FN: max_code; NONE:
+ * never) or it is the FNUZ NaN `fnuz`. */
+typedef struct ag__cmp_ctx {
+    uint32_t sm;    /* sign mask */
+    uint32_t thr;   /* NaN magnitude threshold */
+    uint32_t fnuz;  /* the FNUZ NaN code, or a value no code has */
+    uint32_t zok;   /* 1 when the format has zero(s) */
+} ag__cmp_ctx;
+
+static inline void ag__cmp_init(ag__cmp_ctx *c, const ag_format *f)
+{
+    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
+    c->sm = f->sign_mask;
+    c->thr = f->specials == AG_SPECIALS_IEEE ? f->inf_code
+             : f->specials == AG_SPECIALS_FN ? f->max_code
+                                              : all;
+    c->fnuz = f->specials == AG_SPECIALS_FNUZ ? f->sign_mask : 0xffffffffu;
+    c->zok = !f->no_zero;
+}
+
+/* NaN-ness of a code whose input was x */
+static inline uint32_t ag__cmp_nan(const ag__cmp_ctx *c, uint32_t code, float x)
+{
+    return (uint32_t)(x != x) | (uint32_t)((code & ~c->sm) > c->thr) |
+           (uint32_t)(code == c->fnuz);
+}
+
+static inline uint32_t ag__cmp_same(const ag__cmp_ctx *c, uint32_t a,
+                                    uint32_t nan_a, uint32_t b,
+                                    uint32_t nan_b)
+{
+    const uint32_t zeros = c->zok & (uint32_t)((a & ~c->sm) == 0u) &
+                           (uint32_t)((b & ~c->sm) == 0u);
+    return (nan_a | nan_b) ^ 1u ? (uint32_t)(a == b) | zeros : 0u;
+}
+
+
+/* Index of a non-NaN code on the ordered grid. Magnitudes are consecutive
+ * grid points (ag__round relies on the same fact), so the index of a
+ * positive code is its magnitude and a negative one mirrors it; +-0 meet at
+ * 0. Formats without zero have no point between +-smallest: the negative
+ * side is shifted by one so that they stay neighbours. */
+static inline int64_t ag__grid_pos(const ag_format *f, uint32_t code)
+{
+    const int64_t mag = (int64_t)(code & ~f->sign_mask);
+    if (!(code & f->sign_mask))
+        return mag;
+    return f->no_zero ? -mag - 1 : -mag;
+}
+
+
+/* 2^q as a float32, for -149 <= q <= 127 (subnormal below -126). */
+static inline float ag__pow2f(int q)
+{
+    assert(q >= -149 && q <= 127);
+    return q >= -126 ? ag__u2f((uint32_t)(q + 127) << 23)
+                     : ag__u2f(1u << (q + 149));
+}
+
+/* The one definition of stiffness (altgrad.h, ag_stiffness): the grid
+ * spacing of f, times scale, at a nonzero non-NaN x; `low` is the lowest
+ * step ag__pow2f(f->emin - f->mbits). With v = |x / scale| (float32):
+ * +inf for infinite v, low * scale for fixed point or a quotient that
+ * underflowed to 0, else 2^(max(floor(log2 v), emin) - M) * scale. The
+ * exponent comes from the bit pattern (float32 subnormals renormalised by
+ * an exact 2^24), so the loop can vectorize. */
+static inline float ag__grid_step(const ag_format *f, float x, float scale,
+                                  float low)
+{
+    const float v = fabsf(x / scale);
+    if (v > 3.4028234663852886e38f)
+        return v; /* +inf */
+    if (f->ebits == 0 || v == 0.0f)
+        return low * scale;
+    const uint32_t b = ag__f2u(v);
+    const int e = b >= 0x00800000u ? (int)(b >> 23) - 127
+                                   : (int)(ag__f2u(v * 0x1p24f) >> 23) - 151;
+    return (e > f->emin ? ag__pow2f(e - f->mbits) : low) * scale;
+}
+
+/* Threads for n elements under the option `threads` (0: the library's
+ * choice, 1: serial, > 1: at most): 1 below the size where a fork/join
+ * pays (defined in ag_quant.c). */
+int ag__thread_count(size_t n, int threads);
 
 /* Check word of a format (covers the defining and key derived fields). */
 uint32_t ag__format_checkword(const ag_format *f);

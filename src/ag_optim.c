@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ag_optim.c — fused optimizer steps on a format's grid: AdamW with the
+ * stiffness preconditioning of AltGrad's ManifoldAdamW (and the update-space
+ * variant), and AltGrad's grid optimizer that moves weights by whole rungs.
+ *
+ * Both work in chunks of CHUNK elements: the arithmetic loop over a chunk
+ * is plain float32 code that vectorizes (no branches on the element in the
+ * common path), and the optional counters encode the chunk before and after
+ * with the bulk encoder (ag_encode_u16), so they cost two vectorized passes
+ * over data that is still in the cache. Chunks are independent, so OpenMP
+ * splits them over threads and every result is bit-identical for any
+ * thread count. The stiffness is ag__grid_step (the one definition shared
+ * with ag_stiffness), the code comparisons and grid positions are the
+ * diagnostics' (ag__cmp_*, ag__grid_pos), and the random bits of the rung
+ * moves are the library's ARS-7 stream.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3", "fp-contract=off")
+#endif
+
+#include "ag_internal.h"
+
+#include <math.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define CHUNK 2048
+
+/* Largest finite float32. */
+#define AG__FLT_MAX 3.4028234663852886e38f
+
+static int finite_d(double x)
+{
+    return x == x && x <= 1.7976931348623157e308 && x >= -1.7976931348623157e308;
+}
+
+/* 1 when [a, a+na) and [b, b+nb) share a byte (full overlap included). */
+static int overlaps(const void *a, size_t na, const void *b, size_t nb)
+{
+    if (!a || !b)
+        return 0;
+    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return pa < pb + nb && pb < pa + na;
+}
+
+/* Chunk c of n elements: its start and length. */
+static inline size_t chunk_len(size_t n, size_t c)
+{
+    const size_t i0 = c * CHUNK;
+    return n - i0 < CHUNK ? n - i0 : CHUNK;
+}
+
+/* Code of every x[i] / scale (nearest-even, saturate): the counters' grid. */
+static void encode_nearest(uint16_t *codes, const float *x, size_t len,
+                           const ag_format *fmt, float scale)
+{
+    ag_qopts o = ag_qopts_default();
+    o.threads = 1;
+    const ag_status st = ag_encode_u16(codes, x, len, fmt, scale, &o, NULL);
+    assert(st == AG_OK); /* every argument was checked before */
+    (void)st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* AdamW                                                                    */
+/* ------------------------------------------------------------------------ */
+
+ag_adamw_opts ag_adamw_opts_default(void)
+{
+    ag_adamw_opts o;
+    o.lr = 1e-3;
+    o.beta1 = 0.9;
+    o.beta2 = 0.999;
+    o.eps = 1e-8;
+    o.weight_decay = 0.01;
+    o.precondition = AG_PRECONDITION_NONE;
+    o.format = NULL;
+    o.scale = 1.0f;
+    o.mantissa_bits = 2;
+    o.max_stiffness = 1e6f;
+    o.threads = 0;
+    return o;
+}
+
+/* The float32 constants of one step. */
+typedef struct adam_k {
+    float decay;      /* 1 - lr * wd */
+    int has_decay;
+    float b1, omb1, b2, omb2, sc2, eps, step;
+    const ag_format *fmt; /* NULL: AltGrad's stiffness, float32 grid */
+    float scale, low, maxs;
+    int M;
+} adam_k;
+
+/* 2^q in float32, 0 below the smallest subnormal (AltGrad's float32
+ * pow(2, q)). q <= 127 always holds here. */
+static inline float pow2_or_zero(int q)
+{
+    return q < -149 ? 0.0f : ag__pow2f(q);
+}
+
+/* S at w, clamped above by max_stiffness. */
+static inline float stiffness_at(const adam_k *k, float w)
+{
+    float s;
+    if (w != w) {
+        s = 1.0f;
+    } else if (w == 0.0f) {
+        s = k->fmt ? k->low * k->scale : 1.0f;
+    } else if (k->fmt) {
+        s = ag__grid_step(k->fmt, w, k->scale, k->low);
+    } else {
+        const float a = fabsf(w);
+        if (a > AG__FLT_MAX) {
+            s = a;
+        } else {
+            const uint32_t b = ag__f2u(a);
+            const int e = b >= 0x00800000u
+                              ? (int)(b >> 23) - 127
+                              : (int)(ag__f2u(a * 0x1p24f) >> 23) - 151;
+            s = pow2_or_zero(e - k->M);
+        }
+    }
+    return s < k->maxs ? s : k->maxs;
+}
+
+/* One element; pre is a compile-time constant at every call site. */
+static inline __attribute__((always_inline)) void
+adam_el(const adam_k *k, ag_precondition pre, float *w, float *m, float *v,
+        float g)
+{
+    const float w0 = *w;
+    const float s = pre != AG_PRECONDITION_NONE ? stiffness_at(k, w0) : 1.0f;
+    const float gp = pre == AG_PRECONDITION_GRAD ? g * s : g;
+    float wn = k->has_decay ? w0 * k->decay : w0;
+    const float mi = k->b1 * *m + k->omb1 * gp;
+    const float vi = k->b2 * *v + k->omb2 * gp * gp;
+    const float den = sqrtf(vi) / k->sc2 + k->eps;
+    float u = k->step * (mi / den);
+    if (pre == AG_PRECONDITION_UPDATE)
+        u = u * s;
+    wn = wn - u;
+    *m = mi;
+    *v = vi;
+    *w = wn;
+}
+
+static void adam_loop(const adam_k *k, ag_precondition pre, float *restrict w,
+                      float *restrict m, float *restrict v,
+                      const float *restrict g, size_t len)
+{
+    switch (pre) {
+    case AG_PRECONDITION_NONE:
+        for (size_t i = 0; i < len; i++)
+            adam_el(k, AG_PRECONDITION_NONE, w + i, m + i, v + i, g[i]);
+        break;
+    case AG_PRECONDITION_GRAD:
+        for (size_t i = 0; i < len; i++)
+            adam_el(k, AG_PRECONDITION_GRAD, w + i, m + i, v + i, g[i]);
+        break;
+    case AG_PRECONDITION_UPDATE:
+        for (size_t i = 0; i < len; i++)
+            adam_el(k, AG_PRECONDITION_UPDATE, w + i, m + i, v + i, g[i]);
+        break;
+    }
+}
+
+static inline uint32_t is_update(float g)
+{
+    return (uint32_t)(fabsf(g) > AG_GRAD_EPS); /* false for NaN */
+}
+
+/* Counters and movement of a chunk: wb before, wa after. */
+static void adam_count(const adam_k *k, const float *wb, const float *wa,
+                       const float *g, size_t len, ag_optim_counts *c,
+                       float *mv)
+{
+    uint32_t nu = 0, nf = 0, ns = 0;
+    if (k->fmt) {
+        uint16_t ca[CHUNK], cb[CHUNK];
+        ag__cmp_ctx cm;
+        ag__cmp_init(&cm, k->fmt);
+        encode_nearest(ca, wb, len, k->fmt, k->scale);
+        encode_nearest(cb, wa, len, k->fmt, k->scale);
+        for (size_t i = 0; i < len; i++) {
+            const uint32_t u = is_update(g[i]);
+            const uint32_t na = ag__cmp_nan(&cm, ca[i], wb[i]),
+                           nb = ag__cmp_nan(&cm, cb[i], wa[i]);
+            const uint32_t same = ag__cmp_same(&cm, ca[i], na, cb[i], nb);
+            nu += u;
+            nf += same ^ 1u;
+            ns += u & same;
+            if (mv && !(na | nb))
+                mv[i] += (float)(ag__grid_pos(k->fmt, cb[i]) -
+                                 ag__grid_pos(k->fmt, ca[i]));
+        }
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            const uint32_t u = is_update(g[i]);
+            const uint32_t same = (uint32_t)(wb[i] == wa[i]);
+            nu += u;
+            nf += same ^ 1u;
+            ns += u & same;
+            if (mv) {
+                float ulp = fabsf(nextafterf(wb[i], INFINITY) - wb[i]);
+                ulp = ulp > 1e-45f ? ulp : 1e-45f;
+                mv[i] += (wa[i] - wb[i]) / ulp;
+            }
+        }
+    }
+    c->updates += nu;
+    c->flips += nf;
+    c->stalls += ns;
+}
+
+static ag_status adam_check(const float *w, const float *m, const float *v,
+                            const float *g, size_t n, uint64_t t,
+                            const ag_adamw_opts *o, const float *mv)
+{
+    if (!o)
+        return AG_ERR_NULL;
+    if (o->format) {
+        const ag_status st = ag_format_check(o->format);
+        if (st != AG_OK)
+            return st;
+        if (!ag__scale_ok(o->scale))
+            return AG_ERR_SCALE;
+    }
+    if (t == 0 || !finite_d(o->lr) || o->lr < 0.0 || !(o->beta1 >= 0.0) ||
+        !(o->beta1 < 1.0) || !(o->beta2 >= 0.0) || !(o->beta2 < 1.0) ||
+        !finite_d(o->eps) || o->eps < 0.0 || !finite_d(o->weight_decay) ||
+        (unsigned)o->precondition > (unsigned)AG_PRECONDITION_UPDATE ||
+        o->mantissa_bits < 0 || o->mantissa_bits > 23 ||
+        !(o->max_stiffness > 0.0f) || o->threads < 0)
+        return AG_ERR_ARG;
+    if (n == 0)
+        return AG_OK;
+    if (!w || !m || !v || !g)
+        return AG_ERR_NULL;
+    if (n > SIZE_MAX / 4)
+        return AG_ERR_SHAPE;
+    const size_t b = n * sizeof(float);
+    const void *p[5] = {w, m, v, g, mv};
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            if (overlaps(p[i], b, p[j], b))
+                return AG_ERR_ALIAS;
+    return AG_OK;
+}
+
+ag_status ag_adamw_step(float *w, float *m, float *v, const float *g, size_t n,
+                        uint64_t t, const ag_adamw_opts *opts,
+                        ag_optim_counts *counts, float *movement)
+{
+    ag_status st = adam_check(w, m, v, g, n, t, opts, movement);
+    if (st != AG_OK || n == 0)
+        return st;
+    const ag_adamw_opts *o = opts;
+    adam_k k;
+    const double wd = o->lr * o->weight_decay;
+    k.has_decay = o->weight_decay != 0.0;
+    k.decay = (float)(1.0 - wd);
+    k.b1 = (float)o->beta1;
+    k.omb1 = (float)(1.0 - o->beta1);
+    k.b2 = (float)o->beta2;
+    k.omb2 = (float)(1.0 - o->beta2);
+    /* bias corrections as torch: Python floats, then float32 scalars; a
+     * beta of 0 gives 1 - 0^t = 1 */
+    const double c1 = 1.0 - pow(o->beta1, (double)t);
+    const double c2 = 1.0 - pow(o->beta2, (double)t);
+    k.sc2 = (float)sqrt(c2);
+    k.step = (float)(o->lr / c1);
+    k.eps = (float)o->eps;
+    k.fmt = o->format;
+    k.scale = o->format ? o->scale : 1.0f;
+    k.low = o->format ? ag__pow2f(o->format->emin - o->format->mbits) : 0.0f;
+    k.maxs = o->max_stiffness;
+    k.M = o->mantissa_bits;
+    const ag_precondition pre = o->precondition;
+    const int want = counts != NULL || movement != NULL;
+    const size_t nch = (n + CHUNK - 1) / CHUNK;
+    const int nt = ag__thread_count(n, o->threads);
+    uint64_t nu = 0, nf = 0, ns = 0;
+    ptrdiff_t c;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) \
+    reduction(+ : nu, nf, ns)
+#endif
+    for (c = 0; c < (ptrdiff_t)nch; c++) {
+        const size_t i0 = (size_t)c * CHUNK, len = chunk_len(n, (size_t)c);
+        if (!want) {
+            adam_loop(&k, pre, w + i0, m + i0, v + i0, g + i0, len);
+            continue;
+        }
+        float wb[CHUNK];
+        memcpy(wb, w + i0, len * sizeof *wb);
+        adam_loop(&k, pre, w + i0, m + i0, v + i0, g + i0, len);
+        ag_optim_counts lc = {0, 0, 0};
+        adam_count(&k, wb, w + i0, g + i0, len, &lc,
+                   movement ? movement + i0 : NULL);
+        nu += lc.updates;
+        nf += lc.flips;
+        ns += lc.stalls;
+    }
+    if (counts) {
+        counts->updates += nu;
+        counts->flips += nf;
+        counts->stalls += ns;
+    }
+    return AG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Grid optimizer                                                           */
+/* ------------------------------------------------------------------------ */
+
+ag_grid_opts ag_grid_opts_default(void)
+{
+    ag_grid_opts o;
+    o.rate = 6.0;
+    o.momentum = 0.9;
+    o.weight_decay = 1e-4;
+    o.rung_clip = 10;
+    o.seed = 0;
+    o.stream = 0;
+    o.offset = 0;
+    o.threads = 0;
+    return o;
+}
+
+typedef struct grid_k {
+    const ag_format *fmt;
+    float scale, wd, mom, rate, clip;
+    int has_decay;
+    int64_t pmin, pmax;  /* grid positions of the finite ends */
+    uint64_t seed, stream, offset;
+} grid_k;
+
+/* Code at grid position p (the inverse of ag__grid_pos on finite codes). */
+static inline uint32_t pos_code(const ag_format *f, int64_t p)
+{
+    if (p >= 0)
+        return (uint32_t)p;
+    return f->sign_mask | (uint32_t)(f->no_zero ? -p - 1 : -p);
+}
+
+static inline float code_value(const ag_format *f, uint32_t code)
+{
+    return f->bits <= 8 ? f->lut[code] : ag__decode(f, code);
+}
+
+static void grid_chunk(const grid_k *k, float *restrict w, float *restrict vel,
+                       const float *restrict g, size_t len, size_t i0,
+                       uint64_t *nu, uint64_t *nf)
+{
+    uint16_t codes[CHUNK];
+    uint32_t rnd[CHUNK + 4];
+    float r[CHUNK];
+    const uint64_t g0 = k->offset + (uint64_t)i0;
+    size_t first = 0;
+    if (g0 <= UINT64_MAX - len) {
+        first = (size_t)(g0 & 3u);
+        ag__ars_fill(rnd, g0 >> 2, (first + len + 3) / 4, k->seed, k->stream);
+    } else { /* the stream index wraps inside the chunk */
+        for (size_t i = 0; i < len; i++)
+            rnd[i] = ag__random_u32(k->seed, k->stream, g0 + i);
+    }
+    encode_nearest(codes, w, len, k->fmt, k->scale);
+    uint32_t cu = 0;
+    /* velocity and rung move: plain float32 that vectorizes */
+    for (size_t i = 0; i < len; i++) {
+        const float gi = g[i];
+        cu += is_update(gi);
+        const float gd = k->has_decay ? gi + k->wd * w[i] : gi;
+        const float vi = k->mom * vel[i] + gd;
+        vel[i] = vi;
+        float ri = k->rate * vi;
+        ri = ri > k->clip ? k->clip : ri;
+        ri = ri < -k->clip ? -k->clip : ri;
+        r[i] = ri;
+    }
+    uint32_t cf = 0;
+    for (size_t i = 0; i < len; i++) {
+        const float w0 = w[i], ri = r[i];
+        float wn;
+        if (w0 != w0 || ri != ri) {
+            wn = NAN;
+        } else {
+            const float fl = floorf(ri);
+            const uint32_t thr =
+                (uint32_t)((double)(ri - fl) * 4294967296.0); /* < 2^32 */
+            const int64_t kk = (int64_t)fl + (int64_t)(rnd[first + i] < thr);
+            int64_t p = ag__grid_pos(k->fmt, codes[i]) - kk;
+            p = p < k->pmin ? k->pmin : p > k->pmax ? k->pmax : p;
+            wn = code_value(k->fmt, pos_code(k->fmt, p)) * k->scale;
+        }
+        cf += (uint32_t)(wn != w0 && wn == wn && w0 == w0);
+        w[i] = wn;
+    }
+    *nu += cu;
+    *nf += cf;
+}
+
+ag_status ag_grid_step(float *w, float *vel, const float *g, size_t n,
+                       const ag_format *fmt, float scale,
+                       const ag_grid_opts *opts, uint64_t *updates,
+                       uint64_t *flips)
+{
+    if (!fmt || !opts)
+        return AG_ERR_NULL;
+    ag_status st = ag_format_check(fmt);
+    if (st != AG_OK)
+        return st;
+    if (!ag__scale_ok(scale))
+        return AG_ERR_SCALE;
+    const ag_grid_opts *o = opts;
+    if (!finite_d(o->rate) || o->rate < 0.0 || !finite_d(o->momentum) ||
+        o->momentum < 0.0 || !finite_d(o->weight_decay) ||
+        o->weight_decay < 0.0 || o->rung_clip < 0 || o->threads < 0)
+        return AG_ERR_ARG;
+    if (n == 0)
+        return AG_OK;
+    if (!w || !vel || !g)
+        return AG_ERR_NULL;
+    if (n > SIZE_MAX / 4)
+        return AG_ERR_SHAPE;
+    const size_t b = n * sizeof(float);
+    if (overlaps(w, b, vel, b) || overlaps(w, b, g, b) ||
+        overlaps(vel, b, g, b))
+        return AG_ERR_ALIAS;
+    grid_k k;
+    k.fmt = fmt;
+    k.scale = scale;
+    k.wd = (float)o->weight_decay;
+    k.has_decay = o->weight_decay != 0.0;
+    k.mom = (float)o->momentum;
+    k.rate = (float)o->rate;
+    k.clip = (float)o->rung_clip;
+    k.pmax = ag__grid_pos(fmt, fmt->max_code);
+    k.pmin = fmt->is_signed ? ag__grid_pos(fmt, fmt->sign_mask | fmt->max_code)
+                            : 0;
+    k.seed = o->seed;
+    k.stream = o->stream;
+    k.offset = o->offset;
+    const size_t nch = (n + CHUNK - 1) / CHUNK;
+    const int nt = ag__thread_count(n, o->threads);
+    uint64_t nu = 0, nf = 0;
+    ptrdiff_t c;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1) \
+    reduction(+ : nu, nf)
+#endif
+    for (c = 0; c < (ptrdiff_t)nch; c++) {
+        const size_t i0 = (size_t)c * CHUNK;
+        grid_chunk(&k, w + i0, vel + i0, g + i0, chunk_len(n, (size_t)c), i0,
+                   &nu, &nf);
+    }
+    if (updates)
+        *updates += nu;
+    if (flips)
+        *flips += nf;
+    return AG_OK;
+}
