@@ -211,9 +211,8 @@ class GridOptim(torch.optim.Optimizer):
             self.state[p] = {"master_p": master, "velocity": torch.zeros_like(master),
                              "step": 0, "stream": i}
         f = self.format
-        values = sorted({f.to_real(c) for c in range(2**f.bits)}
-                        - {float("inf"), float("-inf")})
-        values = [v for v in values if v == v]
+        values = sorted({v for v in map(f.to_real, range(2**f.bits))
+                         if math.isfinite(v)})  # +-0 merge in the set
         self.grid = torch.tensor(values, dtype=torch.float32, device=self.device)
 
     @property
