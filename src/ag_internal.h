@@ -137,33 +137,48 @@ static inline int64_t ag__grid_pos(const ag_format *f, uint32_t code)
 }
 
 
-/* 2^q as a float32, for -149 <= q <= 127 (subnormal below -126). */
+/* 2^q as a float32 for -149 <= q <= 127 (subnormal below -126), without
+ * branches so that loops vectorize (other q give some float, no UB). */
 static inline float ag__pow2f(int q)
 {
-    assert(q >= -149 && q <= 127);
-    return q >= -126 ? ag__u2f((uint32_t)(q + 127) << 23)
-                     : ag__u2f(1u << (q + 149));
+    const int qn = q < -126 ? -126 : q > 128 ? 128 : q;
+    const int sh = q + 149 < 0 ? 0 : q + 149 > 31 ? 31 : q + 149;
+    const float nrm = ag__u2f((uint32_t)(qn + 127) << 23);
+    const float sub = ag__u2f(1u << sh);
+    return q >= -126 ? nrm : sub;
+}
+
+/* floor(log2 v) of a finite v > 0 from its bit pattern (float32
+ * subnormals renormalised by an exact 2^24); -151 for v = 0, 128 for
+ * inf/NaN. */
+static inline int ag__ilogb_bits(float v)
+{
+    const uint32_t b = ag__f2u(v) & 0x7fffffffu;
+    const uint32_t bs = ag__f2u(v * 0x1p24f) & 0x7fffffffu;
+    return b >= 0x00800000u ? (int)(b >> 23) - 127 : (int)(bs >> 23) - 151;
 }
 
 /* The one definition of stiffness (altgrad.h, ag_stiffness): the grid
  * spacing of f, times scale, at a nonzero non-NaN x; `low` is the lowest
  * step ag__pow2f(f->emin - f->mbits). With v = |x / scale| (float32):
  * +inf for infinite v, low * scale for fixed point or a quotient that
- * underflowed to 0, else 2^(max(floor(log2 v), emin) - M) * scale. The
- * exponent comes from the bit pattern (float32 subnormals renormalised by
- * an exact 2^24), so the loop can vectorize. */
+ * underflowed to 0, else 2^(max(floor(log2 v), emin) - M) * scale.
+ * Branch-free (selects), so that the optimizer loops vectorize; _p takes
+ * the format's E, emin and M as values (loop constants). */
+static inline float ag__grid_step_p(int ebits, int emin, int mbits, float x,
+                                    float scale, float low)
+{
+    const float v = fabsf(x / scale);
+    const int e = ag__ilogb_bits(v); /* -151 for v == 0: below every emin */
+    const int normal = ebits != 0 && e > emin;
+    const float r = (normal ? ag__pow2f(e - mbits) : low) * scale;
+    return v > 3.4028234663852886e38f ? v : r;
+}
+
 static inline float ag__grid_step(const ag_format *f, float x, float scale,
                                   float low)
 {
-    const float v = fabsf(x / scale);
-    if (v > 3.4028234663852886e38f)
-        return v; /* +inf */
-    if (f->ebits == 0 || v == 0.0f)
-        return low * scale;
-    const uint32_t b = ag__f2u(v);
-    const int e = b >= 0x00800000u ? (int)(b >> 23) - 127
-                                   : (int)(ag__f2u(v * 0x1p24f) >> 23) - 151;
-    return (e > f->emin ? ag__pow2f(e - f->mbits) : low) * scale;
+    return ag__grid_step_p(f->ebits, f->emin, f->mbits, x, scale, low);
 }
 
 /* Threads for n elements under the option `threads` (0: the library's

@@ -92,48 +92,39 @@ typedef struct adam_k {
     float b1, omb1, b2, omb2, sc2, eps, step;
     const ag_format *fmt; /* NULL: AltGrad's stiffness, float32 grid */
     float scale, low, maxs;
-    int M;
+    int M;                /* AltGrad's mantissa_bits */
+    int fe, femin, fm;    /* the format's E, emin, M */
 } adam_k;
 
-/* 2^q in float32, 0 below the smallest subnormal (AltGrad's float32
- * pow(2, q)). q <= 127 always holds here. */
-static inline float pow2_or_zero(int q)
-{
-    return q < -149 ? 0.0f : ag__pow2f(q);
-}
-
-/* S at w, clamped above by max_stiffness. */
-static inline float stiffness_at(const adam_k *k, float w)
+/* S at w, clamped above by max_stiffness; fmt is a compile-time constant
+ * at every call site (1: the format's grid step, 0: AltGrad's formula).
+ * Selects only, so that the loops vectorize. */
+static inline float stiffness_at(const adam_k *k, int fmt, float w)
 {
     float s;
-    if (w != w) {
-        s = 1.0f;
-    } else if (w == 0.0f) {
-        s = k->fmt ? k->low * k->scale : 1.0f;
-    } else if (k->fmt) {
-        s = ag__grid_step(k->fmt, w, k->scale, k->low);
+    if (fmt) {
+        s = w == 0.0f ? k->low * k->scale
+                      : ag__grid_step_p(k->fe, k->femin, k->fm, w, k->scale,
+                                        k->low);
     } else {
         const float a = fabsf(w);
-        if (a > AG__FLT_MAX) {
-            s = a;
-        } else {
-            const uint32_t b = ag__f2u(a);
-            const int e = b >= 0x00800000u
-                              ? (int)(b >> 23) - 127
-                              : (int)(ag__f2u(a * 0x1p24f) >> 23) - 151;
-            s = pow2_or_zero(e - k->M);
-        }
+        const int q = ag__ilogb_bits(a) - k->M;
+        s = q < -149 ? 0.0f : ag__pow2f(q); /* AltGrad's float32 pow(2, q) */
+        s = a > AG__FLT_MAX ? a : s;
+        s = w == 0.0f ? 1.0f : s;
     }
+    s = w != w ? 1.0f : s;
     return s < k->maxs ? s : k->maxs;
 }
 
-/* One element; pre is a compile-time constant at every call site. */
+/* One element; pre and fmt are compile-time constants at every call site. */
 static inline __attribute__((always_inline)) void
-adam_el(const adam_k *k, ag_precondition pre, float *w, float *m, float *v,
-        float g)
+adam_el(const adam_k *k, ag_precondition pre, int fmt, float *w, float *m,
+        float *v, float g)
 {
     const float w0 = *w;
-    const float s = pre != AG_PRECONDITION_NONE ? stiffness_at(k, w0) : 1.0f;
+    const float s =
+        pre != AG_PRECONDITION_NONE ? stiffness_at(k, fmt, w0) : 1.0f;
     const float gp = pre == AG_PRECONDITION_GRAD ? g * s : g;
     float wn = k->has_decay ? w0 * k->decay : w0;
     const float mi = k->b1 * *m + k->omb1 * gp;
@@ -148,24 +139,35 @@ adam_el(const adam_k *k, ag_precondition pre, float *w, float *m, float *v,
     *w = wn;
 }
 
+/* Compiled for AVX-512, AVX2 and the baseline, picked at load time: the
+ * same IEEE operations (no contraction) in every clone, so the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__)
+#define AG__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AG__CLONES
+#endif
+
+AG__CLONES
 static void adam_loop(const adam_k *k, ag_precondition pre, float *restrict w,
                       float *restrict m, float *restrict v,
                       const float *restrict g, size_t len)
 {
-    switch (pre) {
-    case AG_PRECONDITION_NONE:
-        for (size_t i = 0; i < len; i++)
-            adam_el(k, AG_PRECONDITION_NONE, w + i, m + i, v + i, g[i]);
-        break;
-    case AG_PRECONDITION_GRAD:
-        for (size_t i = 0; i < len; i++)
-            adam_el(k, AG_PRECONDITION_GRAD, w + i, m + i, v + i, g[i]);
-        break;
-    case AG_PRECONDITION_UPDATE:
-        for (size_t i = 0; i < len; i++)
-            adam_el(k, AG_PRECONDITION_UPDATE, w + i, m + i, v + i, g[i]);
-        break;
-    }
+    const adam_k c = *k; /* locals: the stores cannot alias them */
+#define AG__LOOP(P, F)                                                        \
+    for (size_t i = 0; i < len; i++)                                          \
+        adam_el(&c, P, F, w + i, m + i, v + i, g[i])
+    if (pre == AG_PRECONDITION_NONE)
+        AG__LOOP(AG_PRECONDITION_NONE, 0);
+    else if (pre == AG_PRECONDITION_GRAD && c.fmt)
+        AG__LOOP(AG_PRECONDITION_GRAD, 1);
+    else if (pre == AG_PRECONDITION_GRAD)
+        AG__LOOP(AG_PRECONDITION_GRAD, 0);
+    else if (c.fmt)
+        AG__LOOP(AG_PRECONDITION_UPDATE, 1);
+    else
+        AG__LOOP(AG_PRECONDITION_UPDATE, 0);
+#undef AG__LOOP
 }
 
 static inline uint32_t is_update(float g)
@@ -279,6 +281,9 @@ ag_status ag_adamw_step(float *w, float *m, float *v, const float *g, size_t n,
     k.low = o->format ? ag__pow2f(o->format->emin - o->format->mbits) : 0.0f;
     k.maxs = o->max_stiffness;
     k.M = o->mantissa_bits;
+    k.fe = o->format ? o->format->ebits : 0;
+    k.femin = o->format ? o->format->emin : 0;
+    k.fm = o->format ? o->format->mbits : 0;
     const ag_precondition pre = o->precondition;
     const int want = counts != NULL || movement != NULL;
     const size_t nch = (n + CHUNK - 1) / CHUNK;
