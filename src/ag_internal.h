@@ -119,7 +119,7 @@ static inline uint32_t ag__cmp_same(const ag__cmp_ctx *c, uint32_t a,
 {
     const uint32_t zeros = c->zok & (uint32_t)((a & ~c->sm) == 0u) &
                            (uint32_t)((b & ~c->sm) == 0u);
-    return (nan_a | nan_b) ^ 1u ? (uint32_t)(a == b) | zeros : 0u;
+    return ((nan_a | nan_b) ^ 1u) & ((uint32_t)(a == b) | zeros);
 }
 
 
@@ -127,13 +127,19 @@ static inline uint32_t ag__cmp_same(const ag__cmp_ctx *c, uint32_t a,
  * grid points (ag__round relies on the same fact), so the index of a
  * positive code is its magnitude and a negative one mirrors it; +-0 meet at
  * 0. Formats without zero have no point between +-smallest: the negative
- * side is shifted by one so that they stay neighbours. */
+ * side is shifted by one so that they stay neighbours. (_p: the sign mask
+ * and no_zero as values, for vectorized loops.) */
+static inline int32_t ag__grid_pos_p(uint32_t sign_mask, int no_zero,
+                                     uint32_t code)
+{
+    const int32_t mag = (int32_t)(code & ~sign_mask);
+    const int32_t neg = (int32_t)((code & sign_mask) != 0u);
+    return mag - neg * (2 * mag + (no_zero != 0)); /* -mag (-1: no zero) */
+}
+
 static inline int64_t ag__grid_pos(const ag_format *f, uint32_t code)
 {
-    const int64_t mag = (int64_t)(code & ~f->sign_mask);
-    if (!(code & f->sign_mask))
-        return mag;
-    return f->no_zero ? -mag - 1 : -mag;
+    return (int64_t)ag__grid_pos_p(f->sign_mask, f->no_zero, code);
 }
 
 

@@ -175,16 +175,31 @@ static inline uint32_t is_update(float g)
     return (uint32_t)(fabsf(g) > AG_GRAD_EPS); /* false for NaN */
 }
 
-/* Counters and movement of a chunk: wb before, wa after. */
-static void adam_count(const adam_k *k, const float *wb, const float *wa,
-                       const float *g, size_t len, ag_optim_counts *c,
-                       float *mv)
+/* nextafterf(x, +inf) from the bit pattern (branch-free). */
+static inline float next_up(float x)
+{
+    const uint32_t b = ag__f2u(x);
+    uint32_t up = (b & 0x80000000u) ? (b == 0x80000000u ? 1u : b - 1u) : b + 1u;
+    up = b == 0x7f800000u ? b : up; /* +inf stays */
+    return ag__u2f(up);
+}
+
+/* Counters and movement of a chunk: wb before, wa after. Separate
+ * branch-free loops per case, so that each vectorizes. */
+AG__CLONES
+static void adam_count(const adam_k *k, const float *restrict wb,
+                       const float *restrict wa, const float *restrict g,
+                       size_t len, ag_optim_counts *c, float *restrict mv)
 {
     uint32_t nu = 0, nf = 0, ns = 0;
+    for (size_t i = 0; i < len; i++)
+        nu += is_update(g[i]);
     if (k->fmt) {
         uint16_t ca[CHUNK], cb[CHUNK];
         ag__cmp_ctx cm;
         ag__cmp_init(&cm, k->fmt);
+        const uint32_t sm = k->fmt->sign_mask;
+        const int nz = k->fmt->no_zero;
         encode_nearest(ca, wb, len, k->fmt, k->scale);
         encode_nearest(cb, wa, len, k->fmt, k->scale);
         for (size_t i = 0; i < len; i++) {
@@ -192,23 +207,28 @@ static void adam_count(const adam_k *k, const float *wb, const float *wa,
             const uint32_t na = ag__cmp_nan(&cm, ca[i], wb[i]),
                            nb = ag__cmp_nan(&cm, cb[i], wa[i]);
             const uint32_t same = ag__cmp_same(&cm, ca[i], na, cb[i], nb);
-            nu += u;
             nf += same ^ 1u;
             ns += u & same;
-            if (mv && !(na | nb))
-                mv[i] += (float)(ag__grid_pos(k->fmt, cb[i]) -
-                                 ag__grid_pos(k->fmt, ca[i]));
+        }
+        if (mv) {
+            for (size_t i = 0; i < len; i++) {
+                const uint32_t nan = ag__cmp_nan(&cm, ca[i], wb[i]) |
+                                     ag__cmp_nan(&cm, cb[i], wa[i]);
+                const int32_t d = ag__grid_pos_p(sm, nz, cb[i]) -
+                                  ag__grid_pos_p(sm, nz, ca[i]);
+                mv[i] += (float)(d & -(int32_t)(nan ^ 1u)); /* 0 for NaN */
+            }
         }
     } else {
         for (size_t i = 0; i < len; i++) {
-            const uint32_t u = is_update(g[i]);
             const uint32_t same = (uint32_t)(wb[i] == wa[i]);
-            nu += u;
             nf += same ^ 1u;
-            ns += u & same;
-            if (mv) {
-                float ulp = fabsf(nextafterf(wb[i], INFINITY) - wb[i]);
-                ulp = ulp > 1e-45f ? ulp : 1e-45f;
+            ns += is_update(g[i]) & same;
+        }
+        if (mv) {
+            for (size_t i = 0; i < len; i++) {
+                float ulp = fabsf(next_up(wb[i]) - wb[i]);
+                ulp = ulp < 1e-45f ? 1e-45f : ulp; /* NaN stays (torch clamp_min) */
                 mv[i] += (wa[i] - wb[i]) / ulp;
             }
         }
@@ -341,23 +361,37 @@ typedef struct grid_k {
     const ag_format *fmt;
     float scale, wd, mom, rate, clip;
     int has_decay;
-    int64_t pmin, pmax;  /* grid positions of the finite ends */
+    int32_t pmin, pmax;  /* grid positions of the finite ends */
     uint64_t seed, stream, offset;
 } grid_k;
 
-/* Code at grid position p (the inverse of ag__grid_pos on finite codes). */
-static inline uint32_t pos_code(const ag_format *f, int64_t p)
+/* The new codes of the grid step: position of codes[i] minus the rung
+ * move of r[i] (not NaN) with bits rnd[i], clamped to [pmin, pmax].
+ * Selects only (a loop of its own, so that it vectorizes). */
+static inline void rung_codes(uint16_t *restrict nc, const float *restrict r,
+                              const uint32_t *restrict rnd,
+                              const uint16_t *restrict codes, size_t len,
+                              uint32_t sm, int nz, int32_t pmin, int32_t pmax)
 {
-    if (p >= 0)
-        return (uint32_t)p;
-    return f->sign_mask | (uint32_t)(f->no_zero ? -p - 1 : -p);
+    for (size_t i = 0; i < len; i++) {
+        const float rs = r[i]; /* never NaN here; |rs| <= clip <= 2^17 */
+        const int32_t ti = (int32_t)rs;   /* toward zero, then floor: */
+        const int32_t fi = ti - (int32_t)((float)ti > rs);
+        const float fl = (float)fi, fr = rs - fl;
+        /* bits < floor(fr 2^32)  <=>  bits + 1 <= fr 2^32 (exact in double) */
+        const int32_t up = (double)rnd[i] + 1.0 <= (double)fr * 4294967296.0;
+        const int32_t kk = fi + up;
+        int32_t p = ag__grid_pos_p(sm, nz, codes[i]) - kk;
+        p = p < pmin ? pmin : p;
+        p = p > pmax ? pmax : p;
+        /* the code at position p: p >= 0 -> p; p < 0 -> sign | (-p - nz) */
+        const int32_t ng = (int32_t)(p < 0);
+        const int32_t mag = ((p ^ -ng) + ng) - ng * (int32_t)(nz != 0);
+        nc[i] = (uint16_t)((uint32_t)ng * sm | (uint32_t)mag);
+    }
 }
 
-static inline float code_value(const ag_format *f, uint32_t code)
-{
-    return f->bits <= 8 ? f->lut[code] : ag__decode(f, code);
-}
-
+AG__CLONES
 static void grid_chunk(const grid_k *k, float *restrict w, float *restrict vel,
                        const float *restrict g, size_t len, size_t i0,
                        uint64_t *nu, uint64_t *nf)
@@ -375,6 +409,7 @@ static void grid_chunk(const grid_k *k, float *restrict w, float *restrict vel,
             rnd[i] = ag__random_u32(k->seed, k->stream, g0 + i);
     }
     encode_nearest(codes, w, len, k->fmt, k->scale);
+    uint8_t bad[CHUNK];
     uint32_t cu = 0;
     /* velocity and rung move: plain float32 that vectorizes */
     for (size_t i = 0; i < len; i++) {
@@ -386,24 +421,26 @@ static void grid_chunk(const grid_k *k, float *restrict w, float *restrict vel,
         float ri = k->rate * vi;
         ri = ri > k->clip ? k->clip : ri;
         ri = ri < -k->clip ? -k->clip : ri;
-        r[i] = ri;
+        /* a NaN weight or move: the weight becomes NaN, the move 0 */
+        const uint32_t nan = (uint32_t)(ri != ri) | (uint32_t)(w[i] != w[i]);
+        bad[i] = (uint8_t)nan;
+        r[i] = ag__u2f(ag__f2u(ri) & (nan - 1u));
     }
+    /* the rung move on grid positions (int32, selects only), then the
+     * bulk decoder gives to_real(code) * scale */
+    uint16_t nc[CHUNK];
+    const uint32_t sm = k->fmt->sign_mask;
+    const int nz = k->fmt->no_zero;
+    const int32_t pmin = k->pmin, pmax = k->pmax;
+    rung_codes(nc, r, rnd + first, codes, len, sm, nz, pmin, pmax);
+    const ag_status st = ag_decode_u16(r, nc, len, k->fmt, k->scale);
+    assert(st == AG_OK); /* codes of finite grid values */
+    (void)st;
     uint32_t cf = 0;
     for (size_t i = 0; i < len; i++) {
-        const float w0 = w[i], ri = r[i];
-        float wn;
-        if (w0 != w0 || ri != ri) {
-            wn = NAN;
-        } else {
-            const float fl = floorf(ri);
-            const uint32_t thr =
-                (uint32_t)((double)(ri - fl) * 4294967296.0); /* < 2^32 */
-            const int64_t kk = (int64_t)fl + (int64_t)(rnd[first + i] < thr);
-            int64_t p = ag__grid_pos(k->fmt, codes[i]) - kk;
-            p = p < k->pmin ? k->pmin : p > k->pmax ? k->pmax : p;
-            wn = code_value(k->fmt, pos_code(k->fmt, p)) * k->scale;
-        }
-        cf += (uint32_t)(wn != w0 && wn == wn && w0 == w0);
+        const float w0 = w[i];
+        const float wn = bad[i] ? NAN : r[i];
+        cf += (uint32_t)(wn != w0) & (uint32_t)(wn == wn) & (uint32_t)(w0 == w0);
         w[i] = wn;
     }
     *nu += cu;
@@ -444,10 +481,13 @@ ag_status ag_grid_step(float *w, float *vel, const float *g, size_t n,
     k.has_decay = o->weight_decay != 0.0;
     k.mom = (float)o->momentum;
     k.rate = (float)o->rate;
-    k.clip = (float)o->rung_clip;
-    k.pmax = ag__grid_pos(fmt, fmt->max_code);
-    k.pmin = fmt->is_signed ? ag__grid_pos(fmt, fmt->sign_mask | fmt->max_code)
-                            : 0;
+    /* beyond 2^17 rungs the clamp to the grid decides anyway (at most
+     * 2^16 positions): the bound keeps the rung count exact in float32 */
+    k.clip = (float)(o->rung_clip < (1 << 17) ? o->rung_clip : (1 << 17));
+    k.pmax = (int32_t)ag__grid_pos(fmt, fmt->max_code);
+    k.pmin = fmt->is_signed
+                 ? (int32_t)ag__grid_pos(fmt, fmt->sign_mask | fmt->max_code)
+                 : 0;
     k.seed = o->seed;
     k.stream = o->stream;
     k.offset = o->offset;
