@@ -338,3 +338,23 @@ def test_c_entry_point_errors():
         _C.grid_step(w, v, g, f, 1.0, -6.0)
     with pytest.raises(ValueError, match="scale"):
         _C.grid_step(w, v, g, f, 0.0)
+
+
+def test_readme_optimizers_example(capsys):
+    """The Python block of README.md's "Optimizers and research diagnostics" runs."""
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md not found next to the tests")
+    text = open(readme, encoding="utf-8").read()
+    m = re.search(r"^## Optimizers and research diagnostics\n.*?^```python\n(.*?)^```$",
+                  text, re.S | re.M)
+    assert m, "no python block in README's 'Optimizers and research diagnostics'"
+    torch.manual_seed(0)
+    exec(compile(m.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    counts = eval(out[0])  # noqa: S307 - our own printed dict
+    assert counts["updates"] > 0 and counts["flips"] > 0
+    assert 0 < counts["stalls"] <= counts["updates"]
+    assert out[-1] == "True"
