@@ -35,13 +35,9 @@
 static ag_status check_fmt_scale_opts(const ag_format *fmt, float scale,
                                       const ag_qopts *opts)
 {
-    if (!fmt)
-        return AG_ERR_NULL;
-    ag_status st = ag_format_check(fmt);
+    ag_status st = ag__fmt_scale_check(fmt, scale);
     if (st != AG_OK)
         return st;
-    if (!ag__scale_ok(scale))
-        return AG_ERR_SCALE;
     if (opts && (st = ag__opts_check(opts)) != AG_OK)
         return st;
     /* a code path that cannot run here would fail inside the encoder */

@@ -238,6 +238,19 @@ static inline int ag__partial_overlap(const void *a, size_t na, const void *b,
     return pa < pb + nb && pb < pa + na;
 }
 
+/* A format (NULL: AG_ERR_NULL; invalid: its ag_format_check status) and a
+ * positive finite scale (else AG_ERR_SCALE): the first checks of every
+ * call that takes both. */
+static inline ag_status ag__fmt_scale_check(const ag_format *fmt, float scale)
+{
+    if (!fmt)
+        return AG_ERR_NULL;
+    const ag_status st = ag_format_check(fmt);
+    if (st != AG_OK)
+        return st;
+    return ag__scale_ok(scale) ? AG_OK : AG_ERR_SCALE;
+}
+
 static inline ag_status ag__opts_check(const ag_qopts *o)
 {
     if ((unsigned)o->rounding > (unsigned)AG_ROUND_STOCHASTIC ||

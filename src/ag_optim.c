@@ -245,11 +245,9 @@ static ag_status adam_check(const float *w, const float *m, const float *v,
     if (!o)
         return AG_ERR_NULL;
     if (o->format) {
-        const ag_status st = ag_format_check(o->format);
+        const ag_status st = ag__fmt_scale_check(o->format, o->scale);
         if (st != AG_OK)
             return st;
-        if (!ag__scale_ok(o->scale))
-            return AG_ERR_SCALE;
     }
     if (t == 0 || !finite_d(o->lr) || o->lr < 0.0 || !(o->beta1 >= 0.0) ||
         !(o->beta1 < 1.0) || !(o->beta2 >= 0.0) || !(o->beta2 < 1.0) ||
@@ -452,13 +450,11 @@ ag_status ag_grid_step(float *w, float *vel, const float *g, size_t n,
                        const ag_grid_opts *opts, uint64_t *updates,
                        uint64_t *flips)
 {
-    if (!fmt || !opts)
+    if (!opts)
         return AG_ERR_NULL;
-    ag_status st = ag_format_check(fmt);
+    const ag_status st = ag__fmt_scale_check(fmt, scale);
     if (st != AG_OK)
         return st;
-    if (!ag__scale_ok(scale))
-        return AG_ERR_SCALE;
     const ag_grid_opts *o = opts;
     if (!finite_d(o->rate) || o->rate < 0.0 || !finite_d(o->momentum) ||
         o->momentum < 0.0 || !finite_d(o->weight_decay) ||
