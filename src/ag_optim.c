@@ -53,13 +53,23 @@ static inline size_t chunk_len(size_t n, size_t c)
     return n - i0 < CHUNK ? n - i0 : CHUNK;
 }
 
-/* Code of every x[i] / scale (nearest-even, saturate): the counters' grid. */
+/* Code of every x[i] / scale (nearest-even, saturate): the counters' grid.
+ * 8-bit formats take the byte encoder (its fast paths), widened. */
 static void encode_nearest(uint16_t *codes, const float *x, size_t len,
                            const ag_format *fmt, float scale)
 {
     ag_qopts o = ag_qopts_default();
     o.threads = 1;
-    const ag_status st = ag_encode_u16(codes, x, len, fmt, scale, &o, NULL);
+    ag_status st;
+    if (fmt->bits <= 8) {
+        uint8_t c8[CHUNK];
+        assert(len <= CHUNK);
+        st = ag_encode_u8(c8, x, len, fmt, scale, &o, NULL);
+        for (size_t i = 0; i < len; i++)
+            codes[i] = c8[i];
+    } else {
+        st = ag_encode_u16(codes, x, len, fmt, scale, &o, NULL);
+    }
     assert(st == AG_OK); /* every argument was checked before */
     (void)st;
 }
@@ -431,7 +441,15 @@ static void grid_chunk(const grid_k *k, float *restrict w, float *restrict vel,
     const int nz = k->fmt->no_zero;
     const int32_t pmin = k->pmin, pmax = k->pmax;
     rung_codes(nc, r, rnd + first, codes, len, sm, nz, pmin, pmax);
-    const ag_status st = ag_decode_u16(r, nc, len, k->fmt, k->scale);
+    ag_status st;
+    if (k->fmt->bits <= 8) { /* the byte decoder's fast paths */
+        uint8_t c8[CHUNK];
+        for (size_t i = 0; i < len; i++)
+            c8[i] = (uint8_t)nc[i];
+        st = ag_decode_u8(r, c8, len, k->fmt, k->scale);
+    } else {
+        st = ag_decode_u16(r, nc, len, k->fmt, k->scale);
+    }
     assert(st == AG_OK); /* codes of finite grid values */
     (void)st;
     uint32_t cf = 0;
