@@ -26,17 +26,24 @@
  * Allocation failure is MemoryError.
  *
  * Adding a function NAME (one table row and one small wrapper):
- *   1. static const arg_spec sig_NAME[] = {{"x", A_IN}, {"format", A_FORMAT},
- *      {"scale", A_SCALE, OPT}, ..., END};   (kinds: enum arg_kind below;
- *      OPT = may be omitted, KW = keyword only; options such as rounding=
- *      are kinds of their own and land in c->q, an ag_qopts)
- *   2. static PyObject *w_NAME(call *c): read c->a[i] (arrays: .ptr, .n),
- *      c->v[i] (scalars) and c->q, run the library call inside NOGIL(...),
- *      return a new reference (ret_array(c, i), Py_None...) or NULL with
- *      an exception set (fail_status). Never release anything: the
- *      dispatcher does.
- *   3. PyDoc_STRVAR(doc_NAME, "NAME(...) -> ...\n\n...") and one line
- *      X(NAME) in FUNCTIONS below.
+ *   1. static const arg_spec sig_NAME[] = {{"x", A_IN, 0, 0},
+ *      {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
+ *      {"out", A_OUT, OPT, 0}, QOPTS, END};
+ *      Each row: the Python name, its kind (enum arg_kind: arrays, scalars,
+ *      options), flags (OPT: may be omitted, KW: keyword only) and, for an
+ *      output, the index of the array whose shape and kind it follows.
+ *      Options (rounding=, seed=, ... or an opts dict) land in c->q, an
+ *      ag_qopts; QOPTS / BOPTS add the usual forward / backward sets.
+ *   2. static PyObject *w_NAME(call *c): read c->a[i] (arrays: .ptr, .n,
+ *      .kind), c->v[i] (scalars: .fmt, .f, .n, .i, .u, .s, .p), c->raw[i]
+ *      (the object passed, NULL when omitted) and c->q; check what the
+ *      signature cannot say (need_count, need_matrix); run the library
+ *      call inside NOGIL(...); return a new reference (ret_array(c, i),
+ *      none_ref(), ...) or NULL with an exception set (fail_status). Never
+ *      release anything: the dispatcher does, and adds c->counts to a
+ *      stats= dict.
+ *   3. PyDoc_STRVAR(doc_NAME, "NAME(...) -> ...\n\n...") and X(NAME) in
+ *      FUNCTIONS at the end of the file.
  *
  * Template: CPython's Modules/xxlimited.c (multi-phase init, a heap type,
  * module state).
@@ -68,7 +75,15 @@ typedef struct {
     PyObject *t_float32, *t_uint8, *t_int16, *t_int32; /* dtypes */
     PyObject *t_strided;   /* torch.strided */
     PyObject *t_empty, *t_empty_like, *t_grad_enabled;
+    PyObject *name[10]; /* interned tensor attribute names, by enum tname */
 } module_state;
+
+/* The tensor attributes and methods read_tensor uses (module_state.name). */
+enum tname { N_IS_CPU, N_DEVICE, N_DTYPE, N_LAYOUT, N_REQUIRES_GRAD,
+             N_IS_CONTIGUOUS, N_IS_NEG, N_NUMEL, N_DATA_PTR, N_SHAPE, N_COUNT };
+static const char *const tensor_names[N_COUNT] = {
+    "is_cpu", "device", "dtype", "layout", "requires_grad", "is_contiguous",
+    "is_neg", "numel", "data_ptr", "shape"};
 
 static module_state *get_state(PyObject *module)
 {
@@ -219,30 +234,35 @@ static int get_int(PyObject *obj, const char *what, long long lo, long long hi,
 /* Option names                                                             */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-    const char *name;
-    int value;
-} named_value;
+/* The value of option name `obj` of `kind`, parsed by the library
+ * (ag_option_parse: '-' and '_' alike, case ignored, aliases); ValueError
+ * with its message (which lists the valid names) for an unknown one,
+ * TypeError for a non-str. */
+static int get_option(PyObject *obj, ag_option_kind kind, int *out)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s",
+                     ag_option_kind_name(kind), Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    Py_ssize_t len = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (s == NULL)
+        return -1;
+    char err[256];
+    if ((size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "unknown %s (the name holds a NUL)",
+                     ag_option_kind_name(kind));
+        return -1;
+    }
+    if (ag_option_parse(out, kind, s, err, sizeof err) != AG_OK) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
+    }
+    return 0;
+}
 
-/* Until the library's ag_option_parse lands: the names of each kind, the
- * first spelling canonical; '-' and '_' are alike. */
-static const named_value rounding_names[] = {
-    {"nearest_even", AG_ROUND_NEAREST_EVEN}, {"nearest_away", AG_ROUND_NEAREST_AWAY},
-    {"toward_zero", AG_ROUND_TOWARD_ZERO},   {"down", AG_ROUND_DOWN},
-    {"up", AG_ROUND_UP},                     {"stochastic", AG_ROUND_STOCHASTIC},
-    {"nearest", AG_ROUND_NEAREST_EVEN},      {NULL, 0}};
-static const named_value overflow_names[] = {
-    {"saturate", AG_OVERFLOW_SATURATE}, {"ieee", AG_OVERFLOW_IEEE}, {NULL, 0}};
-static const named_value ste_names[] = {
-    {"identity", AG_STE_IDENTITY}, {"clipped", AG_STE_CLIPPED}, {NULL, 0}};
-static const named_value kernel_names[] = {
-    {"auto", AG_KERNEL_AUTO},         {"scalar", AG_KERNEL_SCALAR},
-    {"portable", AG_KERNEL_PORTABLE}, {"avx2", AG_KERNEL_AVX2},
-    {"avx512", AG_KERNEL_AVX512},     {NULL, 0}};
-static const named_value specials_names[] = {
-    {"none", AG_SPECIALS_NONE}, {"ieee", AG_SPECIALS_IEEE},
-    {"fn", AG_SPECIALS_FN},     {"fnuz", AG_SPECIALS_FNUZ}, {NULL, 0}};
-
+/* Equal names, '-' and '_' alike (option kinds: "scaler-first"). */
 static int same_name(const char *a, const char *b)
 {
     for (; *a && *b; a++, b++) {
@@ -253,58 +273,32 @@ static int same_name(const char *a, const char *b)
     return *a == *b;
 }
 
-/* The value of option name `obj` of a table ('-' and '_' alike); ValueError
- * listing the valid names for an unknown one, TypeError for a non-str. */
-static int get_named(PyObject *obj, const named_value *table, const char *what,
-                     int *out)
+/* The Python spelling of a canonical name: '_' for '-' ("nearest_even"). */
+static PyObject *python_name(const char *name)
 {
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    const char *s = PyUnicode_AsUTF8(obj);
-    if (s == NULL)
-        return -1;
-    for (const named_value *e = table; e->name; e++) {
-        if (same_name(s, e->name)) {
-            *out = e->value;
-            return 0;
-        }
-    }
-    char choices[160] = "";
-    for (const named_value *e = table; e->name; e++) {
-        if (e != table)
-            strncat(choices, ", ", sizeof choices - strlen(choices) - 1);
-        strncat(choices, e->name, sizeof choices - strlen(choices) - 1);
-    }
-    PyErr_Format(PyExc_ValueError, "unknown %s %R: expected one of %s", what, obj,
-                 choices);
-    return -1;
+    char buf[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof buf; i++)
+        buf[i] = name[i] == '-' ? '_' : name[i];
+    buf[i] = '\0';
+    return PyUnicode_FromString(buf);
 }
 
-/* The names of a table's values, canonical spellings only, as a tuple. */
-static PyObject *names_tuple(const named_value *table)
+/* The Python names of every value of `kind` (available kernels only for
+ * AG_OPTION_KERNEL), as a list. */
+static PyObject *option_names(ag_option_kind kind)
 {
     PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
-    int seen = 0; /* values are 0 .. 7: skip aliases */
-    for (const named_value *e = table; e->name; e++) {
-        if (seen & (1 << e->value))
+    const size_t n = ag_option_count(kind);
+    for (size_t v = 0; list != NULL && v < n; v++) {
+        if (kind == AG_OPTION_KERNEL && !ag_kernel_available((int)v))
             continue;
-        seen |= 1 << e->value;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0) {
-            Py_XDECREF(s);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(s);
+        PyObject *s = python_name(ag_option_name(kind, (int)v));
+        if (s == NULL || PyList_Append(list, s) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(s);
     }
-    PyObject *t = PyList_AsTuple(list);
-    Py_DECREF(list);
-    return t;
+    return list;
 }
 
 /* Add the counters to a caller's dict (keys total, overflow, underflow, nan). */
@@ -344,7 +338,6 @@ typedef struct {
     int is_tensor;
     int have_view;
     Py_buffer view;    /* buffers: the exported view (shape in view.shape) */
-    PyObject *shape;   /* tensors: x.shape (owned) */
 } arr;
 
 static void arr_release(arr *a)
@@ -352,7 +345,6 @@ static void arr_release(arr *a)
     if (a->have_view)
         PyBuffer_Release(&a->view);
     a->have_view = 0;
-    Py_CLEAR(a->shape);
     Py_CLEAR(a->obj);
 }
 
@@ -397,14 +389,30 @@ static int kind_ok(char want, char got)
     return want == got || (want == 'c' && (got == 'B' || got == 'H'));
 }
 
-/* A tensor's boolean attribute or method result; -1 on error. */
-static int tensor_flag(PyObject *t, const char *name, int call)
+/* How to convert to kind k: a tensor method or a numpy astype. */
+static const char *conversion(char k, int tensor)
 {
-    PyObject *v = call ? PyObject_CallMethod(t, name, NULL)
-                       : PyObject_GetAttrString(t, name);
+    switch (k) {
+    case 'f': return tensor ? ".float()" : ".astype(np.float32)";
+    case 'B': return tensor ? ".to(torch.uint8)" : ".astype(np.uint8)";
+    case 'H': return tensor ? ".to(torch.int16)" : ".astype(np.uint16)";
+    case 'i': return tensor ? ".int()" : ".astype(np.int32)";
+    default: /* codes of either width */
+        return tensor ? ".to(torch.uint8) (formats of up to 8 bits) or "
+                        ".to(torch.int16) (16-bit codes)"
+                      : ".astype(np.uint8) (formats of up to 8 bits) or "
+                        ".astype(np.uint16) (16-bit codes)";
+    }
+}
+
+/* A tensor's boolean attribute or method result; -1 on error. */
+static int tensor_flag(module_state *s, PyObject *t, int name, int call)
+{
+    PyObject *v = call ? PyObject_CallMethodNoArgs(t, s->name[name])
+                       : PyObject_GetAttr(t, s->name[name]);
     if (v == NULL)
         return -1;
-    const int r = PyObject_IsTrue(v);
+    const int r = v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
     Py_DECREF(v);
     return r;
 }
@@ -412,11 +420,11 @@ static int tensor_flag(PyObject *t, const char *name, int call)
 static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
                        const char *what)
 {
-    int r = tensor_flag(t, "is_cpu", 0);
+    int r = tensor_flag(s, t, N_IS_CPU, 0);
     if (r < 0)
         return -1;
     if (!r) {
-        PyObject *dev = PyObject_GetAttrString(t, "device");
+        PyObject *dev = PyObject_GetAttr(t, s->name[N_DEVICE]);
         if (dev != NULL) {
             PyErr_Format(PyExc_ValueError, "%s is on device '%S': altgrad runs on "
                          "the CPU (move it with .cpu())", what, dev);
@@ -424,20 +432,21 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
         }
         return -1;
     }
-    PyObject *dt = PyObject_GetAttrString(t, "dtype");
+    PyObject *dt = PyObject_GetAttr(t, s->name[N_DTYPE]);
     if (dt == NULL)
         return -1;
     char k = dt == s->t_float32 ? 'f' : dt == s->t_uint8 ? 'B'
            : dt == s->t_int16 ? 'H' : dt == s->t_int32 ? 'i' : 0;
     if (!kind_ok(want, k)) {
         PyErr_Format(PyExc_TypeError, "%s must be a %s tensor, got %S (convert "
-                     "explicitly, e.g. %s.float())", what,
-                     want == 'H' ? "int16 (16-bit codes)" : kind_name(want), dt, what);
+                     "explicitly, e.g. %s%s)", what,
+                     want == 'c' ? "uint8 or int16 (16-bit codes)" : kind_name(want),
+                     dt, what, conversion(want, 1));
         Py_DECREF(dt);
         return -1;
     }
     Py_DECREF(dt);
-    PyObject *layout = PyObject_GetAttrString(t, "layout");
+    PyObject *layout = PyObject_GetAttr(t, s->name[N_LAYOUT]);
     if (layout == NULL)
         return -1;
     Py_DECREF(layout); /* only compared by identity */
@@ -445,7 +454,7 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
         PyErr_Format(PyExc_TypeError, "%s must be a dense (strided) tensor", what);
         return -1;
     }
-    if ((r = tensor_flag(t, "requires_grad", 0)) < 0)
+    if ((r = tensor_flag(s, t, N_REQUIRES_GRAD, 0)) < 0)
         return -1;
     if (r) {
         PyObject *on = PyObject_CallNoArgs(s->t_grad_enabled);
@@ -460,31 +469,27 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
             return -1;
         }
     }
-    if ((r = tensor_flag(t, "is_contiguous", 1)) < 0)
+    if ((r = tensor_flag(s, t, N_IS_CONTIGUOUS, 1)) < 0)
         return -1;
     if (!r) {
         PyErr_Format(PyExc_ValueError, "%s must be C-contiguous (make a "
                      "contiguous copy first)", what);
         return -1;
     }
-    if ((r = tensor_flag(t, "is_neg", 1)) < 0)
+    if ((r = tensor_flag(s, t, N_IS_NEG, 1)) < 0)
         return -1;
     if (r) {
         PyErr_Format(PyExc_ValueError, "%s is a negative view: resolve it first "
                      "(%s.resolve_neg())", what, what);
         return -1;
     }
-    PyObject *shape = PyObject_GetAttrString(t, "shape");
-    if (shape == NULL)
-        return -1;
-    PyObject *numel = PyObject_CallMethod(t, "numel", NULL);
-    PyObject *dp = numel ? PyObject_CallMethod(t, "data_ptr", NULL) : NULL;
+    PyObject *numel = PyObject_CallMethodNoArgs(t, s->name[N_NUMEL]);
+    PyObject *dp = numel ? PyObject_CallMethodNoArgs(t, s->name[N_DATA_PTR]) : NULL;
     const Py_ssize_t n = numel ? PyLong_AsSsize_t(numel) : -1;
     void *p = dp ? PyLong_AsVoidPtr(dp) : NULL;
     Py_XDECREF(numel);
     Py_XDECREF(dp);
     if (PyErr_Occurred() || n < 0) {
-        Py_DECREF(shape);
         if (!PyErr_Occurred())
             PyErr_Format(PyExc_ValueError, "%s: bad element count", what);
         return -1;
@@ -494,7 +499,6 @@ static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
     a->n = (size_t)n;
     a->kind = k;
     a->is_tensor = 1;
-    a->shape = shape;
     Py_INCREF(t);
     a->obj = t;
     return 0;
@@ -524,8 +528,9 @@ static int read_array(module_state *s, PyObject *obj, arr *a, char want,
     const char k = buffer_kind(&a->view);
     if (!kind_ok(want, k)) {
         PyErr_Format(PyExc_TypeError, "%s must have dtype %s, got buffer format "
-                     "'%.20s' (itemsize %zd)", what, kind_name(want),
-                     a->view.format ? a->view.format : "B", a->view.itemsize);
+                     "'%.20s' (itemsize %zd; convert explicitly, e.g. %s%s)", what,
+                     kind_name(want), a->view.format ? a->view.format : "B",
+                     a->view.itemsize, what, conversion(want, 0));
         goto fail;
     }
     if (!PyBuffer_IsContiguous(&a->view, 'C')) {
@@ -551,12 +556,10 @@ fail:
 }
 
 /* The shape of an array as a new tuple. */
-static PyObject *arr_shape(const arr *a)
+static PyObject *arr_shape(module_state *s, const arr *a)
 {
-    if (a->is_tensor) {
-        Py_INCREF(a->shape);
-        return a->shape;
-    }
+    if (a->is_tensor)
+        return PyObject_GetAttr(a->obj, s->name[N_SHAPE]);
     PyObject *t = PyTuple_New(a->view.ndim);
     if (t == NULL)
         return NULL;
@@ -571,7 +574,7 @@ static PyObject *arr_shape(const arr *a)
     return t;
 }
 
-static int same_shape(const arr *a, const arr *b)
+static int same_shape(module_state *s, const arr *a, const arr *b)
 {
     if (!a->is_tensor && !b->is_tensor) {
         if (a->view.ndim != b->view.ndim)
@@ -581,7 +584,7 @@ static int same_shape(const arr *a, const arr *b)
                 return 0;
         return 1;
     }
-    PyObject *sa = arr_shape(a), *sb = sa ? arr_shape(b) : NULL;
+    PyObject *sa = arr_shape(s, a), *sb = sa ? arr_shape(s, b) : NULL;
     const int eq = sb ? PyObject_RichCompareBool(sa, sb, Py_EQ) : -1;
     Py_XDECREF(sa);
     Py_XDECREF(sb);
@@ -602,9 +605,11 @@ static int new_array(module_state *s, const arr *like, char kind, arr *a)
             PyObject *dt = kind == 'f' ? s->t_float32 : kind == 'B' ? s->t_uint8
                          : kind == 'H' ? s->t_int16 : s->t_int32;
             PyObject *kw = Py_BuildValue("{sO}", "dtype", dt);
-            PyObject *args = kw ? PyTuple_Pack(1, like->shape) : NULL;
+            PyObject *shape = kw ? arr_shape(s, like) : NULL;
+            PyObject *args = shape ? PyTuple_Pack(1, shape) : NULL;
             res = args ? PyObject_Call(s->t_empty, args, kw) : NULL;
             Py_XDECREF(args);
+            Py_XDECREF(shape);
             Py_XDECREF(kw);
         }
     } else {
@@ -617,7 +622,7 @@ static int new_array(module_state *s, const arr *like, char kind, arr *a)
             if (s->np_empty == NULL)
                 return -1;
         }
-        PyObject *shape = arr_shape(like);
+        PyObject *shape = arr_shape(s, like);
         const char *dt = kind == 'f' ? "float32" : kind == 'B' ? "uint8"
                        : kind == 'H' ? "uint16" : "int32";
         res = shape ? PyObject_CallFunction(s->np_empty, "Os", shape, dt) : NULL;
@@ -662,9 +667,10 @@ typedef enum {
     A_OBJ,       /* any object (c->raw[i]) */
     A_SPECIALS,  /* specials name -> .i */
     A_STATS,     /* dict or None: the call adds its counters (c->counts) */
+    A_SCALER,    /* a scaler from scaler_create -> .p */
     /* options, into c->q */
     A_ROUNDING, A_OVERFLOW, A_STE, A_SEED, A_STREAM, A_OFFSET, A_THREADS,
-    A_KERNEL,
+    A_KERNEL, A_MX_SCALE,
     A_OPTS,      /* dict of the options above (None: the defaults) */
     A_OPTS_STE   /* the same, "ste" allowed */
 } arg_kind;
@@ -690,6 +696,7 @@ typedef union {
     long long i;
     uint64_t u;
     const char *s;
+    void *p;
 } scalar;
 
 typedef struct {
@@ -724,6 +731,18 @@ static int is_array_kind(int k)
 /* The ag_format behind a Format argument; NULL with TypeError otherwise. */
 static const ag_format *get_format(module_state *s, PyObject *obj);
 
+/* The ag_scaler in a capsule from scaler_create; NULL with TypeError. */
+#define SCALER_CAPSULE "altgrad._C.scaler"
+static ag_scaler *get_scaler(PyObject *cap)
+{
+    if (!PyCapsule_IsValid(cap, SCALER_CAPSULE)) {
+        PyErr_Format(PyExc_TypeError, "expected a scaler (from scaler_create), "
+                     "not %.100s", Py_TYPE(cap)->tp_name);
+        return NULL;
+    }
+    return (ag_scaler *)PyCapsule_GetPointer(cap, SCALER_CAPSULE);
+}
+
 /* One option (rounding=, seed=...) into q. */
 static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
 {
@@ -731,22 +750,22 @@ static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
     long long t = 0;
     switch (kind) {
     case A_ROUNDING:
-        if (get_named(o, rounding_names, "rounding mode", &v) < 0)
+        if (get_option(o, AG_OPTION_ROUNDING, &v) < 0)
             return -1;
         q->rounding = (ag_rounding)v;
         return 0;
     case A_OVERFLOW:
-        if (get_named(o, overflow_names, "overflow policy", &v) < 0)
+        if (get_option(o, AG_OPTION_OVERFLOW, &v) < 0)
             return -1;
         q->overflow = (ag_overflow)v;
         return 0;
     case A_STE:
-        if (get_named(o, ste_names, "ste", &v) < 0)
+        if (get_option(o, AG_OPTION_STE, &v) < 0)
             return -1;
         q->ste = (ag_ste)v;
         return 0;
     case A_KERNEL:
-        if (get_named(o, kernel_names, "kernel", &v) < 0)
+        if (get_option(o, AG_OPTION_KERNEL, &v) < 0)
             return -1;
         if (v != AG_KERNEL_AUTO && !ag_kernel_available(v)) {
             PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this "
@@ -755,6 +774,11 @@ static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
             return -1;
         }
         q->kernel = v;
+        return 0;
+    case A_MX_SCALE:
+        if (get_option(o, AG_OPTION_MX_SCALE, &v) < 0)
+            return -1;
+        q->mx_scale = (ag_mx_scale)v;
         return 0;
     case A_SEED: return get_u64(o, name, &q->seed);
     case A_STREAM: return get_u64(o, name, &q->stream);
@@ -779,7 +803,7 @@ static int set_options_dict(ag_qopts *q, PyObject *d, int allow_ste)
     static const struct { const char *key; int kind; } keys[] = {
         {"rounding", A_ROUNDING}, {"overflow", A_OVERFLOW}, {"ste", A_STE},
         {"seed", A_SEED},         {"stream", A_STREAM},     {"offset", A_OFFSET},
-        {"threads", A_THREADS},   {"kernel", A_KERNEL}};
+        {"threads", A_THREADS},   {"kernel", A_KERNEL},     {"mx_scale", A_MX_SCALE}};
     if (d == Py_None)
         return 0;
     if (!PyDict_Check(d)) {
@@ -858,7 +882,7 @@ static int parse_scalar(call *c, int i)
     }
     case A_SPECIALS: {
         int sv = 0;
-        if (o != Py_None && get_named(o, specials_names, "specials", &sv) < 0)
+        if (o != Py_None && get_option(o, AG_OPTION_SPECIALS, &sv) < 0)
             return -1;
         v->i = sv;
         return 0;
@@ -876,6 +900,8 @@ static int parse_scalar(call *c, int i)
     case A_OPTS:
     case A_OPTS_STE:
         return set_options_dict(&c->q, o, sp->kind == A_OPTS_STE);
+    case A_SCALER:
+        return (v->p = get_scaler(o)) ? 0 : -1;
     case A_OBJ:
         return 0;
     default: /* an option: None keeps the default */
@@ -907,7 +933,7 @@ static int parse_array(call *c, int i)
     if (o != NULL && o != Py_None) {
         if (read_array(c->st, o, a, sp->kind == A_OUT ? 'f' : 'c', 1, sp->name) < 0)
             return -1;
-        if (!same_shape(a, like)) {
+        if (!same_shape(c->st, a, like)) {
             PyErr_Format(PyExc_ValueError, "%s must have the same shape as the "
                          "input", sp->name);
             return -1;
@@ -935,7 +961,6 @@ static int parse_call(call *c, PyObject *const *args, Py_ssize_t nargs,
     for (int i = 0; i < n; i++) {
         c->raw[i] = NULL;
         c->a[i].obj = NULL;
-        c->a[i].shape = NULL;
         c->a[i].have_view = 0;
         memset(&c->v[i], 0, sizeof c->v[i]);
     }
@@ -1345,6 +1370,8 @@ static const ag_format *get_format(module_state *s, PyObject *obj)
     {"seed", A_SEED, OPT | KW, 0}, {"stream", A_STREAM, OPT | KW, 0},       \
     {"offset", A_OFFSET, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0}, \
     {"kernel", A_KERNEL, OPT | KW, 0}
+/* The MX shared-scale rule (ag_qopts.mx_scale) of the MX calls. */
+#define MXOPT {"mx_scale", A_MX_SCALE, OPT | KW, 0}
 #define BOPTS                                                              \
     {"ste", A_STE, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0},       \
     {"kernel", A_KERNEL, OPT | KW, 0}
@@ -1383,16 +1410,7 @@ static const arg_spec sig_kernels[] = {END};
 static PyObject *w_kernels(call *c)
 {
     (void)c;
-    PyObject *list = PyList_New(0);
-    for (const named_value *e = kernel_names; list != NULL && e->name; e++) {
-        if (!ag_kernel_available(e->value))
-            continue;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0)
-            Py_CLEAR(list);
-        Py_XDECREF(s);
-    }
-    return list;
+    return option_names(AG_OPTION_KERNEL);
 }
 
 PyDoc_STRVAR(doc_format_init,
@@ -1464,7 +1482,7 @@ static const arg_spec sig_quantize_backward[] = {
 static PyObject *w_quantize_backward(call *c)
 {
     const arr *dx = &c->a[0], *dy = &c->a[1], *x = &c->a[2];
-    if (!same_shape(dx, dy) || (x->obj && !same_shape(dx, x))) {
+    if (!same_shape(c->st, dx, dy) || (x->obj && !same_shape(c->st, dx, x))) {
         PyErr_SetString(PyExc_ValueError,
                         "quantize_backward: dx, dy and x must have one shape");
         return NULL;
@@ -1499,7 +1517,7 @@ static const arg_spec sig_dequantize_backward[] = {
     {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"scale", A_SCALE, OPT, 0}, END};
 static PyObject *w_dequantize_backward(call *c)
 {
-    if (!same_shape(&c->a[0], &c->a[1])) {
+    if (!same_shape(c->st, &c->a[0], &c->a[1])) {
         PyErr_SetString(PyExc_ValueError,
                         "dequantize_backward: dx and dy must have one shape");
         return NULL;
@@ -1614,6 +1632,18 @@ static PyObject *w_amax(call *c)
     return Py_BuildValue("(dn)", (double)m, (Py_ssize_t)nans);
 }
 
+/* None, or the error of a call that pushes an amax (AG_ERR_ARG: a NaN or
+ * negative amax). */
+static PyObject *amax_status(ag_status st, const char *what, PyObject *amax)
+{
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "%s: %s (amax %R is NaN or negative)", what,
+                     ag_status_string(st), amax);
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, what);
+}
+
 /* The amax history: a capsule owning an ag_amax_history. The GIL serializes
  * the calls, as the library requires. */
 #define HISTORY_CAPSULE "altgrad._C.amax_history"
@@ -1663,13 +1693,8 @@ static PyObject *w_amax_history_push(call *c)
     ag_amax_history *h = get_history(c->raw[0]);
     if (h == NULL)
         return NULL;
-    const ag_status st = ag_amax_history_push(h, c->v[1].f);
-    if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "amax_history_push: %s (amax %R is NaN "
-                     "or negative)", ag_status_string(st), c->raw[1]);
-        return NULL;
-    }
-    return st == AG_OK ? none_ref() : fail_status(st, "amax_history_push");
+    return amax_status(ag_amax_history_push(h, c->v[1].f), "amax_history_push",
+                       c->raw[1]);
 }
 
 PyDoc_STRVAR(doc_amax_history_info,
@@ -1812,15 +1837,21 @@ static PyObject *w_mx_scale_count(call *c)
 }
 
 PyDoc_STRVAR(doc_mx_scale_code,
-"mx_scale_code(amax, format) -> int\n\n"
-"The E8M0 scale code of a block with this amax (ag_mx_scale_code): 127 +\n"
-"clamp(floor(log2 amax) - emax, -127, 127); 0 for amax 0, 255 for NaN or inf.");
+"mx_scale_code(amax, format, mx_scale='floor') -> int\n\n"
+"The E8M0 scale code of a block with this amax (ag_mx_scale_code_rule): 127 +\n"
+"clamp(floor(log2 amax) - emax, -127, 127) under 'floor' (OCP MX), the smallest\n"
+"code with amax / X <= max_finite under 'rceil'; 0 for amax 0, 255 for NaN or\n"
+"inf.");
 static const arg_spec sig_mx_scale_code[] = {
-    {"amax", A_FLOAT, 0, 0}, {"format", A_FORMAT, 0, 0}, END};
+    {"amax", A_FLOAT, 0, 0}, {"format", A_FORMAT, 0, 0}, {"mx_scale", A_OBJ, OPT, 0}, END};
 static PyObject *w_mx_scale_code(call *c)
 {
     uint8_t code = 0;
-    const ag_status st = ag_mx_scale_code(&code, c->v[0].f, c->v[1].fmt);
+    int rule = AG_MX_SCALE_FLOOR;
+    if (c->raw[2] && get_option(c->raw[2], AG_OPTION_MX_SCALE, &rule) < 0)
+        return NULL;
+    const ag_status st = ag_mx_scale_code_rule(&code, c->v[0].f, c->v[1].fmt,
+                                               (ag_mx_scale)rule);
     if (st == AG_ERR_ARG) {
         PyErr_Format(PyExc_ValueError, "mx_scale_code: %s (amax must be >= 0)",
                      ag_status_string(st));
@@ -1858,7 +1889,7 @@ static const arg_spec sig_mx_encode[] = {
     {"codes", A_U8_INOUT, 0, 0}, {"scales", A_U8_INOUT, 0, 0}, {"x", A_IN, 0, 0},
     {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
     {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0},
-    QOPTS, END};
+    QOPTS, MXOPT, END};
 static PyObject *w_mx_encode(call *c)
 {
     const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
@@ -1896,7 +1927,7 @@ PyDoc_STRVAR(doc_mx_quantize,
 static const arg_spec sig_mx_quantize[] = {
     {"y", A_INOUT, 0, 0}, {"x", A_IN, 0, 0}, {"rows", A_SIZE, 0, 0},
     {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0}, {"format", A_FORMAT, 0, 0},
-    {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS, END};
+    {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS, MXOPT, END};
 static PyObject *w_mx_quantize(call *c)
 {
     const Py_ssize_t rows = c->v[2].n, cols = c->v[3].n, block = c->v[4].n;
@@ -1916,7 +1947,7 @@ PyDoc_STRVAR(doc_mx_quantize_backward,
 static const arg_spec sig_mx_quantize_backward[] = {
     {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"x", A_IN_NONE, 0, 0},
     {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
-    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS_STE, OPT, 0}, BOPTS, END};
+    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS_STE, OPT, 0}, BOPTS, MXOPT, END};
 static PyObject *w_mx_quantize_backward(call *c)
 {
     const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
@@ -1929,6 +1960,165 @@ static PyObject *w_mx_quantize_backward(call *c)
                                        c->a[2].obj ? c->a[2].ptr : NULL, (size_t)rows,
                                        (size_t)cols, (size_t)block, c->v[6].fmt, &c->q));
     return st == AG_OK ? none_ref() : fail_status(st, "mx_quantize_backward");
+}
+
+/* --- delayed scaling: ag_scaler ------------------------------------------ */
+/* A scaler is a capsule owning an ag_scaler (altgrad.quantization.
+ * DelayedScaler wraps it); the GIL serializes the calls on one object, as
+ * the library requires. */
+
+static void scaler_free(PyObject *cap)
+{
+    ag_scaler_free((ag_scaler *)PyCapsule_GetPointer(cap, SCALER_CAPSULE));
+}
+
+PyDoc_STRVAR(doc_scaler_create,
+"scaler_create(format, history_len=16, margin=1.0, scale_min=1e-10, pow2=False,\n"
+"              first='current', *, rounding=..., overflow=..., ste='identity',\n"
+"              seed=0, stream=0, offset=0, threads=0, kernel='auto') -> scaler\n\n"
+"A delayed scaler (ag_scaler_create): an amax window of history_len values,\n"
+"the scale options, the quantize options and the empty-window policy\n"
+"`first` ('current': the buffer's own amax, 'amax_one': amax 1,\n"
+"'scale_one': scale 1). ValueError for a bad option or history_len < 1.");
+static const arg_spec sig_scaler_create[] = {
+    {"format", A_FORMAT, 0, 0}, {"history_len", A_OBJ, OPT, 0}, SCALE_OPTS,
+    {"first", A_OBJ, OPT, 0}, QOPTS, {"ste", A_STE, OPT | KW, 0}, END};
+static PyObject *w_scaler_create(call *c)
+{
+    ag_scaler_opts o = ag_scaler_opts_default();
+    long long n = (long long)o.history_len;
+    if (c->raw[1] && get_int(c->raw[1], "history_len", 1, PY_SSIZE_T_MAX / 8, &n) < 0)
+        return NULL;
+    o.history_len = (size_t)n;
+    o.scale = scale_opts(c, 2);
+    int first = (int)o.first;
+    if (c->raw[5] && get_option(c->raw[5], AG_OPTION_SCALER_FIRST, &first) < 0)
+        return NULL;
+    o.first = (ag_scaler_first)first;
+    o.quant = c->q;
+    ag_scaler *sc = NULL;
+    const ag_status st = ag_scaler_create(&sc, c->v[0].fmt, &o);
+    if (st != AG_OK)
+        return scale_error(st, "scaler_create");
+    PyObject *cap = PyCapsule_New(sc, SCALER_CAPSULE, scaler_free);
+    if (cap == NULL)
+        ag_scaler_free(sc);
+    return cap;
+}
+
+PyDoc_STRVAR(doc_scaler_quantize,
+"scaler_quantize(scaler, x, out=None, stats=None) -> out\n\n"
+"One step of delayed scaling (ag_scaler_quantize): out = quantize(x, the\n"
+"scale from the window), then x's amax joins the window. out may be x.");
+static const arg_spec sig_scaler_quantize[] = {
+    {"scaler", A_SCALER, 0, 0}, {"x", A_IN, 0, 0}, {"out", A_OUT, OPT, 1},
+    {"stats", A_STATS, OPT, 0}, END};
+static PyObject *w_scaler_quantize(call *c)
+{
+    ag_status st;
+    NOGIL(st = ag_scaler_quantize(c->v[0].p, c->a[2].ptr, c->a[1].ptr, c->a[1].n,
+                                  &c->counts));
+    return st == AG_OK ? ret_array(c, 2) : fail_status(st, "scaler_quantize");
+}
+
+PyDoc_STRVAR(doc_scaler_scale,
+"scaler_scale(scaler, amax_now=0.0) -> float\n\n"
+"The scale the next scaler_quantize would use for a buffer of amax amax_now\n"
+"(read only while the window is empty under first='current').");
+static const arg_spec sig_scaler_scale[] = {
+    {"scaler", A_SCALER, 0, 0}, {"amax_now", A_FLOAT, OPT, 0}, END};
+static PyObject *w_scaler_scale(call *c)
+{
+    float s = 0.0f;
+    const ag_status st = ag_scaler_scale(c->v[0].p, c->v[1].f, &s);
+    return st == AG_OK ? PyFloat_FromDouble((double)s) : scale_error(st, "scaler_scale");
+}
+
+PyDoc_STRVAR(doc_scaler_record,
+"scaler_record(scaler, amax, n=0) -> None\n\n"
+"Record an amax measured elsewhere (ag_scaler_record): step 3 of\n"
+"scaler_quantize without quantizing; the stochastic offset advances by n.");
+static const arg_spec sig_scaler_record[] = {
+    {"scaler", A_SCALER, 0, 0}, {"amax", A_FLOAT, 0, 0}, {"n", A_SIZE, OPT, 0}, END};
+static PyObject *w_scaler_record(call *c)
+{
+    return amax_status(ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n),
+                       "scaler_record", c->raw[1]);
+}
+
+PyDoc_STRVAR(doc_scaler_reset,
+"scaler_reset(scaler) -> None\n\n"
+"Empty the window, zero the steps and the last scale, rewind the offset.");
+static const arg_spec sig_scaler_reset[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_reset(call *c)
+{
+    ag_scaler_reset(c->v[0].p);
+    return none_ref();
+}
+
+PyDoc_STRVAR(doc_scaler_info,
+"scaler_info(scaler) -> dict\n\n"
+"The scaler's state and settings: last_scale (0 before a step), window_max\n"
+"(0 when empty), window_count, steps, offset, history_len, ste, format.");
+static const arg_spec sig_scaler_info[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_info(call *c)
+{
+    const ag_scaler *sc = c->v[0].p;
+    const ag_scaler_opts *o = ag_scaler_options(sc);
+    PyObject *fmt = format_wrap((PyTypeObject *)c->st->format_type, ag_scaler_format(sc));
+    PyObject *ste = fmt ? python_name(ag_option_name(AG_OPTION_STE, (int)o->quant.ste)) : NULL;
+    PyObject *d = ste ? Py_BuildValue(
+        "{sdsdsnsKsKsnsOsO}", "last_scale", (double)ag_scaler_last_scale(sc),
+        "window_max", (double)ag_scaler_window_max(sc), "window_count",
+        (Py_ssize_t)ag_scaler_window_count(sc), "steps",
+        (unsigned long long)ag_scaler_steps(sc), "offset",
+        (unsigned long long)ag_scaler_offset(sc), "history_len",
+        (Py_ssize_t)o->history_len, "ste", ste, "format", fmt) : NULL;
+    Py_XDECREF(fmt);
+    Py_XDECREF(ste);
+    return d;
+}
+
+PyDoc_STRVAR(doc_scaler_save,
+"scaler_save(scaler) -> bytes\n\n"
+"The whole state (ag_scaler_save): a versioned little-endian record that\n"
+"scaler_load restores bit for bit into a scaler of the same settings.");
+static const arg_spec sig_scaler_save[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_save(call *c)
+{
+    size_t n = 0;
+    ag_status st = ag_scaler_state_size(c->v[0].p, &n);
+    if (st != AG_OK)
+        return fail_status(st, "scaler_save");
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (b == NULL)
+        return NULL;
+    st = ag_scaler_save(c->v[0].p, PyBytes_AS_STRING(b), n);
+    if (st != AG_OK) {
+        Py_DECREF(b);
+        return fail_status(st, "scaler_save");
+    }
+    return b;
+}
+
+PyDoc_STRVAR(doc_scaler_load,
+"scaler_load(scaler, state) -> None\n\n"
+"Restore a state from scaler_save (bytes, or a uint8 array / tensor) into a\n"
+"scaler of the same format and options (ag_scaler_load). ValueError for a\n"
+"short, corrupt, other-version or mismatched record; the scaler is then\n"
+"unchanged.");
+static const arg_spec sig_scaler_load[] = {
+    {"scaler", A_SCALER, 0, 0}, {"state", A_U8_IN, 0, 0}, END};
+static PyObject *w_scaler_load(call *c)
+{
+    const ag_status st = ag_scaler_load(c->v[0].p, c->a[1].ptr, c->a[1].n);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "scaler_load: %s (a state from scaler_save "
+                     "of a scaler with the same format and options, unchanged)",
+                     ag_status_string(st));
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, "scaler_load");
 }
 
 /* --- diagnostics (issue 5) -------------------------------------------------- */
@@ -2135,6 +2325,43 @@ static PyObject *w_exp_hist(call *c)
     return t;
 }
 
+/* --- option names ------------------------------------------------------------ */
+
+PyDoc_STRVAR(doc_option,
+"option(kind, name) -> str\n\n"
+"The canonical name of option `name` of `kind` ('rounding', 'overflow', 'ste',\n"
+"'kernel', 'specials', 'scaler_first', 'mx_scale'), in Python spelling ('_' for '-'), by\n"
+"the library's ag_option_parse: '-' and '_' alike, case ignored, aliases.\n"
+"ValueError listing the valid names for an unknown one.");
+static const arg_spec sig_option[] = {{"kind", A_STR, 0, 0}, {"name", A_OBJ, 0, 0}, END};
+static PyObject *w_option(call *c)
+{
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++) {
+        if (!same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
+            continue;
+        int v = 0;
+        if (get_option(c->raw[1], (ag_option_kind)k, &v) < 0)
+            return NULL;
+        return python_name(ag_option_name((ag_option_kind)k, v));
+    }
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
+
+PyDoc_STRVAR(doc_option_names,
+"option_names(kind) -> list[str]\n\n"
+"Every canonical name of option `kind` in Python spelling (for 'kernel', the\n"
+"paths available here).");
+static const arg_spec sig_option_names[] = {{"kind", A_STR, 0, 0}, END};
+static PyObject *w_option_names(call *c)
+{
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++)
+        if (same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
+            return option_names((ag_option_kind)k);
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The table of functions and the module                                    */
 /* ------------------------------------------------------------------------ */
@@ -2266,12 +2493,14 @@ static PyObject *w_grid_step(call *c)
 
 /* Every module function: X(name) needs sig_name, w_name and doc_name. */
 #define FUNCTIONS(X)                                                         \
-    X(version) X(format_names) X(kernels) X(format_init)                     \
+    X(version) X(format_names) X(kernels) X(format_init) X(option) X(option_names)                     \
     X(quantize) X(quantize_backward) X(dequantize) X(dequantize_backward)    \
     X(encode) X(decode)                                                      \
     X(amax) X(amax_history_create) X(amax_history_push) X(amax_history_info) \
     X(amax_history_reset) X(compute_scale) X(amax_rows) X(compute_scale_rows) \
     X(quantize_rows) X(quantize_rows_backward)                               \
+    X(scaler_create) X(scaler_quantize) X(scaler_scale) X(scaler_record)     \
+    X(scaler_reset) X(scaler_info) X(scaler_save) X(scaler_load)             \
     X(mx_scale_count) X(mx_scale_code) X(mx_encode) X(mx_decode)             \
     X(mx_quantize) X(mx_quantize_backward)                                   \
     X(bit_stall) X(flips) X(flips_codes) X(update_flips) X(stall_ratio)      \
@@ -2305,7 +2534,12 @@ static int module_exec(PyObject *module)
         return -1;
     if (PyModule_AddStringConstant(module, "__version__", ag_version()) < 0)
         return -1;
-    PyObject *modes = names_tuple(rounding_names);
+    for (int i = 0; i < N_COUNT; i++)
+        if ((s->name[i] = PyUnicode_InternFromString(tensor_names[i])) == NULL)
+            return -1;
+    PyObject *list = option_names(AG_OPTION_ROUNDING);
+    PyObject *modes = list ? PyList_AsTuple(list) : NULL;
+    Py_XDECREF(list);
     if (modes == NULL)
         return -1;
     if (PyModule_AddObject(module, "ROUNDING_MODES", modes) < 0) {
@@ -2329,6 +2563,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(s->t_empty);
     Py_VISIT(s->t_empty_like);
     Py_VISIT(s->t_grad_enabled);
+    for (int i = 0; i < N_COUNT; i++)
+        Py_VISIT(s->name[i]);
     return 0;
 }
 
@@ -2346,6 +2582,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(s->t_empty);
     Py_CLEAR(s->t_empty_like);
     Py_CLEAR(s->t_grad_enabled);
+    for (int i = 0; i < N_COUNT; i++)
+        Py_CLEAR(s->name[i]);
     return 0;
 }
 

@@ -37,14 +37,6 @@ static int finite_d(double x)
     return x == x && x <= 1.7976931348623157e308 && x >= -1.7976931348623157e308;
 }
 
-/* 1 when [a, a+na) and [b, b+nb) share a byte (full overlap included). */
-static int overlaps(const void *a, size_t na, const void *b, size_t nb)
-{
-    if (!a || !b)
-        return 0;
-    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa < pb + nb && pb < pa + na;
-}
 
 /* Chunk c of n elements: its start and length. */
 static inline size_t chunk_len(size_t n, size_t c)
@@ -252,33 +244,38 @@ static ag_status adam_check(const float *w, const float *m, const float *v,
                             const float *g, size_t n, uint64_t t,
                             const ag_adamw_opts *o, const float *mv)
 {
-    if (!o)
-        return AG_ERR_NULL;
-    if (o->format) {
-        const ag_status st = ag__fmt_scale_check(o->format, o->scale);
-        if (st != AG_OK)
-            return st;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, o);
+    if (n) {
+        ag__chk_ptr(&c, w);
+        ag__chk_ptr(&c, m);
+        ag__chk_ptr(&c, v);
+        ag__chk_ptr(&c, g);
     }
-    if (t == 0 || !finite_d(o->lr) || o->lr < 0.0 || !(o->beta1 >= 0.0) ||
-        !(o->beta1 < 1.0) || !(o->beta2 >= 0.0) || !(o->beta2 < 1.0) ||
-        !finite_d(o->eps) || o->eps < 0.0 || !finite_d(o->weight_decay) ||
-        (unsigned)o->precondition > (unsigned)AG_PRECONDITION_UPDATE ||
-        o->mantissa_bits < 0 || o->mantissa_bits > 23 ||
-        !(o->max_stiffness > 0.0f) || o->threads < 0)
-        return AG_ERR_ARG;
-    if (n == 0)
-        return AG_OK;
-    if (!w || !m || !v || !g)
-        return AG_ERR_NULL;
-    if (n > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    const size_t b = n * sizeof(float);
+    if (o) {
+        if (o->format) {
+            ag__chk_fmt(&c, o->format);
+            ag__chk_scale(&c, o->scale);
+        }
+        ag__chk_arg(&c, t != 0 && finite_d(o->lr) && o->lr >= 0.0 &&
+                            o->beta1 >= 0.0 && o->beta1 < 1.0 && o->beta2 >= 0.0 &&
+                            o->beta2 < 1.0 && finite_d(o->eps) && o->eps >= 0.0 &&
+                            finite_d(o->weight_decay) &&
+                            (unsigned)o->precondition <=
+                                (unsigned)AG_PRECONDITION_UPDATE &&
+                            o->mantissa_bits >= 0 && o->mantissa_bits <= 23 &&
+                            o->max_stiffness > 0.0f && o->threads >= 0);
+    }
+    size_t k;
+    ag__chk_count(&c, &k, 1, n);
+    /* no two of the arrays may share a byte (in place is not a thing here) */
+    const size_t b = k * sizeof(float);
     const void *p[5] = {w, m, v, g, mv};
     for (int i = 0; i < 5; i++)
         for (int j = i + 1; j < 5; j++)
-            if (overlaps(p[i], b, p[j], b))
-                return AG_ERR_ALIAS;
-    return AG_OK;
+            if (p[i] && p[j])
+                ag__chk_alias(&c, p[i], b, p[j], b, 0);
+    return ag__chk_status(&c);
 }
 
 ag_status ag_adamw_step(float *w, float *m, float *v, const float *g, size_t n,
@@ -468,26 +465,30 @@ ag_status ag_grid_step(float *w, float *vel, const float *g, size_t n,
                        const ag_grid_opts *opts, uint64_t *updates,
                        uint64_t *flips)
 {
-    if (!opts)
-        return AG_ERR_NULL;
-    const ag_status st = ag__fmt_scale_check(fmt, scale);
-    if (st != AG_OK)
-        return st;
+    ag__chk ck = AG__CHK_INIT;
+    ag__chk_ptr(&ck, opts);
+    if (n) {
+        ag__chk_ptr(&ck, w);
+        ag__chk_ptr(&ck, vel);
+        ag__chk_ptr(&ck, g);
+    }
+    ag__chk_fmt(&ck, fmt);
+    ag__chk_scale(&ck, scale);
     const ag_grid_opts *o = opts;
-    if (!finite_d(o->rate) || o->rate < 0.0 || !finite_d(o->momentum) ||
-        o->momentum < 0.0 || !finite_d(o->weight_decay) ||
-        o->weight_decay < 0.0 || o->rung_clip < 0 || o->threads < 0)
-        return AG_ERR_ARG;
-    if (n == 0)
-        return AG_OK;
-    if (!w || !vel || !g)
-        return AG_ERR_NULL;
-    if (n > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    const size_t b = n * sizeof(float);
-    if (overlaps(w, b, vel, b) || overlaps(w, b, g, b) ||
-        overlaps(vel, b, g, b))
-        return AG_ERR_ALIAS;
+    if (o)
+        ag__chk_arg(&ck, finite_d(o->rate) && o->rate >= 0.0 && finite_d(o->momentum) &&
+                            o->momentum >= 0.0 && finite_d(o->weight_decay) &&
+                            o->weight_decay >= 0.0 && o->rung_clip >= 0 &&
+                            o->threads >= 0);
+    size_t m;
+    ag__chk_count(&ck, &m, 1, n);
+    const size_t b = m * sizeof(float);
+    ag__chk_alias(&ck, w, b, vel, b, 0);
+    ag__chk_alias(&ck, w, b, g, b, 0);
+    ag__chk_alias(&ck, vel, b, g, b, 0);
+    const ag_status st = ag__chk_status(&ck);
+    if (st != AG_OK || n == 0)
+        return st;
     grid_k k;
     k.fmt = fmt;
     k.scale = scale;

@@ -32,7 +32,15 @@ from .. import format as _as_format
 
 __all__ = ["ManifoldAdamW", "GridOptim"]
 
-_PRECONDITION = {"none": 0, "grad": 1, "update": 2}
+
+def _precondition_value(name):
+    """The ag_precondition value of a name, through the library's option
+    vocabulary ("none", "grad", "update"; '-'/'_' and case ignored)."""
+    try:
+        canon = _C.option("precondition", name)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"Invalid precondition: {e}") from None
+    return _C.option_names("precondition").index(canon)
 
 
 def _c_ready(t):
@@ -68,7 +76,8 @@ class ManifoldAdamW(torch.optim.Optimizer):
       AltGrad's ``2**(floor(log2|w|) - mantissa_bits)`` and float32 as the
       grid of the counters.
     - ``scale``: the format's per-tensor scale (default 1.0).
-    - ``precondition``: ``"grad"`` (AltGrad's, default) or ``"update"``.
+    - ``precondition``: ``"grad"`` (AltGrad's, default) or ``"update"``
+      (``"none"``: plain AdamW, as ``manifold_aware=False``).
 
     ``manifold_aware=False`` is plain AdamW (``torch.optim.AdamW``'s
     formulas). Per-parameter state: ``step`` (int), ``exp_avg``,
@@ -99,9 +108,7 @@ class ManifoldAdamW(torch.optim.Optimizer):
             raise ValueError(f"Invalid mantissa_bits: {mantissa_bits} (an int in 0..23)")
         if not max_stiffness > 0.0:
             raise ValueError(f"Invalid max_stiffness: {max_stiffness} (must be > 0)")
-        if precondition not in ("grad", "update"):
-            raise ValueError(
-                f"Invalid precondition: {precondition!r} (expected 'grad' or 'update')")
+        _precondition_value(precondition)  # ValueError naming the valid ones
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         manifold_aware=manifold_aware, mantissa_bits=mantissa_bits,
                         max_stiffness=max_stiffness, format=_resolve_format(format),
@@ -120,7 +127,7 @@ class ManifoldAdamW(torch.optim.Optimizer):
         total = [0, 0, 0]
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            pre = _PRECONDITION[group["precondition"]] if group["manifold_aware"] else 0
+            pre = _precondition_value(group["precondition"]) if group["manifold_aware"] else 0
             fmt = _resolve_format(group["format"])
             scale = float(group["scale"])
             for p in group["params"]:
