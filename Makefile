@@ -75,6 +75,10 @@ $(BUILD)/ag_registry.inc: $(BUILD)/gen_registry
 
 $(BUILD)/obj/ag_registry.o: $(BUILD)/ag_registry.inc src/ag_registry_defs.h
 
+# the optimizer loops take square roots of values >= 0: without errno the
+# compiler vectorizes them (sqrtf is exact, so the bits do not change)
+$(BUILD)/obj/ag_optim.o: LIB_CFLAGS += -fno-math-errno
+
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(LIB_CFLAGS) $(CFLAGS) -c -o $@ $<

@@ -55,7 +55,7 @@ static ag_status round_args(const void *out, size_t out_elt, const float *x,
 #define AG__STREAM_MIN ((size_t)1 << 22)
 
 /* Threads to use for n elements under the option `threads`. */
-static int thread_count(size_t n, int threads)
+int ag__thread_count(size_t n, int threads)
 {
 #ifdef _OPENMP
     if (threads == 1 || n < AG__PAR_MIN)
@@ -203,7 +203,7 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
     p.count = stats != NULL;
     const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, o.threads), &ks);
+    run_job(&j, n, ag__thread_count(n, o.threads), &ks);
     add_stats(stats, &ks, n);
     return AG_OK;
 }
@@ -244,7 +244,7 @@ ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
     const op_job j = {OP_BWD, k, &p, dx, dy, clipped ? x : NULL, 0, clipped,
                       0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, o.threads), &ks);
+    run_job(&j, n, ag__thread_count(n, o.threads), &ks);
     return AG_OK;
 }
 
@@ -260,7 +260,7 @@ static ag_status scale_call(float *y, const float *x, size_t n, float scale,
     const op_job j = {OP_SCALE, ag__kernel_table(AG_KERNEL_AUTO), NULL, y, x,
                       NULL, 0, accum, scale};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, 0), &ks);
+    run_job(&j, n, ag__thread_count(n, 0), &ks);
     return AG_OK;
 }
 
@@ -304,7 +304,7 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
     const op_job j = {width == 1 ? OP_DEC8 : OP_DEC16, k, &p, y, codes, NULL,
                       0, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, 0), &ks);
+    run_job(&j, n, ag__thread_count(n, 0), &ks);
     return AG_OK;
 }
 

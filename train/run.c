@@ -8,9 +8,10 @@
  *   (seed, epoch) — the last partial batch of an epoch is dropped;
  *   zero grads; forward (quantizers update their amax histories and
  *   counters); loss not finite -> the run diverged at step t+1 and stops;
- *   backward; optimizer computes the update; bit stall of every quantized
- *   weight tensor is measured on that exact update (w - upd quantized with
- *   the scale of this step's forward vs w); the update is applied.
+ *   backward; the optimizer step (agt_optim_step), which counts the bit
+ *   stall of every quantized weight tensor in the same pass: weights with a
+ *   nonzero gradient whose code (the scale of this step's forward) the
+ *   step left unchanged.
  * After each epoch the test set is evaluated (forward only, histories
  * frozen), and so it is when --max-steps stops the run inside an epoch:
  * that epoch is recorded as partial (its steps so far), and stays open in
@@ -560,6 +561,7 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
         agt_model_free(&m);
         return -1;
     }
+    o.threads = cfg->threads;
     float *x = malloc((size_t)cfg->batch * AGT_IMG * sizeof *x);
     uint8_t *y = malloc((size_t)cfg->batch);
     uint32_t *perm = malloc(train->n * sizeof *perm);
@@ -616,27 +618,27 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             }
             if (agt_model_backward(&m, y, cfg->batch, &ctx, err))
                 goto done;
-            agt_optim_compute(&o, m.params, m.grads);
+            agt_optseg segs[AGT_MAX_LAYERS];
+            int nsegs = 0;
             for (int i = 0; i < m.nlayers; i++) {
+                const agt_layer *L = &m.layers[i];
+                if (L->kind != AGT_LINEAR || !L->q[AGT_QW].fmt)
+                    continue;
+                agt_optseg sg = {L->w_off, (size_t)L->in_dim * L->out_dim,
+                                 L->q[AGT_QW].fmt,
+                                 ag_scaler_last_scale(L->q[AGT_QW].sc), 0, 0};
+                segs[nsegs++] = sg;
+            }
+            if (agt_optim_step(&o, m.params, m.grads, segs, nsegs, err))
+                goto done;
+            for (int i = 0, k = 0; i < m.nlayers; i++) {
                 agt_layer *L = &m.layers[i];
                 if (L->kind != AGT_LINEAR || !L->q[AGT_QW].fmt)
                     continue;
-                uint64_t st = 0, co = 0;
-                const size_t n = (size_t)L->in_dim * L->out_dim;
-                ag_status s = ag_bit_stall(&st, &co, m.params + L->w_off,
-                                           o.upd + L->w_off, n, 1.0f,
-                                           L->q[AGT_QW].fmt,
-                                           ag_scaler_last_scale(L->q[AGT_QW].sc),
-                                           NULL);
-                if (s != AG_OK) {
-                    agt_fail(err, "bit_stall (layer %d): %s", L->index + 1,
-                             ag_status_string(s));
-                    goto done;
-                }
-                L->stalled += st;
-                L->considered += co;
+                L->stalled += segs[k].stalled;
+                L->considered += segs[k].considered;
+                k++;
             }
-            agt_optim_apply(&o, m.params);
             rs.step++;
             rs.loss_sum += (double)loss;
             rs.loss_n++;

@@ -242,22 +242,33 @@ typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1 } agt_optkind;
 typedef struct agt_optim {
     agt_optkind kind;
     float lr, beta1, beta2, eps, wd, momentum;
+    int threads;             /* ag_adamw_opts.threads (results do not depend on it) */
     size_t n;
     uint64_t t;              /* steps taken */
     float *m, *v;            /* AdamW moments; SGD uses m as the velocity */
-    float *upd;              /* the last update: params -= upd */
+    float *upd;              /* SGD: scratch for the new weights */
 } agt_optim;
+
+/* A parameter range whose bit stall is counted: [off, off + n) quantized
+ * with fmt at scale. The step adds to stalled and considered. */
+typedef struct agt_optseg {
+    size_t off, n;
+    const ag_format *fmt;
+    float scale;
+    uint64_t stalled, considered;
+} agt_optseg;
 
 int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
                    float wd, agt_err *err);
 void agt_optim_free(agt_optim *o);
-/* Compute o->upd from the gradients (and move the optimizer state):
- *   AdamW: upd = lr * (mhat / (sqrt(vhat) + eps) + wd * p)
- *   SGD:   v = momentum * v + (g + wd * p); upd = lr * v
- * (torch's conventions, decoupled decay for AdamW). */
-void agt_optim_compute(agt_optim *o, const float *params, const float *grads);
-/* params -= upd. */
-void agt_optim_apply(const agt_optim *o, float *params);
+/* One step in place on params[0 .. o->n) (torch's conventions):
+ *   AdamW: ag_adamw_step (decoupled decay, bias correction);
+ *   SGD:   v = momentum * v + (g + wd * p); p -= lr * v.
+ * segs[0 .. nsegs) (sorted, disjoint; may be NULL with nsegs 0) get their
+ * stall counters: considered = weights with |g| > AG_GRAD_EPS, stalled =
+ * those of them whose code did not change. Returns 0, or -1 with err. */
+int agt_optim_step(agt_optim *o, float *params, const float *grads,
+                   agt_optseg *segs, int nsegs, agt_err *err);
 
 /* ------------------------------------------------------------------------ */
 /* Runs                                                                      */
