@@ -59,11 +59,40 @@ void ag__ars4x32(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);
 void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);
 /* Blocks blk0 .. blk0 + nblk - 1 (block index modulo 2^64) of stream
  * `stream`: out[4 j + w] is word w of block blk0 + j, whose counter is
- * (block lo, block hi, stream lo, stream hi). AES-NI where the CPU has it;
- * _soft: portable C always. */
+ * (block lo, block hi, stream lo, stream hi). VAES on 256-bit vectors
+ * where the CPU has it, else AES-NI where it has that; _soft: portable C
+ * always; _vaes: the VAES one, returning 0 (nothing written) where the CPU
+ * lacks VAES or AVX2. */
 void ag__ars_fill(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed, uint64_t stream);
 void ag__ars_fill_soft(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
                        uint64_t stream);
+int ag__ars_fill_vaes(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
+                      uint64_t stream);
+
+/* Threads of the bulk calls: each operation's parallel threshold comes
+ * from what one element costs it (ag_quant.c: a table of picoseconds per
+ * element on a fast core), so that a call runs on several threads only
+ * when its estimated one-thread time is well above what a fork/join can
+ * cost, also on shared cores (where a worker may wait to be scheduled):
+ * ag__par_threads(op, n, threads, avail) is 1 below ag__par_min(op)
+ * elements or when threads == 1; else at most `threads` (0: avail) and at
+ * most one thread per AG__PAR_THREAD_NS of estimated work. Deterministic:
+ * a pure function of its arguments (avail is omp_get_max_threads() in the
+ * library). The results never depend on it (tests/test_kernels.c). */
+typedef enum {
+    AG__PAR_QUANT,     /* quantize, nearest / directed rounding */
+    AG__PAR_QUANT_SR,  /* quantize, stochastic */
+    AG__PAR_ENCODE,    /* encode_u8 / u16, nearest / directed */
+    AG__PAR_ENCODE_SR, /* encode, stochastic */
+    AG__PAR_DECODE,    /* decode_u8 / u16 */
+    AG__PAR_BACKWARD,  /* straight-through backward (reads three arrays) */
+    AG__PAR_SCALE,     /* dequantize and its backward */
+    AG__PAR_NOPS
+} ag__par_op;
+#define AG__PAR_MIN_NS 200000.0    /* one-thread work below which a call stays on one thread */
+#define AG__PAR_THREAD_NS 100000.0 /* estimated work per thread at least */
+int ag__par_threads(ag__par_op op, size_t n, int threads, int avail);
+size_t ag__par_min(ag__par_op op);
 
 /* 1 when the CPU has VAES (AES rounds on 256- and 512-bit vectors). */
 int ag__cpu_vaes(void);
