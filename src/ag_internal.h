@@ -77,8 +77,9 @@ int ag__ars_fill_vaes(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
  * ag__par_threads(op, n, threads, avail) is 1 below ag__par_min(op)
  * elements or when threads == 1; else at most `threads` (0: avail) and at
  * most one thread per AG__PAR_THREAD_NS of estimated work. Deterministic:
- * a pure function of its arguments (avail is omp_get_max_threads() in the
- * library). The results never depend on it (tests/test_kernels.c). */
+ * a pure function of its arguments (avail is omp_get_max_threads() and
+ * busy the load check in the library). The results never depend on it
+ * (tests/test_kernels.c). */
 typedef enum {
     AG__PAR_QUANT,     /* quantize, nearest / directed rounding */
     AG__PAR_QUANT_SR,  /* quantize, stochastic */
@@ -91,7 +92,14 @@ typedef enum {
 } ag__par_op;
 #define AG__PAR_MIN_NS 200000.0    /* one-thread work below which a call stays on one thread */
 #define AG__PAR_THREAD_NS 100000.0 /* estimated work per thread at least */
-int ag__par_threads(ag__par_op op, size_t n, int threads, int avail);
+/* busy (the machine's load average has reached its processor count:
+ * other processes keep every core busy, and a woken worker can wait a
+ * whole time slice, milliseconds, to run, while the caller waits for it
+ * at the end of the parallel region): calls of less than this estimated
+ * work stay on one thread, unless the caller set an explicit thread count
+ * (threads > 1) */
+#define AG__PAR_BUSY_NS 20000000.0
+int ag__par_threads(ag__par_op op, size_t n, int threads, int avail, int busy);
 size_t ag__par_min(ag__par_op op);
 
 /* 1 when the CPU has VAES (AES rounds on 256- and 512-bit vectors). */

@@ -10,7 +10,12 @@
  * random bits by its global index offset + i, and the stats are sums of
  * per-chunk counts.
  */
+#if !defined(_DEFAULT_SOURCE) && defined(__linux__)
+#define _DEFAULT_SOURCE 1 /* getloadavg */
+#endif
 #include "ag_kernels.h"
+
+#include <stdlib.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -71,12 +76,14 @@ size_t ag__par_min(ag__par_op op)
     return (n + 63u) & ~(size_t)63u;
 }
 
-int ag__par_threads(ag__par_op op, size_t n, int threads, int avail)
+int ag__par_threads(ag__par_op op, size_t n, int threads, int avail, int busy)
 {
     if (threads == 1 || n < ag__par_min(op))
         return 1;
     int t = threads > 0 ? threads : avail;
     const double work_ns = (double)n * par_ps[op] * 1e-3;
+    if (busy && threads == 0 && work_ns < AG__PAR_BUSY_NS)
+        return 1; /* (an explicit thread count is the caller's call) */
     const double cap = work_ns / AG__PAR_THREAD_NS;
     if ((double)t > cap)
         t = (int)cap;
@@ -91,9 +98,19 @@ int ag__par_threads(ag__par_op op, size_t n, int threads, int avail)
 static int thread_count(ag__par_op op, size_t n, int threads)
 {
 #ifdef _OPENMP
-    if (threads == 1)
+    const int avail = omp_get_max_threads();
+    if (threads == 1 || ag__par_threads(op, n, threads, avail, 0) == 1)
         return 1;
-    return ag__par_threads(op, n, threads, omp_get_max_threads());
+    /* several threads: is every core busy with other work? (the 1-minute
+     * load average, read only for calls that would use threads: a few
+     * microseconds against at least AG__PAR_MIN_NS of work) */
+    int busy = 0;
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+    double la = 0.0;
+    if (threads == 0)
+        busy = getloadavg(&la, 1) == 1 && la + 0.5 >= (double)omp_get_num_procs();
+#endif
+    return ag__par_threads(op, n, threads, avail, busy);
 #else
     (void)op;
     (void)n;

@@ -330,8 +330,9 @@ out:
  * thread below the operation's threshold and when asked for one; above
  * it never more than asked for (or available), never a thread for less
  * than AG__PAR_THREAD_NS of estimated work, never fewer threads for more
- * elements; costlier elements (stochastic) reach it with fewer elements;
- * a pure function of its arguments. (Not a timing test: the rule only.) */
+ * elements; with every core busy, one thread below AG__PAR_BUSY_NS of
+ * work; costlier elements (stochastic) reach it with fewer elements; a
+ * pure function of its arguments. (Not a timing test: the rule only.) */
 static void check_thread_rule(void)
 {
     size_t bad = 0;
@@ -341,31 +342,43 @@ static void check_thread_rule(void)
         for (int avail = 1; avail <= 64; avail *= 4) {
             int prev = 1;
             for (size_t n = 1; n < ((size_t)1 << 28); n = n * 5 / 4 + 1) {
-                const int t = ag__par_threads((ag__par_op)op, n, 0, avail);
+                const int t = ag__par_threads((ag__par_op)op, n, 0, avail, 0);
                 const size_t b0 = bad;
                 bad += t < 1 || t > avail || t < prev;
                 bad += n < m && t != 1;
-                bad += ag__par_threads((ag__par_op)op, n, 1, avail) != 1;
-                bad += ag__par_threads((ag__par_op)op, n, 3, avail) > 3;
-                bad += ag__par_threads((ag__par_op)op, n, 0, avail) != t; /* pure */
+                bad += ag__par_threads((ag__par_op)op, n, 1, avail, 0) != 1;
+                bad += ag__par_threads((ag__par_op)op, n, 3, avail, 0) > 3;
+                bad += ag__par_threads((ag__par_op)op, n, 0, avail, 0) != t; /* pure */
                 if (bad != b0 && bad < 4)
                     printf("thread rule: op %d n %zu avail %d: %d threads\n", op, n, avail, t);
                 prev = t;
             }
+            /* busy cores: one thread below AG__PAR_BUSY_NS of work (m
+             * holds AG__PAR_MIN_NS of it), the same as not busy far above */
+            for (size_t n = m; n < ((size_t)1 << 28); n = n * 5 / 4 + 1) {
+                const int tb = ag__par_threads((ag__par_op)op, n, 0, avail, 1);
+                const int tq = ag__par_threads((ag__par_op)op, n, 0, avail, 0);
+                bad += tb != 1 && tb != tq;
+                bad += n < m * (size_t)(AG__PAR_BUSY_NS / AG__PAR_MIN_NS) / 2 && tb != 1;
+                bad += n > m * (size_t)(AG__PAR_BUSY_NS / AG__PAR_MIN_NS) * 2 && tb != tq;
+                /* an explicit count is not lowered for busy cores */
+                bad += ag__par_threads((ag__par_op)op, n, 3, avail, 1) !=
+                       ag__par_threads((ag__par_op)op, n, 3, avail, 0);
+            }
             /* far above the threshold every available thread is used */
-            bad += ag__par_threads((ag__par_op)op, (size_t)1 << 30, 0, avail) != avail;
+            bad += ag__par_threads((ag__par_op)op, (size_t)1 << 30, 0, avail, 0) != avail;
         }
         /* the per-thread work: t threads only when n holds t times the
          * work of AG__PAR_THREAD_NS (m holds twice that, rounded up to
          * 64 elements) */
         size_t bt = 0;
         for (int t = 2; t <= 8; t++) {
-            bt += ag__par_threads((ag__par_op)op, m / 2 * (size_t)t - m / 8, 0, 64) >= t;
-            bt += ag__par_threads((ag__par_op)op, m / 2 * (size_t)t + m / 8, 0, 64) < t;
+            bt += ag__par_threads((ag__par_op)op, m / 2 * (size_t)t - m / 8, 0, 64, 0) >= t;
+            bt += ag__par_threads((ag__par_op)op, m / 2 * (size_t)t + m / 8, 0, 64, 0) < t;
         }
         AG_CHECK(bt == 0, "op %d: threads against the work per thread: %zu wrong", op, bt);
-        bad += ag__par_threads((ag__par_op)op, m, 0, 64) != 2;
-        bad += ag__par_threads((ag__par_op)op, m - 1, 0, 64) != 1;
+        bad += ag__par_threads((ag__par_op)op, m, 0, 64, 0) != 2;
+        bad += ag__par_threads((ag__par_op)op, m - 1, 0, 64, 0) != 1;
     }
     AG_CHECK(bad == 0, "thread rule: %zu violations", bad);
     AG_CHECK(ag__par_min(AG__PAR_QUANT_SR) < ag__par_min(AG__PAR_QUANT) &&
