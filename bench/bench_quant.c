@@ -223,18 +223,24 @@ static void run_byte_dec(void *p)
  * normal). 0 where the CPU or compiler lacks that width. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
+/* twelve named registers: an array of them is kept in memory by GCC,
+ * and the store-to-load round trip of each division (slow for 64-byte
+ * vectors on some cores) would be timed instead of the divider */
 #define DIV_CHAINS(T, SET1, DIV, ADD, X)                                      \
     do {                                                                      \
-        T d = SET1(1.0f + 0x1p-20f), a[12];                                   \
-        for (int k = 0; k < 12; k++)                                          \
-            a[k] = SET1(1.0f + (float)k);                                     \
-        for (long r = 0; r < reps; r++)                                       \
-            for (int k = 0; k < 12; k++)                                      \
-                a[k] = DIV(a[k], d);                                          \
-        T sum_ = a[0];                                                        \
-        for (int k = 1; k < 12; k++)                                          \
-            sum_ = ADD(sum_, a[k]);                                           \
-        X = sum_;                                                             \
+        const T d = SET1(1.0f + 0x1p-20f);                                    \
+        T a0 = SET1(1.0f), a1 = SET1(2.0f), a2 = SET1(3.0f), a3 = SET1(4.0f);  \
+        T a4 = SET1(5.0f), a5 = SET1(6.0f), a6 = SET1(7.0f), a7 = SET1(8.0f);  \
+        T a8 = SET1(9.0f), a9 = SET1(10.0f), a10 = SET1(11.0f), a11 = SET1(12.0f); \
+        for (long r = 0; r < reps; r++) {                                     \
+            a0 = DIV(a0, d); a1 = DIV(a1, d); a2 = DIV(a2, d); a3 = DIV(a3, d); \
+            a4 = DIV(a4, d); a5 = DIV(a5, d); a6 = DIV(a6, d); a7 = DIV(a7, d); \
+            a8 = DIV(a8, d); a9 = DIV(a9, d); a10 = DIV(a10, d); a11 = DIV(a11, d); \
+            __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5)); \
+            __asm__("" : "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11)); \
+        }                                                                     \
+        X = ADD(ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7))), \
+                ADD(ADD(a8, a9), ADD(a10, a11)));                             \
     } while (0)
 __attribute__((target("avx2"))) static void div_run8(long reps, float *sink)
 {
