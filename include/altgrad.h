@@ -168,7 +168,8 @@ AG_API ag_status ag_format_parse(ag_format *out, const char *spec, char *err,
  * AG_ERR_NULL for NULL, AG_ERR_FORMAT otherwise. */
 AG_API ag_status ag_format_check(const ag_format *fmt);
 
-/* Name of a specials convention: "none", "ieee", "fn", "fnuz" ("?" else). */
+/* Name of a specials convention: "none", "ieee", "fn", "fnuz" ("?" else;
+ * the names of AG_OPTION_SPECIALS). */
 AG_API const char *ag_specials_name(ag_specials s);
 
 /* ------------------------------------------------------------------------ */
@@ -249,7 +250,7 @@ enum {
 AG_API int ag_kernel_available(int kernel);
 
 /* Name of a path: "auto", "scalar", "portable", "avx2", "avx512" ("?"
- * for an unknown id). Static string. */
+ * for an unknown id; the names of AG_OPTION_KERNEL). Static string. */
 AG_API const char *ag_kernel_name(int kernel);
 
 /* The default options (see each field). */
@@ -296,8 +297,9 @@ AG_API const char *ag_option_name(ag_option_kind kind, int value);
  * written there, naming the bad value and listing every canonical name,
  * e.g. "unknown rounding 'nearset' (expected one of: nearest-even,
  * nearest-away, toward-zero, down, up, stochastic)"; control bytes of name
- * are written as '?'. Errors: AG_ERR_NULL (value or name), AG_ERR_ARG
- * (unknown kind or name). */
+ * are written as '?' and a name longer than 64 bytes is cut ("..."); the
+ * message is truncated to errlen. On success err gets "". Errors:
+ * AG_ERR_NULL (value or name), AG_ERR_ARG (unknown kind or name). */
 AG_API ag_status ag_option_parse(int *value, ag_option_kind kind,
                                  const char *name, char *err, size_t errlen);
 
@@ -512,9 +514,9 @@ AG_API void ag_scaler_reset(ag_scaler *s);
 
 /* Steps 1-3 above on n elements: y = quantize(x, scale); stats (may be
  * NULL) accumulates as ag_quantize's. y == x allowed. On error nothing is
- * recorded and the scaler is unchanged (y untouched). Errors: AG_ERR_NULL
- * (s; y or x with n > 0), AG_ERR_ALIAS, AG_ERR_NOMEM. n == 0 still counts a
- * step and pushes amax 0. */
+ * recorded and the scaler is unchanged (y and stats untouched). Errors:
+ * AG_ERR_NULL (s; y or x with n > 0), AG_ERR_ALIAS (y and x overlap
+ * partially). n == 0 still counts a step and pushes amax 0. */
 AG_API ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x,
                                     size_t n, ag_stats *stats);
 
@@ -533,8 +535,10 @@ AG_API ag_status ag_scaler_scale(const ag_scaler *s, float amax_now,
                                  float *scale);
 
 /* Record an amax measured elsewhere (a device, a split buffer): step 3
- * without quantizing (offset advances by n). Errors: AG_ERR_NULL, AG_ERR_ARG
- * (amax NaN or negative). */
+ * without quantizing (offset advances by n), the last scale becoming the
+ * step-1 scale for a buffer of that amax, so that afterwards the scaler is
+ * exactly as if ag_scaler_quantize had run on such a buffer. Errors:
+ * AG_ERR_NULL, AG_ERR_ARG (amax NaN or negative; nothing recorded). */
 AG_API ag_status ag_scaler_record(ag_scaler *s, float amax, size_t n);
 
 /* Read-only state. Each returns 0 for s == NULL. */
@@ -548,17 +552,24 @@ AG_API const ag_format *ag_scaler_format(const ag_scaler *s);
 AG_API const ag_scaler_opts *ag_scaler_options(const ag_scaler *s);
 
 /* The whole state as bytes, for checkpoints that resume bit for bit: a
- * versioned, little-endian record (magic, version, the format's defining
- * fields, the options, window contents in order, step count, offset, last
- * scale). *size = the bytes ag_scaler_save writes for s (fixed for a
- * scaler's lifetime). Errors: AG_ERR_NULL. */
+ * versioned, little-endian record (magic "AGSC", version 1, its size, the
+ * format's defining fields, the options, last scale, step count, offset,
+ * window contents oldest first, and a checksum; layout in ag_scaler.c),
+ * written byte by byte, so that it reads back on any host. Equal states
+ * give equal bytes. *size = the bytes ag_scaler_save writes for s:
+ * 144 + 4 * history_len, fixed for a scaler's lifetime. Errors:
+ * AG_ERR_NULL. */
 AG_API ag_status ag_scaler_state_size(const ag_scaler *s, size_t *size);
 /* Write the state into buf (cap bytes). Errors: AG_ERR_NULL, AG_ERR_ARG
  * (cap < the state size). */
 AG_API ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap);
 /* Restore a state written by ag_scaler_save into s, which must have the
- * same format and options (else AG_ERR_ARG); a short, corrupt or
- * other-version record is AG_ERR_ARG. On error s is unchanged. */
+ * same format (defining fields: E, M, bias, signedness, zero, specials; the
+ * name may differ) and the same options, except quant.threads and
+ * quant.kernel, which change no result (else AG_ERR_ARG). size must be the
+ * record's size exactly; a short, long, corrupt (checksum), other-version
+ * record, or one holding a state no scaler reaches, is AG_ERR_ARG.
+ * Errors: AG_ERR_NULL (s, buf), AG_ERR_ARG. On error s is unchanged. */
 AG_API ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size);
 
 /* Per-channel scaling: one scale per row of a row-major rows x cols matrix

@@ -11,17 +11,6 @@
 #include <math.h>
 #include <stdio.h>
 
-const char *ag_specials_name(ag_specials s)
-{
-    switch (s) {
-    case AG_SPECIALS_NONE: return "none";
-    case AG_SPECIALS_IEEE: return "ieee";
-    case AG_SPECIALS_FN: return "fn";
-    case AG_SPECIALS_FNUZ: return "fnuz";
-    }
-    return "?";
-}
-
 uint32_t ag__format_checkword(const ag_format *f)
 {
     /* A hash of the fields every kernel relies on (every call checks it:

@@ -293,15 +293,3 @@ int ag_kernel_available(int kernel)
 {
     return ag__kernel_table(kernel) != NULL;
 }
-
-const char *ag_kernel_name(int kernel)
-{
-    switch (kernel) {
-    case AG_KERNEL_AUTO: return "auto";
-    case AG_KERNEL_SCALAR: return "scalar";
-    case AG_KERNEL_PORTABLE: return "portable";
-    case AG_KERNEL_AVX2: return "avx2";
-    case AG_KERNEL_AVX512: return "avx512";
-    default: return "?";
-    }
-}

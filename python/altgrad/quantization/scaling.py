@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from .. import _C
-from . import _common as _c
+from .. import _arrays as _a
+from .ops import straight_through
 
 __all__ = [
     "MX_BLOCK",
@@ -89,7 +90,7 @@ def amax(x, *, with_nan_count=False):
     """``max |x|`` over the non-NaN elements (0.0 for an empty or all-NaN
     input; inf when x holds +-inf), as a float. ``with_nan_count=True``:
     ``(amax, number of NaN elements)``."""
-    m, nans = _C.amax(_c.read(x, "x"))
+    m, nans = _C.amax(_a.read(x, "x", allow_grad=True))
     return (m, nans) if with_nan_count else m
 
 
@@ -113,7 +114,7 @@ class AmaxHistory:
         self.nan_count = 0
 
     def update(self, tensor):
-        m, nans = _C.amax(_c.read(tensor, "tensor"))
+        m, nans = _C.amax(_a.read(tensor, "tensor", allow_grad=True))
         _C.amax_history_push(self._h, m)
         self.nan_count += nans
         return m
@@ -151,10 +152,10 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
     altgrad.Format or spec string. ValueError for a NaN or negative amax
     and for a margin / scale_min that is not positive and finite.
     """
-    f = _c.fmt(format)
-    if _c.is_tensor(amax) or isinstance(amax, np.ndarray):
-        a = _c.read(amax, "amax")
-        ret, out = _c.new(_c.is_tensor(amax), a.shape, np.float32)
+    f = _a.fmt(format)
+    if _a.is_tensor(amax) or isinstance(amax, np.ndarray):
+        a = _a.read(amax, "amax", allow_grad=True)
+        ret, out = _a.new(_a.is_tensor(amax), a.shape, np.float32)
         _C.compute_scale_rows(out, a, f, margin, scale_min, pow2)
         return ret
     if isinstance(amax, (bool, str, bytes)) or amax is None:
@@ -169,10 +170,10 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
 def amax_rows(x):
     """Per-row amax of x (NaN-aware, ``ag_amax_rows``): shape
     ``x.shape[:-1]``, float32, of x's kind."""
-    v = _c.read(x, "x")
-    rows, cols = _c.matrix(v.shape)
-    ret, out = _c.new(_c.is_tensor(x), v.shape[:-1], np.float32)
-    _C.amax_rows(out.reshape(rows), v, rows, cols)
+    v = _a.read(x, "x", allow_grad=True)
+    rows, cols = _a.matrix(v.shape)
+    ret, out = _a.new(_a.is_tensor(x), v.shape[:-1], np.float32)
+    _C.amax_rows(out, v, rows, cols)
     return ret
 
 
@@ -181,58 +182,46 @@ def channel_scales(x, format, scale_min=1e-10, *, margin=1.0, pow2=False):
     return compute_scale(amax_rows(x), format, scale_min, margin=margin, pow2=pow2)
 
 
-def _row_scales(scales, rows, x_is_tensor):
-    if not (_c.is_tensor(scales) or isinstance(scales, np.ndarray)):
+def _row_scales(scales, rows):
+    """One float32 scale per row, as a numpy array (kept for backward)."""
+    if not (_a.is_tensor(scales) or isinstance(scales, np.ndarray)):
         # one number for every row
-        return np.full(rows, _c.scale_arg(scales), dtype=np.float32)
-    s = _c.read(scales, "scales")
-    if s.size != rows:
+        return np.full(rows, _a.scale_value(scales), dtype=np.float32)
+    s = _a.read(scales, "scales", allow_grad=True)
+    if _a.numel(s) != rows:
         raise ValueError(f"scales must hold one value per row ({rows}), got shape "
                          f"{tuple(s.shape)}")
-    return s.reshape(rows)
+    return s
 
 
-def _check_ste(ste):
-    if ste not in ("identity", "clipped"):
-        raise ValueError(f"unknown ste {ste!r}: expected 'identity' or 'clipped'")
+def _ste(ste):
+    return _C.option("ste", ste)
 
 
-class QuantizeRowsFunc(torch.autograd.Function):
-    """``QuantizeRowsFunc.apply(x, format, scales, options, ste)``: per-row
-    fake quantization (``ag_quantize_rows``) with the straight-through
-    gradient from ``ag_quantize_rows_backward`` (identity, or ``clipped``:
-    0 where the forward saturated). No gradient for format and scales."""
+def _rows_forward(x, format, scales, options, ste="identity"):
+    ste = _ste(ste)
+    f = _a.fmt(format)
+    rows, cols = _a.matrix(x.shape)
+    s = _row_scales(scales, rows)
+    s = s.clone() if _a.is_tensor(s) else np.array(s)  # kept for backward
+    y = torch.empty(x.shape, dtype=torch.float32)
+    opts = dict(options)
+    _C.quantize_rows(y, x, rows, cols, s, f, **opts)
+    return y, ste, (f, s, rows, cols, opts.get("threads", 0), opts.get("kernel", "auto"))
 
-    @staticmethod
-    def forward(ctx, x, format, scales, options, ste="identity"):
-        _check_ste(ste)
-        f = _c.fmt(format)
-        xv = _c.read(x, "x")
-        rows, cols = _c.matrix(xv.shape)
-        s = np.array(_row_scales(scales, rows, True))  # kept for backward
-        y = torch.empty(xv.shape, dtype=torch.float32)
-        opts = dict(options)
-        stats = opts.pop("stats", None)
-        _C.quantize_rows(y.numpy(), xv, rows, cols, s, f, opts, stats)
-        ctx.meta = (f, s, rows, cols, ste, opts.get("threads", 0), opts.get("kernel", "auto"))
-        if ste == "clipped":
-            ctx.save_for_backward(torch.from_numpy(np.array(xv)))
-        return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        f, s, rows, cols, ste, threads, kernel = ctx.meta
-        x = ctx.saved_tensors[0].numpy() if ste == "clipped" else None
-        opts = {"ste": ste, "threads": threads, "kernel": kernel}
-        if torch.is_grad_enabled():  # create_graph: stay differentiable in dy
-            keep = torch.zeros(dy.shape, dtype=torch.float32)
-            _C.quantize_rows_backward(keep.numpy(), np.ones(keep.shape, np.float32),
-                                      x, rows, cols, s, f, opts)
-            return dy * keep, None, None, None, None
-        dyv = _c.read(dy, "dy")
-        dx = torch.zeros(dy.shape, dtype=torch.float32)
-        _C.quantize_rows_backward(dx.numpy(), dyv, x, rows, cols, s, f, opts)
-        return dx, None, None, None, None
+def _rows_backward(dx, dy, x, state):
+    f, s, rows, cols, threads, kernel = state
+    _C.quantize_rows_backward(dx, dy, x, rows, cols, s, f, ste="clipped",
+                              threads=threads, kernel=kernel)
+
+
+QuantizeRowsFunc = straight_through("QuantizeRowsFunc", _rows_forward, _rows_backward, """\
+``QuantizeRowsFunc.apply(x, format, scales, options, ste)``: per-row
+fake quantization (``ag_quantize_rows``) with the straight-through
+gradient from ``ag_quantize_rows_backward`` (identity, or ``clipped``:
+0 where the forward saturated). No gradient for format and scales.
+""")
 
 
 def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=False,
@@ -247,21 +236,21 @@ def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=F
     numpy result. Rounding options as :func:`altgrad.quantization.quantize`
     (stochastic rounding keys element i of the flattened x by ``offset + i``).
     """
-    _check_ste(ste)
+    _ste(ste)
     if scales is None:
         scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2)
-    opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel,
+    opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
-    if _c.is_tensor(x):
-        if stats is not None:
-            opts["stats"] = stats
+    if stats is not None:
+        opts["stats"] = stats
+    if _a.is_tensor(x):
         return QuantizeRowsFunc.apply(x, format, scales, opts, ste)
-    f = _c.fmt(format)
-    xv = _c.read(x, "x")
-    rows, cols = _c.matrix(xv.shape)
-    s = _row_scales(scales, rows, False)
-    ret, out = _c.new(False, xv.shape, np.float32)
-    _C.quantize_rows(out, xv, rows, cols, s, f, opts, stats)
+    f = _a.fmt(format)
+    xv = _a.read(x, "x")
+    rows, cols = _a.matrix(xv.shape)
+    s = _row_scales(scales, rows)
+    ret, out = _a.new(False, xv.shape, np.float32)
+    _C.quantize_rows(out, xv, rows, cols, s, f, **opts)
     return ret
 
 
@@ -274,7 +263,7 @@ def _block(block):
 
 def _mx_scale_shape(shape, block):
     """Shape of the scale codes: x.shape[:-1] + (ceil(cols / block),)."""
-    rows, cols = _c.matrix(shape)
+    rows, cols = _a.matrix(shape)
     nb = -(-cols // block)
     return (tuple(shape[:-1]) if len(shape) else ()) + (nb,)
 
@@ -288,7 +277,7 @@ def mx_scale_code(amax, format):
     """The E8M0 code of a block with this amax: ``127 + clamp(floor(log2
     amax) - emax, -127, 127)`` with emax the element format's largest
     exponent (8 for float8_e4m3fn); 0 for amax 0, 255 (NaN) for NaN/inf."""
-    return _C.mx_scale_code(amax, _c.fmt(format))
+    return _C.mx_scale_code(amax, _a.fmt(format))
 
 
 def mx_scale_value(code):
@@ -308,15 +297,15 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     ``block`` elements run along the last axis and never span rows.
     ``format``: an element format of at most 8 bits (the spec's five are
     :data:`MX_ELEMENT_FORMATS`); ValueError otherwise."""
-    f = _c.fmt(format)
+    f = _a.fmt(format)
     b = _block(block)
-    xv = _c.read(x, "x")
-    rows, cols = _c.matrix(xv.shape)
-    t = _c.is_tensor(x)
-    codes, cbuf = _c.new(t, xv.shape, np.uint8)
-    scales, sbuf = _c.new(t, _mx_scale_shape(xv.shape, b), np.uint8)
-    opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel)
-    _C.mx_encode(cbuf, sbuf, xv, rows, cols, b, f, opts, stats)
+    xv = _a.read(x, "x", allow_grad=True)
+    rows, cols = _a.matrix(xv.shape)
+    t = _a.is_tensor(x)
+    codes, cbuf = _a.new(t, xv.shape, np.uint8)
+    scales, sbuf = _a.new(t, _mx_scale_shape(xv.shape, b), np.uint8)
+    opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel)
+    _C.mx_encode(cbuf, sbuf, xv, rows, cols, b, f, None, stats, **opts)
     return codes, scales
 
 
@@ -324,51 +313,38 @@ def mx_decode(codes, scales, format, block=MX_BLOCK):
     """MX block decode (``ag_mx_decode``): float32 of the codes' shape,
     ``to_real(code) * 2**(scale - 127)``, NaN in a block whose scale code is
     255. ValueError for a code outside the format or a wrong scales count."""
-    f = _c.fmt(format)
+    f = _a.fmt(format)
     b = _block(block)
-    cv = _c.read(codes, "codes", ("uint8",))
-    sv = _c.read(scales, "scales", ("uint8",))
-    rows, cols = _c.matrix(cv.shape)
-    ret, out = _c.new(_c.is_tensor(codes), cv.shape, np.float32)
+    cv = _a.read(codes, "codes")
+    sv = _a.read(scales, "scales")
+    rows, cols = _a.matrix(cv.shape)
+    ret, out = _a.new(_a.is_tensor(codes), cv.shape, np.float32)
     _C.mx_decode(out, cv, sv, rows, cols, b, f)
     return ret
 
 
-class MXQuantizeFunc(torch.autograd.Function):
-    """``MXQuantizeFunc.apply(x, format, block, options, ste)``: MX fake
-    quantization (``ag_mx_quantize``) with the straight-through gradient
-    from ``ag_mx_quantize_backward``."""
+def _mx_forward(x, format, block, options, ste="identity"):
+    ste = _ste(ste)
+    f = _a.fmt(format)
+    b = _block(block)
+    rows, cols = _a.matrix(x.shape)
+    y = torch.empty(x.shape, dtype=torch.float32)
+    opts = dict(options)
+    _C.mx_quantize(y, x, rows, cols, b, f, **opts)
+    return y, ste, (f, b, rows, cols, opts.get("threads", 0), opts.get("kernel", "auto"))
 
-    @staticmethod
-    def forward(ctx, x, format, block, options, ste="identity"):
-        _check_ste(ste)
-        f = _c.fmt(format)
-        b = _block(block)
-        xv = _c.read(x, "x")
-        rows, cols = _c.matrix(xv.shape)
-        y = torch.empty(xv.shape, dtype=torch.float32)
-        opts = dict(options)
-        stats = opts.pop("stats", None)
-        _C.mx_quantize(y.numpy(), xv, rows, cols, b, f, opts, stats)
-        ctx.meta = (f, b, rows, cols, ste, opts.get("threads", 0), opts.get("kernel", "auto"))
-        if ste == "clipped":
-            ctx.save_for_backward(torch.from_numpy(np.array(xv)))
-        return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        f, b, rows, cols, ste, threads, kernel = ctx.meta
-        x = ctx.saved_tensors[0].numpy() if ste == "clipped" else None
-        opts = {"ste": ste, "threads": threads, "kernel": kernel}
-        if torch.is_grad_enabled():  # create_graph: stay differentiable in dy
-            keep = torch.zeros(dy.shape, dtype=torch.float32)
-            _C.mx_quantize_backward(keep.numpy(), np.ones(keep.shape, np.float32),
-                                    x, rows, cols, b, f, opts)
-            return dy * keep, None, None, None, None
-        dyv = _c.read(dy, "dy")
-        dx = torch.zeros(dy.shape, dtype=torch.float32)
-        _C.mx_quantize_backward(dx.numpy(), dyv, x, rows, cols, b, f, opts)
-        return dx, None, None, None, None
+def _mx_backward(dx, dy, x, state):
+    f, b, rows, cols, threads, kernel = state
+    _C.mx_quantize_backward(dx, dy, x, rows, cols, b, f, ste="clipped",
+                            threads=threads, kernel=kernel)
+
+
+MXQuantizeFunc = straight_through("MXQuantizeFunc", _mx_forward, _mx_backward, """\
+``MXQuantizeFunc.apply(x, format, block, options, ste)``: MX fake
+quantization (``ag_mx_quantize``) with the straight-through gradient
+from ``ag_mx_quantize_backward``.
+""")
 
 
 def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_even",
@@ -378,17 +354,17 @@ def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_
     call (``ag_mx_quantize``). Tensors get the straight-through gradient
     (``ste='identity'``, or ``'clipped'``: 0 where an element saturated);
     numpy arrays a numpy result."""
-    _check_ste(ste)
+    _ste(ste)
     b = _block(block)
-    opts = _c.options(rounding, overflow, seed, stream, offset, threads, kernel,
+    opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
-    if _c.is_tensor(x):
-        if stats is not None:
-            opts["stats"] = stats
+    if stats is not None:
+        opts["stats"] = stats
+    if _a.is_tensor(x):
         return MXQuantizeFunc.apply(x, format, b, opts, ste)
-    f = _c.fmt(format)
-    xv = _c.read(x, "x")
-    rows, cols = _c.matrix(xv.shape)
-    ret, out = _c.new(False, xv.shape, np.float32)
-    _C.mx_quantize(out, xv, rows, cols, b, f, opts, stats)
+    f = _a.fmt(format)
+    xv = _a.read(x, "x")
+    rows, cols = _a.matrix(xv.shape)
+    ret, out = _a.new(False, xv.shape, np.float32)
+    _C.mx_quantize(out, xv, rows, cols, b, f, **opts)
     return ret
