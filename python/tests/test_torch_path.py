@@ -8,6 +8,7 @@ tensors; stochastic rounding at several seeds, streams and offsets; encode /
 decode; per-row and MX blocks; amax and compute_scale; the clipped STE
 masks; and bad inputs. The same checks run on CUDA in tests/device/."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +16,38 @@ import torch
 
 import altgrad
 from altgrad.backends import torch_path as tp
+
+# ALTGRAD_TEST_DEVICE=cuda (tests/device/run.sh) runs every check below with
+# the torch path's inputs on that device; the C core stays the reference.
+DEVICE = torch.device(os.environ.get("ALTGRAD_TEST_DEVICE", "cpu"))
+
+
+def _to(v, device):
+    if isinstance(v, torch.Tensor):
+        return v.to(device)
+    if isinstance(v, tuple):
+        return tuple(_to(e, device) for e in v)
+    return v
+
+
+class _OnDevice:
+    """tp's functions with tensor arguments moved to DEVICE; each result is
+    checked to be on DEVICE (nothing went through the host) and comes back
+    to the CPU for the comparison with the C core."""
+
+    def __getattr__(self, name):
+        fn = getattr(tp, name)
+
+        def call(*args, **kw):
+            res = fn(*_to(args, DEVICE), **{k: _to(v, DEVICE) for k, v in kw.items()})
+            for r in res if isinstance(res, tuple) else (res,):
+                assert r.device == DEVICE, f"{name}: result on {r.device}"
+            return _to(res, torch.device("cpu"))
+
+        return call
+
+
+tpd = _OnDevice()
 
 MODES = ["nearest_even", "nearest_away", "toward_zero", "down", "up", "stochastic"]
 POLICIES = ["saturate", "ieee"]
@@ -100,12 +133,12 @@ def test_quantize_exhaustive_8bit(spec):
             for ovf in POLICIES:
                 st_t, st_c = {}, {}
                 kw = dict(rounding=mode, overflow=ovf, **OPTS)
-                yt = tp.quantize(x, f, scale, stats=st_t, **kw)
+                yt = tpd.quantize(x, f, scale, stats=st_t, **kw)
                 yc = c_quantize(x, f, scale, stats=st_c, **kw)
                 what = f"{spec} scale {scale} {mode} {ovf}"
                 assert_same(yt, yc, what)
                 assert st_t == st_c, what
-                ct = tp.encode(x, f, scale, **kw)
+                ct = tpd.encode(x, f, scale, **kw)
                 cc = altgrad.encode(x, f, scale, **kw)
                 assert ct.dtype == cc.dtype == torch.uint8
                 assert torch.equal(ct, cc), what
@@ -122,10 +155,10 @@ def test_quantize_16bit(spec):
                              ("toward_zero", "ieee", 2.0**-60), ("up", "saturate", 5.0e20)]:
         kw = dict(rounding=mode, overflow=ovf, **OPTS)
         st_t, st_c = {}, {}
-        assert_same(tp.quantize(x, f, scale, stats=st_t, **kw),
+        assert_same(tpd.quantize(x, f, scale, stats=st_t, **kw),
                     c_quantize(x, f, scale, stats=st_c, **kw), f"{spec} {mode}")
         assert st_t == st_c
-        ct = tp.encode(x, f, scale, **kw)
+        ct = tpd.encode(x, f, scale, **kw)
         cc = altgrad.encode(x, f, scale, **kw)
         assert ct.dtype == cc.dtype == torch.int16
         assert torch.equal(ct, cc), f"{spec} {mode} encode"
@@ -140,7 +173,7 @@ def test_quantize_random(spec):
         for mode in MODES:
             kw = dict(rounding=mode, **OPTS)
             st_t, st_c = {}, {}
-            assert_same(tp.quantize(x, f, scale, stats=st_t, **kw),
+            assert_same(tpd.quantize(x, f, scale, stats=st_t, **kw),
                         c_quantize(x, f, scale, stats=st_c, **kw), f"{spec} {scale} {mode}")
             assert st_t == st_c
 
@@ -149,7 +182,7 @@ def test_quantize_shapes_and_views():
     f = altgrad.format("E5M2")
     x = random_inputs(6 * 7 * 5, 2).view(6, 7, 5)
     for t in [x, x.transpose(0, 2), x[:, ::2], x[0, 0, 0], x[:0]]:
-        yt = tp.quantize(t, f, 0.5, rounding="stochastic", seed=9)
+        yt = tpd.quantize(t, f, 0.5, rounding="stochastic", seed=9)
         yc = c_quantize(t, f, 0.5, rounding="stochastic", seed=9)
         assert yt.shape == t.shape
         assert_same(yt, yc)
@@ -170,7 +203,7 @@ ARS_KAT = [  # Random123's ars4x32 with 10 rounds: counter words, key words, out
 def test_ars_known_answers():
     for ctr, key, want in ARS_KAT:
         c = torch.tensor(ctr, dtype=torch.int64).view(4, 1)
-        out = tp.ars_blocks(c, key[0] | key[1] << 32, key[2] | key[3] << 32, rounds=10)
+        out = tpd.ars_blocks(c, key[0] | key[1] << 32, key[2] | key[3] << 32, rounds=10)
         assert out.view(-1).tolist() == list(want)
 
 
@@ -191,10 +224,10 @@ def test_stochastic_stream(seed, stream, offset):
         # the C bulk kernels carry the block counter on past 2^62 instead
         kw["kernel"] = "scalar"
     tkw = {k: v for k, v in kw.items() if k != "kernel"}
-    assert_same(tp.quantize(x, f, 1.0, **tkw), c_quantize(x, f, 1.0, **kw))
+    assert_same(tpd.quantize(x, f, 1.0, **tkw), c_quantize(x, f, 1.0, **kw))
     for spec in ["E4M3", "BF16", "E7M0"]:
         y = random_inputs(999, 5, -20, 20)
-        assert_same(tp.quantize(y, spec, 0.37, **tkw), c_quantize(y, spec, 0.37, **kw), spec)
+        assert_same(tpd.quantize(y, spec, 0.37, **tkw), c_quantize(y, spec, 0.37, **kw), spec)
 
 
 def test_stochastic_threshold_exact():
@@ -216,17 +249,17 @@ def test_stochastic_threshold_exact():
             thr = math.floor(frac * 2**32)
             x = torch.tensor([v32, v32], dtype=torch.float32)
             rnd = torch.tensor([max(thr - 1, 0), thr], dtype=torch.int64)
-            got = tp.round_codes(x, p, tp.STOCHASTIC, tp.SATURATE, rnd).tolist()
+            got = tpd.round_codes(x, p, tp.STOCHASTIC, tp.SATURATE, rnd).tolist()
             want = [lo_code + 1 if thr > 0 else lo_code, lo_code]
             assert got == want, (spec, v32, thr)
 
 
 def test_stochastic_split_continues_the_stream():
     x = torch.rand(1000) * 0.01
-    whole = tp.quantize(x, "E3M4", 1.0, rounding="stochastic", seed=3, stream=1)
-    parts = torch.cat([tp.quantize(x[:333], "E3M4", 1.0, rounding="stochastic", seed=3,
+    whole = tpd.quantize(x, "E3M4", 1.0, rounding="stochastic", seed=3, stream=1)
+    parts = torch.cat([tpd.quantize(x[:333], "E3M4", 1.0, rounding="stochastic", seed=3,
                                    stream=1),
-                       tp.quantize(x[333:], "E3M4", 1.0, rounding="stochastic", seed=3,
+                       tpd.quantize(x[333:], "E3M4", 1.0, rounding="stochastic", seed=3,
                                    stream=1, offset=333)])
     assert_same(whole, parts)
 
@@ -243,17 +276,17 @@ def test_decode_every_code(spec):
         codes = torch.arange(f.ncodes, dtype=torch.int64)
         codes = torch.where(codes >= 32768, codes - 65536, codes).to(torch.int16)
     for scale in [1.0, 0.3, 2.0**-20]:
-        assert_same(tp.decode(codes, f, scale), altgrad.decode(codes, f, scale), spec)
+        assert_same(tpd.decode(codes, f, scale), altgrad.decode(codes, f, scale), spec)
 
 
 def test_dequantize_and_masks():
     x = random_inputs(5000, 11)
-    assert_same(tp.dequantize(x, 0.3), altgrad.dequantize_array(x, 0.3))
+    assert_same(tpd.dequantize(x, 0.3), altgrad.dequantize_array(x, 0.3))
     for spec, scale in [("E4M3", 1.0), ("E5M2", 0.01), ("float4_e2m1fn", 3.0)]:
         keep = torch.zeros_like(x)
         altgrad._C.quantize_backward(keep.numpy(), np.ones(x.shape, np.float32),
                                      x.numpy(), altgrad.format(spec), scale, ste="clipped")
-        assert torch.equal(tp.quantize_keep_mask(x, spec, scale), keep != 0)
+        assert torch.equal(tpd.quantize_keep_mask(x, spec, scale), keep != 0)
 
 
 # --- scaling ------------------------------------------------------------------
@@ -266,25 +299,25 @@ def test_amax_and_compute_scale():
     x[3] = math.nan
     x[4] = 0.0
     x[5, 7] = -math.inf
-    m, nans = tp.amax(x[6:])
+    m, nans = tpd.amax(x[6:])
     cm, cn = scaling.amax(x[6:], with_nan_count=True)
     assert bits(m).item() == bits(torch.tensor(cm, dtype=torch.float32)).item()
     assert nans.item() == cn
-    assert tp.amax(torch.zeros(0))[0].item() == 0.0
-    rows_t, rows_c = tp.amax_rows(x), scaling.amax_rows(x)
+    assert tpd.amax(torch.zeros(0))[0].item() == 0.0
+    rows_t, rows_c = tpd.amax_rows(x), scaling.amax_rows(x)
     assert_same(rows_t, rows_c)
     amaxes = torch.cat([rows_t, torch.tensor([0.0, 1e-45, 3e38, math.inf, 448.0, 1e-30])])
     for spec in ["E4M3", "E5M2", "float4_e2m1fn", "E0M7", "float8_e8m0fnu"]:
         for kw in [{}, {"pow2": True}, {"margin": 2.0, "scale_min": 1e-3},
                    {"margin": 1e30, "pow2": True}, {"margin": 3e38}]:
-            assert_same(tp.compute_scale(amaxes, spec, **kw),
+            assert_same(tpd.compute_scale(amaxes, spec, **kw),
                         scaling.compute_scale(amaxes, spec, **kw), f"{spec} {kw}")
     with pytest.raises(ValueError):
-        tp.compute_scale(torch.tensor([1.0, math.nan]), "E4M3")
+        tpd.compute_scale(torch.tensor([1.0, math.nan]), "E4M3")
     with pytest.raises(ValueError):
-        tp.compute_scale(torch.tensor([-1.0]), "E4M3")
+        tpd.compute_scale(torch.tensor([-1.0]), "E4M3")
     with pytest.raises(ValueError):
-        tp.compute_scale(torch.tensor([1.0]), "E4M3", scale_min=0.0)
+        tpd.compute_scale(torch.tensor([1.0]), "E4M3", scale_min=0.0)
 
 
 def test_quantize_rows():
@@ -295,7 +328,7 @@ def test_quantize_rows():
     for mode in ["nearest_even", "stochastic", "down"]:
         kw = dict(rounding=mode, seed=4, stream=2, offset=9)
         st_t, st_c = {}, {}
-        yt = tp.quantize_rows(x, "E4M3", scales, stats=st_t, **kw)
+        yt = tpd.quantize_rows(x, "E4M3", scales, stats=st_t, **kw)
         yc = scaling.quantize_rows(x.numpy(), "E4M3", scales.numpy(), stats=st_c, **kw)
         assert_same(yt, torch.from_numpy(yc), mode)
         assert st_t == st_c
@@ -303,11 +336,11 @@ def test_quantize_rows():
     altgrad._C.quantize_rows_backward(keep.numpy(), np.ones(x.shape, np.float32), x.numpy(),
                                       30, 37, (scales * 0.25).numpy().reshape(30),
                                       altgrad.format("E4M3"), {"ste": "clipped"})
-    assert torch.equal(tp.quantize_rows_keep_mask(x, "E4M3", scales * 0.25), keep != 0)
+    assert torch.equal(tpd.quantize_rows_keep_mask(x, "E4M3", scales * 0.25), keep != 0)
     with pytest.raises(ValueError):
-        tp.quantize_rows(x, "E4M3", torch.zeros(30))
+        tpd.quantize_rows(x, "E4M3", torch.zeros(30))
     with pytest.raises(ValueError):
-        tp.quantize_rows(x, "E4M3", torch.ones(29))
+        tpd.quantize_rows(x, "E4M3", torch.ones(29))
 
 
 MX_FORMATS = ["float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float6_e3m2fn",
@@ -334,16 +367,16 @@ def test_mx(spec):
             for ovf in POLICIES:
                 kw = dict(rounding=mode, overflow=ovf, seed=8, stream=3, offset=2)
                 st_t, st_c = {}, {}
-                ct, st = tp.mx_encode(x, spec, block, stats=st_t, **kw)
+                ct, st = tpd.mx_encode(x, spec, block, stats=st_t, **kw)
                 cc, sc = scaling.mx_encode(x, spec, block, stats=st_c, **kw)
                 what = f"{spec} block {block} {mode} {ovf}"
                 assert torch.equal(ct, cc) and torch.equal(st, sc), what
                 assert st_t == st_c, what
-                assert torch.equal(tp.mx_scale_codes(x, spec, block), sc)
-                assert_same(tp.mx_decode(ct, st, spec, block),
+                assert torch.equal(tpd.mx_scale_codes(x, spec, block), sc)
+                assert_same(tpd.mx_decode(ct, st, spec, block),
                             scaling.mx_decode(cc, sc, spec, block), what)
                 st_t, st_c = {}, {}
-                yt = tp.mx_quantize(x, spec, block, stats=st_t, **kw)
+                yt = tpd.mx_quantize(x, spec, block, stats=st_t, **kw)
                 yc = scaling.mx_quantize(x.numpy(), spec, block, stats=st_c, **kw)
                 assert_same(yt, torch.from_numpy(yc), what)
                 assert st_t == st_c, what
@@ -351,7 +384,7 @@ def test_mx(spec):
         altgrad._C.mx_quantize_backward(keep.numpy(), np.ones(x.shape, np.float32),
                                         x.numpy(), 7, 70, block, altgrad.format(spec),
                                         {"ste": "clipped"})
-        assert torch.equal(tp.mx_keep_mask(x, spec, block), keep != 0)
+        assert torch.equal(tpd.mx_keep_mask(x, spec, block), keep != 0)
 
 
 # --- bad inputs --------------------------------------------------------------
@@ -360,39 +393,39 @@ def test_mx(spec):
 def test_bad_inputs():
     x = torch.ones(4)
     with pytest.raises(TypeError, match="float32"):
-        tp.quantize(x.double(), "E4M3")
+        tpd.quantize(x.double(), "E4M3")
     with pytest.raises(TypeError, match="float32"):
-        tp.quantize(torch.ones(4, dtype=torch.bfloat16), "E4M3")
+        tpd.quantize(torch.ones(4, dtype=torch.bfloat16), "E4M3")
     with pytest.raises(TypeError):
-        tp.quantize([1.0], "E4M3")
+        tpd.quantize([1.0], "E4M3")
     with pytest.raises(ValueError, match="scale"):
-        tp.quantize(x, "E4M3", 0.0)
+        tpd.quantize(x, "E4M3", 0.0)
     with pytest.raises(ValueError, match="scale"):
-        tp.quantize(x, "E4M3", math.inf)
+        tpd.quantize(x, "E4M3", math.inf)
     with pytest.raises(ValueError, match="scale"):
-        tp.quantize(x, "E4M3", 1e-50)  # 0 in float32
+        tpd.quantize(x, "E4M3", 1e-50)  # 0 in float32
     with pytest.raises(ValueError, match="rounding"):
-        tp.quantize(x, "E4M3", rounding="nearest_odd")
+        tpd.quantize(x, "E4M3", rounding="nearest_odd")
     with pytest.raises(ValueError, match="overflow"):
-        tp.quantize(x, "E4M3", overflow="wrap")
+        tpd.quantize(x, "E4M3", overflow="wrap")
     with pytest.raises(ValueError, match="seed"):
-        tp.quantize(x, "E4M3", rounding="stochastic", seed=-1)
+        tpd.quantize(x, "E4M3", rounding="stochastic", seed=-1)
     with pytest.raises(ValueError, match="offset"):
-        tp.quantize(x, "E4M3", rounding="stochastic", offset=2**64)
+        tpd.quantize(x, "E4M3", rounding="stochastic", offset=2**64)
     with pytest.raises(ValueError):
-        tp.quantize(x, "e9m3")
+        tpd.quantize(x, "e9m3")
     with pytest.raises(TypeError, match="stats"):
-        tp.quantize(x, "E4M3", stats=[])
+        tpd.quantize(x, "E4M3", stats=[])
     with pytest.raises(ValueError, match="code"):
-        tp.decode(torch.tensor([16], dtype=torch.uint8), "float4_e2m1fn")
+        tpd.decode(torch.tensor([16], dtype=torch.uint8), "float4_e2m1fn")
     with pytest.raises(TypeError, match="uint8"):
-        tp.decode(torch.tensor([1], dtype=torch.int32), "E4M3")
+        tpd.decode(torch.tensor([1], dtype=torch.int32), "E4M3")
     with pytest.raises(ValueError, match="bits"):
-        tp.decode(torch.tensor([1], dtype=torch.uint8), "BF16")
+        tpd.decode(torch.tensor([1], dtype=torch.uint8), "BF16")
     with pytest.raises(ValueError, match="8"):
-        tp.mx_quantize(x, "BF16")
+        tpd.mx_quantize(x, "BF16")
     with pytest.raises(ValueError, match="block"):
-        tp.mx_quantize(x, "float8_e4m3fn", 0)
+        tpd.mx_quantize(x, "float8_e4m3fn", 0)
     with pytest.raises(ValueError, match="scales"):
-        tp.mx_decode(torch.zeros(64, dtype=torch.uint8), torch.zeros(3, dtype=torch.uint8),
+        tpd.mx_decode(torch.zeros(64, dtype=torch.uint8), torch.zeros(3, dtype=torch.uint8),
                      "float8_e4m3fn")

@@ -33,7 +33,8 @@ def select(backend, *arrays):
     arrays, or None for absent arguments) runs under ``backend``.
 
     ``"auto"`` picks the torch path when any tensor is on a non-CPU device,
-    else the C core. ``"c"`` with a non-CPU tensor is a ValueError (the C
+    else the C core. A tensor on the ``meta`` device (shapes without values)
+    is a ValueError under every backend. ``"c"`` with a non-CPU tensor is a ValueError (the C
     core reads host memory; move it with ``.cpu()``); ``"torch"`` with a
     numpy array is a TypeError (the torch path takes tensors). An unknown
     name is a ValueError listing the valid ones.
@@ -43,6 +44,11 @@ def select(backend, *arrays):
             f"unknown backend {backend!r} (expected one of: {', '.join(BACKENDS)})"
         )
     devices = [_device_of(a) for a in arrays if a is not None]
+    if "meta" in devices:
+        raise ValueError(
+            "a tensor is on device 'meta', which holds no values: altgrad quantizes "
+            "values, on the CPU (the C core) or on a device with memory (the torch path)"
+        )
     on_device = [d for d in devices if d is not None and d != "cpu"]
     if backend == "c":
         if on_device:
@@ -52,7 +58,9 @@ def select(backend, *arrays):
             )
         return "c"
     if backend == "torch":
-        if any(d is None for d in devices):
-            raise TypeError("backend='torch' takes torch tensors, not numpy arrays")
+        other = [a for a in arrays if a is not None and _device_of(a) is None]
+        if other:
+            raise TypeError(f"backend='torch' takes torch tensors, not "
+                            f"{type(other[0]).__name__} (numpy arrays go to the C core)")
         return "torch"
     return "torch" if on_device else "c"

@@ -71,36 +71,26 @@ _FLT_MAX = 3.4028234663852886e38
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
 
-# Rounding modes and overflow policies by their enum values in altgrad.h.
-NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZERO, DOWN, UP, STOCHASTIC = range(6)
-SATURATE, IEEE = 0, 1
-
-_ROUNDING = {"nearest_even": NEAREST_EVEN, "nearest": NEAREST_EVEN,
-             "nearest_away": NEAREST_AWAY, "toward_zero": TOWARD_ZERO,
-             "down": DOWN, "up": UP, "stochastic": STOCHASTIC}
-_OVERFLOW = {"saturate": SATURATE, "ieee": IEEE}
-
-
-def _named(value, table, what):
-    if isinstance(value, int) and not isinstance(value, bool) and value in table.values():
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    key = value.lower().replace("-", "_")
-    if key not in table:
-        raise ValueError(f"unknown {what} '{value}': expected one of "
-                         f"{', '.join(table)}")
-    return table[key]
+# Rounding modes and overflow policies by their canonical names (the C
+# library's option vocabulary: _C.option parses and checks every name).
+NEAREST_EVEN, NEAREST_AWAY, TOWARD_ZERO = "nearest_even", "nearest_away", "toward_zero"
+DOWN, UP, STOCHASTIC = "down", "up", "stochastic"
+SATURATE, IEEE = "saturate", "ieee"
 
 
 def rounding_mode(name):
-    """The enum value of a rounding mode name (ValueError if unknown)."""
-    return _named(name, _ROUNDING, "rounding mode")
+    """The canonical name of a rounding mode (ValueError if unknown, from
+    the C library's option parser)."""
+    from .. import _C
+
+    return _C.option("rounding", name)
 
 
 def overflow_policy(name):
-    """The enum value of an overflow policy name (ValueError if unknown)."""
-    return _named(name, _OVERFLOW, "overflow policy")
+    """The canonical name of an overflow policy (ValueError if unknown)."""
+    from .. import _C
+
+    return _C.option("overflow", name)
 
 
 def _u64(v, name):
@@ -203,7 +193,7 @@ def _floor_log2(a, sig, norm):
 def round_codes(v, p, mode=NEAREST_EVEN, ovf=SATURATE, rnd=None, x=None,
                 want_flags=False):
     """The codes of float32 tensor ``v`` (int64, same shape) under rounding
-    ``mode`` and overflow policy ``ovf`` (enum values), as ``ag__round``
+    ``mode`` and overflow policy ``ovf`` (canonical names), as ``ag__round``
     element by element. ``rnd``: int64 random words in [0, 2^32) of v's
     shape (stochastic mode). With ``want_flags`` also returns the boolean
     masks (overflow, underflow, nan) the bulk calls count; ``x`` (the input

@@ -11,7 +11,10 @@ quantization, all in the C library (``altgrad.h``, section Scaling)::
 Inputs are float32 CPU torch tensors or numpy arrays (results of the same
 kind); the fake quantizers (:func:`quantize_rows`, :func:`mx_quantize`)
 have the straight-through gradient for tensors, computed by the C backward
-functions. A "matrix" is a tensor cut along its last axis: rows = the
+functions. Tensors on another device (CUDA...) take the device-generic
+torch path on that device, with the same bits (:mod:`altgrad.backends`;
+``backend="torch"`` forces it on CPU tensors); amax and the history read
+back one number per call. A "matrix" is a tensor cut along its last axis: rows = the
 product of the leading dimensions, cols = the last one (a 0-d tensor is
 1 x 1); per-row results have shape ``x.shape[:-1]``.
 
@@ -30,6 +33,7 @@ import torch
 
 from .. import _C
 from .. import _arrays as _a
+from .. import backends
 from .ops import straight_through
 
 __all__ = [
@@ -86,11 +90,40 @@ class ScalingConfig:
             raise ValueError(f"scale_min must be positive and finite, got {self.scale_min}")
 
 
-def amax(x, *, with_nan_count=False):
+def _torch_path(backend, *xs):
+    """True when a call on xs runs on the device-generic torch path
+    (:mod:`altgrad.backends`: a tensor on another device, or
+    ``backend="torch"``)."""
+    return backends.select(backend, *xs) == "torch"
+
+
+def _tp():
+    from ..backends import torch_path
+
+    return torch_path
+
+
+def _dispatch():
+    from ..backends import dispatch
+
+    return dispatch
+
+
+def _amax(x, name, backend="auto"):
+    """(amax, NaN count) as Python numbers, on x's device."""
+    if _torch_path(backend, x):
+        m, nans = _tp().amax(_a.read(x, name, allow_grad=True))
+        return m.item(), int(nans.item())
+    return _C.amax(_a.read(x, name, allow_grad=True))
+
+
+def amax(x, *, with_nan_count=False, backend="auto"):
     """``max |x|`` over the non-NaN elements (0.0 for an empty or all-NaN
     input; inf when x holds +-inf), as a float. ``with_nan_count=True``:
-    ``(amax, number of NaN elements)``."""
-    m, nans = _C.amax(_a.read(x, "x", allow_grad=True))
+    ``(amax, number of NaN elements)``. ``backend``: ``auto`` (the C core;
+    the torch path on the device of a non-CPU tensor), ``c`` or ``torch``
+    (:mod:`altgrad.backends`), here and in every function below."""
+    m, nans = _amax(x, "x", backend)
     return (m, nans) if with_nan_count else m
 
 
@@ -113,8 +146,8 @@ class AmaxHistory:
         self._h = _C.amax_history_create(self.history_len)
         self.nan_count = 0
 
-    def update(self, tensor):
-        m, nans = _C.amax(_a.read(tensor, "tensor", allow_grad=True))
+    def update(self, tensor, *, backend="auto"):
+        m, nans = _amax(tensor, "tensor", backend)
         _C.amax_history_push(self._h, m)
         self.nan_count += nans
         return m
@@ -138,7 +171,8 @@ class AmaxHistory:
                 f"amax={self.get_amax()})")
 
 
-def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
+def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False,
+                  backend="auto"):
     """``max(amax * margin / max_finite, scale_min)``
     (``ag_compute_scale``); ``pow2=True`` rounds it up to a power of two so
     that ``amax / scale <= max_finite``.
@@ -153,6 +187,9 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
     and for a margin / scale_min that is not positive and finite.
     """
     f = _a.fmt(format)
+    if _a.is_tensor(amax) and _torch_path(backend, amax):
+        return _tp().compute_scale(_a.read(amax, "amax", allow_grad=True), f, scale_min,
+                                   margin=margin, pow2=pow2)
     if _a.is_tensor(amax) or isinstance(amax, np.ndarray):
         a = _a.read(amax, "amax", allow_grad=True)
         ret, out = _a.new(_a.is_tensor(amax), a.shape, np.float32)
@@ -167,19 +204,23 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
     return max(q, float(scale_min))
 
 
-def amax_rows(x):
+def amax_rows(x, *, backend="auto"):
     """Per-row amax of x (NaN-aware, ``ag_amax_rows``): shape
     ``x.shape[:-1]``, float32, of x's kind."""
     v = _a.read(x, "x", allow_grad=True)
+    if _torch_path(backend, x):
+        return _tp().amax_rows(v)
     rows, cols = _a.matrix(v.shape)
     ret, out = _a.new(_a.is_tensor(x), v.shape[:-1], np.float32)
     _C.amax_rows(out, v, rows, cols)
     return ret
 
 
-def channel_scales(x, format, scale_min=1e-10, *, margin=1.0, pow2=False):
+def channel_scales(x, format, scale_min=1e-10, *, margin=1.0, pow2=False,
+                   backend="auto"):
     """One scale per row: ``compute_scale(amax_rows(x), format, ...)``."""
-    return compute_scale(amax_rows(x), format, scale_min, margin=margin, pow2=pow2)
+    return compute_scale(amax_rows(x, backend=backend), format, scale_min, margin=margin,
+                         pow2=pow2, backend=backend)
 
 
 def _row_scales(scales, rows):
@@ -226,7 +267,8 @@ gradient from ``ag_quantize_rows_backward`` (identity, or ``clipped``:
 
 def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=False,
                   ste="identity", rounding="nearest_even", overflow="saturate",
-                  seed=None, stream=0, offset=0, threads=0, stats=None, kernel="auto"):
+                  seed=None, stream=0, offset=0, threads=0, stats=None, kernel="auto",
+                  backend="auto"):
     """Per-channel fake quantization: row r of x (last axis) quantized with
     ``scales[r]`` (``ag_quantize_rows``); ``scales=None`` computes them with
     :func:`channel_scales` (``scale_min``, ``margin``, ``pow2``). ``scales``:
@@ -238,7 +280,12 @@ def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=F
     """
     _ste(ste)
     if scales is None:
-        scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2)
+        scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2,
+                                backend=backend)
+    if _torch_path(backend, x):
+        return _dispatch().quantize_rows(
+            x, format, scales, ste=ste, rounding=rounding, overflow=overflow, seed=seed,
+            stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
     if stats is not None:
@@ -290,7 +337,7 @@ def mx_scale_value(code):
 
 def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
               overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-              stats=None, kernel="auto"):
+              stats=None, kernel="auto", backend="auto"):
     """MX block encode (``ag_mx_encode``): returns ``(codes, scales)``,
     ``codes`` uint8 of x's shape (element codes), ``scales`` uint8 E8M0
     codes of shape ``x.shape[:-1] + (ceil(cols / block),)``. Blocks of
@@ -300,6 +347,10 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     f = _a.fmt(format)
     b = _block(block)
     xv = _a.read(x, "x", allow_grad=True)
+    if _torch_path(backend, x):
+        _dispatch().check_c_only(threads, kernel)
+        return _tp().mx_encode(xv, f, b, rounding=rounding, overflow=overflow, seed=seed,
+                               stream=stream, offset=offset, stats=stats)
     rows, cols = _a.matrix(xv.shape)
     t = _a.is_tensor(x)
     codes, cbuf = _a.new(t, xv.shape, np.uint8)
@@ -309,7 +360,7 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     return codes, scales
 
 
-def mx_decode(codes, scales, format, block=MX_BLOCK):
+def mx_decode(codes, scales, format, block=MX_BLOCK, *, backend="auto"):
     """MX block decode (``ag_mx_decode``): float32 of the codes' shape,
     ``to_real(code) * 2**(scale - 127)``, NaN in a block whose scale code is
     255. ValueError for a code outside the format or a wrong scales count."""
@@ -317,6 +368,8 @@ def mx_decode(codes, scales, format, block=MX_BLOCK):
     b = _block(block)
     cv = _a.read(codes, "codes")
     sv = _a.read(scales, "scales")
+    if _torch_path(backend, codes):
+        return _tp().mx_decode(cv, sv, f, b)
     rows, cols = _a.matrix(cv.shape)
     ret, out = _a.new(_a.is_tensor(codes), cv.shape, np.float32)
     _C.mx_decode(out, cv, sv, rows, cols, b, f)
@@ -349,13 +402,17 @@ from ``ag_mx_quantize_backward``.
 
 def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_even",
                 overflow="saturate", seed=None, stream=0, offset=0, threads=0,
-                stats=None, kernel="auto"):
+                stats=None, kernel="auto", backend="auto"):
     """MX fake quantization: ``mx_decode(*mx_encode(x))`` bit for bit in one
     call (``ag_mx_quantize``). Tensors get the straight-through gradient
     (``ste='identity'``, or ``'clipped'``: 0 where an element saturated);
     numpy arrays a numpy result."""
     _ste(ste)
     b = _block(block)
+    if _torch_path(backend, x):
+        return _dispatch().mx_quantize(
+            x, format, b, ste=ste, rounding=rounding, overflow=overflow, seed=seed,
+            stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
     if stats is not None:
