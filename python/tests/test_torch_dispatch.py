@@ -191,3 +191,31 @@ def test_backend_errors():
     if torch.cuda.is_available():  # pragma: no cover - CPU-only machines
         with pytest.raises(ValueError, match="backend='c'"):
             quantize(torch.ones(4, device="cuda"), "E4M3", backend="c")
+
+
+def test_diagnostics():
+    from altgrad.quantization import BitStallDetector, count_flips, detect_bit_stall
+    from altgrad.quantization import update_flips
+
+    w = data((10, 30))
+    g = data((10, 30), seed=4) * 1e-3
+    g.view(-1)[::11] = 0.0
+    for spec, scale, kw in [("E4M3", 0.05, {}), ("E5M2", 1.0, {"overflow": "ieee"}),
+                            ("float8_e4m3fnuz", 0.3, {"rounding": "stochastic", "seed": 2}),
+                            ("E7M0", 1.0, {}), ("bfloat16", 1.0, {"offset": 5})]:
+        for lr in [1e-2, 10.0]:
+            assert detect_bit_stall(dev(w), dev(g), lr, spec, scale, backend=BACKEND, **kw) \
+                == detect_bit_stall(w, g, lr, spec, scale, **kw), (spec, lr)
+        after = w - 0.5 * g
+        assert count_flips(dev(w), dev(after), spec, scale, backend=BACKEND, **kw) \
+            == count_flips(w, after, spec, scale, **kw)
+        assert update_flips(dev(w), dev(after), dev(g), spec, scale, backend=BACKEND, **kw) \
+            == update_flips(w, after, g, spec, scale, **kw)
+    det_c, det_d = BitStallDetector(), BitStallDetector()
+    det_c.update(w, g, 1e-2, "E4M3", 0.05)
+    det_d.update(dev(w), dev(g), 1e-2, "E4M3", 0.05, backend=BACKEND)
+    assert det_c.get_stats() == det_d.get_stats()
+    with pytest.raises(ValueError, match="lr"):
+        detect_bit_stall(dev(w), dev(g), math.nan, "E4M3", backend=BACKEND)
+    with pytest.raises(ValueError, match="elements"):
+        count_flips(dev(w), dev(w[:2]), "E4M3", backend=BACKEND)

@@ -31,7 +31,9 @@ it on CPU (``python/tests/test_torch_path.py``):
 - :func:`quantize_rows`, :func:`quantize_rows_keep_mask` —
   ``ag_quantize_rows`` (+ backward mask);
 - :func:`mx_scale_codes`, :func:`mx_encode`, :func:`mx_decode`,
-  :func:`mx_quantize`, :func:`mx_keep_mask` — the MX block calls.
+  :func:`mx_quantize`, :func:`mx_keep_mask` — the MX block calls;
+- :func:`bit_stall`, :func:`flips`, :func:`update_flips` — ``ag_bit_stall``,
+  ``ag_flips``, ``ag_update_flips`` (codes compared as ag_diag.c does).
 
 Inputs are float32 tensors on any device (any shape; non-contiguous ones
 are read through ``reshape``, on their device). Results stay on the input's
@@ -65,6 +67,9 @@ __all__ = [
     "mx_decode",
     "mx_quantize",
     "mx_keep_mask",
+    "bit_stall",
+    "flips",
+    "update_flips",
 ]
 
 _FLT_MAX = 3.4028234663852886e38
@@ -884,3 +889,99 @@ def mx_keep_mask(x, format, block=32):
     xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block)
     keep = torch.where(nanb.view(rows, nb, 1), ~torch.isinf(xb), ~(xs.abs() > p.max_finite))
     return _unpad(keep, rows, cols, x.shape)
+
+
+# ---------------------------------------------------------------------------
+# diagnostics on codes: bit stall, flips
+# ---------------------------------------------------------------------------
+
+def _codes_and_nan(x, p, s, mode, ovf, seed, stream, offset):
+    """(codes, NaN-ness) of x / s as ag_encode_u16 gives them and
+    ag_diag.c's cmp_nan reads them: a NaN input or a NaN code."""
+    xf = x.reshape(-1)
+    c = _round_flat(xf, xf / s, p, mode, ovf, seed, stream, offset, None)
+    mag = c & p.all_mag
+    if p.specials == "ieee":
+        nan = mag > p.inf_code
+    elif p.specials == "fn":
+        nan = mag > p.max_code
+    elif p.specials == "fnuz":
+        nan = c == p.sign_mask
+    else:
+        nan = torch.zeros_like(c, dtype=torch.bool)
+    return c, nan | torch.isnan(xf)
+
+
+def _same_point(ca, na, cb, nb, p):
+    """ag_diag.c's "same grid point": equal codes or two zeros, never a NaN."""
+    same = ca == cb
+    if not p.no_zero:
+        same = same | (((ca & p.all_mag) == 0) & ((cb & p.all_mag) == 0))
+    return same & ~(na | nb)
+
+
+def _updated(g):
+    """|g| > AG_GRAD_EPS, compared in float32."""
+    from ..quantization.diagnostics import GRAD_EPS
+
+    eps = torch.tensor(GRAD_EPS, dtype=torch.float32, device=g.device)
+    return g.reshape(-1).abs() > eps
+
+
+def _diag_args(x, format, scale, rounding, overflow):
+    _check_float(x)
+    return params(format), _scale(scale, x.device), rounding_mode(rounding), \
+        overflow_policy(overflow)
+
+
+def _pair(a, b, na="a", nb="b"):
+    _check_float(a, na)
+    _check_float(b, nb)
+    if a.numel() != b.numel():
+        raise ValueError(f"{na} and {nb} must hold as many elements: {a.numel()} vs "
+                         f"{b.numel()}")
+    if a.device != b.device:
+        raise ValueError(f"{na} and {nb} must be on one device: {a.device} vs {b.device}")
+
+
+def bit_stall(w, g, lr, format, scale=1.0, *, rounding="nearest_even",
+              overflow="saturate", seed=0, stream=0, offset=0):
+    """``ag_bit_stall``: (stalled, considered) as ints. considered = the
+    elements with ``|g| > 1e-10``, stalled = those whose code does not move
+    under the update ``w - lr * g`` (float32 product, then difference)."""
+    _pair(w, g, "weight", "grad")
+    p, s, mode, ovf = _diag_args(w, format, scale, rounding, overflow)
+    lr32 = torch.tensor(float(lr), dtype=torch.float32)
+    if not torch.isfinite(lr32):
+        raise ValueError(f"lr must be finite, got {lr}")
+    wn = w - g * lr32.to(w.device)  # two roundings, as the C loop
+    ca, na = _codes_and_nan(w, p, s, mode, ovf, seed, stream, offset)
+    cb, nb = _codes_and_nan(wn, p, s, mode, ovf, seed, stream, offset)
+    u = _updated(g)
+    counts = torch.stack([(u & _same_point(ca, na, cb, nb, p)).sum(), u.sum()]).tolist()
+    return int(counts[0]), int(counts[1])
+
+
+def flips(a, b, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
+          seed=0, stream=0, offset=0):
+    """``ag_flips``: the elements where snapshots a and b are not the same
+    grid point, as an int."""
+    _pair(a, b)
+    p, s, mode, ovf = _diag_args(a, format, scale, rounding, overflow)
+    ca, na = _codes_and_nan(a, p, s, mode, ovf, seed, stream, offset)
+    cb, nb = _codes_and_nan(b, p, s, mode, ovf, seed, stream, offset)
+    return int((~_same_point(ca, na, cb, nb, p)).sum().item())
+
+
+def update_flips(before, after, g, format, scale=1.0, *, rounding="nearest_even",
+                 overflow="saturate", seed=0, stream=0, offset=0):
+    """``ag_update_flips``: (updates, flips) of one step: updates = the
+    elements with ``|g| > 1e-10``, flips = those of them that moved."""
+    _pair(before, after, "before", "after")
+    _pair(before, g, "before", "grad")
+    p, s, mode, ovf = _diag_args(before, format, scale, rounding, overflow)
+    ca, na = _codes_and_nan(before, p, s, mode, ovf, seed, stream, offset)
+    cb, nb = _codes_and_nan(after, p, s, mode, ovf, seed, stream, offset)
+    u = _updated(g)
+    counts = torch.stack([u.sum(), (u & ~_same_point(ca, na, cb, nb, p)).sum()]).tolist()
+    return int(counts[0]), int(counts[1])

@@ -9,7 +9,12 @@ library (``altgrad.h``, section Diagnostics)::
     det.get_stats()   # {'stall_rate': ..., 'stall_count': ..., 'total_count': ..., 'steps': 1}
 
 Inputs: float32 CPU torch tensors or numpy arrays of one element count
-(read only: tensors that require grad are fine). "Same grid point": two
+(read only: tensors that require grad are fine). :func:`detect_bit_stall`,
+:class:`BitStallDetector`, :func:`count_flips` and :func:`update_flips`
+also take tensors on another device (CUDA...), counted there by the
+device-generic torch path with the same result (``backend="torch"`` among
+the options forces it on CPU tensors; :mod:`altgrad.backends`); the other
+diagnostics need CPU tensors. "Same grid point": two
 values are the same point when ``to_bits(v / scale)`` (nearest-even,
 saturating unless told otherwise) gives equal codes or both zeros; a NaN is
 never the same point as anything, so a diverged element never counts as
@@ -23,6 +28,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as _a
+from .. import backends
 
 __all__ = [
     "GRAD_EPS",
@@ -58,6 +64,25 @@ def _read(x, name):
     return _a.read(x, name, allow_grad=True)  # read only: no graph to cut
 
 
+def _torch_path(options, *xs):
+    """True when the call runs on the device-generic torch path (a tensor
+    on another device, or ``backend="torch"`` in ``options``, which is
+    popped); then ``threads``/``kernel`` are checked and popped too."""
+    backend = options.pop("backend", "auto")
+    if backends.select(backend, *xs) != "torch":
+        return False
+    from ..backends import dispatch
+
+    dispatch.check_c_only(options.pop("threads", 0), options.pop("kernel", "auto"))
+    return True
+
+
+def _tp():
+    from ..backends import torch_path
+
+    return torch_path
+
+
 def _pair(a, b, na, nb):
     av = _read(a, na)
     bv = _read(b, nb)
@@ -73,6 +98,9 @@ def detect_bit_stall(weight, grad, lr, format, scale=1.0, **options):
     SGD update ``weight - lr * grad`` (float32), i.e. ``to_bits((w - lr*g) /
     scale)`` and ``to_bits(w / scale)`` are the same grid point
     (``ag_bit_stall``). ValueError for a NaN / infinite lr or a bad scale."""
+    if _torch_path(options, weight, grad):
+        return _tp().bit_stall(_read(weight, "weight"), _read(grad, "grad"), lr, format,
+                               scale, **options)
     w, g = _pair(weight, grad, "weight", "grad")
     return _C.bit_stall(w, g, lr, _a.fmt(format), _a.scale_value(scale),
                         **_a.options(**options))
@@ -119,6 +147,8 @@ class BitStallDetector:
 def count_flips(a, b, format, scale=1.0, **options):
     """Elements where two snapshots ``a`` and ``b`` of a tensor quantize to
     different grid points (``ag_flips``), as an int."""
+    if _torch_path(options, a, b):
+        return _tp().flips(_read(a, "a"), _read(b, "b"), format, scale, **options)
     av, bv = _pair(a, b, "a", "b")
     return _C.flips(av, bv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
 
@@ -137,6 +167,9 @@ def update_flips(before, after, grad, format, scale=1.0, **options):
     """``(updates, flips)`` of one optimizer step: ``updates`` = elements
     with ``|grad| > 1e-10``, ``flips`` = how many of those moved to another
     grid point between ``before`` and ``after`` (``ag_update_flips``)."""
+    if _torch_path(options, before, after, grad):
+        return _tp().update_flips(_read(before, "before"), _read(after, "after"),
+                                  _read(grad, "grad"), format, scale, **options)
     bv, av = _pair(before, after, "before", "after")
     gv = _read(grad, "grad")
     if _a.numel(gv) != _a.numel(bv):
