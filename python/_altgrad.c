@@ -211,30 +211,35 @@ static int get_int(PyObject *obj, const char *what, long long lo, long long hi,
 /* Option names                                                             */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-    const char *name;
-    int value;
-} named_value;
+/* The value of option name `obj` of `kind`, parsed by the library
+ * (ag_option_parse: '-' and '_' alike, case ignored, aliases); ValueError
+ * with its message (which lists the valid names) for an unknown one,
+ * TypeError for a non-str. */
+static int get_option(PyObject *obj, ag_option_kind kind, int *out)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s",
+                     ag_option_kind_name(kind), Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    Py_ssize_t len = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (s == NULL)
+        return -1;
+    char err[256];
+    if ((size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "unknown %s (the name holds a NUL)",
+                     ag_option_kind_name(kind));
+        return -1;
+    }
+    if (ag_option_parse(out, kind, s, err, sizeof err) != AG_OK) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
+    }
+    return 0;
+}
 
-/* Until the library's ag_option_parse lands: the names of each kind, the
- * first spelling canonical; '-' and '_' are alike. */
-static const named_value rounding_names[] = {
-    {"nearest_even", AG_ROUND_NEAREST_EVEN}, {"nearest_away", AG_ROUND_NEAREST_AWAY},
-    {"toward_zero", AG_ROUND_TOWARD_ZERO},   {"down", AG_ROUND_DOWN},
-    {"up", AG_ROUND_UP},                     {"stochastic", AG_ROUND_STOCHASTIC},
-    {"nearest", AG_ROUND_NEAREST_EVEN},      {NULL, 0}};
-static const named_value overflow_names[] = {
-    {"saturate", AG_OVERFLOW_SATURATE}, {"ieee", AG_OVERFLOW_IEEE}, {NULL, 0}};
-static const named_value ste_names[] = {
-    {"identity", AG_STE_IDENTITY}, {"clipped", AG_STE_CLIPPED}, {NULL, 0}};
-static const named_value kernel_names[] = {
-    {"auto", AG_KERNEL_AUTO},         {"scalar", AG_KERNEL_SCALAR},
-    {"portable", AG_KERNEL_PORTABLE}, {"avx2", AG_KERNEL_AVX2},
-    {"avx512", AG_KERNEL_AVX512},     {NULL, 0}};
-static const named_value specials_names[] = {
-    {"none", AG_SPECIALS_NONE}, {"ieee", AG_SPECIALS_IEEE},
-    {"fn", AG_SPECIALS_FN},     {"fnuz", AG_SPECIALS_FNUZ}, {NULL, 0}};
-
+/* Equal names, '-' and '_' alike (option kinds: "scaler-first"). */
 static int same_name(const char *a, const char *b)
 {
     for (; *a && *b; a++, b++) {
@@ -245,58 +250,32 @@ static int same_name(const char *a, const char *b)
     return *a == *b;
 }
 
-/* The value of option name `obj` of a table ('-' and '_' alike); ValueError
- * listing the valid names for an unknown one, TypeError for a non-str. */
-static int get_named(PyObject *obj, const named_value *table, const char *what,
-                     int *out)
+/* The Python spelling of a canonical name: '_' for '-' ("nearest_even"). */
+static PyObject *python_name(const char *name)
 {
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    const char *s = PyUnicode_AsUTF8(obj);
-    if (s == NULL)
-        return -1;
-    for (const named_value *e = table; e->name; e++) {
-        if (same_name(s, e->name)) {
-            *out = e->value;
-            return 0;
-        }
-    }
-    char choices[160] = "";
-    for (const named_value *e = table; e->name; e++) {
-        if (e != table)
-            strncat(choices, ", ", sizeof choices - strlen(choices) - 1);
-        strncat(choices, e->name, sizeof choices - strlen(choices) - 1);
-    }
-    PyErr_Format(PyExc_ValueError, "unknown %s %R: expected one of %s", what, obj,
-                 choices);
-    return -1;
+    char buf[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof buf; i++)
+        buf[i] = name[i] == '-' ? '_' : name[i];
+    buf[i] = '\0';
+    return PyUnicode_FromString(buf);
 }
 
-/* The names of a table's values, canonical spellings only, as a tuple. */
-static PyObject *names_tuple(const named_value *table)
+/* The Python names of every value of `kind` (available kernels only for
+ * AG_OPTION_KERNEL), as a list. */
+static PyObject *option_names(ag_option_kind kind)
 {
     PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
-    int seen = 0; /* values are 0 .. 7: skip aliases */
-    for (const named_value *e = table; e->name; e++) {
-        if (seen & (1 << e->value))
+    const size_t n = ag_option_count(kind);
+    for (size_t v = 0; list != NULL && v < n; v++) {
+        if (kind == AG_OPTION_KERNEL && !ag_kernel_available((int)v))
             continue;
-        seen |= 1 << e->value;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0) {
-            Py_XDECREF(s);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(s);
+        PyObject *s = python_name(ag_option_name(kind, (int)v));
+        if (s == NULL || PyList_Append(list, s) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(s);
     }
-    PyObject *t = PyList_AsTuple(list);
-    Py_DECREF(list);
-    return t;
+    return list;
 }
 
 /* Add the counters to a caller's dict (keys total, overflow, underflow, nan). */
@@ -662,6 +641,7 @@ typedef enum {
     A_OBJ,       /* any object (c->raw[i]) */
     A_SPECIALS,  /* specials name -> .i */
     A_STATS,     /* dict or None: the call adds its counters (c->counts) */
+    A_SCALER,    /* a scaler from scaler_create -> .p */
     /* options, into c->q */
     A_ROUNDING, A_OVERFLOW, A_STE, A_SEED, A_STREAM, A_OFFSET, A_THREADS,
     A_KERNEL,
@@ -689,6 +669,7 @@ typedef union {
     long long i;
     uint64_t u;
     const char *s;
+    void *p;
 } scalar;
 
 typedef struct {
@@ -723,6 +704,18 @@ static int is_array_kind(int k)
 /* The ag_format behind a Format argument; NULL with TypeError otherwise. */
 static const ag_format *get_format(module_state *s, PyObject *obj);
 
+/* The ag_scaler in a capsule from scaler_create; NULL with TypeError. */
+#define SCALER_CAPSULE "altgrad._C.scaler"
+static ag_scaler *get_scaler(PyObject *cap)
+{
+    if (!PyCapsule_IsValid(cap, SCALER_CAPSULE)) {
+        PyErr_Format(PyExc_TypeError, "expected a scaler (from scaler_create), "
+                     "not %.100s", Py_TYPE(cap)->tp_name);
+        return NULL;
+    }
+    return (ag_scaler *)PyCapsule_GetPointer(cap, SCALER_CAPSULE);
+}
+
 /* One option (rounding=, seed=...) into q. */
 static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
 {
@@ -730,22 +723,22 @@ static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
     long long t = 0;
     switch (kind) {
     case A_ROUNDING:
-        if (get_named(o, rounding_names, "rounding mode", &v) < 0)
+        if (get_option(o, AG_OPTION_ROUNDING, &v) < 0)
             return -1;
         q->rounding = (ag_rounding)v;
         return 0;
     case A_OVERFLOW:
-        if (get_named(o, overflow_names, "overflow policy", &v) < 0)
+        if (get_option(o, AG_OPTION_OVERFLOW, &v) < 0)
             return -1;
         q->overflow = (ag_overflow)v;
         return 0;
     case A_STE:
-        if (get_named(o, ste_names, "ste", &v) < 0)
+        if (get_option(o, AG_OPTION_STE, &v) < 0)
             return -1;
         q->ste = (ag_ste)v;
         return 0;
     case A_KERNEL:
-        if (get_named(o, kernel_names, "kernel", &v) < 0)
+        if (get_option(o, AG_OPTION_KERNEL, &v) < 0)
             return -1;
         if (v != AG_KERNEL_AUTO && !ag_kernel_available(v)) {
             PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this "
@@ -852,7 +845,7 @@ static int parse_scalar(call *c, int i)
     }
     case A_SPECIALS: {
         int sv = 0;
-        if (o != Py_None && get_named(o, specials_names, "specials", &sv) < 0)
+        if (o != Py_None && get_option(o, AG_OPTION_SPECIALS, &sv) < 0)
             return -1;
         v->i = sv;
         return 0;
@@ -870,6 +863,8 @@ static int parse_scalar(call *c, int i)
     case A_OPTS:
     case A_OPTS_STE:
         return set_options_dict(&c->q, o, sp->kind == A_OPTS_STE);
+    case A_SCALER:
+        return (v->p = get_scaler(o)) ? 0 : -1;
     case A_OBJ:
         return 0;
     default: /* an option: None keeps the default */
@@ -1380,16 +1375,7 @@ static const arg_spec sig_kernels[] = {END};
 static PyObject *w_kernels(call *c)
 {
     (void)c;
-    PyObject *list = PyList_New(0);
-    for (const named_value *e = kernel_names; list != NULL && e->name; e++) {
-        if (!ag_kernel_available(e->value))
-            continue;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0)
-            Py_CLEAR(list);
-        Py_XDECREF(s);
-    }
-    return list;
+    return option_names(AG_OPTION_KERNEL);
 }
 
 PyDoc_STRVAR(doc_format_init,
@@ -1928,6 +1914,170 @@ static PyObject *w_mx_quantize_backward(call *c)
     return st == AG_OK ? none_ref() : fail_status(st, "mx_quantize_backward");
 }
 
+/* --- delayed scaling: ag_scaler ------------------------------------------ */
+/* A scaler is a capsule owning an ag_scaler (altgrad.quantization.
+ * DelayedScaler wraps it); the GIL serializes the calls on one object, as
+ * the library requires. */
+
+static void scaler_free(PyObject *cap)
+{
+    ag_scaler_free((ag_scaler *)PyCapsule_GetPointer(cap, SCALER_CAPSULE));
+}
+
+PyDoc_STRVAR(doc_scaler_create,
+"scaler_create(format, history_len=16, margin=1.0, scale_min=1e-10, pow2=False,\n"
+"              first='current', *, rounding=..., overflow=..., ste='identity',\n"
+"              seed=0, stream=0, offset=0, threads=0, kernel='auto') -> scaler\n\n"
+"A delayed scaler (ag_scaler_create): an amax window of history_len values,\n"
+"the scale options, the quantize options and the empty-window policy\n"
+"`first` ('current': the buffer's own amax, 'amax_one': amax 1,\n"
+"'scale_one': scale 1). ValueError for a bad option or history_len < 1.");
+static const arg_spec sig_scaler_create[] = {
+    {"format", A_FORMAT, 0, 0}, {"history_len", A_OBJ, OPT, 0}, SCALE_OPTS,
+    {"first", A_OBJ, OPT, 0}, QOPTS, {"ste", A_STE, OPT | KW, 0}, END};
+static PyObject *w_scaler_create(call *c)
+{
+    ag_scaler_opts o = ag_scaler_opts_default();
+    long long n = (long long)o.history_len;
+    if (c->raw[1] && get_int(c->raw[1], "history_len", 1, PY_SSIZE_T_MAX / 8, &n) < 0)
+        return NULL;
+    o.history_len = (size_t)n;
+    o.scale = scale_opts(c, 2);
+    int first = (int)o.first;
+    if (c->raw[5] && get_option(c->raw[5], AG_OPTION_SCALER_FIRST, &first) < 0)
+        return NULL;
+    o.first = (ag_scaler_first)first;
+    o.quant = c->q;
+    ag_scaler *sc = NULL;
+    const ag_status st = ag_scaler_create(&sc, c->v[0].fmt, &o);
+    if (st != AG_OK)
+        return scale_error(st, "scaler_create");
+    PyObject *cap = PyCapsule_New(sc, SCALER_CAPSULE, scaler_free);
+    if (cap == NULL)
+        ag_scaler_free(sc);
+    return cap;
+}
+
+PyDoc_STRVAR(doc_scaler_quantize,
+"scaler_quantize(scaler, x, out=None, stats=None) -> out\n\n"
+"One step of delayed scaling (ag_scaler_quantize): out = quantize(x, the\n"
+"scale from the window), then x's amax joins the window. out may be x.");
+static const arg_spec sig_scaler_quantize[] = {
+    {"scaler", A_SCALER, 0, 0}, {"x", A_IN, 0, 0}, {"out", A_OUT, OPT, 1},
+    {"stats", A_STATS, OPT, 0}, END};
+static PyObject *w_scaler_quantize(call *c)
+{
+    ag_status st;
+    NOGIL(st = ag_scaler_quantize(c->v[0].p, c->a[2].ptr, c->a[1].ptr, c->a[1].n,
+                                  &c->counts));
+    return st == AG_OK ? ret_array(c, 2) : fail_status(st, "scaler_quantize");
+}
+
+PyDoc_STRVAR(doc_scaler_scale,
+"scaler_scale(scaler, amax_now=0.0) -> float\n\n"
+"The scale the next scaler_quantize would use for a buffer of amax amax_now\n"
+"(read only while the window is empty under first='current').");
+static const arg_spec sig_scaler_scale[] = {
+    {"scaler", A_SCALER, 0, 0}, {"amax_now", A_FLOAT, OPT, 0}, END};
+static PyObject *w_scaler_scale(call *c)
+{
+    float s = 0.0f;
+    const ag_status st = ag_scaler_scale(c->v[0].p, c->v[1].f, &s);
+    return st == AG_OK ? PyFloat_FromDouble((double)s) : scale_error(st, "scaler_scale");
+}
+
+PyDoc_STRVAR(doc_scaler_record,
+"scaler_record(scaler, amax, n=0) -> None\n\n"
+"Record an amax measured elsewhere (ag_scaler_record): step 3 of\n"
+"scaler_quantize without quantizing; the stochastic offset advances by n.");
+static const arg_spec sig_scaler_record[] = {
+    {"scaler", A_SCALER, 0, 0}, {"amax", A_FLOAT, 0, 0}, {"n", A_SIZE, OPT, 0}, END};
+static PyObject *w_scaler_record(call *c)
+{
+    const ag_status st = ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "scaler_record: %s (amax %R is NaN or "
+                     "negative)", ag_status_string(st), c->raw[1]);
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, "scaler_record");
+}
+
+PyDoc_STRVAR(doc_scaler_reset,
+"scaler_reset(scaler) -> None\n\n"
+"Empty the window, zero the steps and the last scale, rewind the offset.");
+static const arg_spec sig_scaler_reset[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_reset(call *c)
+{
+    ag_scaler_reset(c->v[0].p);
+    return none_ref();
+}
+
+PyDoc_STRVAR(doc_scaler_info,
+"scaler_info(scaler) -> dict\n\n"
+"The scaler's state and settings: last_scale (0 before a step), window_max\n"
+"(0 when empty), window_count, steps, offset, history_len, ste, format.");
+static const arg_spec sig_scaler_info[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_info(call *c)
+{
+    const ag_scaler *sc = c->v[0].p;
+    const ag_scaler_opts *o = ag_scaler_options(sc);
+    PyObject *fmt = format_wrap((PyTypeObject *)c->st->format_type, ag_scaler_format(sc));
+    PyObject *ste = fmt ? python_name(ag_option_name(AG_OPTION_STE, (int)o->quant.ste)) : NULL;
+    PyObject *d = ste ? Py_BuildValue(
+        "{sdsdsnsKsKsnsOsO}", "last_scale", (double)ag_scaler_last_scale(sc),
+        "window_max", (double)ag_scaler_window_max(sc), "window_count",
+        (Py_ssize_t)ag_scaler_window_count(sc), "steps",
+        (unsigned long long)ag_scaler_steps(sc), "offset",
+        (unsigned long long)ag_scaler_offset(sc), "history_len",
+        (Py_ssize_t)o->history_len, "ste", ste, "format", fmt) : NULL;
+    Py_XDECREF(fmt);
+    Py_XDECREF(ste);
+    return d;
+}
+
+PyDoc_STRVAR(doc_scaler_save,
+"scaler_save(scaler) -> bytes\n\n"
+"The whole state (ag_scaler_save): a versioned little-endian record that\n"
+"scaler_load restores bit for bit into a scaler of the same settings.");
+static const arg_spec sig_scaler_save[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_save(call *c)
+{
+    size_t n = 0;
+    ag_status st = ag_scaler_state_size(c->v[0].p, &n);
+    if (st != AG_OK)
+        return fail_status(st, "scaler_save");
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (b == NULL)
+        return NULL;
+    st = ag_scaler_save(c->v[0].p, PyBytes_AS_STRING(b), n);
+    if (st != AG_OK) {
+        Py_DECREF(b);
+        return fail_status(st, "scaler_save");
+    }
+    return b;
+}
+
+PyDoc_STRVAR(doc_scaler_load,
+"scaler_load(scaler, state) -> None\n\n"
+"Restore a state from scaler_save (bytes, or a uint8 array / tensor) into a\n"
+"scaler of the same format and options (ag_scaler_load). ValueError for a\n"
+"short, corrupt, other-version or mismatched record; the scaler is then\n"
+"unchanged.");
+static const arg_spec sig_scaler_load[] = {
+    {"scaler", A_SCALER, 0, 0}, {"state", A_U8_IN, 0, 0}, END};
+static PyObject *w_scaler_load(call *c)
+{
+    const ag_status st = ag_scaler_load(c->v[0].p, c->a[1].ptr, c->a[1].n);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "scaler_load: %s (a state from scaler_save "
+                     "of a scaler with the same format and options, unchanged)",
+                     ag_status_string(st));
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, "scaler_load");
+}
+
 /* --- diagnostics (issue 5) -------------------------------------------------- */
 
 #define DIAG_TAIL {"scale", A_SCALE, OPT, 0}, {"opts", A_OPTS, OPT, 0}, QOPTS
@@ -2137,26 +2287,34 @@ static PyObject *w_exp_hist(call *c)
 PyDoc_STRVAR(doc_option,
 "option(kind, name) -> str\n\n"
 "The canonical name of option `name` of `kind` ('rounding', 'overflow', 'ste',\n"
-"'kernel', 'specials'); '-' and '_' alike. ValueError listing the valid\n"
-"names for an unknown one.");
+"'kernel', 'specials', 'scaler_first'), in Python spelling ('_' for '-'), by\n"
+"the library's ag_option_parse: '-' and '_' alike, case ignored, aliases.\n"
+"ValueError listing the valid names for an unknown one.");
 static const arg_spec sig_option[] = {{"kind", A_STR, 0, 0}, {"name", A_OBJ, 0, 0}, END};
 static PyObject *w_option(call *c)
 {
-    static const struct { const char *kind; const named_value *table; } kinds[] = {
-        {"rounding", rounding_names}, {"overflow", overflow_names},
-        {"ste", ste_names},           {"kernel", kernel_names},
-        {"specials", specials_names}};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(c->v[0].s, kinds[i].kind) != 0)
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++) {
+        if (!same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
             continue;
         int v = 0;
-        if (get_named(c->raw[1], kinds[i].table, kinds[i].kind, &v) < 0)
+        if (get_option(c->raw[1], (ag_option_kind)k, &v) < 0)
             return NULL;
-        const named_value *e = kinds[i].table;
-        while (e->value != v)
-            e++;
-        return PyUnicode_FromString(e->name);
+        return python_name(ag_option_name((ag_option_kind)k, v));
     }
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
+
+PyDoc_STRVAR(doc_option_names,
+"option_names(kind) -> list[str]\n\n"
+"Every canonical name of option `kind` in Python spelling (for 'kernel', the\n"
+"paths available here).");
+static const arg_spec sig_option_names[] = {{"kind", A_STR, 0, 0}, END};
+static PyObject *w_option_names(call *c)
+{
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++)
+        if (same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
+            return option_names((ag_option_kind)k);
     PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
     return NULL;
 }
@@ -2167,12 +2325,14 @@ static PyObject *w_option(call *c)
 
 /* Every module function: X(name) needs sig_name, w_name and doc_name. */
 #define FUNCTIONS(X)                                                         \
-    X(version) X(format_names) X(kernels) X(format_init) X(option)                     \
+    X(version) X(format_names) X(kernels) X(format_init) X(option) X(option_names)                     \
     X(quantize) X(quantize_backward) X(dequantize) X(dequantize_backward)    \
     X(encode) X(decode)                                                      \
     X(amax) X(amax_history_create) X(amax_history_push) X(amax_history_info) \
     X(amax_history_reset) X(compute_scale) X(amax_rows) X(compute_scale_rows) \
     X(quantize_rows) X(quantize_rows_backward)                               \
+    X(scaler_create) X(scaler_quantize) X(scaler_scale) X(scaler_record)     \
+    X(scaler_reset) X(scaler_info) X(scaler_save) X(scaler_load)             \
     X(mx_scale_count) X(mx_scale_code) X(mx_encode) X(mx_decode)             \
     X(mx_quantize) X(mx_quantize_backward)                                   \
     X(bit_stall) X(flips) X(flips_codes) X(update_flips) X(stall_ratio)      \
@@ -2208,7 +2368,9 @@ static int module_exec(PyObject *module)
     for (int i = 0; i < N_COUNT; i++)
         if ((s->name[i] = PyUnicode_InternFromString(tensor_names[i])) == NULL)
             return -1;
-    PyObject *modes = names_tuple(rounding_names);
+    PyObject *list = option_names(AG_OPTION_ROUNDING);
+    PyObject *modes = list ? PyList_AsTuple(list) : NULL;
+    Py_XDECREF(list);
     if (modes == NULL)
         return -1;
     if (PyModule_AddObject(module, "ROUNDING_MODES", modes) < 0) {

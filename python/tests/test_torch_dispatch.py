@@ -219,3 +219,27 @@ def test_diagnostics():
         detect_bit_stall(dev(w), dev(g), math.nan, "E4M3", backend=BACKEND)
     with pytest.raises(ValueError, match="elements"):
         count_flips(dev(w), dev(w[:2]), "E4M3", backend=BACKEND)
+
+
+@pytest.mark.parametrize("first", ["current", "amax_one", "scale_one"])
+def test_delayed_scaler(first):
+    from altgrad.quantization import DelayedScaler
+
+    kw = dict(history_len=3, first=first, rounding="stochastic", seed=11, stream=2,
+              ste="clipped", margin=2.0)
+    sc_c, sc_d = DelayedScaler("E4M3", **kw), DelayedScaler("E4M3", **kw)
+    for step in range(5):
+        x = data((4, 25), seed=step) * (step + 1)
+        xc = x.clone().requires_grad_(True)
+        xd = dev(x, True)
+        st_c, st_d = {}, {}
+        yc = sc_c.quantize(xc, st_c)
+        yd = sc_d.quantize(xd, st_d, backend=BACKEND)
+        yc.backward(torch.ones_like(x))
+        yd.backward(dev(torch.ones_like(x)))
+        assert_same(yd, yc.detach(), f"step {step}")
+        assert_same(xd.grad, xc.grad, f"step {step} grad")
+        assert st_c == st_d
+        assert (sc_c.last_scale, sc_c.amax, sc_c.steps, sc_c.offset, len(sc_c)) == \
+            (sc_d.last_scale, sc_d.amax, sc_d.steps, sc_d.offset, len(sc_d))
+    assert torch.equal(sc_c.state_dict()["state"], sc_d.state_dict()["state"])

@@ -41,6 +41,7 @@ __all__ = [
     "MX_ELEMENT_FORMATS",
     "ScalingConfig",
     "AmaxHistory",
+    "DelayedScaler",
     "amax",
     "compute_scale",
     "amax_rows",
@@ -83,7 +84,7 @@ class ScalingConfig:
     scale_min: float = 1e-10
 
     def __post_init__(self):
-        _positive_int(self.history_len, "history_len")
+        _history_len(self.history_len)
         if isinstance(self.scale_min, bool) or not isinstance(self.scale_min, (int, float)):
             raise TypeError(f"scale_min must be a float, not {type(self.scale_min).__name__}")
         if not (math.isfinite(self.scale_min) and self.scale_min > 0):
@@ -127,9 +128,162 @@ def amax(x, *, with_nan_count=False, backend="auto"):
     return (m, nans) if with_nan_count else m
 
 
+def _history_len(v):
+    """AltGrad's check and message for an amax window length."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"history_len must be an int, not {type(v).__name__}")
+    if v <= 0:
+        raise ValueError("history_len must be positive")
+    return int(v)
+
+
+def _scaler_forward(x, scaler, stats):
+    y = _C.scaler_quantize(scaler._s, x, None, stats)
+    return y, scaler.ste, (scaler._f, _C.scaler_info(scaler._s)["last_scale"],
+                           scaler._threads, scaler._kernel)
+
+
+def _scaler_backward(dx, dy, x, state):
+    f, s, threads, kernel = state
+    _C.quantize_backward(dx, dy, x, f, s, ste="clipped", threads=threads, kernel=kernel)
+
+
+_ScalerQuantize = straight_through("_ScalerQuantize", _scaler_forward, _scaler_backward)
+
+
+class DelayedScaler:
+    """Delayed scaling of one tensor, owned by the C library (``ag_scaler``):
+    an amax window of ``history_len`` values gives the scale of each step,
+    ``max(window max * margin / max_finite, scale_min)`` (``pow2``: rounded
+    up to a power of two), and each step's amax then joins the window::
+
+        sc = DelayedScaler(E4M3, history_len=16)
+        y = sc.quantize(x)        # x quantized with the window's scale
+        sc.scale()                # the scale the next step will use
+
+    - ``format``: FP8Format, altgrad.Format or spec string.
+    - ``first``: the empty-window policy: ``"current"`` (default; the
+      tensor's own amax), ``"amax_one"`` (amax 1, as AltGrad's AmaxHistory)
+      or ``"scale_one"`` (scale 1).
+    - ``rounding``, ``overflow``, ``seed``, ``stream``, ``threads``,
+      ``kernel``: as :func:`altgrad.quantization.quantize`; stochastic
+      rounding draws from ``(seed, stream)`` at an offset that advances by
+      the elements of every step, so successive steps get new bits and a
+      restored scaler the bits an uninterrupted one would. ``seed=None``
+      draws one from torch's generator for stochastic rounding.
+    - ``ste``: the straight-through gradient of :meth:`quantize`
+      (``"identity"`` or ``"clipped"``), with the scale of that forward.
+
+    :meth:`quantize` ``(x, stats=None)`` (a tensor gets the autograd STE;
+    numpy in, numpy out); :meth:`scale` ``(amax_now=None)``;
+    :meth:`record` ``(amax, n=0)`` (an amax measured elsewhere);
+    :meth:`reset`; :meth:`state_dict` / :meth:`load_state_dict` (the
+    library's state bytes as a uint8 tensor; bytes accepted too), which
+    resume bit for bit. Read-only: :attr:`last_scale`, :attr:`amax` (window
+    max, 0 when empty), :attr:`steps`, :attr:`offset`, ``len()`` (values
+    in the window). ValueError for ``history_len <= 0`` (``history_len
+    must be positive``) and bad options.
+    """
+
+    def __init__(self, format, history_len=16, *, margin=1.0, scale_min=1e-10,
+                 pow2=False, first="current", rounding="nearest_even",
+                 overflow="saturate", ste="identity", seed=0, stream=0, offset=0,
+                 threads=0, kernel="auto"):
+        self.format = format
+        self.history_len = _history_len(history_len)
+        self._f = _a.fmt(format)
+        self.ste = _C.option("ste", ste)
+        self.first = _C.option("scaler_first", first)
+        self._threads, self._kernel = threads, kernel
+        seed = _a.seed_for(rounding, seed)
+        self._s = _C.scaler_create(
+            self._f, self.history_len, margin, scale_min, bool(pow2), first,
+            rounding=rounding, overflow=overflow, ste=ste,
+            seed=seed, stream=stream, offset=offset,
+            threads=threads, kernel=kernel)
+        # the rounding options again, for steps on the torch path
+        self._qopts = dict(rounding=rounding, overflow=overflow, seed=seed, stream=stream)
+
+    def quantize(self, x, stats=None, *, backend="auto"):
+        """One step: ``x`` quantized with the scale from the window (or the
+        first-step policy), then its amax (NaN left out) joins the window.
+        ``stats``: a dict the counters are added to. A tensor on another
+        device (or ``backend="torch"``) is quantized on its device by the
+        torch path: its amax is read back (one number), the scale and the
+        window stay in the library, the bits are those of the C step."""
+        if _torch_path(backend, x):
+            m, _ = _amax(x, "x", "torch")
+            s = _C.scaler_scale(self._s, m)
+            y = _dispatch().quantize(x, self._f, s, ste=self.ste, offset=self.offset,
+                                     stats=stats, threads=self._threads,
+                                     kernel=self._kernel, **self._qopts)
+            self.record(m, _a.numel(x))
+            return y
+        if _a.is_tensor(x) and x.requires_grad and torch.is_grad_enabled():
+            return _ScalerQuantize.apply(x, self, stats)
+        return _C.scaler_quantize(self._s, _a.read(x, "x"), None, stats)
+
+    def scale(self, amax_now=None):
+        """The scale the next :meth:`quantize` will use; ``amax_now`` (the
+        next tensor's amax) matters only while the window is empty under
+        ``first="current"``, where it is required."""
+        if amax_now is None:
+            if self.first == "current" and not len(self):
+                raise ValueError("the window is empty and first='current': the "
+                                 "scale needs the next tensor's amax (amax_now=)")
+            amax_now = 0.0  # not read
+        return _C.scaler_scale(self._s, amax_now)
+
+    def record(self, amax, n=0):
+        """Push an amax measured elsewhere, as a step without quantizing
+        (the stochastic offset advances by ``n``)."""
+        _C.scaler_record(self._s, amax, n)
+
+    def reset(self):
+        """Empty the window, zero the steps and the last scale."""
+        _C.scaler_reset(self._s)
+
+    def state_dict(self):
+        """``{"state": uint8 tensor}``: the library's versioned state bytes."""
+        return {"state": torch.frombuffer(bytearray(_C.scaler_save(self._s)),
+                                          dtype=torch.uint8)}
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict` (or its bytes / uint8 tensor) into a
+        scaler of the same format and options. ValueError otherwise; the
+        scaler is then unchanged."""
+        if isinstance(state, dict):
+            state = state["state"]
+        if _a.is_tensor(state):
+            state = _a.read(state, "state")
+        _C.scaler_load(self._s, state)
+
+    def _info(self, key):
+        return _C.scaler_info(self._s)[key]
+
+    last_scale = property(lambda self: self._info("last_scale"),
+                          doc="The scale of the last step (0.0 before one).")
+    amax = property(lambda self: self._info("window_max"),
+                    doc="The window maximum (0.0 while empty).")
+    steps = property(lambda self: self._info("steps"), doc="Steps taken.")
+    offset = property(lambda self: self._info("offset"),
+                      doc="The stochastic offset of the next step.")
+
+    def __len__(self):
+        return self._info("window_count")
+
+    def __repr__(self):
+        i = _C.scaler_info(self._s)
+        return (f"DelayedScaler({i['format'].name}, history_len={self.history_len}, "
+                f"len={i['window_count']}, amax={i['window_max']}, "
+                f"last_scale={i['last_scale']})")
+
+
 class AmaxHistory:
-    """The last ``history_len`` amax values of a tensor (delayed scaling),
-    kept by the C library's ``ag_amax_history``.
+    """The last ``history_len`` amax values of a tensor (AltGrad's delayed
+    scaling API), kept by the library's delayed scaler
+    (:class:`DelayedScaler` with ``first="amax_one"``: the window alone
+    matters here, so its format is irrelevant).
 
     - ``update(tensor)``: push the tensor's amax (NaN elements are left out
       and counted in :attr:`nan_count`); returns the amax pushed.
@@ -138,30 +292,30 @@ class AmaxHistory:
     - ``len()`` / ``len(history)``: the number of values held (at most
       ``history_len``).
 
-    ValueError for ``history_len <= 0``, TypeError for a non-integer.
+    ValueError ``history_len must be positive`` for ``history_len <= 0``,
+    TypeError for a non-integer.
     """
 
     def __init__(self, history_len=16):
-        self.history_len = _positive_int(history_len, "history_len")
-        self._h = _C.amax_history_create(self.history_len)
+        self.history_len = _history_len(history_len)
+        self.scaler = DelayedScaler("E5M2", self.history_len, first="amax_one")
         self.nan_count = 0
 
     def update(self, tensor, *, backend="auto"):
         m, nans = _amax(tensor, "tensor", backend)
-        _C.amax_history_push(self._h, m)
+        self.scaler.record(m, _a.numel(tensor))
         self.nan_count += nans
         return m
 
     def get_amax(self):
-        m, count, _ = _C.amax_history_info(self._h)
-        return m if count else 1.0
+        return self.scaler.amax if len(self.scaler) else 1.0
 
     def reset(self):
-        _C.amax_history_reset(self._h)
+        self.scaler.reset()
         self.nan_count = 0
 
     def len(self):
-        return _C.amax_history_info(self._h)[1]
+        return len(self.scaler)
 
     def __len__(self):
         return self.len()
