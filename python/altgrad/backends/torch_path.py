@@ -43,6 +43,7 @@ scales, which must raise before anything is returned).
 """
 import functools
 import math
+import operator
 
 import torch
 
@@ -99,16 +100,14 @@ def overflow_policy(name):
 
 
 def _u64(v, name):
-    if isinstance(v, bool) or not isinstance(v, int):
-        try:
-            import numpy as np
-
-            if isinstance(v, np.integer):
-                v = int(v)
-        except ImportError:  # pragma: no cover
-            pass
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+    """An unsigned 64-bit option (seed, stream, offset): TypeError for a
+    non-integer, ValueError outside 0 .. 2^64 - 1."""
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        v = operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(v).__name__}") from None
     if not 0 <= v <= _U64:
         raise ValueError(f"{name} must be in 0 .. 2**64-1, got {v}")
     return v
@@ -176,8 +175,8 @@ def _from_bits(b):
 
 def _pow2(k):
     """2^k as float32 for an int64 tensor k in [-149, 127] (built from bits)."""
-    k = k.clamp(-149, 127)
-    b = torch.where(k >= -126, (k + 127) << 23,
+    k = k.clamp(-149, 127)  # every shift below is of a nonnegative amount and value
+    b = torch.where(k >= -126, (k.clamp(min=-126) + 127) << 23,
                     torch.ones_like(k) << (k + 149).clamp(0, 22))
     return _from_bits(b)
 
@@ -738,15 +737,21 @@ def quantize_rows_keep_mask(x, format, scales):
 _E8M0_NAN = 255
 
 
+def _pad_blocks(m, nb, block):
+    """The (rows, cols) matrix m as (rows, nb, block), the last block of a
+    row padded with zeros."""
+    rows, cols = m.shape
+    if nb * block > cols:
+        m = torch.cat([m, torch.zeros(rows, nb * block - cols, dtype=m.dtype,
+                                      device=m.device)], 1)
+    return m.view(rows, nb, block)
+
+
 def _blocks(x, block):
-    """x as (rows, nb, block), the last block of a row padded with zeros."""
+    """x as (rows, nb, block) padded blocks, rows, cols, nb."""
     rows, cols = _matrix(x.shape)
     nb = -(-cols // block)
-    xm = x.reshape(rows, cols)
-    pad = nb * block - cols
-    if pad:
-        xm = torch.cat([xm, torch.zeros(rows, pad, dtype=xm.dtype, device=xm.device)], 1)
-    return xm.view(rows, nb, block), rows, cols, nb
+    return _pad_blocks(x.reshape(rows, cols), nb, block), rows, cols, nb
 
 
 def _mx_check(p, block):
@@ -842,12 +847,7 @@ def mx_decode(codes, scales, format, block=32):
         raise ValueError(f"scales must hold {rows * nb} block scales, got "
                          f"{scales.numel()}")
     sc = scales.to(torch.int64).reshape(rows, nb, 1).to(codes.device)
-    val = decode_values(c.reshape(-1), p)
-    pad = nb * block - cols
-    vm = val.view(rows, cols)
-    if pad:
-        vm = torch.cat([vm, torch.zeros(rows, pad, dtype=vm.dtype, device=vm.device)], 1)
-    vb = vm.view(rows, nb, block)
+    vb = _pad_blocks(decode_values(c.reshape(-1), p).view(rows, cols), nb, block)
     nanb = sc == _E8M0_NAN
     X = _pow2(torch.where(nanb, torch.zeros_like(sc), sc - 127))
     y = torch.where(torch.isnan(vb), vb, vb * X)
@@ -870,11 +870,7 @@ def mx_quantize(x, format, block=32, *, rounding="nearest_even", overflow="satur
     sf = _unpad(staged, rows, cols, (-1,))
     one = torch.ones((), dtype=torch.float32, device=x.device)
     q = _quantize_flat(sf, one, p, mode, ovf, seed, stream, offset, stats)
-    qm = q.view(rows, cols)
-    pad = nb * block - cols
-    if pad:
-        qm = torch.cat([qm, torch.zeros(rows, pad, dtype=qm.dtype, device=qm.device)], 1)
-    qb = qm.view(rows, nb, block)
+    qb = _pad_blocks(q.view(rows, cols), nb, block)
     y = torch.where(nan3 | torch.isnan(qb), qb, qb * X)
     return _unpad(y, rows, cols, x.shape)
 
