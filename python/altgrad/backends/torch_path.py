@@ -3,9 +3,10 @@
 operations, so that quantizers run on any torch device (CUDA, ...) and give
 the same bits as the C core.
 
-Everything works on the float32 bit pattern: int32 views widened to int64
-(torch 1.13 has no uint32, and int64 holds every unsigned 32-bit value and
-the products below exactly), shifts, masks, compares and ``torch.where``;
+Everything works on the float32 bit pattern: int32 views (torch 1.13 has no
+uint32: the unsigned 32-bit quantities, the random words and the ARS state,
+are int32 patterns, compared through their halves where order matters),
+shifts, masks, compares and ``torch.where``;
 no log2 / pow / frexp and no Python loop over elements. The only float
 arithmetic is what the C core does in float32 too (``x / scale``,
 ``value * scale``, the MX pre-scaling ``x * 2^-k``) and the double-precision
@@ -162,21 +163,50 @@ def params(format):
     return _params_of(_as_format(format))
 
 
-def _bits64(v):
-    """The float32 bit pattern of v as int64 in [0, 2^32)."""
-    return v.contiguous().view(torch.int32).to(torch.int64) & _U32
+def _bits(v):
+    """The float32 bit pattern of v as int32 (the sign bit is the int's)."""
+    return v.contiguous().view(torch.int32)
 
 
 def _from_bits(b):
-    """float32 tensor with the bit pattern b (int64 holding 32 bits)."""
-    b32 = torch.where(b >= 2**31, b - 2**32, b)
-    return b32.to(torch.int32).view(torch.float32)
+    """float32 tensor with the bit pattern b (int32)."""
+    return b.contiguous().view(torch.float32)
+
+
+def _signed_bits(neg, pos):
+    """int32 patterns: pos (< 2^31) with the sign bit where neg."""
+    return neg.to(torch.int32) * (-2**31) + pos
+
+
+def _to_i32(w):
+    """int64 words in [0, 2^32) as the int32 of the same 32 bits."""
+    if w.dtype == torch.int32:
+        return w
+    return torch.where(w >= 2**31, w - 2**32, w).to(torch.int32)
+
+
+def _sel(m, a, b):
+    """``torch.where(m, a, b)`` for int32 tensors (or Python ints). On the
+    CPU a bitwise blend, ``b ^ ((a ^ b) & -m)``: torch 1.13's CPU where is
+    not vectorized and costs some twenty integer operations; elsewhere
+    torch.where itself (one pass)."""
+    if m.device.type == "cpu":
+        return b ^ ((a ^ b) & -m.to(torch.int32))
+    return torch.where(m, a, b)
+
+
+def _self(m, a, b):
+    """``torch.where(m, a, b)`` for float32 tensors, bit for bit (on the CPU
+    through _sel on the patterns, NaN payloads and signed zeros kept)."""
+    if m.device.type == "cpu":
+        return _from_bits(_sel(m, _bits(a), _bits(b)))
+    return torch.where(m, a, b)
 
 
 def _pow2(k):
-    """2^k as float32 for an int64 tensor k in [-149, 127] (built from bits)."""
+    """2^k as float32 for an int32 tensor k in [-149, 127] (built from bits)."""
     k = k.clamp(-149, 127)  # every shift below is of a nonnegative amount and value
-    b = torch.where(k >= -126, (k.clamp(min=-126) + 127) << 23,
+    b = _sel(k >= -126, (k.clamp(min=-126) + 127) << 23,
                     torch.ones_like(k) << (k + 149).clamp(0, 22))
     return _from_bits(b)
 
@@ -185,8 +215,8 @@ def _floor_log2(a, sig, norm):
     """floor(log2 |v|) of nonzero finite float32 patterns a (sign cleared):
     the exponent field, or for subnormals the top bit of the significand
     (read from the exact int -> float32 conversion of sig < 2^23)."""
-    top = (_bits64(sig.to(torch.float32)) >> 23) - 127
-    return torch.where(norm, (a >> 23) - 127, top - 149)
+    top = (_bits(sig.to(torch.float32)) >> 23) - 127
+    return _sel(norm, (a >> 23) - 127, top - 149)
 
 
 # ---------------------------------------------------------------------------
@@ -196,25 +226,29 @@ def _floor_log2(a, sig, norm):
 
 def round_codes(v, p, mode=NEAREST_EVEN, ovf=SATURATE, rnd=None, x=None,
                 want_flags=False):
-    """The codes of float32 tensor ``v`` (int64, same shape) under rounding
+    """The codes of float32 tensor ``v`` (int32, same shape) under rounding
     ``mode`` and overflow policy ``ovf`` (canonical names), as ``ag__round``
-    element by element. ``rnd``: int64 random words in [0, 2^32) of v's
-    shape (stochastic mode). With ``want_flags`` also returns the boolean
+    element by element. ``rnd``: the random words of v's shape (stochastic
+    mode): int32 holding the 32 bits, or int64 in [0, 2^32).
+
+    Everything is int32 arithmetic (int64 bitwise operations are many times
+    slower in torch's CPU kernels, and twice the memory traffic on a GPU);
+    the comments say why no value leaves its range. With ``want_flags`` also returns the boolean
     masks (overflow, underflow, nan) the bulk calls count; ``x`` (the input
     before the division by the scale) adds the bulk calls' underflow of a
     nonzero x whose quotient is already zero.
     """
-    b = _bits64(v)
-    sign = b >> 31
+    b = _bits(v)
+    neg = b < 0
+    sign = neg.to(torch.int32)
     a = b & 0x7FFFFFFF
     is_nan = a > 0x7F800000
     is_inf = a == 0x7F800000
     is_zero = a == 0
-    neg = sign == 1
     fe = a >> 23
     norm = fe != 0
-    sig = torch.where(norm, (a & 0x7FFFFF) | 0x800000, a)
-    ex = torch.where(norm, fe - 150, torch.full_like(fe, -149))
+    sig = _sel(norm, (a & 0x7FFFFF) | 0x800000, a)
+    ex = _sel(norm, fe - 150, -149)
     ux = _floor_log2(a, sig, norm)
     M = p.M
 
@@ -237,9 +271,9 @@ def round_codes(v, p, mode=NEAREST_EVEN, ovf=SATURATE, rnd=None, x=None,
     if mode == TOWARD_ZERO:
         beyond = max_code
     elif mode == DOWN:
-        beyond = torch.where(neg, ovf_code, max_code)
+        beyond = _sel(neg, ovf_code, max_code)
     elif mode == UP:
-        beyond = torch.where(neg, max_code, ovf_code)
+        beyond = _sel(neg, max_code, ovf_code)
     else:
         beyond = ovf_code
 
@@ -250,12 +284,18 @@ def round_codes(v, p, mode=NEAREST_EVEN, ovf=SATURATE, rnd=None, x=None,
         q = torch.full_like(ux, p.emin - M)
         base = torch.zeros_like(ux)
     else:
-        q = torch.where(low, torch.full_like(ux, p.emin - M), ux - M)
-        base = torch.where(low, torch.zeros_like(ux), (ux + p.bias - 1) * (1 << M))
+        q = _sel(low, p.emin - M, ux - M)
+        # the lanes that keep this have emin <= ux <= emax + 1: the clamp
+        # keeps the others' products inside int32 (|base| < 2^17)
+        uxc = ux.clamp(p.emin, p.emax + 1)
+        base = _sel(low, 0, (uxc + p.bias - 1) * (1 << M))
     # bits discarded; lanes decided elsewhere (0, inf, NaN, beyond) may have
-    # any s, clamped so that the shifts stay defined. Up to 62 the results
-    # are those of the C core's 64-bit arithmetic (sig < 2^24).
-    s = (q - ex).clamp(0, 62)
+    # any s. Since sig < 2^24, every s >= 25 gives t = 0, r = sig and half
+    # > r, so s clamped to 30 keeps the shifts defined and the results
+    # those of the C core's 64-bit arithmetic; s_full (to 63) is for the
+    # stochastic threshold.
+    s_full = (q - ex).clamp(0, 63)
+    s = s_full.clamp(max=30)
     t = sig >> s
     one = torch.ones_like(s)
     r = sig & ((one << s) - 1)
@@ -273,29 +313,38 @@ def round_codes(v, p, mode=NEAREST_EVEN, ovf=SATURATE, rnd=None, x=None,
     elif mode == STOCHASTIC:
         if rnd is None:
             raise ValueError("stochastic rounding needs the random words")
-        thr = torch.where(s <= 32, r << (32 - s).clamp(min=0), r >> (s - 32).clamp(min=0))
-        up = rnd < thr
+        # up iff word < thr = r * 2^(32 - s) (s <= 32) or floor(r / 2^(s - 32)),
+        # the word unsigned. For s < 32: word < r * 2^k iff floor(word / 2^k)
+        # < r, and floor(word / 2^k) = u >> (k - 1) with u = word >> 1 (a
+        # nonnegative int32). For s >= 32 the threshold is below 2^24, so
+        # the word must be a nonnegative int32 below it.
+        w = _to_i32(rnd)
+        u = (w >> 1) & 0x7FFFFFFF
+        small = (u >> (31 - s_full).clamp(0, 31)) < r
+        large = (w >= 0) & (w < (r >> (s_full - 32).clamp(0, 30)))
+        lt32 = s_full < 32
+        up = (lt32 & small) | (~lt32 & large)
     else:
         raise ValueError(f"unknown rounding mode {mode}")
-    code = base + t + up.to(torch.int64)
+    code = base + t + up.to(torch.int32)
     over = code > p.max_code
     under = torch.zeros_like(over) if p.no_zero else code == 0
-    res = torch.where(under, zero_code, sm | code)
-    res = torch.where(over, beyond, res)
+    res = _sel(under, zero_code, sm | code)
+    res = _sel(over, beyond, res)
 
     big = ux > p.emax + 1  # at least twice max_finite
-    res = torch.where(big, beyond, res)
+    res = _sel(big, beyond, res)
     if p.no_zero:  # below the smallest value: the smallest
-        res = torch.where(low & ~big, sm, res)
-    res = torch.where(is_inf, (sm | p.inf_code) if p.has_inf else ovf_code, res)
+        res = _sel(low & ~big, sm, res)
+    res = _sel(is_inf, (sm | p.inf_code) if p.has_inf else ovf_code, res)
     nan_or0 = p.nan_code if p.has_nan else 0
     if p.no_zero:
-        res = torch.where(is_zero, torch.full_like(res, nan_or0), res)
+        res = _sel(is_zero, nan_or0, res)
     else:
-        res = torch.where(is_zero, zero_code, res)
+        res = _sel(is_zero, zero_code, res)
     if uneg is not None:
-        res = torch.where(uneg, torch.full_like(res, nan_or0), res)
-    res = torch.where(is_nan, torch.full_like(res, nan_or0), res)
+        res = _sel(uneg, nan_or0, res)
+    res = _sel(is_nan, nan_or0, res)
     if not want_flags:
         return res
 
@@ -322,10 +371,10 @@ def round_codes(v, p, mode=NEAREST_EVEN, ovf=SATURATE, rnd=None, x=None,
 
 
 def decode_values(codes, p):
-    """``ag__decode`` of int64 codes (each < ncodes) as float32: NaN codes a
+    """``ag__decode`` of integer codes (each < ncodes) as float32: NaN codes a
     quiet NaN with the code's sign, inf codes +-inf, else the exact value
     (the significand times a power of two built from bits)."""
-    c = codes.to(torch.int64)
+    c = codes.to(torch.int32)
     neg = (c & p.sign_mask) != 0 if p.sign_mask else torch.zeros_like(c, dtype=torch.bool)
     mag = c & p.all_mag
     m = mag & ((1 << p.M) - 1)
@@ -338,20 +387,22 @@ def decode_values(codes, p):
         k = e - p.bias - p.M
     else:
         sub = e == 0
-        sig = torch.where(sub, m, m | (1 << p.M))
-        k = torch.where(sub, torch.full_like(e, 1 - p.bias - p.M), e - p.bias - p.M)
+        sig = _sel(sub, m, m | (1 << p.M))
+        k = _sel(sub, 1 - p.bias - p.M, e - p.bias - p.M)
     val = sig.to(torch.float32) * _pow2(k)  # exact: every value fits float32
-    val = torch.where(neg, -val, val)
-    sbit = neg.to(torch.int64) << 31
+    val = _self(neg, -val, val)
+    if p.specials == "none":
+        return val
+    qnan = _from_bits(_signed_bits(neg, 0x7FC00000))
     if p.specials == "ieee":
         top = e == (p.all_mag >> p.M)
         if p.M:
-            val = torch.where(top & (m != 0), _from_bits(sbit | 0x7FC00000), val)
-        val = torch.where(top & (m == 0), _from_bits(sbit | 0x7F800000), val)
+            val = _self(top & (m != 0), qnan, val)
+        val = _self(top & (m == 0), _from_bits(_signed_bits(neg, 0x7F800000)), val)
     elif p.specials == "fn":
-        val = torch.where(mag == p.all_mag, _from_bits(sbit | 0x7FC00000), val)
+        val = _self(mag == p.all_mag, qnan, val)
     elif p.specials == "fnuz":
-        val = torch.where(c == p.sign_mask, _from_bits(sbit | 0x7FC00000), val)
+        val = _self(c == p.sign_mask, qnan, val)
     return val
 
 
@@ -392,34 +443,71 @@ def _aes_sbox():
     return sbox
 
 
+def _i32(u):
+    """The int32 value of the 32-bit pattern u (a Python int)."""
+    u &= _U32
+    return u - (1 << 32) if u >= 1 << 31 else u
+
+
 @functools.lru_cache(maxsize=1)
 def _aes_tables_host():
+    """Eight tables of 256 int32 patterns: T rotated by 0, 8, 16, 24 bits
+    (T[a] the column (2s, s, s, 3s) of SubBytes + MixColumns for s =
+    SubBytes(a), row 0 in the low byte) and s shifted by 0, 8, 16, 24 bits
+    (the last round), so that no shift reaches the sign bit at run time."""
     sbox = _aes_sbox()
 
     def xt(a):
         return ((a << 1) ^ (0x1B if a & 0x80 else 0)) & 0xFF
 
-    # T[a]: the column (2s, s, s, 3s) of SubBytes + MixColumns, row 0 low
     te = [xt(s) | (s << 8) | (s << 16) | ((xt(s) ^ s) << 24) for s in sbox]
-    rot = [[((t << (8 * j)) | (t >> (32 - 8 * j))) & _U32 if j else t for t in te]
-           for j in range(4)]
-    return sbox, rot
+    rot = [[_i32((t << (8 * j)) | (t >> (32 - 8 * j))) for t in te] for j in range(4)]
+    shifted = [[_i32(s << (8 * j)) for s in sbox] for j in range(4)]
+    return rot + shifted
 
 
 _TABLE_CACHE = {}
 
 
 def _aes_tables(device):
-    """(S-box, the four rotated T tables) as int64 tensors on device."""
+    """The tables of _aes_tables_host as an int32 tensor (8, 256) on device
+    (built once per device: a constant, like the format parameters)."""
     key = str(device)
     tabs = _TABLE_CACHE.get(key)
     if tabs is None:
-        sbox, rot = _aes_tables_host()
-        s = torch.tensor(sbox, dtype=torch.int64, device=device)
-        t = torch.tensor(rot, dtype=torch.int64, device=device)  # (4, 256)
-        tabs = (s, t[0], t[1], t[2], t[3])
+        tabs = torch.tensor(_aes_tables_host(), dtype=torch.int32, device=device)
         _TABLE_CACHE[key] = tabs
     return tabs
+
+
+def _ars32(ctr, key_lo, key_hi, rounds):
+    """ARS-rounds of the int32 counter words ctr (4, n): int32 output words."""
+    tabs = _aes_tables(ctr.device)
+    n = ctr.shape[1]
+
+    def rkey(r):
+        lo = (key_lo + r * _ARS_W0) & _U64
+        hi = (key_hi + r * _ARS_W1) & _U64
+        return torch.tensor([_i32(lo), _i32(lo >> 32), _i32(hi), _i32(hi >> 32)],
+                            dtype=torch.int32, device=ctr.device).view(4, 1)
+
+    def look(j, idx):
+        return torch.index_select(tabs[j], 0, idx.reshape(-1)).view(4, n)
+
+    s = ctr ^ rkey(0)
+    for r in range(1, rounds + 1):
+        # ShiftRows: row j of column c comes from column c + j (the
+        # arithmetic shifts are masked to the byte)
+        a0 = s & 0xFF
+        a1 = (s.roll(-1, 0) >> 8) & 0xFF
+        a2 = (s.roll(-2, 0) >> 16) & 0xFF
+        a3 = (s.roll(-3, 0) >> 24) & 0xFF
+        if r < rounds:  # AESENC: SubBytes, ShiftRows, MixColumns
+            t = look(0, a0) ^ look(1, a1) ^ look(2, a2) ^ look(3, a3)
+        else:  # AESENCLAST: no MixColumns
+            t = look(4, a0) | look(5, a1) | look(6, a2) | look(7, a3)
+        s = t ^ rkey(r)
+    return s
 
 
 def ars_blocks(ctr, key_lo, key_hi, rounds=_ARS_ROUNDS):
@@ -427,29 +515,31 @@ def ars_blocks(ctr, key_lo, key_hi, rounds=_ARS_ROUNDS):
     32-bit words, word 0 first) with the 128-bit key (key_lo, key_hi) (two
     64-bit ints): round key r is (key_lo + r W0, key_hi + r W1) modulo
     2^64, as Random123's ars4x32 and ``ag__ars_keys``. Returns the (4, n)
-    output words. Rounds 1 .. rounds-1 are AESENC (SubBytes, ShiftRows,
-    MixColumns, key), the last AESENCLAST (no MixColumns)."""
-    sb, t0, t1, t2, t3 = _aes_tables(ctr.device)
+    output words as int64 in [0, 2^32). Rounds 1 .. rounds-1 are AESENC
+    (SubBytes, ShiftRows, MixColumns, key), the last AESENCLAST."""
+    out = _ars32(_to_i32(ctr), key_lo & _U64, key_hi & _U64, rounds)
+    return out.to(torch.int64) & _U32
 
-    def rkey(r):
-        lo = (key_lo + r * _ARS_W0) & _U64
-        hi = (key_hi + r * _ARS_W1) & _U64
-        return torch.tensor([lo & _U32, lo >> 32, hi & _U32, hi >> 32],
-                            dtype=torch.int64, device=ctr.device).view(4, 1)
 
-    s = ctr ^ rkey(0)
-    for r in range(1, rounds + 1):
-        # ShiftRows: row j of column c comes from column c + j
-        a0 = s & 0xFF
-        a1 = (s.roll(-1, 0) >> 8) & 0xFF
-        a2 = (s.roll(-2, 0) >> 16) & 0xFF
-        a3 = s.roll(-3, 0) >> 24
-        if r < rounds:
-            t = t0[a0] ^ t1[a1] ^ t2[a2] ^ t3[a3]
-        else:
-            t = sb[a0] | (sb[a1] << 8) | (sb[a2] << 16) | (sb[a3] << 24)
-        s = t ^ rkey(r)
-    return s
+def _random_words32(n, seed, stream, offset, device):
+    """random_words as int32 patterns."""
+    seed = _u64(seed, "seed")
+    stream = _u64(stream, "stream")
+    offset = _u64(offset, "offset")
+    if n == 0:
+        return torch.zeros(0, dtype=torch.int32, device=device)
+    lead = offset & 3
+    nblk = (lead + n + 3) // 4
+    blk0 = offset >> 2
+    # block indices modulo 2^62 (g = offset + i modulo 2^64), split in words
+    blk = (torch.arange(nblk, dtype=torch.int64, device=device) + blk0) & ((1 << 62) - 1)
+    lo = blk & _U32
+    ctr = torch.stack([_to_i32(lo), (blk >> 32).to(torch.int32),
+                       torch.full((nblk,), _i32(stream), dtype=torch.int32, device=device),
+                       torch.full((nblk,), _i32(stream >> 32), dtype=torch.int32,
+                                  device=device)])
+    words = _ars32(ctr, seed, 0, _ARS_ROUNDS).t().reshape(-1)
+    return words[lead:lead + n]
 
 
 def random_words(n, seed, stream, offset, device):
@@ -457,20 +547,7 @@ def random_words(n, seed, stream, offset, device):
     int64 in [0, 2^32)): element g is word g mod 4 of ARS-7 with key (seed,
     0) at counter (g / 4 lo, g / 4 hi, stream lo, stream hi), indices modulo
     2^64 as in the C core."""
-    seed = _u64(seed, "seed")
-    stream = _u64(stream, "stream")
-    offset = _u64(offset, "offset")
-    if n == 0:
-        return torch.zeros(0, dtype=torch.int64, device=device)
-    lead = offset & 3
-    nblk = (lead + n + 3) // 4
-    blk0 = offset >> 2
-    blk = (torch.arange(nblk, dtype=torch.int64, device=device) + blk0) & ((1 << 62) - 1)
-    ctr = torch.stack([blk & _U32, blk >> 32,
-                       torch.full_like(blk, stream & _U32),
-                       torch.full_like(blk, stream >> 32)])
-    words = ars_blocks(ctr, seed, 0).t().reshape(-1)
-    return words[lead:lead + n]
+    return _random_words32(n, seed, stream, offset, device).to(torch.int64) & _U32
 
 
 # ---------------------------------------------------------------------------
@@ -512,7 +589,9 @@ def _add_stats(stats, n, flags):
 
 
 def _stream(n, rounding, seed, stream, offset, device):
-    return random_words(n, seed, stream, offset, device) if rounding == STOCHASTIC else None
+    if rounding != STOCHASTIC:
+        return None
+    return _random_words32(n, seed, stream, offset, device)
 
 
 def _round_flat(xf, v, p, rounding, overflow, seed, stream, offset, stats):
@@ -532,8 +611,8 @@ def _quantize_flat(xf, s, p, rounding, overflow, seed, stream, offset, stats):
     v = xf / s
     code = _round_flat(xf, v, p, rounding, overflow, seed, stream, offset, stats)
     val = decode_values(code, p)
-    y = torch.where(torch.isnan(val), val, val * s)
-    return torch.where(torch.isnan(xf), xf, y)
+    y = _self(torch.isnan(val), val, val * s)
+    return _self(torch.isnan(xf), xf, y)
 
 
 def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
@@ -568,7 +647,7 @@ def _to_storage(code, p):
     if p.bits <= 8:
         return code.to(torch.uint8)
     # 16-bit codes in int16 storage (torch has no uint16), as the CPU API
-    return torch.where(code >= 32768, code - 65536, code).to(torch.int16)
+    return _sel(code >= 32768, code - 65536, code).to(torch.int16)
 
 
 def encode(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
@@ -585,14 +664,14 @@ def encode(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate"
     return _to_storage(code, p).view(x.shape)
 
 
-def _codes64(codes, p, name="codes"):
-    """int64 codes of uint8 / int16 (16-bit) storage, checked < ncodes."""
+def _codes32(codes, p, name="codes"):
+    """int32 codes of uint8 / int16 (16-bit) storage, checked < ncodes."""
     if not isinstance(codes, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, not {type(codes).__name__}")
     if codes.dtype == torch.uint8:
-        c = codes.to(torch.int64)
+        c = codes.to(torch.int32)
     elif codes.dtype == torch.int16:
-        c = codes.to(torch.int64) & 0xFFFF
+        c = codes.to(torch.int32) & 0xFFFF
     else:
         raise TypeError(f"{name} must be a uint8 or int16 (16-bit codes) tensor, got "
                         f"{codes.dtype}")
@@ -610,10 +689,10 @@ def decode(codes, format, scale=1.0):
     """``ag_decode_u8`` / ``_u16`` on the codes' device: ``to_real(code) *
     scale`` as float32. ValueError for a code outside the format."""
     p = params(format)
-    c = _codes64(codes, p)
+    c = _codes32(codes, p)
     s = _scale(scale, codes.device)
     val = decode_values(c.reshape(-1), p)
-    return torch.where(torch.isnan(val), val, val * s).view(codes.shape)
+    return _self(torch.isnan(val), val, val * s).view(codes.shape)
 
 
 # ---------------------------------------------------------------------------
@@ -623,7 +702,7 @@ def decode(codes, format, scale=1.0):
 
 def _abs_no_nan(x):
     a = x.abs()
-    return torch.where(torch.isnan(a), torch.zeros_like(a), a)
+    return _self(torch.isnan(a), torch.zeros_like(a), a)
 
 
 def amax(x):
@@ -765,16 +844,16 @@ def _mx_check(p, block):
 
 
 def _mx_codes_of(xb, p):
-    """E8M0 codes (int64, (rows, nb)) of the padded blocks xb."""
+    """E8M0 codes (int32, (rows, nb)) of the padded blocks xb."""
     has_nan = torch.isnan(xb).any(dim=2)
     a = _abs_no_nan(xb).amax(dim=2)
-    ab = _bits64(a)
+    ab = _bits(a)  # a >= 0
     fe = ab >> 23
     norm = fe != 0
     e = _floor_log2(ab, ab & 0x7FFFFF, norm) - p.emax
     code = e.clamp(-127, 127) + 127
-    code = torch.where(ab == 0, torch.zeros_like(code), code)
-    return torch.where(has_nan | (ab >= 0x7F800000), torch.full_like(code, _E8M0_NAN), code)
+    code = _sel(ab == 0, 0, code)
+    return _sel(has_nan | (ab >= 0x7F800000), _E8M0_NAN, code)
 
 
 def mx_scale_codes(x, format, block=32):
@@ -801,7 +880,7 @@ def _mx_staged(x, p, block):
     xb, rows, cols, nb = _blocks(x, block)
     code = _mx_codes_of(xb, p)
     nanb = code == _E8M0_NAN
-    safe = torch.where(nanb, torch.full_like(code, 127), code)
+    safe = _sel(nanb, 127, code)
     inv = _pow2(127 - safe).view(rows, nb, 1)   # 1 / X, 2^-127 .. 2^127
     xs = torch.mul(xb, inv)                     # the float32 x / X
     return xb, xs, code, _pow2(safe - 127).view(rows, nb, 1), nanb, rows, cols, nb
@@ -825,7 +904,7 @@ def mx_encode(x, format, block=32, *, rounding="nearest_even", overflow="saturat
         c, (fo, fu, fn) = round_codes(xsf, p, mode, ovf, rnd, x=xsf, want_flags=True)
         keep = ~nanf
         _add_stats(stats, xsf.numel(), (fo & keep, fu & keep, fn | nanf))
-    c = torch.where(nanf, torch.full_like(c, p.nan_code if p.has_nan else 0), c)
+    c = _sel(nanf, p.nan_code if p.has_nan else 0, c)
     return (c.to(torch.uint8).view(x.shape),
             code.to(torch.uint8).view(_scale_shape(x.shape, nb)))
 
@@ -840,18 +919,18 @@ def mx_decode(codes, scales, format, block=32):
         raise TypeError("codes must be a uint8 tensor")
     if not isinstance(scales, torch.Tensor) or scales.dtype != torch.uint8:
         raise TypeError("scales must be a uint8 tensor")
-    c = _codes64(codes, p)
+    c = _codes32(codes, p)
     rows, cols = _matrix(codes.shape)
     nb = -(-cols // block)
     if scales.numel() != rows * nb:
         raise ValueError(f"scales must hold {rows * nb} block scales, got "
                          f"{scales.numel()}")
-    sc = scales.to(torch.int64).reshape(rows, nb, 1).to(codes.device)
+    sc = scales.to(torch.int32).reshape(rows, nb, 1).to(codes.device)
     vb = _pad_blocks(decode_values(c.reshape(-1), p).view(rows, cols), nb, block)
     nanb = sc == _E8M0_NAN
-    X = _pow2(torch.where(nanb, torch.zeros_like(sc), sc - 127))
-    y = torch.where(torch.isnan(vb), vb, vb * X)
-    y = torch.where(nanb, _from_bits(torch.full_like(sc, 0x7FC00000)), y)
+    X = _pow2(_sel(nanb, 0, sc - 127))
+    y = _self(torch.isnan(vb), vb, vb * X)
+    y = _self(nanb.expand_as(y), _from_bits(torch.full_like(sc, 0x7FC00000)), y)
     return _unpad(y, rows, cols, codes.shape)
 
 
@@ -865,13 +944,13 @@ def mx_quantize(x, format, block=32, *, rounding="nearest_even", overflow="satur
     mode, ovf = rounding_mode(rounding), overflow_policy(overflow)
     xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block)
     nan3 = nanb.view(rows, nb, 1)
-    qnan = _from_bits(torch.full((), 0x7FC00000, dtype=torch.int64, device=x.device))
-    staged = torch.where(nan3, torch.where(torch.isnan(xb), xb, qnan), xs)
+    qnan = _from_bits(torch.full((), 0x7FC00000, dtype=torch.int32, device=x.device))
+    staged = _self(nan3.expand_as(xb), _self(torch.isnan(xb), xb, qnan), xs)
     sf = _unpad(staged, rows, cols, (-1,))
     one = torch.ones((), dtype=torch.float32, device=x.device)
     q = _quantize_flat(sf, one, p, mode, ovf, seed, stream, offset, stats)
     qb = _pad_blocks(q.view(rows, cols), nb, block)
-    y = torch.where(nan3 | torch.isnan(qb), qb, qb * X)
+    y = _self(nan3 | torch.isnan(qb), qb, qb * X)
     return _unpad(y, rows, cols, x.shape)
 
 
@@ -883,7 +962,8 @@ def mx_keep_mask(x, format, block=32):
     p = params(format)
     _mx_check(p, block)
     xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block)
-    keep = torch.where(nanb.view(rows, nb, 1), ~torch.isinf(xb), ~(xs.abs() > p.max_finite))
+    n3 = nanb.view(rows, nb, 1)
+    keep = (n3 & ~torch.isinf(xb)) | (~n3 & ~(xs.abs() > p.max_finite))
     return _unpad(keep, rows, cols, x.shape)
 
 
