@@ -7,10 +7,10 @@ core), and both against torch.clone as the memory yardstick.
 
     make python && PYTHONPATH=python /usr/bin/python3 bench/bench_torch_path.py
 
-On CPU the torch path only has to be correct: it is a chain of some eighty
-tensor operations on int64 lanes (and, for stochastic rounding, ARS-7 as
-seven rounds of table lookups), each a pass over memory, where the C core
-makes one pass. With --device cuda (where a GPU is present) the same cases
+On CPU the torch path only has to be correct: it is a chain of a couple of
+hundred tensor operations on int32 lanes (more for stochastic rounding:
+ARS-7 as seven rounds of table lookups), each a pass over memory, where the
+C core makes one pass. With --device cuda (where a GPU is present) the same cases
 run on the GPU against torch.clone there (the C core column is then the CPU
 figure, for scale). Each figure is the median of --repeats interleaved runs.
 Not a test: no thresholds.
