@@ -243,3 +243,34 @@ def test_delayed_scaler(first):
         assert (sc_c.last_scale, sc_c.amax, sc_c.steps, sc_c.offset, len(sc_c)) == \
             (sc_d.last_scale, sc_d.amax, sc_d.steps, sc_d.offset, len(sc_d))
     assert torch.equal(sc_c.state_dict()["state"], sc_d.state_dict()["state"])
+
+
+DIAG_FORMATS = [("E4M3", 0.05), ("E5M2", 1.0), ("float8_e4m3fnuz", 0.3), ("E7M0", 1.0),
+                ("float8_e8m0fnu", 1.0), ("E0M7", 0.01), ("e2m1:signed=no", 0.5),
+                ("e3m2:zero=no:bias=2", 1.0), ("bfloat16", 1.0)]
+
+
+@pytest.mark.parametrize("spec,scale", DIAG_FORMATS)
+def test_distance_stiffness_histogram(spec, scale):
+    from altgrad.quantization import (count_code_flips, exponent_histogram, stiffness,
+                                      ulp_distance, ulp_distance_stats)
+
+    a = data((6, 40))
+    b = a * 1.3 - 0.01
+    b.view(-1)[9] = math.nan
+    big = torch.tensor([1e30, -1e30, 1e-40, -1e-40, 0.0, -0.0, math.inf, -math.inf])
+    a = torch.cat([a.view(-1), big, big * 0.5])
+    b = torch.cat([b.view(-1), big * 0.5, big])
+    for kw in [{}, {"rounding": "stochastic", "seed": 4, "offset": 3}, {"overflow": "ieee"}]:
+        dd = ulp_distance(dev(a), dev(b), spec, scale, backend=BACKEND, **kw)
+        assert dd.device == DEVICE
+        assert torch.equal(dd.cpu(), ulp_distance(a, b, spec, scale, **kw)), kw
+        assert ulp_distance_stats(dev(a), dev(b), spec, scale, backend=BACKEND, **kw) == \
+            ulp_distance_stats(a, b, spec, scale, **kw)
+        assert np.array_equal(exponent_histogram(dev(a), spec, scale, backend=BACKEND, **kw),
+                              exponent_histogram(a, spec, scale, **kw)), kw
+    for s in [scale, 1e-30, 3e20]:
+        assert_same(stiffness(dev(a), spec, s, backend=BACKEND), stiffness(a, spec, s))
+    ca, cb = altgrad.encode(a, spec, scale), altgrad.encode(b, spec, scale)
+    assert count_code_flips(dev(ca), dev(cb), spec, backend=BACKEND) == \
+        count_code_flips(ca, cb, spec)

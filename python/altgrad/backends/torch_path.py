@@ -33,8 +33,10 @@ it on CPU (``python/tests/test_torch_path.py``):
   ``ag_quantize_rows`` (+ backward mask);
 - :func:`mx_scale_codes`, :func:`mx_encode`, :func:`mx_decode`,
   :func:`mx_quantize`, :func:`mx_keep_mask` — the MX block calls;
-- :func:`bit_stall`, :func:`flips`, :func:`update_flips` — ``ag_bit_stall``,
-  ``ag_flips``, ``ag_update_flips`` (codes compared as ag_diag.c does).
+- :func:`bit_stall`, :func:`flips`, :func:`update_flips`,
+  :func:`code_flips`, :func:`ulp_distance`, :func:`ulp_distance_stats`,
+  :func:`stiffness`, :func:`exp_hist` — the diagnostics of ag_diag.c, on
+  codes as it computes them.
 
 Inputs are float32 tensors on any device (any shape; non-contiguous ones
 are read through ``reshape``, on their device). Results stay on the input's
@@ -72,6 +74,11 @@ __all__ = [
     "bit_stall",
     "flips",
     "update_flips",
+    "code_flips",
+    "ulp_distance",
+    "ulp_distance_stats",
+    "stiffness",
+    "exp_hist",
 ]
 
 _FLT_MAX = 3.4028234663852886e38
@@ -971,21 +978,24 @@ def mx_keep_mask(x, format, block=32):
 # diagnostics on codes: bit stall, flips
 # ---------------------------------------------------------------------------
 
+def _nan_code(c, p):
+    """True where c is a NaN code of p (ag_diag.c's is_nan_code)."""
+    mag = c & p.all_mag
+    if p.specials == "ieee":
+        return mag > p.inf_code
+    if p.specials == "fn":
+        return mag > p.max_code
+    if p.specials == "fnuz":
+        return c == p.sign_mask
+    return torch.zeros_like(c, dtype=torch.bool)
+
+
 def _codes_and_nan(x, p, s, mode, ovf, seed, stream, offset):
     """(codes, NaN-ness) of x / s as ag_encode_u16 gives them and
     ag_diag.c's cmp_nan reads them: a NaN input or a NaN code."""
     xf = x.reshape(-1)
     c = _round_flat(xf, xf / s, p, mode, ovf, seed, stream, offset, None)
-    mag = c & p.all_mag
-    if p.specials == "ieee":
-        nan = mag > p.inf_code
-    elif p.specials == "fn":
-        nan = mag > p.max_code
-    elif p.specials == "fnuz":
-        nan = c == p.sign_mask
-    else:
-        nan = torch.zeros_like(c, dtype=torch.bool)
-    return c, nan | torch.isnan(xf)
+    return c, _nan_code(c, p) | torch.isnan(xf)
 
 
 def _same_point(ca, na, cb, nb, p):
@@ -1061,3 +1071,102 @@ def update_flips(before, after, g, format, scale=1.0, *, rounding="nearest_even"
     u = _updated(g)
     counts = torch.stack([u.sum(), (u & ~_same_point(ca, na, cb, nb, p)).sum()]).tolist()
     return int(counts[0]), int(counts[1])
+
+
+def code_flips(a, b, format):
+    """``ag_flips_u8`` / ``_u16``: code snapshots (uint8, or int16 holding
+    16-bit codes) that are not the same grid point, as an int. ValueError
+    for a code outside the format."""
+    p = params(format)
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise TypeError("a and b must be torch tensors")
+    if a.dtype != b.dtype:
+        raise TypeError(f"a and b must have one dtype, got {a.dtype} and {b.dtype}")
+    if a.numel() != b.numel():
+        raise ValueError(f"a and b must hold as many elements: {a.numel()} vs {b.numel()}")
+    ca, cb = _codes32(a, p, "a").reshape(-1), _codes32(b, p, "b").reshape(-1)
+    return int((~_same_point(ca, _nan_code(ca, p), cb, _nan_code(cb, p), p)).sum().item())
+
+
+ULP_NAN = -(2**31)  # AG_ULP_NAN
+
+
+def ulp_distance(a, b, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
+                 seed=0, stream=0, offset=0):
+    """``ag_ulp_distance``: int32 of a's shape, pos(code of b) - pos(code of
+    a) on the ordered grid (+-0 at 0, negative codes mirrored, shifted by
+    one in formats without zero), ULP_NAN where a side is NaN."""
+    _pair(a, b)
+    p, s, mode, ovf = _diag_args(a, format, scale, rounding, overflow)
+    ca, na = _codes_and_nan(a, p, s, mode, ovf, seed, stream, offset)
+    cb, nb = _codes_and_nan(b, p, s, mode, ovf, seed, stream, offset)
+
+    def pos(c):
+        mag = c & p.all_mag
+        if not p.sign_mask:
+            return mag
+        return _sel((c & p.sign_mask) != 0, -mag - 1 if p.no_zero else -mag, mag)
+
+    d = _sel(na | nb, ULP_NAN, pos(cb) - pos(ca))
+    return d.view(a.shape)
+
+
+def ulp_distance_stats(a, b, format, scale=1.0, **options):
+    """``ag_ulp_distance_stats``: (sum of |d|, max |d| over the pairs
+    without NaN (0 when none), pairs with a NaN) as ints."""
+    d = ulp_distance(a, b, format, scale, **options).reshape(-1)
+    nan = d == ULP_NAN
+    ad = _sel(nan, 0, d.abs())
+    if ad.numel() == 0:
+        return 0, 0, 0
+    out = torch.stack([ad.to(torch.int64).sum(), ad.max().to(torch.int64),
+                       nan.sum()]).tolist()
+    return int(out[0]), int(out[1]), int(out[2])
+
+
+def stiffness(w, format, scale=1.0):
+    """``ag_stiffness``: the grid spacing at each w, float32 of w's shape:
+    2^(max(floor(log2 |w/scale|), emin) - M) * scale (E = 0: the fixed
+    step), 0 for +-0, w itself for NaN, +inf for +-inf."""
+    _check_float(w, "w")
+    p = params(format)
+    s = _scale(scale, w.device)
+    wf = w.reshape(-1)
+    v = (wf / s).abs()
+    a = _bits(v)
+    norm = (a >> 23) != 0
+    e = _floor_log2(a, a & 0x7FFFFF, norm)
+    if p.E == 0:
+        k = torch.full_like(a, p.emin - p.M)
+    else:  # v == 0 (below float32) gives e = -276: the lowest step
+        k = _sel(e > p.emin, e - p.M, p.emin - p.M)
+    r = _pow2(k) * s
+    r = _self(torch.isinf(v), torch.full_like(r, math.inf), r)
+    r = _self(wf == 0, torch.zeros_like(r), r)
+    r = _self(torch.isnan(wf), wf, r)
+    return r.view(w.shape)
+
+
+def exp_hist(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
+             seed=0, stream=0, offset=0):
+    """``ag_exp_hist``: the bin counts (a list of HIST_FIELD + 2^E ints): NaN,
+    overflow, underflow, zero, subnormal, then one bin per exponent field."""
+    _check_float(x)
+    p, s, mode, ovf = _diag_args(x, format, scale, rounding, overflow)
+    xf = x.reshape(-1)
+    rnd = _stream(xf.numel(), mode, seed, stream, offset, x.device)
+    c, (f_ovf, _, _) = round_codes(xf / s, p, mode, ovf, rnd, want_flags=True)
+    nan = torch.isnan(xf) | _nan_code(c, p)
+    mag = c & p.all_mag
+    zero = (mag == 0) if not p.no_zero else torch.zeros_like(nan)
+    field = mag >> p.M
+    if p.E == 0:
+        fbin = torch.full_like(c, 4)
+    elif p.no_zero:
+        fbin = field + 5
+    else:
+        fbin = _sel(field == 0, 4, field + 5)
+    b = _sel(zero, _sel(xf == 0, 3, 2), fbin)
+    b = _sel(f_ovf, 1, b)
+    b = _sel(nan & ~f_ovf, 0, b)
+    return torch.bincount(b.to(torch.int64), minlength=5 + (1 << p.E)).tolist()

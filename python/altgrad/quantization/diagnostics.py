@@ -10,11 +10,11 @@ library (``altgrad.h``, section Diagnostics)::
 
 Inputs: float32 CPU torch tensors or numpy arrays of one element count
 (read only: tensors that require grad are fine). :func:`detect_bit_stall`,
-:class:`BitStallDetector`, :func:`count_flips` and :func:`update_flips`
-also take tensors on another device (CUDA...), counted there by the
-device-generic torch path with the same result (``backend="torch"`` among
-the options forces it on CPU tensors; :mod:`altgrad.backends`); the other
-diagnostics need CPU tensors. "Same grid point": two
+:class:`BitStallDetector` and every function below also take tensors on
+another device (CUDA...), computed there by the device-generic torch path
+with the same result (``backend="torch"`` among the options forces it on
+CPU tensors; :mod:`altgrad.backends`); counts come back as numbers,
+distances and stiffness stay on the device. "Same grid point": two
 values are the same point when ``to_bits(v / scale)`` (nearest-even,
 saturating unless told otherwise) gives equal codes or both zeros; a NaN is
 never the same point as anything, so a diverged element never counts as
@@ -153,10 +153,12 @@ def count_flips(a, b, format, scale=1.0, **options):
     return _C.flips(av, bv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
 
 
-def count_code_flips(a, b, format):
+def count_code_flips(a, b, format, *, backend="auto"):
     """Flips between two code snapshots (from :func:`altgrad.encode`: uint8,
     or uint16 / torch.int16 for wider formats; one dtype for both)
     (``ag_flips_u8`` / ``_u16``). ValueError for a code outside the format."""
+    if _torch_path({"backend": backend}, a, b):
+        return _tp().code_flips(_read(a, "a"), _read(b, "b"), format)
     av, bv = _pair(a, b, "a", "b")
     if av.dtype != bv.dtype:
         raise TypeError(f"a and b must have one dtype, got {av.dtype} and {bv.dtype}")
@@ -190,6 +192,8 @@ def ulp_distance(a, b, format, scale=1.0, **options):
     grid (``ag_ulp_distance``): int32 of ``a``'s shape and kind,
     :data:`ULP_NAN` where either side is NaN or rounds to NaN. +0 and -0
     are one point; a distance across zero counts the steps on both sides."""
+    if _torch_path(options, a, b):
+        return _tp().ulp_distance(_read(a, "a"), _read(b, "b"), format, scale, **options)
     av, bv = _pair(a, b, "a", "b")
     ret, out = _a.new(_a.is_tensor(a), av.shape, np.int32)
     _C.ulp_distance(out, av, bv, _a.fmt(format), _a.scale_value(scale),
@@ -202,22 +206,28 @@ def ulp_distance_stats(a, b, format, scale=1.0, **options):
     ``sum_abs``, ``max_abs`` (over the pairs without NaN; 0 when none),
     ``nan_pairs``, ``count`` (all pairs) and ``mean_abs`` (sum_abs / pairs
     without NaN; 0.0 when none)."""
-    av, bv = _pair(a, b, "a", "b")
-    s, m, nans = _C.ulp_distance_stats(av, bv, _a.fmt(format), _a.scale_value(scale),
-                                       **_a.options(**options))
+    if _torch_path(options, a, b):
+        av, bv = _read(a, "a"), _read(b, "b")
+        s, m, nans = _tp().ulp_distance_stats(av, bv, format, scale, **options)
+    else:
+        av, bv = _pair(a, b, "a", "b")
+        s, m, nans = _C.ulp_distance_stats(av, bv, _a.fmt(format), _a.scale_value(scale),
+                                           **_a.options(**options))
     count = int(_a.numel(av))
     finite = count - nans
     return {"sum_abs": s, "max_abs": m, "nan_pairs": nans, "count": count,
             "mean_abs": s / finite if finite else 0.0}
 
 
-def stiffness(w, format, scale=1.0):
+def stiffness(w, format, scale=1.0, *, backend="auto"):
     """The grid spacing of the (scaled) format at each weight
     (``ag_stiffness``): ``2**(floor(log2|w/scale|) - M) * scale`` in the
     normal range (continued beyond max_finite), the subnormal step below
     min_normal, the fixed step ``2**(-M - bias) * scale`` for E = 0 formats;
     0 for +-0, NaN for NaN, inf for +-inf. float32 of w's shape and kind."""
     wv = _read(w, "w")
+    if _torch_path({"backend": backend}, w):
+        return _tp().stiffness(wv, format, scale)
     ret, out = _a.new(_a.is_tensor(w), wv.shape, np.float32)
     _C.stiffness(out, wv, _a.fmt(format), _a.scale_value(scale))
     return ret
@@ -231,6 +241,8 @@ def exponent_histogram(x, format, scale=1.0, **options):
     ``HIST_FIELD + e`` for a normal code with exponent field e (binade
     ``2**(e - bias)``). Labels: :func:`exponent_histogram_labels`."""
     xv = _read(x, "x")
+    if _torch_path(options, x):
+        return np.array(_tp().exp_hist(xv, format, scale, **options), dtype=np.int64)
     counts = _C.exp_hist(xv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
     return np.array(counts, dtype=np.int64)
 
