@@ -556,8 +556,9 @@ AG_API const ag_scaler_opts *ag_scaler_options(const ag_scaler *s);
  * format's defining fields, the options, last scale, step count, offset,
  * window contents oldest first, and a checksum; layout in ag_scaler.c),
  * written byte by byte, so that it reads back on any host. Equal states
- * give equal bytes. *size = the bytes ag_scaler_save writes for s:
- * 144 + 4 * history_len, fixed for a scaler's lifetime. Errors:
+ * give equal bytes (quant.threads and quant.kernel, which change no result,
+ * are not recorded). *size = the bytes ag_scaler_save writes for s:
+ * 136 + 4 * history_len, fixed for a scaler's lifetime. Errors:
  * AG_ERR_NULL. */
 AG_API ag_status ag_scaler_state_size(const ag_scaler *s, size_t *size);
 /* Write the state into buf (cap bytes). Errors: AG_ERR_NULL, AG_ERR_ARG

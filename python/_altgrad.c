@@ -26,17 +26,24 @@
  * Allocation failure is MemoryError.
  *
  * Adding a function NAME (one table row and one small wrapper):
- *   1. static const arg_spec sig_NAME[] = {{"x", A_IN}, {"format", A_FORMAT},
- *      {"scale", A_SCALE, OPT}, ..., END};   (kinds: enum arg_kind below;
- *      OPT = may be omitted, KW = keyword only; options such as rounding=
- *      are kinds of their own and land in c->q, an ag_qopts)
- *   2. static PyObject *w_NAME(call *c): read c->a[i] (arrays: .ptr, .n),
- *      c->v[i] (scalars) and c->q, run the library call inside NOGIL(...),
- *      return a new reference (ret_array(c, i), Py_None...) or NULL with
- *      an exception set (fail_status). Never release anything: the
- *      dispatcher does.
- *   3. PyDoc_STRVAR(doc_NAME, "NAME(...) -> ...\n\n...") and one line
- *      X(NAME) in FUNCTIONS below.
+ *   1. static const arg_spec sig_NAME[] = {{"x", A_IN, 0, 0},
+ *      {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
+ *      {"out", A_OUT, OPT, 0}, QOPTS, END};
+ *      Each row: the Python name, its kind (enum arg_kind: arrays, scalars,
+ *      options), flags (OPT: may be omitted, KW: keyword only) and, for an
+ *      output, the index of the array whose shape and kind it follows.
+ *      Options (rounding=, seed=, ... or an opts dict) land in c->q, an
+ *      ag_qopts; QOPTS / BOPTS add the usual forward / backward sets.
+ *   2. static PyObject *w_NAME(call *c): read c->a[i] (arrays: .ptr, .n,
+ *      .kind), c->v[i] (scalars: .fmt, .f, .n, .i, .u, .s, .p), c->raw[i]
+ *      (the object passed, NULL when omitted) and c->q; check what the
+ *      signature cannot say (need_count, need_matrix); run the library
+ *      call inside NOGIL(...); return a new reference (ret_array(c, i),
+ *      none_ref(), ...) or NULL with an exception set (fail_status). Never
+ *      release anything: the dispatcher does, and adds c->counts to a
+ *      stats= dict.
+ *   3. PyDoc_STRVAR(doc_NAME, "NAME(...) -> ...\n\n...") and X(NAME) in
+ *      FUNCTIONS at the end of the file.
  *
  * Template: CPython's Modules/xxlimited.c (multi-phase init, a heap type,
  * module state).
@@ -1330,13 +1337,6 @@ static const ag_format *get_format(module_state *s, PyObject *obj)
     {"seed", A_SEED, OPT | KW, 0}, {"stream", A_STREAM, OPT | KW, 0},       \
     {"offset", A_OFFSET, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0}, \
     {"kernel", A_KERNEL, OPT | KW, 0}
-/* The same, positional too (after the positional arguments): quantize's
- * fast path from Python passes them so. */
-#define QOPTS_POS                                                          \
-    {"rounding", A_ROUNDING, OPT, 0}, {"overflow", A_OVERFLOW, OPT, 0},     \
-    {"seed", A_SEED, OPT, 0}, {"stream", A_STREAM, OPT, 0},                 \
-    {"offset", A_OFFSET, OPT, 0}, {"threads", A_THREADS, OPT, 0},           \
-    {"kernel", A_KERNEL, OPT, 0}
 #define BOPTS                                                              \
     {"ste", A_STE, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0},       \
     {"kernel", A_KERNEL, OPT | KW, 0}
@@ -1426,7 +1426,7 @@ PyDoc_STRVAR(doc_quantize,
 "tests and benchmarks. The GIL is released while the kernel runs.");
 static const arg_spec sig_quantize[] = {
     {"x", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
-    {"out", A_OUT, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS_POS, END};
+    {"out", A_OUT, OPT, 0}, {"stats", A_STATS, OPT | KW, 0}, QOPTS, END};
 static PyObject *w_quantize(call *c)
 {
     ag_status st;
@@ -1597,6 +1597,18 @@ static PyObject *w_amax(call *c)
     return Py_BuildValue("(dn)", (double)m, (Py_ssize_t)nans);
 }
 
+/* None, or the error of a call that pushes an amax (AG_ERR_ARG: a NaN or
+ * negative amax). */
+static PyObject *amax_status(ag_status st, const char *what, PyObject *amax)
+{
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "%s: %s (amax %R is NaN or negative)", what,
+                     ag_status_string(st), amax);
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, what);
+}
+
 /* The amax history: a capsule owning an ag_amax_history. The GIL serializes
  * the calls, as the library requires. */
 #define HISTORY_CAPSULE "altgrad._C.amax_history"
@@ -1646,13 +1658,8 @@ static PyObject *w_amax_history_push(call *c)
     ag_amax_history *h = get_history(c->raw[0]);
     if (h == NULL)
         return NULL;
-    const ag_status st = ag_amax_history_push(h, c->v[1].f);
-    if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "amax_history_push: %s (amax %R is NaN "
-                     "or negative)", ag_status_string(st), c->raw[1]);
-        return NULL;
-    }
-    return st == AG_OK ? none_ref() : fail_status(st, "amax_history_push");
+    return amax_status(ag_amax_history_push(h, c->v[1].f), "amax_history_push",
+                       c->raw[1]);
 }
 
 PyDoc_STRVAR(doc_amax_history_info,
@@ -1994,13 +2001,8 @@ static const arg_spec sig_scaler_record[] = {
     {"scaler", A_SCALER, 0, 0}, {"amax", A_FLOAT, 0, 0}, {"n", A_SIZE, OPT, 0}, END};
 static PyObject *w_scaler_record(call *c)
 {
-    const ag_status st = ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n);
-    if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "scaler_record: %s (amax %R is NaN or "
-                     "negative)", ag_status_string(st), c->raw[1]);
-        return NULL;
-    }
-    return st == AG_OK ? none_ref() : fail_status(st, "scaler_record");
+    return amax_status(ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n),
+                       "scaler_record", c->raw[1]);
 }
 
 PyDoc_STRVAR(doc_scaler_reset,

@@ -12,23 +12,24 @@
  *     off  size  field
  *       0     4  magic "AGSC"
  *       4     4  version (1)
- *       8     8  record size in bytes: 144 + 4 * history_len
+ *       8     8  record size in bytes: 136 + 4 * history_len
  *      16    24  format: ebits, mbits, bias, is_signed, no_zero, specials
  *                (int32 each)
  *      40     8  history_len
  *      48    12  scale options: margin, scale_min (float32 bits), pow2
- *      60    44  quantize options: rounding, overflow, ste (uint32), seed,
- *                stream, starting offset (uint64), threads, kernel (int32),
- *                first (uint32)
- *     104     4  last scale (float32 bits)
- *     108     4  zero (padding, checked)
- *     112     8  steps
- *     120     8  stochastic offset
- *     128     8  window count
- *     136  4*len window values, oldest first; unused slots zero
+ *      60    36  quantize options: rounding, overflow, ste (uint32), seed,
+ *                stream, starting offset (uint64); first-step policy
+ *                (uint32)
+ *     100     4  last scale (float32 bits)
+ *     104     8  steps
+ *     112     8  stochastic offset
+ *     120     8  window count
+ *     128  4*len window values, oldest first; unused slots zero
  *       ...   8  FNV-1a 64 of every byte before it
- * The record is canonical: equal states give equal bytes, so a restored
- * scaler saves exactly the record it was loaded from.
+ * quant.threads and quant.kernel change no result and are not part of the
+ * record. The record is canonical: equal states give equal bytes, whatever
+ * the thread count or code path, and a restored scaler saves exactly the
+ * record it was loaded from.
  */
 #include "ag_internal.h"
 
@@ -47,7 +48,7 @@ struct ag_scaler {
 
 #define REC_MAGIC "AGSC"
 #define REC_VERSION 1u
-#define REC_WINDOW 136u /* offset of the window values */
+#define REC_WINDOW 128u /* offset of the window values */
 #define REC_TAIL 8u     /* the checksum */
 
 ag_scaler_opts ag_scaler_opts_default(void)
@@ -64,34 +65,21 @@ ag_scaler_opts ag_scaler_opts_default(void)
 /* Largest window whose record size fits size_t. */
 #define MAX_LEN ((SIZE_MAX - REC_WINDOW - REC_TAIL) / sizeof(float))
 
-static ag_status opts_check(const ag_format *fmt, const ag_scaler_opts *o)
-{
-    if (o->history_len == 0 || o->history_len > MAX_LEN ||
-        (unsigned)o->first > (unsigned)AG_SCALER_FIRST_SCALE_ONE)
-        return AG_ERR_ARG;
-    float tmp;
-    /* the scale options exactly as ag_compute_scale checks them */
-    ag_status st = ag_compute_scale(&tmp, 0.0f, fmt, &o->scale);
-    if (st != AG_OK)
-        return st;
-    if ((st = ag__opts_check(&o->quant)) != AG_OK)
-        return st;
-    return ag_kernel_available(o->quant.kernel) ? AG_OK : AG_ERR_ARG;
-}
-
 ag_status ag_scaler_create(ag_scaler **out, const ag_format *fmt,
                            const ag_scaler_opts *opts)
 {
-    if (!out)
+    if (!out) /* *out cannot be set */
         return AG_ERR_NULL;
     *out = NULL;
-    if (!fmt)
-        return AG_ERR_NULL;
-    ag_status st = ag_format_check(fmt);
-    if (st != AG_OK)
-        return st;
     const ag_scaler_opts o = opts ? *opts : ag_scaler_opts_default();
-    if ((st = opts_check(fmt, &o)) != AG_OK)
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_fmt(&c, fmt);
+    ag__chk_arg(&c, o.history_len != 0 && o.history_len <= MAX_LEN &&
+                        (unsigned)o.first <= (unsigned)AG_SCALER_FIRST_SCALE_ONE);
+    ag__chk_sopts(&c, &o.scale);
+    ag__chk_qopts(&c, &o.quant);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
         return st;
     if (o.history_len > (SIZE_MAX - sizeof(ag_scaler)) / sizeof(float))
         return AG_ERR_NOMEM;
@@ -177,10 +165,17 @@ static void record(ag_scaler *s, float amax, size_t n, float scale)
 ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x, size_t n,
                              ag_stats *stats)
 {
-    if (!s || (n > 0 && (!y || !x)))
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    if (n) {
+        ag__chk_ptr(&c, y);
+        ag__chk_ptr(&c, x);
+    }
+    ag_status st = ag__chk_status(&c);
+    if (st != AG_OK) /* the rest is ag_quantize's to check */
+        return st;
     float amax = 0.0f;
-    ag_status st = ag_amax(&amax, x, n, NULL);
+    st = ag_amax(&amax, x, n, NULL);
     if (st != AG_OK)
         return st;
     /* amax is read before y is written: y == x works */
@@ -196,31 +191,44 @@ ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x, size_t n,
 ag_status ag_scaler_backward(const ag_scaler *s, float *dx, const float *dy,
                              const float *x, size_t n)
 {
-    if (!s)
-        return AG_ERR_NULL;
-    if (s->steps == 0)
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    if (n) {
+        ag__chk_ptr(&c, dx);
+        ag__chk_ptr(&c, dy);
+        if (s && s->opts.quant.ste == AG_STE_CLIPPED)
+            ag__chk_ptr(&c, x);
+    }
+    ag__chk_arg(&c, s && s->steps > 0);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK) /* the rest is ag_quantize_backward's */
+        return st;
     return ag_quantize_backward(dx, dy, x, n, &s->fmt, s->last_scale,
                                 &s->opts.quant);
 }
 
 ag_status ag_scaler_scale(const ag_scaler *s, float amax_now, float *scale)
 {
-    if (!s || !scale)
-        return AG_ERR_NULL;
-    if (s->count == 0 && s->opts.first == AG_SCALER_FIRST_CURRENT &&
-        !(amax_now >= 0.0f))
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, scale);
+    ag__chk_arg(&c, !s || s->count > 0 || s->opts.first != AG_SCALER_FIRST_CURRENT ||
+                        amax_now >= 0.0f);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     *scale = scale_for(s, amax_now);
     return AG_OK;
 }
 
 ag_status ag_scaler_record(ag_scaler *s, float amax, size_t n)
 {
-    if (!s)
-        return AG_ERR_NULL;
-    if (!(amax >= 0.0f))
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_arg(&c, amax >= 0.0f);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     record(s, amax, n, scale_for(s, amax));
     return AG_OK;
 }
@@ -266,8 +274,12 @@ static size_t record_size(size_t len)
 
 ag_status ag_scaler_state_size(const ag_scaler *s, size_t *size)
 {
-    if (!s || !size)
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, size);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     *size = record_size(s->opts.history_len);
     return AG_OK;
 }
@@ -335,22 +347,23 @@ static void put_header(unsigned char *p, const ag_scaler *s)
     put64(p + 72, o->quant.seed);
     put64(p + 80, o->quant.stream);
     put64(p + 88, o->quant.offset);
-    put32(p + 96, (uint32_t)o->quant.threads);
-    put32(p + 100, (uint32_t)o->quant.kernel);
-    put32(p + 104, (uint32_t)o->first);
-    put32(p + 108, ag__f2u(s->last_scale));
-    put64(p + 112, s->steps);
-    put64(p + 120, s->offset);
-    put64(p + 128, (uint64_t)s->count);
+    put32(p + 96, (uint32_t)o->first);
+    put32(p + 100, ag__f2u(s->last_scale));
+    put64(p + 104, s->steps);
+    put64(p + 112, s->offset);
+    put64(p + 120, (uint64_t)s->count);
 }
 
 ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
 {
-    if (!s || !buf)
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, buf);
+    ag__chk_arg(&c, !s || cap >= record_size(s->opts.history_len));
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     const size_t len = s->opts.history_len, size = record_size(len);
-    if (cap < size)
-        return AG_ERR_ARG;
     unsigned char *p = buf;
     put_header(p, s);
     /* oldest first: the ring's held values start `count` slots before next */
@@ -363,17 +376,15 @@ ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
     return AG_OK;
 }
 
-/* Header bytes that must equal s's own (the format and options; threads
- * (96..100) and kernel (100..104) change no result and may differ). */
-static int same_config(const unsigned char *p, const unsigned char *mine)
-{
-    return memcmp(p, mine, 96) == 0 && memcmp(p + 104, mine + 104, 4) == 0;
-}
-
 ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size)
 {
-    if (!s || !buf)
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, s);
+    ag__chk_ptr(&c, buf);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
+    /* the record's contents (the data) are checked below */
     const size_t len = s->opts.history_len;
     const unsigned char *p = buf;
     /* the record must be exactly this scaler's size: that also keeps every
@@ -384,12 +395,12 @@ ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size)
         return AG_ERR_ARG;
     unsigned char mine[REC_WINDOW];
     put_header(mine, s);
-    if (!same_config(p, mine))
+    if (memcmp(p, mine, 100) != 0) /* the format and the options */
         return AG_ERR_ARG;
     /* the state must be one a scaler can reach */
-    const float last = ag__u2f(get32(p + 108));
-    const uint64_t steps = get64(p + 112), offset = get64(p + 120),
-                   count = get64(p + 128);
+    const float last = ag__u2f(get32(p + 100));
+    const uint64_t steps = get64(p + 104), offset = get64(p + 112),
+                   count = get64(p + 120);
     if (count != (steps < (uint64_t)len ? steps : (uint64_t)len))
         return AG_ERR_ARG;
     if (steps == 0 ? ag__f2u(last) != 0u : !ag__scale_ok(last))

@@ -29,9 +29,9 @@ def test_parser_errors():
     with pytest.raises(TypeError, match="at most"):  # options are keyword only here
         _C.encode(x, F, 1.0, None, None, "nearest_even")
     # positional and keyword spellings give one result
-    a = _C.quantize(x * 3.3, F, 0.5, None, None, "up", "saturate", 0, 0, 0, 1, "auto")
-    b = _C.quantize(x * 3.3, F, 0.5, rounding="up", threads=1)
-    assert np.array_equal(a, b)
+    a = _C.quantize(x * 3.3, F, 0.5, None, rounding="up", threads=1)
+    b = _C.quantize(x=x * 3.3, scale=0.5, format=F, rounding="up", threads=1)
+    assert np.array_equal(a, b) and a.tolist() == [3.5] * 3
 
 
 def test_tensors_are_read_in_place(rng):
@@ -106,3 +106,24 @@ def test_fast_path_equals_autograd_path(rng):
         assert same_f32(a, b.detach())
     with pytest.raises(ValueError, match="ste"):
         quantize(x, E5M2, ste="smooth")
+
+
+def test_functions_refuse_non_tensors():
+    from altgrad.quantization import MXQuantizeFunc, QuantizeFunc, QuantizeRowsFunc
+
+    a = np.ones(4, np.float32)
+    for call in [lambda: QuantizeFunc.apply(a, E5M2, 1.0),
+                 lambda: QuantizeRowsFunc.apply(a, E5M2, 1.0, {}),
+                 lambda: MXQuantizeFunc.apply(a, "float8_e4m3fn", 32, {})]:
+        with pytest.raises(TypeError, match="torch.Tensor"):
+            call()
+
+
+def test_create_graph_through_the_factory():
+    from altgrad.quantization import quantize_rows
+
+    x = torch.tensor([[1.0, 500.0], [2.0, -3.0]], requires_grad=True)
+    for fn in (lambda t: quantize(t, E4M3, 1.0, ste="clipped"),
+               lambda t: quantize_rows(t, E4M3, 1.0, ste="clipped")):
+        (g,) = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+        assert g.tolist() == [[1.0, 0.0], [1.0, 1.0]]

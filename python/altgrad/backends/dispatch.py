@@ -38,14 +38,13 @@ def _opts(rounding, overflow, seed, stream, offset, stats):
 
 
 def _ste_forward(x, run, ste, keep):
-    return run(x), ste, keep
+    def backward(dx, dy, x):  # accumulates, as the factory's C backwards
+        dx.add_(torch.where(keep(x), dy, torch.zeros((), dtype=dy.dtype, device=dy.device)))
+
+    return run(x), ste, backward
 
 
-def _ste_backward(dx, dy, x, keep):
-    dx.add_(torch.where(keep(x), dy, torch.zeros((), dtype=dy.dtype, device=dy.device)))
-
-
-TorchPathSTE = straight_through("TorchPathSTE", _ste_forward, _ste_backward, """\
+TorchPathSTE = straight_through("TorchPathSTE", _ste_forward, """\
 ``TorchPathSTE.apply(x, run, ste, keep)``: ``run(x)`` (a torch-path
 quantizer) with the straight-through gradient; ``keep(x)`` is the clipped
 STE's mask, computed on x's device.""")

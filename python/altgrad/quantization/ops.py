@@ -39,22 +39,23 @@ from .. import _C
 from .. import _arrays
 from .. import backends
 
-__all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc", "straight_through"]
+__all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc", "straight_through",
+           "clipped_backward"]
 
 _FORWARD_KEYS = ("rounding", "overflow", "seed", "stream", "offset", "threads", "stats",
                  "kernel")
 
 
-def straight_through(name, forward, backward, doc=None):
+def straight_through(name, forward, doc=None):
     """An ``autograd.Function`` class with the straight-through gradient: the
-    one factory behind :class:`QuantizeFunc`, ``QuantizeRowsFunc`` and
-    ``MXQuantizeFunc``.
+    one factory behind :class:`QuantizeFunc`, ``QuantizeRowsFunc``,
+    ``MXQuantizeFunc`` and ``DelayedScaler.quantize``.
 
-    ``forward(x, *args) -> (y, ste, state)``: ``x`` a float32 tensor, ``y``
-    a new float32 tensor of its shape, ``ste`` ``"identity"`` or
-    ``"clipped"``, ``state`` whatever the backward needs. ``backward(dx, dy,
-    x, state)``: the C backward for the clipped STE, ACCUMULATING into
-    ``dx`` (zeros). The class's ``apply(x, *args)`` gives ``dx = dy``
+    ``forward(x, *args) -> (y, ste, backward)``: ``x`` a C-contiguous
+    float32 tensor, ``y`` a new float32 tensor of its shape, ``ste``
+    ``"identity"`` or ``"clipped"``, and ``backward(dx, dy, x)`` the C
+    backward of the clipped STE with this forward's settings, ACCUMULATING
+    into ``dx`` (zeros; may be None for the identity STE). The class's ``apply(x, *args)`` gives ``dx = dy``
     (identity) or ``dy`` where the forward did not saturate, 0 elsewhere
     (clipped; the mask from the C library), and no gradient for ``args``.
     Backward is differentiable again (``create_graph=True``) as a function
@@ -62,28 +63,30 @@ def straight_through(name, forward, backward, doc=None):
     """
 
     def fwd(ctx, x, *args):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}.apply: x must be a torch.Tensor, not "
+                            f"{type(x).__name__}")
         # grad mode is off in here: the extension reads x as it is
-        y, ste, state = forward(x if x.is_contiguous() else x.contiguous(), *args)
-        ctx.meta = (ste, state, len(args))
+        x = x if x.is_contiguous() else x.contiguous()
+        y, ste, backward = forward(x, *args)
+        ctx.meta = (ste, backward, len(args))
         if ste == "clipped":
             ctx.save_for_backward(x)
         return y
 
     def bwd(ctx, dy):
-        ste, state, nargs = ctx.meta
+        ste, backward, nargs = ctx.meta
         none = (None,) * nargs
         if ste == "identity":
             return (dy,) + none
         (x,) = ctx.saved_tensors
-        x = x if x.is_contiguous() else x.contiguous()
         if torch.is_grad_enabled():  # create_graph: a function of dy, mask from C
             x = x.detach()
             keep = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-            backward(keep, torch.ones(x.shape, dtype=torch.float32, device=x.device), x,
-                     state)
+            backward(keep, torch.ones(x.shape, dtype=torch.float32, device=x.device), x)
             return (torch.where(keep != 0, dy, torch.zeros((), dtype=dy.dtype)),) + none
         dx = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-        backward(dx, _arrays.read(dy, "dy"), x, state)
+        backward(dx, _arrays.read(dy, "dy"), x)
         return (dx,) + none
 
     return type(name, (torch.autograd.Function,), {
@@ -91,17 +94,28 @@ def straight_through(name, forward, backward, doc=None):
         "__doc__": doc, "__module__": forward.__module__})
 
 
+def clipped_backward(f, scale, threads=0, kernel="auto"):
+    """The backward of a per-tensor quantize with scale ``scale``: the
+    clipped-STE mask from ``_C.quantize_backward``."""
+    return lambda dx, dy, x: _C.quantize_backward(dx, dy, x, f, scale, ste="clipped",
+                                                  threads=threads, kernel=kernel)
+
+
 def _c_options(rounding="nearest_even", overflow="saturate", ste="identity", seed=None,
                stream=0, offset=0, threads=0, stats=None, kernel="auto"):
-    """(ste, the positional option arguments of ``_C.quantize`` after x,
-    format, scale and out): () for the defaults, the cheap call."""
+    """(ste, the keyword options of ``_C.quantize``): none at all for the
+    defaults, the cheap call; else :func:`altgrad._arrays.options`."""
     if (rounding == "nearest_even" and ste == "identity" and stats is None and seed is None
             and overflow == "saturate" and not (stream or offset or threads)
             and kernel == "auto"):
-        return "identity", ()
-    return _C.option("ste", ste), (stats, rounding, overflow,
-                                   _arrays.seed_for(rounding, seed), stream, offset,
-                                   threads, kernel)
+        return "identity", _NO_OPTIONS
+    opts = _arrays.options(rounding, overflow, seed, stream, offset, threads, kernel,
+                           draw_seed=True)
+    opts["stats"] = stats
+    return _C.option("ste", ste), opts
+
+
+_NO_OPTIONS = {}  # never written
 
 
 def _split_options(options):
@@ -113,22 +127,19 @@ def _split_options(options):
     return _c_options(**opts)
 
 
-def _ste_forward(x, f, s, ste, copts):
-    state = (f, s) + (tuple(copts[6:8]) if copts else (0, "auto"))
-    return _C.quantize(x, f, s, None, *copts), ste, state
-
-
-def _quantize_backward(dx, dy, x, state):
-    f, s, threads, kernel = state
-    _C.quantize_backward(dx, dy, x, f, s, ste="clipped", threads=threads, kernel=kernel)
+def _ste_forward(x, f, s, ste, opts):
+    back = None
+    if ste == "clipped":
+        back = clipped_backward(f, s, opts.get("threads", 0), opts.get("kernel", "auto"))
+    return _C.quantize(x, f, s, None, **opts), ste, back
 
 
 def _quantize_forward(x, format, scale, options=None):
-    ste, copts = _split_options(options)
-    return _ste_forward(x, _arrays.fmt(format), _arrays.scale_value(scale), ste, copts)
+    ste, opts = _split_options(options)
+    return _ste_forward(x, _arrays.fmt(format), _arrays.scale_value(scale), ste, opts)
 
 
-QuantizeFunc = straight_through("QuantizeFunc", _quantize_forward, _quantize_backward, """\
+QuantizeFunc = straight_through("QuantizeFunc", _quantize_forward, """\
 ``QuantizeFunc.apply(x, format, scale, options=None)``: the quantizer with
 the straight-through estimator. ``options`` is a dict of the keyword options
 of :func:`quantize` (``rounding``, ``overflow``, ``ste``, ``seed``...).
@@ -139,7 +150,7 @@ format, scale and options. Both are differentiable again
 """)
 
 # quantize()'s own, with the arguments already resolved (the cheap call)
-_Quantize = straight_through("_Quantize", _ste_forward, _quantize_backward)
+_Quantize = straight_through("_Quantize", _ste_forward)
 
 
 class DequantizeFunc(torch.autograd.Function):
@@ -192,18 +203,18 @@ def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturat
                                      kernel=kernel)
     if not isinstance(x, torch.Tensor):
         _check_input(x)
-        ste, copts = _c_options(rounding, overflow, ste, seed, stream, offset, threads,
-                                stats, kernel)
+        ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads,
+                               stats, kernel)
         return _C.quantize(_arrays.read(x, "x"), _arrays.fmt(format),
-                           _arrays.scale_value(scale), None, *copts)
+                           _arrays.scale_value(scale), None, **opts)
     f = _arrays.fmt(format)
     s = scale if type(scale) is float else _arrays.scale_value(scale)
-    ste, copts = _c_options(rounding, overflow, ste, seed, stream, offset, threads, stats,
-                            kernel)
+    ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads, stats,
+                           kernel)
     if x.requires_grad and torch.is_grad_enabled():
-        return _Quantize.apply(x, f, s, ste, copts)
+        return _Quantize.apply(x, f, s, ste, opts)
     # no graph to record: straight to the C library, which reads the tensor
-    return _C.quantize(x if x.is_contiguous() else x.contiguous(), f, s, None, *copts)
+    return _C.quantize(x if x.is_contiguous() else x.contiguous(), f, s, None, **opts)
 
 
 def dequantize(x, scale=1.0, *, backend="auto"):

@@ -34,7 +34,7 @@ import torch
 from .. import _C
 from .. import _arrays as _a
 from .. import backends
-from .ops import straight_through
+from .ops import clipped_backward, straight_through
 
 __all__ = [
     "MX_BLOCK",
@@ -139,16 +139,12 @@ def _history_len(v):
 
 def _scaler_forward(x, scaler, stats):
     y = _C.scaler_quantize(scaler._s, x, None, stats)
-    return y, scaler.ste, (scaler._f, _C.scaler_info(scaler._s)["last_scale"],
-                           scaler._threads, scaler._kernel)
+    # the backward keeps the scale of this forward, whatever steps follow
+    return y, scaler.ste, clipped_backward(scaler._f, scaler.last_scale,
+                                           scaler._threads, scaler._kernel)
 
 
-def _scaler_backward(dx, dy, x, state):
-    f, s, threads, kernel = state
-    _C.quantize_backward(dx, dy, x, f, s, ste="clipped", threads=threads, kernel=kernel)
-
-
-_ScalerQuantize = straight_through("_ScalerQuantize", _scaler_forward, _scaler_backward)
+_ScalerQuantize = straight_through("_ScalerQuantize", _scaler_forward)
 
 
 class DelayedScaler:
@@ -393,25 +389,28 @@ def _ste(ste):
     return _C.option("ste", ste)
 
 
-def _rows_forward(x, format, scales, options, ste="identity"):
+def _matrix_forward(x, format, param, options, ste, c_forward, c_backward):
+    """The forward of a matrix quantizer for the STE factory: ``c_forward(y,
+    x, rows, cols, param, format, **options)``, and as its backward
+    ``c_backward(dx, dy, x, rows, cols, param, format, ste="clipped")``."""
     ste = _ste(ste)
     f = _a.fmt(format)
     rows, cols = _a.matrix(x.shape)
-    s = _row_scales(scales, rows)
-    s = s.clone() if _a.is_tensor(s) else np.array(s)  # kept for backward
     y = torch.empty(x.shape, dtype=torch.float32)
-    opts = dict(options)
-    _C.quantize_rows(y, x, rows, cols, s, f, **opts)
-    return y, ste, (f, s, rows, cols, opts.get("threads", 0), opts.get("kernel", "auto"))
+    c_forward(y, x, rows, cols, param, f, **options)
+    path = {"threads": options.get("threads", 0), "kernel": options.get("kernel", "auto")}
+    return y, ste, lambda dx, dy, xs: c_backward(dx, dy, xs, rows, cols, param, f,
+                                                 ste="clipped", **path)
 
 
-def _rows_backward(dx, dy, x, state):
-    f, s, rows, cols, threads, kernel = state
-    _C.quantize_rows_backward(dx, dy, x, rows, cols, s, f, ste="clipped",
-                              threads=threads, kernel=kernel)
+def _rows_forward(x, format, scales, options, ste="identity"):
+    s = _row_scales(scales, _a.matrix(x.shape)[0])
+    s = s.clone() if _a.is_tensor(s) else np.array(s)  # kept for backward
+    return _matrix_forward(x, format, s, options, ste, _C.quantize_rows,
+                           _C.quantize_rows_backward)
 
 
-QuantizeRowsFunc = straight_through("QuantizeRowsFunc", _rows_forward, _rows_backward, """\
+QuantizeRowsFunc = straight_through("QuantizeRowsFunc", _rows_forward, """\
 ``QuantizeRowsFunc.apply(x, format, scales, options, ste)``: per-row
 fake quantization (``ag_quantize_rows``) with the straight-through
 gradient from ``ag_quantize_rows_backward`` (identity, or ``clipped``:
@@ -531,23 +530,11 @@ def mx_decode(codes, scales, format, block=MX_BLOCK, *, backend="auto"):
 
 
 def _mx_forward(x, format, block, options, ste="identity"):
-    ste = _ste(ste)
-    f = _a.fmt(format)
-    b = _block(block)
-    rows, cols = _a.matrix(x.shape)
-    y = torch.empty(x.shape, dtype=torch.float32)
-    opts = dict(options)
-    _C.mx_quantize(y, x, rows, cols, b, f, **opts)
-    return y, ste, (f, b, rows, cols, opts.get("threads", 0), opts.get("kernel", "auto"))
+    return _matrix_forward(x, format, _block(block), options, ste, _C.mx_quantize,
+                           _C.mx_quantize_backward)
 
 
-def _mx_backward(dx, dy, x, state):
-    f, b, rows, cols, threads, kernel = state
-    _C.mx_quantize_backward(dx, dy, x, rows, cols, b, f, ste="clipped",
-                            threads=threads, kernel=kernel)
-
-
-MXQuantizeFunc = straight_through("MXQuantizeFunc", _mx_forward, _mx_backward, """\
+MXQuantizeFunc = straight_through("MXQuantizeFunc", _mx_forward, """\
 ``MXQuantizeFunc.apply(x, format, block, options, ste)``: MX fake
 quantization (``ag_mx_quantize``) with the straight-through gradient
 from ``ag_mx_quantize_backward``.
