@@ -176,10 +176,10 @@ def options(rounding="nearest_even", overflow="saturate", seed=0, stream=0,
 def _torch_path(backend, x):
     """True when the call on x runs on the torch path (altgrad.backends)."""
     if backend == "auto" and not (is_tensor(x) and x.device.type != "cpu"):
-        return False
-    from .backends import select
+        return False  # the common case, before any import
+    from .backends import use_torch
 
-    return select(backend, x) == "torch"
+    return use_torch(backend, x)
 
 
 def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",

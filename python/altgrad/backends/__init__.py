@@ -15,7 +15,7 @@ on machines without a GPU.
 """
 import sys
 
-__all__ = ["BACKENDS", "select"]
+__all__ = ["BACKENDS", "select", "use_torch"]
 
 #: The accepted values of a ``backend=`` keyword.
 BACKENDS = ("auto", "c", "torch")
@@ -64,3 +64,13 @@ def select(backend, *arrays):
                             f"{type(other[0]).__name__} (numpy arrays go to the C core)")
         return "torch"
     return "torch" if on_device else "c"
+
+
+def use_torch(backend, *arrays):
+    """True when a call on ``arrays`` runs on the torch path
+    (``select(backend, *arrays) == "torch"``); the default case, ``"auto"``
+    with every tensor on the CPU, is decided without building anything."""
+    if backend == "auto" and not any(
+            _device_of(a) not in (None, "cpu") for a in arrays if a is not None):
+        return False
+    return select(backend, *arrays) == "torch"

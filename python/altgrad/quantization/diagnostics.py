@@ -28,7 +28,9 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as _a
-from .. import backends
+from ..backends import dispatch as _dispatch
+from ..backends import torch_path as _tp
+from ..backends import use_torch
 
 __all__ = [
     "GRAD_EPS",
@@ -68,19 +70,10 @@ def _torch_path(options, *xs):
     """True when the call runs on the device-generic torch path (a tensor
     on another device, or ``backend="torch"`` in ``options``, which is
     popped); then ``threads``/``kernel`` are checked and popped too."""
-    backend = options.pop("backend", "auto")
-    if backends.select(backend, *xs) != "torch":
+    if not use_torch(options.pop("backend", "auto"), *xs):
         return False
-    from ..backends import dispatch
-
-    dispatch.check_c_only(options.pop("threads", 0), options.pop("kernel", "auto"))
+    _dispatch.check_c_only(options.pop("threads", 0), options.pop("kernel", "auto"))
     return True
-
-
-def _tp():
-    from ..backends import torch_path
-
-    return torch_path
 
 
 def _pair(a, b, na, nb):
@@ -99,7 +92,7 @@ def detect_bit_stall(weight, grad, lr, format, scale=1.0, **options):
     scale)`` and ``to_bits(w / scale)`` are the same grid point
     (``ag_bit_stall``). ValueError for a NaN / infinite lr or a bad scale."""
     if _torch_path(options, weight, grad):
-        return _tp().bit_stall(_read(weight, "weight"), _read(grad, "grad"), lr, format,
+        return _tp.bit_stall(_read(weight, "weight"), _read(grad, "grad"), lr, format,
                                scale, **options)
     w, g = _pair(weight, grad, "weight", "grad")
     return _C.bit_stall(w, g, lr, _a.fmt(format), _a.scale_value(scale),
@@ -148,7 +141,7 @@ def count_flips(a, b, format, scale=1.0, **options):
     """Elements where two snapshots ``a`` and ``b`` of a tensor quantize to
     different grid points (``ag_flips``), as an int."""
     if _torch_path(options, a, b):
-        return _tp().flips(_read(a, "a"), _read(b, "b"), format, scale, **options)
+        return _tp.flips(_read(a, "a"), _read(b, "b"), format, scale, **options)
     av, bv = _pair(a, b, "a", "b")
     return _C.flips(av, bv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
 
@@ -158,7 +151,7 @@ def count_code_flips(a, b, format, *, backend="auto"):
     or uint16 / torch.int16 for wider formats; one dtype for both)
     (``ag_flips_u8`` / ``_u16``). ValueError for a code outside the format."""
     if _torch_path({"backend": backend}, a, b):
-        return _tp().code_flips(_read(a, "a"), _read(b, "b"), format)
+        return _tp.code_flips(_read(a, "a"), _read(b, "b"), format)
     av, bv = _pair(a, b, "a", "b")
     if av.dtype != bv.dtype:
         raise TypeError(f"a and b must have one dtype, got {av.dtype} and {bv.dtype}")
@@ -170,7 +163,7 @@ def update_flips(before, after, grad, format, scale=1.0, **options):
     with ``|grad| > 1e-10``, ``flips`` = how many of those moved to another
     grid point between ``before`` and ``after`` (``ag_update_flips``)."""
     if _torch_path(options, before, after, grad):
-        return _tp().update_flips(_read(before, "before"), _read(after, "after"),
+        return _tp.update_flips(_read(before, "before"), _read(after, "after"),
                                   _read(grad, "grad"), format, scale, **options)
     bv, av = _pair(before, after, "before", "after")
     gv = _read(grad, "grad")
@@ -193,7 +186,7 @@ def ulp_distance(a, b, format, scale=1.0, **options):
     :data:`ULP_NAN` where either side is NaN or rounds to NaN. +0 and -0
     are one point; a distance across zero counts the steps on both sides."""
     if _torch_path(options, a, b):
-        return _tp().ulp_distance(_read(a, "a"), _read(b, "b"), format, scale, **options)
+        return _tp.ulp_distance(_read(a, "a"), _read(b, "b"), format, scale, **options)
     av, bv = _pair(a, b, "a", "b")
     ret, out = _a.new(_a.is_tensor(a), av.shape, np.int32)
     _C.ulp_distance(out, av, bv, _a.fmt(format), _a.scale_value(scale),
@@ -208,7 +201,7 @@ def ulp_distance_stats(a, b, format, scale=1.0, **options):
     without NaN; 0.0 when none)."""
     if _torch_path(options, a, b):
         av, bv = _read(a, "a"), _read(b, "b")
-        s, m, nans = _tp().ulp_distance_stats(av, bv, format, scale, **options)
+        s, m, nans = _tp.ulp_distance_stats(av, bv, format, scale, **options)
     else:
         av, bv = _pair(a, b, "a", "b")
         s, m, nans = _C.ulp_distance_stats(av, bv, _a.fmt(format), _a.scale_value(scale),
@@ -227,7 +220,7 @@ def stiffness(w, format, scale=1.0, *, backend="auto"):
     0 for +-0, NaN for NaN, inf for +-inf. float32 of w's shape and kind."""
     wv = _read(w, "w")
     if _torch_path({"backend": backend}, w):
-        return _tp().stiffness(wv, format, scale)
+        return _tp.stiffness(wv, format, scale)
     ret, out = _a.new(_a.is_tensor(w), wv.shape, np.float32)
     _C.stiffness(out, wv, _a.fmt(format), _a.scale_value(scale))
     return ret
@@ -242,7 +235,7 @@ def exponent_histogram(x, format, scale=1.0, **options):
     ``2**(e - bias)``). Labels: :func:`exponent_histogram_labels`."""
     xv = _read(x, "x")
     if _torch_path(options, x):
-        return np.array(_tp().exp_hist(xv, format, scale, **options), dtype=np.int64)
+        return np.array(_tp.exp_hist(xv, format, scale, **options), dtype=np.int64)
     counts = _C.exp_hist(xv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
     return np.array(counts, dtype=np.int64)
 

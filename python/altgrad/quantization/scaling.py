@@ -33,7 +33,9 @@ import torch
 
 from .. import _C
 from .. import _arrays as _a
-from .. import backends
+from ..backends import dispatch as _dispatch
+from ..backends import torch_path as _tp
+from ..backends import use_torch as _torch_path
 from .ops import clipped_backward, straight_through
 
 __all__ = [
@@ -91,29 +93,10 @@ class ScalingConfig:
             raise ValueError(f"scale_min must be positive and finite, got {self.scale_min}")
 
 
-def _torch_path(backend, *xs):
-    """True when a call on xs runs on the device-generic torch path
-    (:mod:`altgrad.backends`: a tensor on another device, or
-    ``backend="torch"``)."""
-    return backends.select(backend, *xs) == "torch"
-
-
-def _tp():
-    from ..backends import torch_path
-
-    return torch_path
-
-
-def _dispatch():
-    from ..backends import dispatch
-
-    return dispatch
-
-
 def _amax(x, name, backend="auto"):
     """(amax, NaN count) as Python numbers, on x's device."""
     if _torch_path(backend, x):
-        m, nans = _tp().amax(_a.read(x, name, allow_grad=True))
+        m, nans = _tp.amax(_a.read(x, name, allow_grad=True))
         return m.item(), int(nans.item())
     return _C.amax(_a.read(x, name, allow_grad=True))
 
@@ -210,7 +193,7 @@ class DelayedScaler:
         if _torch_path(backend, x):
             m, _ = _amax(x, "x", "torch")
             s = _C.scaler_scale(self._s, m)
-            y = _dispatch().quantize(x, self._f, s, ste=self.ste, offset=self.offset,
+            y = _dispatch.quantize(x, self._f, s, ste=self.ste, offset=self.offset,
                                      stats=stats, threads=self._threads,
                                      kernel=self._kernel, **self._qopts)
             self.record(m, _a.numel(x))
@@ -338,7 +321,7 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False,
     """
     f = _a.fmt(format)
     if _a.is_tensor(amax) and _torch_path(backend, amax):
-        return _tp().compute_scale(_a.read(amax, "amax", allow_grad=True), f, scale_min,
+        return _tp.compute_scale(_a.read(amax, "amax", allow_grad=True), f, scale_min,
                                    margin=margin, pow2=pow2)
     if _a.is_tensor(amax) or isinstance(amax, np.ndarray):
         a = _a.read(amax, "amax", allow_grad=True)
@@ -359,7 +342,7 @@ def amax_rows(x, *, backend="auto"):
     ``x.shape[:-1]``, float32, of x's kind."""
     v = _a.read(x, "x", allow_grad=True)
     if _torch_path(backend, x):
-        return _tp().amax_rows(v)
+        return _tp.amax_rows(v)
     rows, cols = _a.matrix(v.shape)
     ret, out = _a.new(_a.is_tensor(x), v.shape[:-1], np.float32)
     _C.amax_rows(out, v, rows, cols)
@@ -436,7 +419,7 @@ def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=F
         scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2,
                                 backend=backend)
     if _torch_path(backend, x):
-        return _dispatch().quantize_rows(
+        return _dispatch.quantize_rows(
             x, format, scales, ste=ste, rounding=rounding, overflow=overflow, seed=seed,
             stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
@@ -501,8 +484,8 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     b = _block(block)
     xv = _a.read(x, "x", allow_grad=True)
     if _torch_path(backend, x):
-        _dispatch().check_c_only(threads, kernel)
-        return _tp().mx_encode(xv, f, b, rounding=rounding, overflow=overflow, seed=seed,
+        _dispatch.check_c_only(threads, kernel)
+        return _tp.mx_encode(xv, f, b, rounding=rounding, overflow=overflow, seed=seed,
                                stream=stream, offset=offset, stats=stats)
     rows, cols = _a.matrix(xv.shape)
     t = _a.is_tensor(x)
@@ -522,7 +505,7 @@ def mx_decode(codes, scales, format, block=MX_BLOCK, *, backend="auto"):
     cv = _a.read(codes, "codes")
     sv = _a.read(scales, "scales")
     if _torch_path(backend, codes):
-        return _tp().mx_decode(cv, sv, f, b)
+        return _tp.mx_decode(cv, sv, f, b)
     rows, cols = _a.matrix(cv.shape)
     ret, out = _a.new(_a.is_tensor(codes), cv.shape, np.float32)
     _C.mx_decode(out, cv, sv, rows, cols, b, f)
@@ -551,7 +534,7 @@ def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_
     _ste(ste)
     b = _block(block)
     if _torch_path(backend, x):
-        return _dispatch().mx_quantize(
+        return _dispatch.mx_quantize(
             x, format, b, ste=ste, rounding=rounding, overflow=overflow, seed=seed,
             stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
