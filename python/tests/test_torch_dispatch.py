@@ -156,8 +156,8 @@ def test_mx(ste):
     x = data((5, 70))
     x[1] = torch.where(torch.isfinite(x[1]), x[1], torch.ones(()))
     dy = data((5, 70), seed=3)
-    for spec in ["float8_e4m3fn", "float4_e2m1fn"]:
-        kw = dict(ste=ste, rounding="stochastic", seed=1, stream=4)
+    for spec, rule in [("float8_e4m3fn", "floor"), ("float4_e2m1fn", "rceil")]:
+        kw = dict(ste=ste, rounding="stochastic", seed=1, stream=4, mx_scale=rule)
         xc = x.clone().requires_grad_(True)
         yc = mx_quantize(xc, spec, 32, **kw)
         yc.backward(dy)
@@ -166,8 +166,8 @@ def test_mx(ste):
         yd.backward(dev(dy))
         assert_same(yd, yc.detach(), spec)
         assert_same(xd.grad, xc.grad, spec)
-        cd, sd = mx_encode(dev(x), spec, 16, backend=BACKEND)
-        cc, sc = mx_encode(x, spec, 16)
+        cd, sd = mx_encode(dev(x), spec, 16, backend=BACKEND, mx_scale=rule)
+        cc, sc = mx_encode(x, spec, 16, mx_scale=rule)
         assert cd.device == DEVICE and torch.equal(cd.cpu(), cc) and torch.equal(sd.cpu(), sc)
         assert_same(mx_decode(cd, sd, spec, 16, backend=BACKEND), mx_decode(cc, sc, spec, 16))
 

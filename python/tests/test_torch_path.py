@@ -362,17 +362,19 @@ def test_mx(spec):
     from altgrad.quantization import scaling
 
     x = mx_input()
-    for block in [32, 7, 1, 100]:
+    for block, rule in [(32, "floor"), (7, "rceil"), (1, "floor"), (100, "rceil"),
+                        (32, "rceil")]:
         for mode in ["nearest_even", "stochastic", "up"]:
             for ovf in POLICIES:
-                kw = dict(rounding=mode, overflow=ovf, seed=8, stream=3, offset=2)
+                kw = dict(rounding=mode, overflow=ovf, seed=8, stream=3, offset=2,
+                          mx_scale=rule)
                 st_t, st_c = {}, {}
                 ct, st = tpd.mx_encode(x, spec, block, stats=st_t, **kw)
                 cc, sc = scaling.mx_encode(x, spec, block, stats=st_c, **kw)
                 what = f"{spec} block {block} {mode} {ovf}"
                 assert torch.equal(ct, cc) and torch.equal(st, sc), what
                 assert st_t == st_c, what
-                assert torch.equal(tpd.mx_scale_codes(x, spec, block), sc)
+                assert torch.equal(tpd.mx_scale_codes(x, spec, block, mx_scale=rule), sc)
                 assert_same(tpd.mx_decode(ct, st, spec, block),
                             scaling.mx_decode(cc, sc, spec, block), what)
                 st_t, st_c = {}, {}
@@ -383,8 +385,8 @@ def test_mx(spec):
         keep = torch.zeros_like(x)
         altgrad._C.mx_quantize_backward(keep.numpy(), np.ones(x.shape, np.float32),
                                         x.numpy(), 7, 70, block, altgrad.format(spec),
-                                        {"ste": "clipped"})
-        assert torch.equal(tpd.mx_keep_mask(x, spec, block), keep != 0)
+                                        {"ste": "clipped"}, mx_scale=rule)
+        assert torch.equal(tpd.mx_keep_mask(x, spec, block, mx_scale=rule), keep != 0)
 
 
 # --- bad inputs --------------------------------------------------------------

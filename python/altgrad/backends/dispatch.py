@@ -85,13 +85,13 @@ def quantize_rows(x, format, scales, *, ste, rounding, overflow, seed, stream, o
 
 
 def mx_quantize(x, format, block, *, ste, rounding, overflow, seed, stream, offset,
-                threads, stats, kernel):
+                threads, stats, kernel, mx_scale="floor"):
     """:func:`altgrad.quantization.mx_quantize` on the torch path."""
     check_c_only(threads, kernel)
     f = _a.fmt(format)
     o = _opts(rounding, overflow, seed, stream, offset, stats)
-    return _with_ste(x, lambda v: tp.mx_quantize(v, f, block, **o), ste,
-                     lambda v: tp.mx_keep_mask(v, f, block))
+    return _with_ste(x, lambda v: tp.mx_quantize(v, f, block, mx_scale=mx_scale, **o), ste,
+                     lambda v: tp.mx_keep_mask(v, f, block, mx_scale=mx_scale))
 
 
 # --- the raw array calls (altgrad.quantize_array, ...) ---------------------------

@@ -850,28 +850,54 @@ def _mx_check(p, block):
                          f"most 8")
 
 
-def _mx_codes_of(xb, p):
-    """E8M0 codes (int32, (rows, nb)) of the padded blocks xb."""
+def _mantissa(ab, norm, top):
+    """The 23 fraction bits of the normalized significand of the
+    nonnegative float32 patterns ab (subnormals shifted up to their top
+    bit, whose exponent is top)."""
+    sub = (ab << (-126 - top).clamp(0, 23)) & 0x7FFFFF
+    return _sel(norm, ab & 0x7FFFFF, sub)
+
+
+def _mx_rule(mx_scale):
+    from .. import _C
+
+    return _C.option("mx_scale", mx_scale)
+
+
+def _mx_codes_of(xb, p, rule="floor"):
+    """E8M0 codes (int32, (rows, nb)) of the padded blocks xb under the
+    shared-scale rule (``floor``: OCP's floor(log2 amax) - emax; ``rceil``:
+    one more where amax / 2^e would exceed max_finite, i.e. where amax's
+    normalized significand is above max_finite's: both lie in one binade)."""
     has_nan = torch.isnan(xb).any(dim=2)
     a = _abs_no_nan(xb).amax(dim=2)
     ab = _bits(a)  # a >= 0
     fe = ab >> 23
     norm = fe != 0
-    e = _floor_log2(ab, ab & 0x7FFFFF, norm) - p.emax
+    top = _floor_log2(ab, ab & 0x7FFFFF, norm)
+    e = top - p.emax
+    if rule == "rceil":
+        mb = _bits(torch.tensor(p.max_finite, dtype=torch.float32)).item()
+        mtop = (mb >> 23) - 127 if mb >> 23 else mb.bit_length() - 1 - 149
+        mmant = mb & 0x7FFFFF if mb >> 23 else (mb << (-126 - mtop)) & 0x7FFFFF
+        e = e + (_mantissa(ab, norm, top) > mmant).to(torch.int32)
     code = e.clamp(-127, 127) + 127
     code = _sel(ab == 0, 0, code)
     return _sel(has_nan | (ab >= 0x7F800000), _E8M0_NAN, code)
 
 
-def mx_scale_codes(x, format, block=32):
+def mx_scale_codes(x, format, block=32, *, mx_scale="floor"):
     """The E8M0 scale codes (uint8, shape ``x.shape[:-1] + (nb,)``) of
     ``ag_mx_encode``: 127 + clamp(floor(log2 amax) - emax, -127, 127) per
-    block, 0 for an all-zero block, 255 for a block with NaN or inf."""
+    block (``mx_scale="rceil"``: rounded up where the floor would clip the
+    block's amax), 0 for an all-zero block, 255 for a block with NaN or
+    inf."""
     _check_float(x)
     p = params(format)
     _mx_check(p, block)
     xb, rows, cols, nb = _blocks(x, block)
-    return _mx_codes_of(xb, p).to(torch.uint8).view(_scale_shape(x.shape, nb))
+    code = _mx_codes_of(xb, p, _mx_rule(mx_scale))
+    return code.to(torch.uint8).view(_scale_shape(x.shape, nb))
 
 
 def _scale_shape(shape, nb):
@@ -882,10 +908,10 @@ def _unpad(t, rows, cols, shape):
     return t.reshape(rows, -1)[:, :cols].reshape(shape)
 
 
-def _mx_staged(x, p, block):
+def _mx_staged(x, p, block, mx_scale):
     """(staged x / X, E8M0 codes, X, nan-block mask) per padded block."""
     xb, rows, cols, nb = _blocks(x, block)
-    code = _mx_codes_of(xb, p)
+    code = _mx_codes_of(xb, p, _mx_rule(mx_scale))
     nanb = code == _E8M0_NAN
     safe = _sel(nanb, 127, code)
     inv = _pow2(127 - safe).view(rows, nb, 1)   # 1 / X, 2^-127 .. 2^127
@@ -894,14 +920,15 @@ def _mx_staged(x, p, block):
 
 
 def mx_encode(x, format, block=32, *, rounding="nearest_even", overflow="saturate",
-              seed=0, stream=0, offset=0, stats=None):
+              seed=0, stream=0, offset=0, stats=None, mx_scale="floor"):
     """``ag_mx_encode``: (element codes uint8 of x's shape, E8M0 scale codes
-    uint8 of shape ``x.shape[:-1] + (ceil(cols / block),)``)."""
+    uint8 of shape ``x.shape[:-1] + (ceil(cols / block),)``); ``mx_scale``
+    the shared-scale rule (``floor`` or ``rceil``)."""
     _check_float(x)
     p = params(format)
     _mx_check(p, block)
     mode, ovf = rounding_mode(rounding), overflow_policy(overflow)
-    xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block)
+    xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block, mx_scale)
     xsf = _unpad(xs, rows, cols, (-1,))
     nanf = _unpad(nanb.view(rows, nb, 1).expand(rows, nb, block), rows, cols, (-1,))
     rnd = _stream(xsf.numel(), mode, seed, stream, offset, x.device)
@@ -942,14 +969,14 @@ def mx_decode(codes, scales, format, block=32):
 
 
 def mx_quantize(x, format, block=32, *, rounding="nearest_even", overflow="saturate",
-                seed=0, stream=0, offset=0, stats=None):
+                seed=0, stream=0, offset=0, stats=None, mx_scale="floor"):
     """``ag_mx_quantize``: ``mx_decode(*mx_encode(x))`` bit for bit (NaN
     blocks: NaN inputs kept, the other elements the quiet NaN)."""
     _check_float(x)
     p = params(format)
     _mx_check(p, block)
     mode, ovf = rounding_mode(rounding), overflow_policy(overflow)
-    xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block)
+    xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block, mx_scale)
     nan3 = nanb.view(rows, nb, 1)
     qnan = _from_bits(torch.full((), 0x7FC00000, dtype=torch.int32, device=x.device))
     staged = _self(nan3.expand_as(xb), _self(torch.isnan(xb), xb, qnan), xs)
@@ -961,14 +988,14 @@ def mx_quantize(x, format, block=32, *, rounding="nearest_even", overflow="satur
     return _unpad(y, rows, cols, x.shape)
 
 
-def mx_keep_mask(x, format, block=32):
+def mx_keep_mask(x, format, block=32, *, mx_scale="floor"):
     """The clipped STE mask of ``ag_mx_quantize_backward``: True where
     ``|x / X| <= max_finite`` (NaN x included); in a NaN-scale block True
     except for +-inf."""
     _check_float(x)
     p = params(format)
     _mx_check(p, block)
-    xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block)
+    xb, xs, code, X, nanb, rows, cols, nb = _mx_staged(x, p, block, mx_scale)
     n3 = nanb.view(rows, nb, 1)
     keep = (n3 & ~torch.isinf(xb)) | (~n3 & ~(xs.abs() > p.max_finite))
     return _unpad(keep, rows, cols, x.shape)
