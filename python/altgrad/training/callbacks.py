@@ -9,7 +9,8 @@
   ``metrics.csv`` (every key seen, one row per step, written at close),
   ``alerts.jsonl``, and plots ``loss.svg`` / ``loss.png`` (train and
   validation loss, gradient norm, learning rate, bit-stall and overflow
-  rates where present) drawn with matplotlib's Agg canvas.
+  rates where present) drawn with matplotlib's Agg canvas; without
+  matplotlib, ``loss.svg`` alone, drawn by this module.
 - :class:`WandbTracker`: W&B, only when installed and asked for; wandb is
   looked up through :func:`_get_wandb` at call time (tests patch it).
 
@@ -164,25 +165,37 @@ class RunLogger:
         os.replace(tmp, path)
         return path
 
-    def plot(self):
-        """Draw loss.svg and loss.png; returns their paths ([] with no rows)."""
-        if not self.rows:
-            return []
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+    def _series(self, ks):
+        out = []
+        for k in ks:
+            pts = [(r["step"], r[k]) for r in self.rows
+                   if isinstance(r.get(k), float) and math.isfinite(r[k])]
+            if pts:
+                out.append((k, pts))
+        return out
 
-        panels = [ks for ks in self.PLOT_KEYS if any(k in r for r in self.rows for k in ks)]
+    def plot(self):
+        """Draw ``loss.svg`` and ``loss.png`` with matplotlib (Agg canvas, no
+        global backend change); without matplotlib, ``loss.svg`` alone, drawn
+        by :func:`_svg_plot`. Returns the paths written ([] with no rows)."""
+        panels = [p for p in (self._series(ks) for ks in self.PLOT_KEYS) if p]
+        if not panels:
+            return []
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        except ImportError:
+            path = os.path.join(self.run_dir, "loss.svg")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(_svg_plot(panels))
+            return [path]
         fig = Figure(figsize=(6.0, 2.4 * len(panels)))
         FigureCanvasAgg(fig)
-        for i, ks in enumerate(panels):
+        for i, series in enumerate(panels):
             ax = fig.add_subplot(len(panels), 1, i + 1)
-            for k in ks:
-                pts = [(r["step"], r[k]) for r in self.rows
-                       if isinstance(r.get(k), float) and math.isfinite(r[k])]
-                if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k,
-                            marker="o" if k == "val_loss" else None, markersize=3)
-            ax.set_ylabel(ks[0].split("/")[-1])
+            for k, pts in series:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k,
+                        marker="o" if k == "val_loss" else None, markersize=3)
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
         fig.axes[-1].set_xlabel("step")
@@ -207,6 +220,39 @@ class RunLogger:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+def _svg_plot(panels, width=600, height=200):
+    """A plain SVG of stacked line panels, each a list of (key, [(x, y)])."""
+    pad = 40
+    parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+             f'width="{width}" height="{height * len(panels)}" font-family="sans-serif" '
+             f'font-size="10">']
+    for i, series in enumerate(panels):
+        top = i * height
+        xs = [x for _, pts in series for x, _ in pts]
+        ys = [y for _, pts in series for _, y in pts]
+        x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+        y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+
+        parts.append(f'<rect x="{pad}" y="{top + pad}" width="{width - 2 * pad}" '
+                     f'height="{height - 2 * pad}" fill="none" stroke="#888"/>')
+        parts.append(f'<text x="{pad}" y="{top + pad - 4}">{y1:.4g}</text>'
+                     f'<text x="{pad}" y="{top + height - pad + 12}">{y0:.4g} '
+                     f'(steps {x0}..{x1})</text>')
+        for j, (k, pts) in enumerate(series):
+            c = _COLOURS[j % len(_COLOURS)]
+            pl = " ".join(f"{pad + (x - x0) / (x1 - x0) * (width - 2 * pad):.1f},"
+                          f"{top + height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad):.1f}"
+                          for x, y in pts)
+            parts.append(f'<polyline fill="none" stroke="{c}" points="{pl}"/>')
+            parts.append(f'<text x="{width - pad - 150}" y="{top + pad + 12 + 12 * j}" '
+                         f'fill="{c}">{k}</text>')
+    parts.append("</svg>\n")
+    return "\n".join(parts)
 
 
 class WandbTracker:
