@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from altgrad.quantization import E5M2, compute_scale, quantize
+from altgrad.quantization import E5M2, AmaxHistory, compute_scale, quantize
 
 
 class TinyBlock(nn.Module):
@@ -58,18 +58,20 @@ class WrapLinear(nn.Module):
         self.linear = linear
         self.format = format
         self.register_buffer("amax", torch.zeros(()))
+        self.weight_history = AmaxHistory(4)
 
     def forward(self, x):
         w = self.linear.weight
-        s = compute_scale(float(w.detach().abs().max()), self.format)
+        self.weight_history.update(w.detach())
+        s = compute_scale(self.weight_history.get_amax(), self.format)
         return F.linear(x, quantize(w, self.format, torch.tensor(s)), self.linear.bias)
 
 
-def wrap_all(model):
+def wrap_all(model, format=E5M2):
     """Wrap every nn.Linear of `model` except lm_head in WrapLinear (in place)."""
     targets = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"]
     for n in targets:
         parent, _, child = n.rpartition(".")
         p = model.get_submodule(parent) if parent else model
-        setattr(p, child, WrapLinear(getattr(p, child)))
+        setattr(p, child, WrapLinear(getattr(p, child), format))
     return model

@@ -81,7 +81,12 @@ class FP32ShadowModel:
     """
 
     def __init__(self, model):
-        self.model = _unwrap(copy.deepcopy(model)).float().train()
+        # copy with each wrapper replaced by a copy of its linear (one memo,
+        # so tied parameters stay tied; quantizer state is never copied)
+        memo = {}
+        for _, w in [(n, m) for n, m in model.named_modules() if is_quantized_wrapper(m)]:
+            memo[id(w)] = copy.deepcopy(w.linear, memo)
+        self.model = _unwrap(copy.deepcopy(model, memo)).float().train()
         for p in self.model.parameters():
             p.requires_grad_(True)
 
