@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 __all__ = ["TrainConfig", "ConfigError", "load_config", "save_config",
-           "config_to_dict", "config_from_dict", "LR_SCHEDULES", "FP8_FORMAT_NAMES"]
+           "config_to_dict", "config_from_dict", "with_overrides", "LR_SCHEDULES",
+           "FP8_FORMAT_NAMES"]
 
 # The formats a config may name (the five of AltGrad's registry).
 FP8_FORMAT_NAMES = ("E0M7", "E1M6", "E3M4", "E5M2", "E7M0")
@@ -231,6 +232,12 @@ def config_from_dict(mapping, source="config"):
         return TrainConfig(**mapping)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+
+
+def with_overrides(config, overrides, source="overrides"):
+    """A checked copy of `config` with the keys of `overrides` replaced
+    (unknown keys and bad values are ConfigErrors naming `source`)."""
+    return config_from_dict({**config_to_dict(config), **dict(overrides)}, source=source)
 
 
 def save_config(config, path):
