@@ -2,7 +2,6 @@
 """FormatExperimentRunner / run_format_experiment on a small model, the
 collapse path (failure report, checkpoint), and the experiments command's
 error handling."""
-import dataclasses
 import math
 import os
 import subprocess

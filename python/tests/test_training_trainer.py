@@ -14,7 +14,7 @@ from altgrad.training.config import TrainConfig
 from altgrad.training.data import DataError
 from altgrad.training.prepare import prepare
 from altgrad.training.trainer import Trainer, lr_at_step
-from _training_models import TinyLM, WrapLinear, wrap_all
+from _training_models import TinyLM, wrap_all
 
 TEXT = "And God said, Let there be light: and there was light. " * 40
 

@@ -34,6 +34,8 @@ import os
 import sys
 import time
 
+from ..utils.files import format_duration, json_value
+
 __all__ = ["main", "matrix_configs", "results_table", "MATRIX_FORMATS"]
 
 MATRIX_FORMATS = ("E5M2", "E3M4", "E1M6", "E0M7", "E7M0")
@@ -103,13 +105,9 @@ def results_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(v):
-    return str(v) if isinstance(v, float) and not math.isfinite(v) else v
-
-
 def _write_result(run_dir, row):
     with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
-        json.dump({k: _jsonable(v) for k, v in row.items()}, f, indent=2)
+        json.dump({k: json_value(v) for k, v in row.items()}, f, indent=2)
 
 
 def _run_one(config, name, out, args, optimizer="adamw"):
@@ -146,11 +144,6 @@ def matrix_configs(config_dir=None):
     return runs
 
 
-def _hms(s):
-    s = int(round(s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def cmd_run(args):
     from ..training.config import load_config
 
@@ -177,8 +170,8 @@ def cmd_matrix(args):
     t0 = time.perf_counter()
     for i, (name, opt, config) in enumerate(runs):
         elapsed = time.perf_counter() - t0
-        eta = f", ETA {_hms(elapsed / i * (len(runs) - i))}" if i else ""
-        print(f"[{i + 1}/{len(runs)}] {name} (elapsed {_hms(elapsed)}{eta})", flush=True)
+        eta = f", ETA {format_duration(elapsed / i * (len(runs) - i))}" if i else ""
+        print(f"[{i + 1}/{len(runs)}] {name} (elapsed {format_duration(elapsed)}{eta})", flush=True)
         rows.append(_run_one(config, name, out, args, opt))
     os.makedirs(out, exist_ok=True)
     table = results_table(rows)
@@ -189,9 +182,9 @@ def cmd_matrix(args):
         w.writeheader()
         w.writerows(rows)
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump([{k: _jsonable(v) for k, v in r.items()} for r in rows], f, indent=2)
+        json.dump([{k: json_value(v) for k, v in r.items()} for r in rows], f, indent=2)
     print(table, end="")
-    print(f"results: {os.path.join(out, 'results.md')} ({_hms(time.perf_counter() - t0)})")
+    print(f"results: {os.path.join(out, 'results.md')} ({format_duration(time.perf_counter() - t0)})")
     return 0
 
 

@@ -30,6 +30,8 @@ import json
 import math
 import os
 
+from ..utils.files import atomic_write, json_value
+
 __all__ = ["AlertRules", "Alert", "RunLogger", "WandbTracker", "ACTIONS"]
 
 ACTIONS = ("continue", "save_checkpoint", "stop")
@@ -110,12 +112,6 @@ class AlertRules:
         return action, alerts
 
 
-def _jsonable(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)  # JSON has no NaN/inf: "nan", "inf", "-inf"
-    return v
-
-
 class RunLogger:
     """A run directory (created): see the module docstring. ``log_step(step,
     metrics)``, ``alert(alert)``, ``close()`` (writes metrics.csv and the
@@ -141,7 +137,7 @@ class RunLogger:
         row.update({k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
                         else v) for k, v in metrics.items()})
         self.rows.append(row)
-        self._jsonl.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+        self._jsonl.write(json.dumps({k: json_value(v) for k, v in row.items()}) + "\n")
         self._jsonl.flush()
 
     def alert(self, alert):
@@ -157,12 +153,10 @@ class RunLogger:
                     seen.add(k)
                     keys.append(k)
         path = os.path.join(self.run_dir, "metrics.csv")
-        tmp = path + f".tmp.{os.getpid()}"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_write(path, "w", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=keys, restval="")
             w.writeheader()
             w.writerows(self.rows)
-        os.replace(tmp, path)
         return path
 
     def _series(self, ks):

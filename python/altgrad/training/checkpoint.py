@@ -38,6 +38,7 @@ import shutil
 
 import torch
 
+from ..utils.files import atomic_write
 from ..utils.reproducibility import get_rng_state, set_rng_state
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointManager",
@@ -149,22 +150,6 @@ def _config_dict(config):
     return {"raw": str(config)}
 
 
-def _write_atomic(obj, filepath):
-    parent = os.path.dirname(filepath) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(filepath)}.tmp.{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_checkpoint(filepath, model, optimizer, scaler, step, config,
                     quantization_state=None):
     """Write a checkpoint of `model`, `optimizer` (anything with
@@ -185,7 +170,8 @@ def save_checkpoint(filepath, model, optimizer, scaler, step, config,
         ck["quantization_state"] = quantization_state
     for key, value in ck.items():
         _check_plain(value, key)
-    _write_atomic(ck, os.fspath(filepath))
+    with atomic_write(filepath) as f:
+        torch.save(ck, f)
 
 
 def _check_identity(filepath, saved, config):
@@ -293,10 +279,8 @@ class CheckpointManager:
         except OSError:
             shutil.copyfile(path, tmp)
         os.replace(tmp, best)
-        rec = self._path(f".best.json.tmp.{os.getpid()}")
-        with open(rec, "w", encoding="utf-8") as f:
+        with atomic_write(self._path("best.json"), "w", encoding="utf-8") as f:
             json.dump({"step": step, "val_loss": val_loss}, f)
-        os.replace(rec, self._path("best.json"))
         self.best_loss, self.best_path = val_loss, best
 
     def save_on_anomaly(self, step, model, optimizer, scaler, config, quantization_state=None):

@@ -246,14 +246,10 @@ def save_config(config, path):
     reader never sees half a file)."""
     import yaml
 
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    from ..utils.files import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config_to_dict(config), f, sort_keys=False, default_flow_style=False)
-    os.replace(tmp, path)
 
 
 def load_config(path):

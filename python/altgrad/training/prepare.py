@@ -31,6 +31,8 @@ import sys
 
 import numpy as np
 
+from ..utils.files import atomic_write
+
 __all__ = ["prepare", "kjv_text", "tokenize", "TOKENIZERS", "PrepareError", "main"]
 
 TOKENIZERS = ("byte", "gpt2")
@@ -72,15 +74,6 @@ def tokenize(text, tokenizer="byte"):
             raise PrepareError(f"vocabulary of {enc.n_vocab} does not fit uint16 token files")
         return np.asarray(ids, dtype=np.uint16), enc.n_vocab
     raise PrepareError(f"unknown tokenizer {tokenizer!r} (known: {', '.join(TOKENIZERS)})")
-
-
-def _write_atomic(path, data):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def prepare(out_dir="data/kjv", input_path=None, tokenizer="byte", val_fraction=0.1,
@@ -127,9 +120,11 @@ def prepare(out_dir="data/kjv", input_path=None, tokenizer="byte", val_fraction=
             "val_fraction": float(val_fraction), "dtype": "uint16"}
     if os.path.exists(meta_path):  # invalidate first: no stale meta beside new bins
         os.remove(meta_path)
-    _write_atomic(os.path.join(out_dir, "train.bin"), ids[:-n_val].astype("<u2").tobytes())
-    _write_atomic(os.path.join(out_dir, "val.bin"), ids[-n_val:].astype("<u2").tobytes())
-    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    for name, part in (("train.bin", ids[:-n_val]), ("val.bin", ids[-n_val:])):
+        with atomic_write(os.path.join(out_dir, name)) as f:
+            f.write(part.astype("<u2").tobytes())
+    with atomic_write(meta_path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(meta, indent=2) + "\n")
     return meta
 
 

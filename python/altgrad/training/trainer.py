@@ -46,9 +46,9 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 from ..quantization import FORMAT_REGISTRY, AmaxHistory, compute_scale, quantize, update_flips
+from ..utils.files import format_duration
 from .callbacks import AlertRules, RunLogger, WandbTracker
 from .checkpoint import CheckpointManager, load_checkpoint
 from .config import TrainConfig
@@ -366,7 +366,7 @@ class Trainer:
                 parts.append(f"overflow={metrics.get('quantization/overflow_rate', 0.0):.4f}")
             if "val_loss" in metrics:
                 parts.append(f"val_loss={metrics['val_loss']:.4f}")
-            parts.append(f"eta={_hms(eta)}")
+            parts.append(f"eta={format_duration(eta)}")
             self._say(", ".join(parts))
 
     def handle_alerts(self, metrics):
@@ -444,8 +444,3 @@ class Trainer:
             self.tracker.finish()
             self.tracker = None
 
-
-def _hms(seconds):
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
