@@ -88,3 +88,23 @@ def test_reproducible_dataloader():
     two = [b.tolist() for b in create_reproducible_dataloader(data, 5, seed=3)]
     other = [b.tolist() for b in create_reproducible_dataloader(data, 5, seed=4)]
     assert one == two and one != other and sorted(sum(one, [])) == data
+
+
+def test_imports_need_no_optional_extras():
+    import subprocess
+    import sys
+
+    from conftest import PYDIR
+
+    code = ("import sys\n"
+            "for m in ('tiktoken', 'wandb', 'datasets', 'transformers', 'matplotlib'):\n"
+            "    sys.modules[m] = None  # importing any of them now fails\n"
+            "import altgrad.training as T\n"
+            "from altgrad.training import (TrainConfig, Trainer, FormatExperimentRunner,\n"
+            "    CheckpointManager, FP32ShadowModel, RunLogger, get_batch,\n"
+            "    compute_gradient_stats, run_format_experiment)\n"
+            "import altgrad.utils, altgrad.experiments, altgrad.training.prepare\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PYTHONPATH": PYDIR, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -149,3 +149,19 @@ def test_vocab_mismatch_and_missing_data(tmp_path, data_dir):
     t = Trainer(cfg(tmp_path), model(), str(tmp_path / "none"), verbose=False)
     with pytest.raises(DataError, match="prepare"):
         t.train()
+
+
+def test_wandb_only_when_asked_and_alerts_reach_it(tmp_path, data_dir, monkeypatch):
+    from unittest import mock
+
+    from altgrad.training import callbacks
+
+    wb = mock.MagicMock()
+    monkeypatch.setattr(callbacks, "_get_wandb", lambda: wb)
+    t = Trainer(cfg(tmp_path, max_steps=2), model(), data_dir, verbose=False)
+    assert t.tracker is None  # the default: no W&B even with project set
+    t = Trainer(cfg(tmp_path, max_steps=2, use_wandb=True, bit_stall_threshold=0.0,
+                    use_fp8=True), model(), data_dir, verbose=False)
+    t.train()
+    assert wb.init.called and wb.log.call_count == 2 and wb.finish.called
+    assert any("bit stall" in c.kwargs["title"].lower() for c in wb.alert.call_args_list)

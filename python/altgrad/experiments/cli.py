@@ -3,6 +3,7 @@
 
     python3 -m altgrad.experiments prepare [--input FILE] [--out DIR]
     python3 -m altgrad.experiments run CONFIG.yaml [--quick] [--steps N] [--set KEY=VALUE]...
+                                   [--resume CHECKPOINT]
     python3 -m altgrad.experiments matrix [--quick] [--steps N] [--formats E5M2,E3M4,...]
 
 ``run`` trains one config (AltGrad's YAML, unchanged) and writes its run
@@ -120,7 +121,7 @@ def _run_one(config, name, out, args, optimizer="adamw"):
         overrides["max_steps"] = args.steps
     res = run_format_experiment(config, device=args.device, data_dir=args.data,
                                 quick=args.quick, overrides=overrides,
-                                verbose=not args.quiet)
+                                verbose=not args.quiet, resume=getattr(args, "resume", None))
     row = _result_row(name, optimizer, res)
     _write_result(run_dir, row)
     return row
@@ -205,6 +206,8 @@ def main(argv=None):
     common.add_argument("--quiet", action="store_true", help="no per-step lines")
     r = sub.add_parser("run", parents=[common], help="run one config")
     r.add_argument("config", help="a YAML config (e.g. experiments/configs/e5m2_fp8.yaml)")
+    r.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from a checkpoint of this run (same config and options)")
     m = sub.add_parser("matrix", parents=[common], help="run AltGrad's experiment matrix")
     m.add_argument("--formats", help="comma-separated subset of BF16,E5M2,E3M4,E1M6,E0M7,E7M0")
     m.add_argument("--configs", help="directory of AltGrad's configs (default "

@@ -17,6 +17,12 @@ _LAZY = {
     "CheckpointManager": "checkpoint", "CheckpointError": "checkpoint",
     "WandbTracker": "callbacks", "RunLogger": "callbacks", "AlertRules": "callbacks",
     "FP32ShadowModel": "shadow",
+    "Trainer": "trainer", "TrainerError": "trainer", "lr_at_step": "trainer",
+    "FormatExperimentRunner": "format_runner", "ExperimentResult": "format_runner",
+    "DiagnosticSnapshot": "format_runner", "run_format_experiment": "format_runner",
+    # modules of other parts of the stack (GPT, optimizers)
+    "GPT": "model", "GPTConfig": "model",
+    "ManifoldAdamW": "optimizer", "GridOptim": "optimizer",
 }
 
 __all__ = sorted(_LAZY)

@@ -369,12 +369,13 @@ def build_model(config):
 
 
 def run_format_experiment(config_path, device="cpu", data_dir=None, quick=False,
-                          overrides=None, verbose=True, model=None):
+                          overrides=None, verbose=True, model=None, resume=None):
     """Load a config (path or TrainConfig), apply `overrides` (a dict) and
     `quick` (:func:`apply_quick` with the data's vocabulary), make sure the
-    token files exist (the default King James Bible corpus is prepared when
-    `data_dir` is the config's default and empty), seed, build the GPT (or
-    take `model`), and run :class:`FormatExperimentRunner`."""
+    token files exist (the King James Bible is prepared into a data
+    directory that has none), seed, build the GPT (or take `model`),
+    restore the checkpoint `resume` when given, and run
+    :class:`FormatExperimentRunner`."""
     from ..utils.reproducibility import set_seed_for_reproducibility
     from .data import load_meta
     from .prepare import prepare
@@ -398,4 +399,6 @@ def run_format_experiment(config_path, device="cpu", data_dir=None, quick=False,
     if model is None:
         model = build_model(config)
     runner = FormatExperimentRunner(config, model, config.data_dir, device, verbose=verbose)
+    if resume is not None:
+        runner.trainer.resume(resume)
     return runner.run()

@@ -369,6 +369,20 @@ class Trainer:
             parts.append(f"eta={format_duration(eta)}")
             self._say(", ".join(parts))
 
+    def bit_position_stats(self):
+        """``bit_position/mean|std|min|max`` over every ``bit_position``
+        tensor in the optimizer's state (ManifoldAdamW keeps one per
+        parameter); {} when there is none."""
+        parts = [st["bit_position"].detach().float().reshape(-1).cpu()
+                 for st in self.optimizer.state.values()
+                 if isinstance(st.get("bit_position"), torch.Tensor)]
+        if not parts:
+            return {}
+        v = torch.cat(parts)
+        return {"bit_position/mean": float(v.mean()),
+                "bit_position/std": float(v.std()) if v.numel() > 1 else 0.0,
+                "bit_position/min": float(v.min()), "bit_position/max": float(v.max())}
+
     def handle_alerts(self, metrics):
         """Apply the alert rules (logged to the run directory and W&B);
         returns the action (continue / save_checkpoint / stop)."""
@@ -400,6 +414,8 @@ class Trainer:
         if c.use_fp8:
             metrics["bit_stall_rate"] = (1.0 - self.stall_flips / self.stall_updates
                                          if self.stall_updates else 0.0)
+        if c.use_manifold_aware and c.log_bit_position:
+            metrics.update(self.bit_position_stats())
         action = self.handle_alerts(metrics)
         last = self.step == max_steps - 1
         val_loss = None
