@@ -53,11 +53,12 @@ class TinyLM(nn.Module):
 class WrapLinear(nn.Module):
     """Quantizes its linear's weight on E5M2 (per-tensor scale, STE)."""
 
-    def __init__(self, linear, format=E5M2):
+    def __init__(self, linear, format=E5M2, own_buffer=False):
         super().__init__()
         self.linear = linear
         self.format = format
-        self.register_buffer("amax", torch.zeros(()))
+        if own_buffer:  # quantizer state of the wrapper itself (no shadow counterpart)
+            self.register_buffer("amax", torch.zeros(()))
         self.weight_history = AmaxHistory(4)
 
     def forward(self, x):
@@ -67,11 +68,11 @@ class WrapLinear(nn.Module):
         return F.linear(x, quantize(w, self.format, torch.tensor(s)), self.linear.bias)
 
 
-def wrap_all(model, format=E5M2):
+def wrap_all(model, format=E5M2, own_buffer=False):
     """Wrap every nn.Linear of `model` except lm_head in WrapLinear (in place)."""
     targets = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"]
     for n in targets:
         parent, _, child = n.rpartition(".")
         p = model.get_submodule(parent) if parent else model
-        setattr(p, child, WrapLinear(getattr(p, child), format))
+        setattr(p, child, WrapLinear(getattr(p, child), format, own_buffer))
     return model

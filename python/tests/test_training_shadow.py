@@ -22,7 +22,7 @@ def batch():
 
 def test_shadow_of_wrapped_model_is_unwrapped_and_paired_by_name():
     torch.manual_seed(0)
-    m = wrap_all(TinyLM())
+    m = wrap_all(TinyLM(), own_buffer=True)
     assert canonical_names(m)["h.0.mlp.c_fc.linear.weight"] == "h.0.mlp.c_fc.weight"
     sh = FP32ShadowModel(m)
     assert not any(isinstance(x, WrapLinear) for x in sh.model.modules())

@@ -232,6 +232,6 @@ def main(argv=None):
             raise ValueError("--steps must be >= 0")
         return cmd_run(args) if args.command == "run" else cmd_matrix(args)
     except (ConfigError, DataError, PrepareError, TrainerError, CheckpointError,
-            FileNotFoundError, ValueError, RuntimeError) as e:
+            FileNotFoundError, ImportError, ValueError, RuntimeError) as e:
         print(f"altgrad.experiments: {e}", file=sys.stderr)
         return 2

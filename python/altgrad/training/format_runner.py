@@ -357,15 +357,15 @@ def apply_quick(config, vocab_size=256, max_steps=None):
 
 
 def build_model(config):
-    """altgrad.training.model's GPT for `config` (seed first for paired
-    initializations: :func:`run_format_experiment` does)."""
+    """altgrad.training.model's GPT for `config`, initialized from
+    ``config.seed`` (the same weights for every format of a comparison)."""
     try:
         from .model import GPT, GPTConfig
     except ImportError as e:
         raise RuntimeError(f"the experiments need altgrad.training.model (GPT): {e}") from None
     return GPT(GPTConfig(n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
                          block_size=config.block_size, vocab_size=config.vocab_size,
-                         dropout=config.dropout))
+                         dropout=config.dropout), seed=config.seed)
 
 
 def run_format_experiment(config_path, device="cpu", data_dir=None, quick=False,

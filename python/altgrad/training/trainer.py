@@ -295,7 +295,9 @@ class Trainer:
         weight = {}
         for n, m in self.quantized_layers():
             hist = getattr(m, "weight_history", None)
-            if hist is not None and len(hist):
+            # a wrapper that keeps its window in buffers is in the model's
+            # state_dict already (whole window); others: their maximum
+            if hist is not None and len(hist) and not any(True for _ in m.buffers()):
                 weight[n] = float(hist.get_amax())
         return {"grad_amax": {n: float(h.get_amax()) for n, h in self.amax_histories.items()
                               if len(h)},
