@@ -35,8 +35,11 @@ def test_stall_and_overflow_under_both_names():
         # the first NaN no longer skips the other rules
         assert action == "save_checkpoint"
         assert [a.title for a in alerts] == ["High bit stall rate", "High overflow rate"]
-        r.check(6, {"loss": 1.0})
-    assert r.check(7, {"bit_stall_rate": 0.5, "overflow_rate": 0.01}) == ("continue", [])
+        # still high: no repeat; back below, then high again: raised again
+        assert r.check(6, {"loss": 1.0, keys[0]: 0.7, keys[1]: 0.03}) == ("continue", [])
+        assert r.check(7, {keys[0]: 0.1, keys[1]: 0.0}) == ("continue", [])
+    assert r.check(8, {"bit_stall_rate": 0.5, "overflow_rate": 0.01}) == ("continue", [])
+    assert len(r.check(9, {"bit_stall_rate": 0.51})[1]) == 1
 
 
 def test_run_logger_files(tmp_path):
@@ -86,6 +89,9 @@ def test_wandb_tracker_with_mock(monkeypatch):
     titles = [c.kwargs["title"].lower() for c in wb.alert.call_args_list]
     assert any("bit stall" in x for x in titles) and any("nan" in x for x in titles)
     assert t.consecutive_nan_steps == 2
+    n = wb.alert.call_count
+    assert t.check_alerts(3, {"loss": 1.0, "bit_stall_rate": 0.9}, cfg) == "continue"
+    assert wb.alert.call_count == n  # still high: not sent again
     t.finish()
     wb.finish.assert_called_once()
 

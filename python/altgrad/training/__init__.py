@@ -33,3 +33,7 @@ def __getattr__(name):
     if mod is None:
         raise AttributeError(f"module 'altgrad.training' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{mod}", __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

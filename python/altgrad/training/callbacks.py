@@ -22,7 +22,8 @@ consecutive ones stop (with ``nan_patience == 1`` the run stops after
 saving); bit stall and overflow are read under both their names
 (``bit_stall_rate`` / ``quantization/bit_stall_rate``, ``overflow_rate`` /
 ``quantization/overflow_rate``) and raise warnings above
-``bit_stall_threshold`` / ``overflow_threshold``.
+``bit_stall_threshold`` / ``overflow_threshold`` when they cross it (once
+per excursion, not on every step above it).
 """
 import csv
 import dataclasses
@@ -82,6 +83,7 @@ class AlertRules:
         self.bit_stall_threshold = float(getattr(config, "bit_stall_threshold", 0.5))
         self.overflow_threshold = float(getattr(config, "overflow_threshold", 0.01))
         self.consecutive_nan_steps = 0
+        self._high = set()
 
     def check(self, step, metrics):
         action, alerts = "continue", []
@@ -100,16 +102,26 @@ class AlertRules:
                                         f"Loss was non-finite ({loss}) for {n} consecutive "
                                         f"steps (nan_patience {self.nan_patience})"))
         stall = _first(metrics, "bit_stall_rate", "quantization/bit_stall_rate")
-        if stall is not None and stall > self.bit_stall_threshold:
+        if self._edge("stall", stall is not None and stall > self.bit_stall_threshold):
             alerts.append(Alert(step, "warn", "High bit stall rate",
                                 f"Bit stall rate {stall:.1%} exceeds {self.bit_stall_threshold:.1%}"
                                 f" at step {step}"))
         over = _first(metrics, "overflow_rate", "quantization/overflow_rate")
-        if over is not None and over > self.overflow_threshold:
+        if self._edge("overflow", over is not None and over > self.overflow_threshold):
             alerts.append(Alert(step, "warn", "High overflow rate",
                                 f"Overflow rate {over:.2%} exceeds {self.overflow_threshold:.2%}"
                                 f" at step {step}"))
         return action, alerts
+
+    def _edge(self, name, high):
+        # a warning is raised when its condition becomes true, not on every
+        # step it stays true (W&B's wait_duration does the same there)
+        fire = high and name not in self._high
+        if high:
+            self._high.add(name)
+        else:
+            self._high.discard(name)
+        return fire
 
 
 class RunLogger:
@@ -299,6 +311,7 @@ class WandbTracker:
         if config is not None:
             fresh = AlertRules(config)
             fresh.consecutive_nan_steps = self.rules.consecutive_nan_steps
+            fresh._high = self.rules._high
             self.rules = fresh
         action, alerts = self.rules.check(step, metrics)
         for a in alerts:
