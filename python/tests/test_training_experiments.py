@@ -61,3 +61,20 @@ def test_command_run_and_matrix_subset(tmp_path, data_dir, capsys):
     assert "e7m0_adamw" in table and "e7m0_manifold" in table
     names = [n for n, _, _ in matrix_configs(CONFIGS)]
     assert len(names) == 11 and names[0] == "bf16_baseline"
+
+
+def test_emergency_shift_rewraps_the_model(tmp_path, data_dir):
+    from altgrad.training.config import load_config, with_overrides
+    from altgrad.training.format_runner import FormatExperimentRunner, apply_quick, build_model
+
+    c = apply_quick(load_config(os.path.join(CONFIGS, "e1m6_uniform.yaml")))
+    c = with_overrides(c, {"max_steps": 3, "use_shadow": False, "data_dir": data_dir,
+                           "checkpoint_dir": str(tmp_path / "ck"),
+                           "enable_emergency_shift": True,
+                           "emergency_shift_stall_threshold": 0.0})
+    runner = FormatExperimentRunner(c, build_model(c), data_dir, verbose=False)
+    res = runner.run()
+    assert res.format_name == "E1M6" and res.format_shifted and res.shifted_to == "E5M2"
+    assert c.fp8_format == "E1M6"  # the caller's config untouched
+    layers = runner.trainer.quantized_layers()
+    assert layers and all(m.format.name == "E5M2" for _, m in layers)

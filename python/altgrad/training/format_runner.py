@@ -167,12 +167,18 @@ class FormatExperimentRunner:
 
     # --- interventions ------------------------------------------------
     def _apply_format_shift(self, name):
+        """Re-wrap the model's linears on format `name` (fresh scale windows;
+        the Parameters, so the optimizer state, stay the same) and restart the
+        gradient windows."""
+        from .trainer import _integration
+
         fmt = FORMAT_REGISTRY[name]
-        for _, m in self.trainer.quantized_layers():
-            m.format = fmt
-            hist = getattr(m, "weight_history", None)
-            if hist is not None:
-                hist.reset()
+        integration = _integration()
+        c = self.config
+        integration.dequantize_model(self.trainer.model)
+        integration.quantize_model(self.trainer.model, format=fmt,
+                                   skip_patterns=list(c.skip_patterns),
+                                   quantize_input=c.quantize_input, history_len=c.history_len)
         self.trainer.fp8_format = fmt
         for h in self.trainer.amax_histories.values():
             h.reset()
@@ -183,8 +189,7 @@ class FormatExperimentRunner:
             from ..quantization import stability
 
             self.clipper = stability.PartitionRelativeClipper(
-                fmt, base_clip=self.config.partition_clip_base,
-                overflow_threshold=self.config.overflow_threshold)
+                fmt, base_clip=c.partition_clip_base, overflow_threshold=c.overflow_threshold)
 
     # --- the run ------------------------------------------------------
     def _collapse(self, step, reason, metrics):
