@@ -146,8 +146,8 @@ class RunLogger:
 
     def log_step(self, step, metrics):
         row = {"step": int(step)}
-        row.update({k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                        else v) for k, v in metrics.items()})
+        row.update(metrics)
+        row["step"] = int(step)
         self.rows.append(row)
         self._jsonl.write(json.dumps({k: json_value(v) for k, v in row.items()}) + "\n")
         self._jsonl.flush()
@@ -174,8 +174,9 @@ class RunLogger:
     def _series(self, ks):
         out = []
         for k in ks:
-            pts = [(r["step"], r[k]) for r in self.rows
-                   if isinstance(r.get(k), float) and math.isfinite(r[k])]
+            pts = [(r["step"], float(r[k])) for r in self.rows
+                   if isinstance(r.get(k), (int, float)) and not isinstance(r[k], bool)
+                   and math.isfinite(r[k])]
             if pts:
                 out.append((k, pts))
         return out
