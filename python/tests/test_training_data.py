@@ -4,7 +4,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +12,6 @@ import torch
 
 from altgrad.training import data as D
 from altgrad.training import prepare as P
-from conftest import PYDIR
 
 
 def write_bins(d, train, val):
@@ -100,25 +98,18 @@ def test_prepare_errors(tmp_path, monkeypatch):
         P.prepare(tmp_path / "o", tmp_path / "t.txt", tokenizer="gpt2")
 
 
-def run_cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=PYDIR)
-    return subprocess.run([sys.executable, "-m", "altgrad.training.prepare", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True)
-
-
-def test_prepare_command_default_bible(tmp_path):
+def test_prepare_command_default_bible(tmp_path, capsys):
     if shutil.which("bible") is None:
         pytest.skip("bible-kjv is not installed")
-    r = run_cli("--out", str(tmp_path / "kjv"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert P.main(["--out", str(tmp_path / "kjv")]) == 0
+    assert "tokenizer byte (vocab_size 256)" in capsys.readouterr().out
     meta = json.loads((tmp_path / "kjv" / "meta.json").read_text())
     assert meta["vocab_size"] == 256 and meta["train_tokens"] + meta["val_tokens"] > 4_000_000
     head = np.fromfile(tmp_path / "kjv" / "train.bin", dtype=np.uint16, count=200)
     assert b"In the beginning God created" in bytes(head.astype(np.uint8))
 
 
-def test_prepare_command_bad_input(tmp_path):
-    r = run_cli("--input", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"),
-                cwd=tmp_path)
-    assert r.returncode == 2 and "missing.txt" in r.stderr
+def test_prepare_command_bad_input(tmp_path, capsys):
+    assert P.main(["--input", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")]) == 2
+    assert "missing.txt" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -4,8 +4,6 @@ collapse path (failure report, checkpoint), and the experiments command's
 error handling."""
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,7 +12,6 @@ from altgrad.training.config import TrainConfig, save_config
 from altgrad.training.format_runner import (FormatExperimentRunner, apply_quick,
                                             run_format_experiment)
 from altgrad.training.prepare import prepare
-from conftest import PYDIR
 from _training_models import TinyLM, wrap_all
 
 TEXT = "In the beginning God created the heaven and the earth. " * 40
@@ -81,17 +78,6 @@ def test_apply_quick():
                                                                                200)
     assert q.use_fp8 and q.eval_interval == 50
     assert apply_quick(TrainConfig(max_steps=30)).max_steps == 30
-
-
-def cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=PYDIR)
-    return subprocess.run([sys.executable, "-m", "altgrad.experiments", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True)
-
-
-def test_cli_usage_error_exits_1(tmp_path):
-    r = cli("run", cwd=tmp_path)  # the real entry point, once
-    assert r.returncode == 1 and "usage" in r.stderr
 
 
 @pytest.mark.parametrize("text,args,match", [

@@ -104,7 +104,11 @@ def test_imports_need_no_optional_extras():
             "    CheckpointManager, FP32ShadowModel, RunLogger, get_batch,\n"
             "    compute_gradient_stats, run_format_experiment)\n"
             "import altgrad.utils, altgrad.experiments, altgrad.training.prepare\n"
-            "print('ok')\n")
+            "print('ok', flush=True)\n"
+            "import runpy\n"  # and the command's real entry point: a usage error exits 1
+            "sys.argv = ['altgrad.experiments', 'run']\n"
+            "runpy.run_module('altgrad.experiments', run_name='__main__')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={"PYTHONPATH": PYDIR, "PATH": "/usr/bin:/bin"})
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    assert r.stdout.strip() == "ok", r.stderr
+    assert r.returncode == 1 and "usage: python3 -m altgrad.experiments run" in r.stderr
