@@ -63,6 +63,15 @@ def test_nan_collapse_writes_report_and_checkpoint(tmp_path, data_dir):
     assert os.path.exists(tmp_path / "ck" / "anomaly_0.pt")
 
 
+def test_missing_data_is_an_error_not_a_collapse(tmp_path, data_dir):
+    from altgrad.training.data import DataError
+
+    runner = FormatExperimentRunner(cfg(tmp_path), small(), str(tmp_path / "none"),
+                                    verbose=False)
+    with pytest.raises(DataError, match="no such token file"):
+        runner.run()
+
+
 def test_run_format_experiment_from_yaml_with_quick(tmp_path, data_dir):
     p = tmp_path / "c.yaml"
     save_config(cfg(tmp_path, vocab_size=50257, max_steps=2000), p)

@@ -29,6 +29,7 @@ import torch
 
 from ..quantization import FORMAT_REGISTRY, compute_scale, stiffness, ulp_distance_stats
 from .config import TrainConfig, load_config, with_overrides
+from .data import DataError
 from .trainer import Trainer
 
 __all__ = ["FormatExperimentRunner", "ExperimentResult", "DiagnosticSnapshot",
@@ -217,6 +218,8 @@ class FormatExperimentRunner:
                                           for n, w, _, _ in self._layer_scales()}
                 try:
                     metrics, action = t.run_one(max_steps)
+                except DataError:
+                    raise  # missing or short token files: an error, not a collapse
                 except (RuntimeError, ValueError, FloatingPointError) as e:
                     self.collapse_step = step
                     self.collapse_reason = f"{type(e).__name__}: {str(e)[:100]}"
