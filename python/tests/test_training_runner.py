@@ -70,6 +70,10 @@ def test_missing_data_is_an_error_not_a_collapse(tmp_path, data_dir):
                                     verbose=False)
     with pytest.raises(DataError, match="no such token file"):
         runner.run()
+    with pytest.raises(DataError, match="no token files"):  # not filled with the Bible
+        run_format_experiment(cfg(tmp_path), data_dir=tmp_path / "mine", model=small(),
+                              verbose=False)
+    assert not (tmp_path / "mine").exists()
 
 
 def test_run_format_experiment_from_yaml_with_quick(tmp_path, data_dir):

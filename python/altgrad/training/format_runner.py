@@ -380,8 +380,8 @@ def run_format_experiment(config_path, device="cpu", data_dir=None, quick=False,
                           overrides=None, verbose=True, model=None, resume=None):
     """Load a config (path or TrainConfig), apply `overrides` (a dict) and
     `quick` (:func:`apply_quick` with the data's vocabulary), make sure the
-    token files exist (the King James Bible is prepared into a data
-    directory that has none), seed, build the GPT (or take `model`),
+    token files exist (the default ``data/kjv`` is prepared from the King
+    James Bible when empty; another empty directory is a DataError), seed, build the GPT (or take `model`),
     restore the checkpoint `resume` when given, and run
     :class:`FormatExperimentRunner`."""
     from ..utils.reproducibility import set_seed_for_reproducibility
@@ -395,6 +395,11 @@ def run_format_experiment(config_path, device="cpu", data_dir=None, quick=False,
         config = with_overrides(config, overrides)
     if load_meta(config.data_dir) is None and not os.path.exists(
             os.path.join(config.data_dir, "train.bin")):
+        if os.path.normpath(config.data_dir) != os.path.normpath(TrainConfig().data_dir):
+            raise DataError(f"{config.data_dir}: no token files; make them with "
+                            f"`python3 -m altgrad.training.prepare --input TEXT --out "
+                            f"{config.data_dir}` (only the default {TrainConfig().data_dir} "
+                            f"is prepared automatically, from the King James Bible)")
         prepare(config.data_dir)
     meta = load_meta(config.data_dir)
     if quick:
