@@ -11,7 +11,16 @@ Each measurement is the median of --repeats runs, clone and the candidates
 interleaved so that machine noise hits them alike. Both sides of the headline
 ratio allocate a fresh 64 MiB output, which can cost more than the copy
 itself (page faults); the second ratio, into a preallocated output against
-out.copy_(x), isolates the kernel. Not a test: no thresholds.
+out.copy_(x), isolates the kernel.
+
+The per-call section (--percall-rounds, 0 to skip) measures what the
+binding costs on small tensors: quantize(x, E5M2, s) on 64 x 64 and
+128 x 256 float32 CPU tensors, with and without requires_grad, as a ratio
+to torch's own x * s on the same tensor (which allocates its output and, with
+requires_grad, records a graph node too). Each round times --percall-calls
+calls of each case in turn; the figure is the median per-call time over the
+rounds. Targets: at most 2x without autograd, 3x with it. Not a test: no
+thresholds.
 """
 import argparse
 import os
@@ -28,13 +37,61 @@ import altgrad  # noqa: E402
 from altgrad.quantization import E4M3, E5M2, quantize  # noqa: E402
 
 
+def _per_call(fn, calls):
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
+def percall(rounds, calls):
+    """The per-call cost of quantize on small tensors against x * s."""
+    s = 0.5
+    print(f"per-call cost: quantize(x, E5M2, {s}) against torch's x * {s}, "
+          f"median of {rounds} rounds of {calls} calls, torch threads "
+          f"{torch.get_num_threads()}")
+    print("(kernel: the C call alone, numpy in, preallocated out: the floor "
+          "under the binding)")
+    print(f"{'shape':>10s} {'requires_grad':>13s} {'x*s us':>8s} {'quantize us':>11s} "
+          f"{'ratio':>6s} {'target':>6s} {'kernel us':>9s} {'ratio':>6s}")
+    torch.manual_seed(0)
+    for shape in ((64, 64), (128, 256)):
+        for grad in (False, True):
+            x = torch.randn(*shape, requires_grad=grad)
+            xa = x.detach().numpy()
+            ya = xa.copy()
+            f = E5M2.c_format
+            cases = (lambda: x * s, lambda: quantize(x, E5M2, s),
+                     lambda: altgrad._C.quantize(xa, f, s, ya))
+            for fn in cases:  # warm up
+                _per_call(fn, calls)
+            times = ([], [], [])
+            for _ in range(rounds):  # interleaved: noise hits all alike
+                for t, fn in zip(times, cases):
+                    t.append(_per_call(fn, calls))
+            base, q, k = (statistics.median(t) for t in times)
+            print(f"{'x'.join(map(str, shape)):>10s} {str(grad):>13s} {base * 1e6:8.2f} "
+                  f"{q * 1e6:11.2f} {q / base:6.2f} {3 if grad else 2:6d} "
+                  f"{k * 1e6:9.2f} {k / base:6.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=4096, help="tensor is size x size")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0,
                     help="altgrad threads (0: the library's choice)")
+    ap.add_argument("--percall-rounds", type=int, default=31,
+                    help="rounds of the per-call section (0: skip it)")
+    ap.add_argument("--percall-calls", type=int, default=200,
+                    help="calls per case in each per-call round")
+    ap.add_argument("--skip-large", action="store_true",
+                    help="only the per-call section")
     args = ap.parse_args()
+    if args.percall_rounds > 0:
+        percall(args.percall_rounds, args.percall_calls)
+    if args.skip_large:
+        return
 
     torch.manual_seed(0)
     x = torch.randn(args.size, args.size)

@@ -10,9 +10,9 @@ model in PyTorch, on this machine, in the same run.
 For each format: `altgrad train --format F --epochs 1` (the C bench:
 OpenBLAS, the altgrad library's quantizers), then the same 784-256-256-10
 MLP in torch (nn.Linear, ReLU, cross-entropy, AdamW lr 1e-3 wd 1e-4,
-batch 128), with altgrad.quantization.quantize (straight-through) on the
-weights and inputs of every linear layer and delayed scaling from a
-16-long amax history, as the C bench does. Prints the wall time of one
+batch 128), with altgrad.quantization.DelayedScaler (straight-through quantize with
+delayed scaling from a 16-long amax window, the library's ag_scaler) on
+the weights and inputs of every linear layer, as the C bench does. Prints the wall time of one
 training epoch of each (test evaluation excluded from the torch figure,
 included in the C one, which makes the comparison conservative) and the
 ratio. torch runs with its own thread count unless --torch-threads is given
@@ -51,24 +51,18 @@ def find(data_dir, stem):
 
 
 class Quantizer:
+    """A tensor's fake quantizer with delayed scaling: the library's
+    DelayedScaler (16-long amax window; an empty window uses the tensor's
+    own amax, as the C bench), or nothing for fp32."""
+
     def __init__(self, spec, hist_len=16):
-        self.fmt = None if spec == "fp32" else spec
-        self.hist = []
-        self.hist_len = hist_len
-        if self.fmt is not None:
-            import altgrad
-            self.max_finite = float(altgrad.format(spec).max_finite)
+        self.scaler = None
+        if spec != "fp32":
+            from altgrad.quantization import DelayedScaler
+            self.scaler = DelayedScaler(spec, hist_len, first="current")
 
     def __call__(self, t):
-        if self.fmt is None:
-            return t
-        from altgrad.quantization import quantize
-        amax = float(t.detach().abs().max())
-        a = max(self.hist) if self.hist else amax
-        self.hist.append(amax)
-        self.hist = self.hist[-self.hist_len:]
-        scale = float(np.float32(max(a / self.max_finite, 1e-10)))
-        return quantize(t, self.fmt, scale)
+        return t if self.scaler is None else self.scaler.quantize(t)
 
 
 def torch_epoch(fmt, x, y, batch=128, seed=1):

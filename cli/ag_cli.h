@@ -65,12 +65,11 @@ int cli_parse_format(ag_format *out, const char *spec, const char *cmd);
 /* A positive finite scale; prints the error and returns CLI_USAGE if not. */
 int cli_parse_scale(float *out, const char *s, const char *cmd);
 
-/* Rounding mode and overflow policy names (nearest-even, nearest-away,
- * toward-zero, down, up, stochastic; saturate, ieee). Return 1 on success. */
-int cli_parse_rounding(ag_rounding *out, const char *s);
-int cli_parse_overflow(ag_overflow *out, const char *s);
-const char *cli_rounding_name(ag_rounding r);
-const char *cli_overflow_name(ag_overflow o);
+/* An option name of `kind` (the library's vocabulary, ag_option_parse:
+ * '-' or '_', any case, aliases) into *out; on a bad name prints the
+ * library's message, which lists the valid names, and returns CLI_USAGE,
+ * else CLI_OK. Print a value with ag_option_name. */
+int cli_parse_option(int *out, ag_option_kind kind, const char *s, const char *cmd);
 
 /* The shortest decimal (%.Ng, N <= 9) that reads back as exactly v; "nan",
  * "-nan", "inf", "-inf" for the specials. Writes into buf (>= 32 bytes)

@@ -141,48 +141,14 @@ int cli_parse_scale(float *out, const char *s, const char *cmd)
     return CLI_OK;
 }
 
-static const struct {
-    const char *name;
-    ag_rounding mode;
-} rounding_names[] = {
-    {"nearest-even", AG_ROUND_NEAREST_EVEN}, {"nearest-away", AG_ROUND_NEAREST_AWAY},
-    {"toward-zero", AG_ROUND_TOWARD_ZERO},   {"down", AG_ROUND_DOWN},
-    {"up", AG_ROUND_UP},                     {"stochastic", AG_ROUND_STOCHASTIC},
-};
-#define N_ROUNDING (sizeof rounding_names / sizeof rounding_names[0])
-
-int cli_parse_rounding(ag_rounding *out, const char *s)
+int cli_parse_option(int *out, ag_option_kind kind, const char *s, const char *cmd)
 {
-    for (size_t i = 0; i < N_ROUNDING; i++)
-        if (strcmp(s, rounding_names[i].name) == 0) {
-            *out = rounding_names[i].mode;
-            return 1;
-        }
-    return 0;
-}
-
-const char *cli_rounding_name(ag_rounding r)
-{
-    for (size_t i = 0; i < N_ROUNDING; i++)
-        if (rounding_names[i].mode == r)
-            return rounding_names[i].name;
-    return "?";
-}
-
-int cli_parse_overflow(ag_overflow *out, const char *s)
-{
-    if (strcmp(s, "saturate") == 0)
-        *out = AG_OVERFLOW_SATURATE;
-    else if (strcmp(s, "ieee") == 0)
-        *out = AG_OVERFLOW_IEEE;
-    else
-        return 0;
-    return 1;
-}
-
-const char *cli_overflow_name(ag_overflow o)
-{
-    return o == AG_OVERFLOW_IEEE ? "ieee" : "saturate";
+    char err[256];
+    if (ag_option_parse(out, kind, s, err, sizeof err) != AG_OK) {
+        cli_error(cmd, "%s", err);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
 }
 
 char *cli_float_str(char *buf, size_t len, float v)
@@ -508,7 +474,8 @@ static const char quantize_help[] =
     "  -f, --format FORMAT   a registry name or spec (see '" PROG " table --help')\n"
     "  -s, --scale SCALE     positive finite scale (default 1)\n"
     "  -r, --rounding MODE   nearest-even (default), nearest-away, toward-zero,\n"
-    "                        down, up, stochastic\n"
+    "                        down, up, stochastic ('_' for '-' and the\n"
+    "                        aliases nearest, rne, truncate, rtz, sr work too)\n"
     "      --seed N          stochastic rounding key (default 0); value i uses\n"
     "                        element i of the stream, so a run is reproducible\n"
     "      --overflow POLICY saturate (default: finite values beyond max become\n"
@@ -666,13 +633,9 @@ static int cmd_quantize(int argc, char **argv)
         } else if ((m = cli_option(argc, argv, &i, "-s", "--scale", &val, cmd))) {
             rc = m < 0 ? CLI_USAGE : cli_parse_scale(&scale, val, cmd);
         } else if ((m = cli_option(argc, argv, &i, "-r", "--rounding", &val, cmd))) {
-            if (m < 0)
-                rc = CLI_USAGE;
-            else if (!cli_parse_rounding(&opts.rounding, val)) {
-                cli_error(cmd, "bad rounding mode '%s': expected nearest-even, "
-                          "nearest-away, toward-zero, down, up or stochastic", val);
-                rc = CLI_USAGE;
-            }
+            int v = 0;
+            rc = m < 0 ? CLI_USAGE : cli_parse_option(&v, AG_OPTION_ROUNDING, val, cmd);
+            opts.rounding = rc == CLI_OK ? (ag_rounding)v : opts.rounding;
         } else if ((m = cli_option(argc, argv, &i, NULL, "--seed", &val, cmd))) {
             if (m < 0)
                 rc = CLI_USAGE;
@@ -681,12 +644,9 @@ static int cmd_quantize(int argc, char **argv)
                 rc = CLI_USAGE;
             }
         } else if ((m = cli_option(argc, argv, &i, NULL, "--overflow", &val, cmd))) {
-            if (m < 0)
-                rc = CLI_USAGE;
-            else if (!cli_parse_overflow(&opts.overflow, val)) {
-                cli_error(cmd, "bad overflow policy '%s': expected saturate or ieee", val);
-                rc = CLI_USAGE;
-            }
+            int v = 0;
+            rc = m < 0 ? CLI_USAGE : cli_parse_option(&v, AG_OPTION_OVERFLOW, val, cmd);
+            opts.overflow = rc == CLI_OK ? (ag_overflow)v : opts.overflow;
         } else {
             cli_error(cmd, "unknown option '%s' (see '" PROG " quantize --help')", a);
             rc = CLI_USAGE;
@@ -725,7 +685,8 @@ static int cmd_quantize(int argc, char **argv)
         char a[32], b[32];
         const int hexw = (f.bits + 3) / 4;
         printf("# %s, scale %s, %s, %s\n", f.name, cli_float_str(a, sizeof a, scale),
-               cli_rounding_name(opts.rounding), cli_overflow_name(opts.overflow));
+               ag_option_name(AG_OPTION_ROUNDING, (int)opts.rounding),
+               ag_option_name(AG_OPTION_OVERFLOW, (int)opts.overflow));
         printf("# %-14s %-15s %s\n", "input", "quantized", "code");
         for (size_t i = 0; i < n; i++)
             printf("  %-14s %-15s 0x%0*x\n", cli_float_str(a, sizeof a, xs.v[i]),

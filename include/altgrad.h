@@ -168,7 +168,8 @@ AG_API ag_status ag_format_parse(ag_format *out, const char *spec, char *err,
  * AG_ERR_NULL for NULL, AG_ERR_FORMAT otherwise. */
 AG_API ag_status ag_format_check(const ag_format *fmt);
 
-/* Name of a specials convention: "none", "ieee", "fn", "fnuz" ("?" else). */
+/* Name of a specials convention: "none", "ieee", "fn", "fnuz" ("?" else;
+ * the names of AG_OPTION_SPECIALS). */
 AG_API const char *ag_specials_name(ag_specials s);
 
 /* ------------------------------------------------------------------------ */
@@ -216,6 +217,13 @@ typedef enum ag_ste {
     AG_STE_CLIPPED = 1
 } ag_ste;
 
+/* The shared-scale rule of the MX block calls (ag_qopts.mx_scale; see
+ * "MX block scaling" below). Values are pinned. */
+typedef enum ag_mx_scale {
+    AG_MX_SCALE_FLOOR = 0, /* OCP MX v1.0: floor(log2 amax) - emax_elem */
+    AG_MX_SCALE_RCEIL = 1  /* round up: the smallest X with amax/X <= max */
+} ag_mx_scale;
+
 /* Options for the bulk calls. Fill with ag_qopts_default(), then set fields
  * by name. A NULL options pointer means the defaults. */
 typedef struct ag_qopts {
@@ -227,6 +235,8 @@ typedef struct ag_qopts {
     uint64_t offset;        /* index of element 0 in the stream (default 0) */
     int threads;            /* 0: library's choice; 1: serial; >1: at most */
     int kernel;             /* AG_KERNEL_*: code path (default AUTO) */
+    ag_mx_scale mx_scale;   /* MX shared-scale rule (default FLOOR); read by
+                               the ag_mx_* calls only */
 } ag_qopts;
 
 /* Code paths of the bulk calls (ag_qopts.kernel). Every path gives the same
@@ -249,7 +259,7 @@ enum {
 AG_API int ag_kernel_available(int kernel);
 
 /* Name of a path: "auto", "scalar", "portable", "avx2", "avx512" ("?"
- * for an unknown id). Static string. */
+ * for an unknown id; the names of AG_OPTION_KERNEL). Static string. */
 AG_API const char *ag_kernel_name(int kernel);
 
 /* The default options (see each field). */
@@ -268,6 +278,7 @@ AG_API ag_qopts ag_qopts_default(void);
  *   AG_OPTION_KERNEL    auto, scalar, portable, avx2, avx512
  *   AG_OPTION_SPECIALS  none, ieee, fn, fnuz
  *   AG_OPTION_SCALER_FIRST  current, amax-one, scale-one (ag_scaler_first)
+ *   AG_OPTION_MX_SCALE  floor, rceil (ag_mx_scale, the MX shared-scale rule)
  * Values of each kind are 0 .. ag_option_count(kind) - 1 (the enum values).
  * New kinds are appended; values are pinned. */
 typedef enum ag_option_kind {
@@ -276,11 +287,12 @@ typedef enum ag_option_kind {
     AG_OPTION_STE = 2,
     AG_OPTION_KERNEL = 3,
     AG_OPTION_SPECIALS = 4,
-    AG_OPTION_SCALER_FIRST = 5
+    AG_OPTION_SCALER_FIRST = 5,
+    AG_OPTION_MX_SCALE = 6
 } ag_option_kind;
 
 /* The kind's own name ("rounding", "overflow", "ste", "kernel", "specials",
- * "scaler-first"); "?" for an unknown kind. Static string. */
+ * "scaler-first", "mx-scale"); "?" for an unknown kind. Static string. */
 AG_API const char *ag_option_kind_name(ag_option_kind kind);
 
 /* Number of values of `kind` (0 for an unknown kind). */
@@ -296,8 +308,9 @@ AG_API const char *ag_option_name(ag_option_kind kind, int value);
  * written there, naming the bad value and listing every canonical name,
  * e.g. "unknown rounding 'nearset' (expected one of: nearest-even,
  * nearest-away, toward-zero, down, up, stochastic)"; control bytes of name
- * are written as '?'. Errors: AG_ERR_NULL (value or name), AG_ERR_ARG
- * (unknown kind or name). */
+ * are written as '?' and a name longer than 64 bytes is cut ("..."); the
+ * message is truncated to errlen. On success err gets "". Errors:
+ * AG_ERR_NULL (value or name), AG_ERR_ARG (unknown kind or name). */
 AG_API ag_status ag_option_parse(int *value, ag_option_kind kind,
                                  const char *name, char *err, size_t errlen);
 
@@ -512,9 +525,9 @@ AG_API void ag_scaler_reset(ag_scaler *s);
 
 /* Steps 1-3 above on n elements: y = quantize(x, scale); stats (may be
  * NULL) accumulates as ag_quantize's. y == x allowed. On error nothing is
- * recorded and the scaler is unchanged (y untouched). Errors: AG_ERR_NULL
- * (s; y or x with n > 0), AG_ERR_ALIAS, AG_ERR_NOMEM. n == 0 still counts a
- * step and pushes amax 0. */
+ * recorded and the scaler is unchanged (y and stats untouched). Errors:
+ * AG_ERR_NULL (s; y or x with n > 0), AG_ERR_ALIAS (y and x overlap
+ * partially). n == 0 still counts a step and pushes amax 0. */
 AG_API ag_status ag_scaler_quantize(ag_scaler *s, float *y, const float *x,
                                     size_t n, ag_stats *stats);
 
@@ -533,8 +546,10 @@ AG_API ag_status ag_scaler_scale(const ag_scaler *s, float amax_now,
                                  float *scale);
 
 /* Record an amax measured elsewhere (a device, a split buffer): step 3
- * without quantizing (offset advances by n). Errors: AG_ERR_NULL, AG_ERR_ARG
- * (amax NaN or negative). */
+ * without quantizing (offset advances by n), the last scale becoming the
+ * step-1 scale for a buffer of that amax, so that afterwards the scaler is
+ * exactly as if ag_scaler_quantize had run on such a buffer. Errors:
+ * AG_ERR_NULL, AG_ERR_ARG (amax NaN or negative; nothing recorded). */
 AG_API ag_status ag_scaler_record(ag_scaler *s, float amax, size_t n);
 
 /* Read-only state. Each returns 0 for s == NULL. */
@@ -548,17 +563,25 @@ AG_API const ag_format *ag_scaler_format(const ag_scaler *s);
 AG_API const ag_scaler_opts *ag_scaler_options(const ag_scaler *s);
 
 /* The whole state as bytes, for checkpoints that resume bit for bit: a
- * versioned, little-endian record (magic, version, the format's defining
- * fields, the options, window contents in order, step count, offset, last
- * scale). *size = the bytes ag_scaler_save writes for s (fixed for a
- * scaler's lifetime). Errors: AG_ERR_NULL. */
+ * versioned, little-endian record (magic "AGSC", version 1, its size, the
+ * format's defining fields, the options, last scale, step count, offset,
+ * window contents oldest first, and a checksum; layout in ag_scaler.c),
+ * written byte by byte, so that it reads back on any host. Equal states
+ * give equal bytes (quant.threads and quant.kernel, which change no result,
+ * are not recorded). *size = the bytes ag_scaler_save writes for s:
+ * 136 + 4 * history_len, fixed for a scaler's lifetime. Errors:
+ * AG_ERR_NULL. */
 AG_API ag_status ag_scaler_state_size(const ag_scaler *s, size_t *size);
 /* Write the state into buf (cap bytes). Errors: AG_ERR_NULL, AG_ERR_ARG
  * (cap < the state size). */
 AG_API ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap);
 /* Restore a state written by ag_scaler_save into s, which must have the
- * same format and options (else AG_ERR_ARG); a short, corrupt or
- * other-version record is AG_ERR_ARG. On error s is unchanged. */
+ * same format (defining fields: E, M, bias, signedness, zero, specials; the
+ * name may differ) and the same options, except quant.threads and
+ * quant.kernel, which change no result (else AG_ERR_ARG). size must be the
+ * record's size exactly; a short, long, corrupt (checksum), other-version
+ * record, or one holding a state no scaler reaches, is AG_ERR_ARG.
+ * Errors: AG_ERR_NULL (s, buf), AG_ERR_ARG. On error s is unchanged. */
 AG_API ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size);
 
 /* Per-channel scaling: one scale per row of a row-major rows x cols matrix
@@ -633,6 +656,13 @@ AG_API ag_status ag_quantize_rows_backward(float *dx, const float *dy,
  *    +-max_finite, counted in stats->overflow;
  *  - shared_exp < -127 (tiny amax) becomes -127 (elements may underflow);
  *    > 127 (possible only when emax < 1) becomes 127 (elements saturate).
+ * opts->mx_scale picks the rule: AG_MX_SCALE_FLOOR is the spec's (above),
+ * whose floor can clip the block maximum; AG_MX_SCALE_RCEIL rounds up,
+ *     shared_exp = the smallest integer k with amax <= max_finite * 2^k
+ * (exact, from amax's own bits; torchao's RCEIL computes the same from the
+ * float32 quotient amax / max_finite), clamped the same way, so that
+ * |x / X| <= max_finite for every element and nothing saturates unless the
+ * clamp at 127 was hit. Zero, NaN and inf blocks are as above.
  * Every element format of at most 8 bits is accepted (else
  * AG_ERR_STORAGE). Stochastic rounding keys element i of the flat matrix by
  * stream element opts->offset + i. A kernel (opts->kernel) that is not
@@ -645,10 +675,14 @@ AG_API ag_status ag_mx_scale_count(size_t *count, size_t rows, size_t cols,
                                    size_t block);
 
 /* *code = the E8M0 scale code of a block whose amax (max |x|) is amax, as
- * described above (255 for NaN or +inf; 0 for 0). Errors: AG_ERR_NULL,
- * AG_ERR_FORMAT, AG_ERR_ARG (amax < 0). */
+ * described above, under the spec's rule AG_MX_SCALE_FLOOR (255 for NaN or
+ * +inf; 0 for 0). Errors: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_ARG (amax < 0).
+ * ag_mx_scale_code_rule: the same under `rule` (AG_ERR_ARG for an unknown
+ * rule). *code untouched on error. */
 AG_API ag_status ag_mx_scale_code(uint8_t *code, float amax,
                                   const ag_format *fmt);
+AG_API ag_status ag_mx_scale_code_rule(uint8_t *code, float amax,
+                                       const ag_format *fmt, ag_mx_scale rule);
 
 /* Encode: codes[i] (rows*cols of them) = element codes, scales[j]
  * (ag_mx_scale_count of them) = E8M0 codes. stats (may be NULL) accumulates.

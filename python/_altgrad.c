@@ -4,25 +4,49 @@
  * header altgrad.h. The pure-Python package (python/altgrad/) builds the
  * PyTorch autograd glue on top of it.
  *
- * Arrays come in through the buffer protocol: C-contiguous buffers of float32
- * (format 'f'), or uint8 / uint16 codes ('B' / 'H') for decode. numpy arrays
- * qualify, and so do CPU torch tensors through their zero-copy `.numpy()`
- * views (torch tensors do not export buffers themselves). Nothing is copied:
- * the kernels read and write the exporters' memory, with the GIL released.
- * An output is either given (`out=`, same shape, writable, C-contiguous) or
- * a new numpy array (numpy is imported on first need).
+ * One mechanism binds every function: a signature (an arg_spec table) per
+ * function drives one argument parser (parse_call), and one dispatcher
+ * (dispatch) parses, calls the function's small wrapper and releases every
+ * buffer in one place, whatever happened. Wrappers release the GIL around
+ * the library call (NOGIL) and build the result.
+ *
+ * Arrays: C-contiguous buffers (numpy arrays, array.array, memoryview) of
+ * float32 ('f'), uint8 / uint16 codes ('B' / 'H'; int16 counts as 16-bit
+ * codes) or int32 ('i'), and CPU torch tensors read directly (dtype, device,
+ * layout, contiguity and data_ptr(): no .numpy() view, no copy). A tensor
+ * that requires grad is refused while grad mode is on (the call would cut the
+ * graph). Nothing is copied: the kernels read and write the exporters'
+ * memory. An output is either given (`out=`, same shape, writable,
+ * C-contiguous) or new: a torch tensor when the input it follows is one,
+ * else a numpy array (numpy and torch are looked up on first need).
  *
  * Errors: a wrong element type is TypeError; a non-contiguous or read-only
  * buffer, a shape mismatch, a bad scale, format, spec or option is
- * ValueError; every message carries ag_status_string() text (or the spec
- * parser's own message). Allocation failure is MemoryError.
+ * ValueError; every library failure carries ag_status_string() text.
+ * Allocation failure is MemoryError.
  *
- * Adding a function: write `static PyObject *fn(PyObject *module, PyObject
- * *args, PyObject *kw)` with the helpers below (get_array, new_or_given_out,
- * parse_qopts, raise_status) and add one line to module_methods[].
+ * Adding a function NAME (one table row and one small wrapper):
+ *   1. static const arg_spec sig_NAME[] = {{"x", A_IN, 0, 0},
+ *      {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
+ *      {"out", A_OUT, OPT, 0}, QOPTS, END};
+ *      Each row: the Python name, its kind (enum arg_kind: arrays, scalars,
+ *      options), flags (OPT: may be omitted, KW: keyword only) and, for an
+ *      output, the index of the array whose shape and kind it follows.
+ *      Options (rounding=, seed=, ... or an opts dict) land in c->q, an
+ *      ag_qopts; QOPTS / BOPTS add the usual forward / backward sets.
+ *   2. static PyObject *w_NAME(call *c): read c->a[i] (arrays: .ptr, .n,
+ *      .kind), c->v[i] (scalars: .fmt, .f, .n, .i, .u, .s, .p), c->raw[i]
+ *      (the object passed, NULL when omitted) and c->q; check what the
+ *      signature cannot say (need_count, need_matrix); run the library
+ *      call inside NOGIL(...); return a new reference (ret_array(c, i),
+ *      none_ref(), ...) or NULL with an exception set (fail_status). Never
+ *      release anything: the dispatcher does, and adds c->counts to a
+ *      stats= dict.
+ *   3. PyDoc_STRVAR(doc_NAME, "NAME(...) -> ...\n\n...") and X(NAME) in
+ *      FUNCTIONS at the end of the file.
  *
  * Template: CPython's Modules/xxlimited.c (multi-phase init, a heap type,
- * module state, one `goto fail` cleanup per function).
+ * module state).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -44,8 +68,22 @@
 
 typedef struct {
     PyObject *format_type; /* altgrad._C.Format */
-    PyObject *np_empty;    /* numpy.empty, imported on first need */
+    PyObject *np_empty;    /* numpy.empty, on first need */
+    /* torch, looked up in sys.modules on the first object that is not a
+     * buffer (so numpy-only users never load it) */
+    PyObject *tensor_type; /* torch.Tensor */
+    PyObject *t_float32, *t_uint8, *t_int16, *t_int32; /* dtypes */
+    PyObject *t_strided;   /* torch.strided */
+    PyObject *t_empty, *t_empty_like, *t_grad_enabled;
+    PyObject *name[10]; /* interned tensor attribute names, by enum tname */
 } module_state;
+
+/* The tensor attributes and methods read_tensor uses (module_state.name). */
+enum tname { N_IS_CPU, N_DEVICE, N_DTYPE, N_LAYOUT, N_REQUIRES_GRAD,
+             N_IS_CONTIGUOUS, N_IS_NEG, N_NUMEL, N_DATA_PTR, N_SHAPE, N_COUNT };
+static const char *const tensor_names[N_COUNT] = {
+    "is_cpu", "device", "dtype", "layout", "requires_grad", "is_contiguous",
+    "is_neg", "numel", "data_ptr", "shape"};
 
 static module_state *get_state(PyObject *module)
 {
@@ -54,12 +92,46 @@ static module_state *get_state(PyObject *module)
     return s;
 }
 
+/* Look torch up once it is imported; 0 when it is not (nothing can be a
+ * tensor then), 1 when found, -1 on error. */
+static int load_torch(module_state *s)
+{
+    if (s->tensor_type != NULL)
+        return 1;
+    PyObject *mods = PyImport_GetModuleDict(); /* borrowed */
+    PyObject *torch = mods ? PyDict_GetItemString(mods, "torch") : NULL;
+    if (torch == NULL)
+        return 0;
+    static const char *names[] = {"float32", "uint8", "int16", "int32", "strided",
+                                  "empty", "empty_like", "is_grad_enabled",
+                                  "Tensor"};
+    PyObject *got[9] = {NULL};
+    for (size_t i = 0; i < 9; i++) {
+        got[i] = PyObject_GetAttrString(torch, names[i]);
+        if (got[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                Py_DECREF(got[j]);
+            return -1;
+        }
+    }
+    s->t_float32 = got[0];
+    s->t_uint8 = got[1];
+    s->t_int16 = got[2];
+    s->t_int32 = got[3];
+    s->t_strided = got[4];
+    s->t_empty = got[5];
+    s->t_empty_like = got[6];
+    s->t_grad_enabled = got[7];
+    s->tensor_type = got[8];
+    return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Errors and scalars                                                       */
 /* ------------------------------------------------------------------------ */
 
 /* Raise the exception for a non-OK status: "<what>: <library message>". */
-static PyObject *raise_status(ag_status st, const char *what)
+static PyObject *fail_status(ag_status st, const char *what)
 {
     assert(st != AG_OK);
     PyObject *exc = st == AG_ERR_NOMEM ? PyExc_MemoryError : PyExc_ValueError;
@@ -83,29 +155,28 @@ static float to_f32(double d)
 /* A Python real number (float, int, numpy scalar, 0-d tensor...) as float32. */
 static int get_float(PyObject *obj, const char *what, float *out)
 {
-    if (PyUnicode_Check(obj) || PyBytes_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a real number, not %.100s",
-                     what, Py_TYPE(obj)->tp_name);
-        return -1;
+    if (PyFloat_CheckExact(obj)) { /* the common case, without a call */
+        *out = to_f32(PyFloat_AS_DOUBLE(obj));
+        return 0;
     }
+    if (PyUnicode_Check(obj) || PyBytes_Check(obj))
+        goto bad;
     const double d = PyFloat_AsDouble(obj);
     if (d == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be a real number, not %.100s",
-                     what, Py_TYPE(obj)->tp_name);
-        return -1;
+        goto bad;
     }
     *out = to_f32(d);
     return 0;
+bad:
+    PyErr_Format(PyExc_TypeError, "%s must be a real number, not %.100s", what,
+                 Py_TYPE(obj)->tp_name);
+    return -1;
 }
 
-/* A non-negative integer below 2^64 (None -> 0). */
+/* A non-negative integer below 2^64. */
 static int get_u64(PyObject *obj, const char *what, uint64_t *out)
 {
-    if (obj == NULL || obj == Py_None) {
-        *out = 0;
-        return 0;
-    }
     if (!PyLong_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
                      Py_TYPE(obj)->tp_name);
@@ -121,109 +192,97 @@ static int get_u64(PyObject *obj, const char *what, uint64_t *out)
     return 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Options                                                                  */
-/* ------------------------------------------------------------------------ */
-
-typedef struct {
-    const char *name;
-    int value;
-} named_value;
-
-static const named_value rounding_names[] = {
-    {"nearest_even", AG_ROUND_NEAREST_EVEN}, {"nearest", AG_ROUND_NEAREST_EVEN},
-    {"nearest_away", AG_ROUND_NEAREST_AWAY}, {"toward_zero", AG_ROUND_TOWARD_ZERO},
-    {"down", AG_ROUND_DOWN},                 {"up", AG_ROUND_UP},
-    {"stochastic", AG_ROUND_STOCHASTIC},     {NULL, 0}};
-static const named_value overflow_names[] = {
-    {"saturate", AG_OVERFLOW_SATURATE}, {"ieee", AG_OVERFLOW_IEEE}, {NULL, 0}};
-static const named_value ste_names[] = {
-    {"identity", AG_STE_IDENTITY}, {"clipped", AG_STE_CLIPPED}, {NULL, 0}};
-static const named_value kernel_names[] = {
-    {"auto", AG_KERNEL_AUTO},         {"scalar", AG_KERNEL_SCALAR},
-    {"portable", AG_KERNEL_PORTABLE}, {"avx2", AG_KERNEL_AVX2},
-    {"avx512", AG_KERNEL_AVX512},     {NULL, 0}};
-static const named_value specials_names[] = {
-    {"none", AG_SPECIALS_NONE}, {"ieee", AG_SPECIALS_IEEE},
-    {"fn", AG_SPECIALS_FN},     {"fnuz", AG_SPECIALS_FNUZ}, {NULL, 0}};
-
-/* Look a str option up in table (None or absent keeps *out). */
-static int get_named(PyObject *obj, const named_value *table, const char *what,
-                     int *out)
+/* An int in lo .. hi (ValueError outside, TypeError for a non-int). */
+static int get_int(PyObject *obj, const char *what, long long lo, long long hi,
+                   long long *out)
 {
-    if (obj == NULL || obj == Py_None)
-        return 0;
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    const char *s = PyUnicode_AsUTF8(obj);
-    if (s == NULL)
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred())
         return -1;
-    for (const named_value *e = table; e->name; e++) {
-        if (strcmp(s, e->name) == 0) {
-            *out = e->value;
-            return 0;
-        }
+    if (overflow || v < lo || v > hi) {
+        PyErr_Format(PyExc_ValueError, "%s must be in %lld .. %lld, got %R", what,
+                     lo, hi, obj);
+        return -1;
     }
-    /* the message lists the accepted names */
-    char choices[160] = "";
-    for (const named_value *e = table; e->name; e++) {
-        if (e != table)
-            strncat(choices, ", ", sizeof choices - strlen(choices) - 1);
-        strncat(choices, e->name, sizeof choices - strlen(choices) - 1);
-    }
-    PyErr_Format(PyExc_ValueError, "unknown %s '%.50s': expected one of %s",
-                 what, s, choices);
-    return -1;
+    *out = v;
+    return 0;
 }
 
-/* The keyword options shared by the bulk calls, as Python objects. */
-typedef struct {
-    PyObject *rounding, *overflow, *ste, *seed, *stream, *offset, *threads,
-        *kernel;
-} py_opts;
+/* ------------------------------------------------------------------------ */
+/* Option names                                                             */
+/* ------------------------------------------------------------------------ */
 
-static int parse_qopts(const py_opts *p, ag_qopts *o)
+/* The value of option name `obj` of `kind`, parsed by the library
+ * (ag_option_parse: '-' and '_' alike, case ignored, aliases); ValueError
+ * with its message (which lists the valid names) for an unknown one,
+ * TypeError for a non-str. */
+static int get_option(PyObject *obj, ag_option_kind kind, int *out)
 {
-    int r = (int)o->rounding, ov = (int)o->overflow, ste = (int)o->ste;
-    int kernel = o->kernel;
-    if (get_named(p->rounding, rounding_names, "rounding mode", &r) < 0 ||
-        get_named(p->kernel, kernel_names, "kernel", &kernel) < 0 ||
-        get_named(p->overflow, overflow_names, "overflow policy", &ov) < 0 ||
-        get_named(p->ste, ste_names, "ste", &ste) < 0 ||
-        get_u64(p->seed, "seed", &o->seed) < 0 ||
-        get_u64(p->stream, "stream", &o->stream) < 0 ||
-        get_u64(p->offset, "offset", &o->offset) < 0)
-        return -1;
-    o->rounding = (ag_rounding)r;
-    o->overflow = (ag_overflow)ov;
-    o->ste = (ag_ste)ste;
-    o->kernel = kernel;
-    if (kernel != AG_KERNEL_AUTO && !ag_kernel_available(kernel)) {
-        PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this "
-                     "machine or build (see altgrad._C.kernels())",
-                     ag_kernel_name(kernel));
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s",
+                     ag_option_kind_name(kind), Py_TYPE(obj)->tp_name);
         return -1;
     }
-    if (p->threads != NULL && p->threads != Py_None) {
-        if (!PyLong_Check(p->threads)) {
-            PyErr_Format(PyExc_TypeError, "threads must be an int, not %.100s",
-                         Py_TYPE(p->threads)->tp_name);
-            return -1;
-        }
-        const long t = PyLong_AsLong(p->threads);
-        if (t == -1 && PyErr_Occurred())
-            PyErr_Clear();
-        if (t < 0 || t > 4096) {
-            PyErr_SetString(PyExc_ValueError, "threads must be in 0 .. 4096 "
-                                              "(0: the library's choice)");
-            return -1;
-        }
-        o->threads = (int)t;
+    Py_ssize_t len = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (s == NULL)
+        return -1;
+    char err[256];
+    if ((size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "unknown %s (the name holds a NUL)",
+                     ag_option_kind_name(kind));
+        return -1;
+    }
+    if (ag_option_parse(out, kind, s, err, sizeof err) != AG_OK) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
     }
     return 0;
+}
+
+/* Equal names, '-' and '_' alike (option kinds: "scaler-first"). */
+static int same_name(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        const char x = *a == '-' ? '_' : *a, y = *b == '-' ? '_' : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* The Python spelling of a canonical name: '_' for '-' ("nearest_even"). */
+static PyObject *python_name(const char *name)
+{
+    char buf[64];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof buf; i++)
+        buf[i] = name[i] == '-' ? '_' : name[i];
+    buf[i] = '\0';
+    return PyUnicode_FromString(buf);
+}
+
+/* The Python names of every value of `kind` (available kernels only for
+ * AG_OPTION_KERNEL), as a list. */
+static PyObject *option_names(ag_option_kind kind)
+{
+    PyObject *list = PyList_New(0);
+    const size_t n = ag_option_count(kind);
+    for (size_t v = 0; list != NULL && v < n; v++) {
+        if (kind == AG_OPTION_KERNEL && !ag_kernel_available((int)v))
+            continue;
+        PyObject *s = python_name(ag_option_name(kind, (int)v));
+        if (s == NULL || PyList_Append(list, s) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(s);
+    }
+    return list;
 }
 
 /* Add the counters to a caller's dict (keys total, overflow, underflow, nan). */
@@ -249,23 +308,43 @@ static int add_stats(PyObject *dict, const ag_stats *st)
     return 0;
 }
 
-static int check_stats_arg(PyObject *stats)
+/* ------------------------------------------------------------------------ */
+/* Arrays: buffers and CPU torch tensors                                    */
+/* ------------------------------------------------------------------------ */
+
+/* One array argument, read (or allocated) by the parser, released by the
+ * dispatcher. kind: 'f' float32, 'B' uint8, 'H' 16-bit codes, 'i' int32. */
+typedef struct {
+    PyObject *obj;     /* the array (owned reference), NULL when absent */
+    void *ptr;         /* its first element */
+    size_t n;          /* element count */
+    char kind;
+    int is_tensor;
+    int have_view;
+    Py_buffer view;    /* buffers: the exported view (shape in view.shape) */
+} arr;
+
+static void arr_release(arr *a)
 {
-    if (stats != NULL && stats != Py_None && !PyDict_Check(stats)) {
-        PyErr_Format(PyExc_TypeError,
-                     "stats must be a dict (counters are added to it), not %.100s",
-                     Py_TYPE(stats)->tp_name);
-        return -1;
-    }
-    return 0;
+    if (a->have_view)
+        PyBuffer_Release(&a->view);
+    a->have_view = 0;
+    Py_CLEAR(a->obj);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Buffers                                                                  */
-/* ------------------------------------------------------------------------ */
+static const char *kind_name(char k)
+{
+    switch (k) {
+    case 'f': return "float32";
+    case 'B': return "uint8";
+    case 'H': return "uint16";
+    case 'i': return "int32";
+    default: return "uint8 or uint16"; /* 'c': codes of either width */
+    }
+}
 
-/* The element type letter of a buffer ('f', 'B', 'H'...), accepting the
- * native byte-order prefixes; 0 for anything longer. */
+/* The element kind of a buffer ('f', 'B', 'H', 'h'...), accepting the native
+ * byte-order prefixes; 0 for anything longer. */
 static char buffer_kind(const Py_buffer *v)
 {
     const char *f = v->format ? v->format : "B";
@@ -278,127 +357,684 @@ static char buffer_kind(const Py_buffer *v)
     else if (f[0] == '>' || f[0] == '!')
         f++;
 #endif
-    return (f[0] != '\0' && f[1] == '\0') ? f[0] : 0;
+    if (f[0] == '\0' || f[1] != '\0')
+        return 0;
+    switch (f[0]) {
+    case 'f': return v->itemsize == 4 ? 'f' : 0;
+    case 'B': return v->itemsize == 1 ? 'B' : 0;
+    case 'H': case 'h': return v->itemsize == 2 ? 'H' : 0; /* 16-bit codes */
+    case 'i': return v->itemsize == 4 ? 'i' : 0;
+    default: return 0;
+    }
 }
 
-static const char *kind_name(char k)
+static int kind_ok(char want, char got)
+{
+    return want == got || (want == 'c' && (got == 'B' || got == 'H'));
+}
+
+/* How to convert to kind k: a tensor method or a numpy astype. */
+static const char *conversion(char k, int tensor)
 {
     switch (k) {
-    case 'f': return "float32";
-    case 'B': return "uint8";
-    case 'H': return "uint16";
-    default: return "?";
+    case 'f': return tensor ? ".float()" : ".astype(np.float32)";
+    case 'B': return tensor ? ".to(torch.uint8)" : ".astype(np.uint8)";
+    case 'H': return tensor ? ".to(torch.int16)" : ".astype(np.uint16)";
+    case 'i': return tensor ? ".int()" : ".astype(np.int32)";
+    default: /* codes of either width */
+        return tensor ? ".to(torch.uint8) (formats of up to 8 bits) or "
+                        ".to(torch.int16) (16-bit codes)"
+                      : ".astype(np.uint8) (formats of up to 8 bits) or "
+                        ".astype(np.uint16) (16-bit codes)";
     }
 }
 
-/* Get a C-contiguous buffer of element kind `kind` (with itemsize) from obj;
- * writable when asked. On success the caller releases view. */
-static int get_array(PyObject *obj, Py_buffer *view, char kind, Py_ssize_t isz,
-                     int writable, const char *what)
+/* A tensor's boolean attribute or method result; -1 on error. */
+static int tensor_flag(module_state *s, PyObject *t, int name, int call)
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be a %s array exporting the buffer protocol "
-                     "(numpy array, or a CPU torch tensor through "
-                     "altgrad.quantization), not %.100s",
-                     what, kind_name(kind), Py_TYPE(obj)->tp_name);
+    PyObject *v = call ? PyObject_CallMethodNoArgs(t, s->name[name])
+                       : PyObject_GetAttr(t, s->name[name]);
+    if (v == NULL)
+        return -1;
+    const int r = v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int read_tensor(module_state *s, PyObject *t, arr *a, char want,
+                       const char *what)
+{
+    int r = tensor_flag(s, t, N_IS_CPU, 0);
+    if (r < 0)
+        return -1;
+    if (!r) {
+        PyObject *dev = PyObject_GetAttr(t, s->name[N_DEVICE]);
+        if (dev != NULL) {
+            PyErr_Format(PyExc_ValueError, "%s is on device '%S': altgrad runs on "
+                         "the CPU (move it with .cpu())", what, dev);
+            Py_DECREF(dev);
+        }
         return -1;
     }
-    const char k = buffer_kind(view);
-    if (k != kind || view->itemsize != isz) {
+    PyObject *dt = PyObject_GetAttr(t, s->name[N_DTYPE]);
+    if (dt == NULL)
+        return -1;
+    char k = dt == s->t_float32 ? 'f' : dt == s->t_uint8 ? 'B'
+           : dt == s->t_int16 ? 'H' : dt == s->t_int32 ? 'i' : 0;
+    if (!kind_ok(want, k)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a %s tensor, got %S (convert "
+                     "explicitly, e.g. %s%s)", what,
+                     want == 'c' ? "uint8 or int16 (16-bit codes)" : kind_name(want),
+                     dt, what, conversion(want, 1));
+        Py_DECREF(dt);
+        return -1;
+    }
+    Py_DECREF(dt);
+    PyObject *layout = PyObject_GetAttr(t, s->name[N_LAYOUT]);
+    if (layout == NULL)
+        return -1;
+    Py_DECREF(layout); /* only compared by identity */
+    if (layout != s->t_strided) {
+        PyErr_Format(PyExc_TypeError, "%s must be a dense (strided) tensor", what);
+        return -1;
+    }
+    if ((r = tensor_flag(s, t, N_REQUIRES_GRAD, 0)) < 0)
+        return -1;
+    if (r) {
+        PyObject *on = PyObject_CallNoArgs(s->t_grad_enabled);
+        const int grad_on = on ? PyObject_IsTrue(on) : -1;
+        Py_XDECREF(on);
+        if (grad_on < 0)
+            return -1;
+        if (grad_on) {
+            PyErr_Format(PyExc_TypeError, "%s requires grad: altgrad._C reads "
+                         "buffers and tensors outside autograd (use "
+                         "altgrad.quantization, or pass %s.detach())", what, what);
+            return -1;
+        }
+    }
+    if ((r = tensor_flag(s, t, N_IS_CONTIGUOUS, 1)) < 0)
+        return -1;
+    if (!r) {
+        PyErr_Format(PyExc_ValueError, "%s must be C-contiguous (make a "
+                     "contiguous copy first)", what);
+        return -1;
+    }
+    if ((r = tensor_flag(s, t, N_IS_NEG, 1)) < 0)
+        return -1;
+    if (r) {
+        PyErr_Format(PyExc_ValueError, "%s is a negative view: resolve it first "
+                     "(%s.resolve_neg())", what, what);
+        return -1;
+    }
+    PyObject *numel = PyObject_CallMethodNoArgs(t, s->name[N_NUMEL]);
+    PyObject *dp = numel ? PyObject_CallMethodNoArgs(t, s->name[N_DATA_PTR]) : NULL;
+    const Py_ssize_t n = numel ? PyLong_AsSsize_t(numel) : -1;
+    void *p = dp ? PyLong_AsVoidPtr(dp) : NULL;
+    Py_XDECREF(numel);
+    Py_XDECREF(dp);
+    if (PyErr_Occurred() || n < 0) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s: bad element count", what);
+        return -1;
+    }
+    static const float empty_dummy = 0.0f; /* never read or written: n == 0 */
+    a->ptr = n == 0 ? (void *)&empty_dummy : p;
+    a->n = (size_t)n;
+    a->kind = k;
+    a->is_tensor = 1;
+    Py_INCREF(t);
+    a->obj = t;
+    return 0;
+}
+
+/* Read array argument obj into *a (C-contiguous, element kind `want`: 'f',
+ * 'B', 'H', 'i' or 'c' for codes of either width; writable when asked). */
+static int read_array(module_state *s, PyObject *obj, arr *a, char want,
+                      int writable, const char *what)
+{
+    if (s->tensor_type && PyObject_TypeCheck(obj, (PyTypeObject *)s->tensor_type))
+        return read_tensor(s, obj, a, want, what);
+    if (PyObject_GetBuffer(obj, &a->view, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        const int t = load_torch(s);
+        if (t < 0)
+            return -1;
+        if (t && PyObject_TypeCheck(obj, (PyTypeObject *)s->tensor_type))
+            return read_tensor(s, obj, a, want, what);
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a %s array exporting the buffer protocol "
+                     "(numpy array) or a CPU torch tensor, not %.100s",
+                     what, kind_name(want), Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    a->have_view = 1;
+    const char k = buffer_kind(&a->view);
+    if (!kind_ok(want, k)) {
         PyErr_Format(PyExc_TypeError, "%s must have dtype %s, got buffer format "
-                     "'%.20s' (itemsize %zd)", what, kind_name(kind),
-                     view->format ? view->format : "B", view->itemsize);
+                     "'%.20s' (itemsize %zd; convert explicitly, e.g. %s%s)", what,
+                     kind_name(want), a->view.format ? a->view.format : "B",
+                     a->view.itemsize, what, conversion(want, 0));
         goto fail;
     }
-    if (!PyBuffer_IsContiguous(view, 'C')) {
+    if (!PyBuffer_IsContiguous(&a->view, 'C')) {
         PyErr_Format(PyExc_ValueError, "%s must be C-contiguous (make a "
                      "contiguous copy first)", what);
         goto fail;
     }
-    if (writable && view->readonly) {
+    if (writable && a->view.readonly) {
         PyErr_Format(PyExc_ValueError, "%s is read-only", what);
         goto fail;
     }
+    a->ptr = a->view.buf;
+    a->n = (size_t)(a->view.len / a->view.itemsize);
+    a->kind = k;
+    a->is_tensor = 0;
+    Py_INCREF(obj);
+    a->obj = obj;
     return 0;
 fail:
-    PyBuffer_Release(view);
+    PyBuffer_Release(&a->view);
+    a->have_view = 0;
     return -1;
 }
 
-static int same_shape(const Py_buffer *a, const Py_buffer *b)
+/* The shape of an array as a new tuple. */
+static PyObject *arr_shape(module_state *s, const arr *a)
 {
-    if (a->ndim != b->ndim)
-        return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
+    if (a->is_tensor)
+        return PyObject_GetAttr(a->obj, s->name[N_SHAPE]);
+    PyObject *t = PyTuple_New(a->view.ndim);
+    if (t == NULL)
+        return NULL;
+    for (int i = 0; i < a->view.ndim; i++) {
+        PyObject *d = PyLong_FromSsize_t(a->view.shape[i]);
+        if (d == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, d);
+    }
+    return t;
+}
+
+static int same_shape(module_state *s, const arr *a, const arr *b)
+{
+    if (!a->is_tensor && !b->is_tensor) {
+        if (a->view.ndim != b->view.ndim)
             return 0;
-    return 1;
+        for (int i = 0; i < a->view.ndim; i++)
+            if (a->view.shape[i] != b->view.shape[i])
+                return 0;
+        return 1;
+    }
+    PyObject *sa = arr_shape(s, a), *sb = sa ? arr_shape(s, b) : NULL;
+    const int eq = sb ? PyObject_RichCompareBool(sa, sb, Py_EQ) : -1;
+    Py_XDECREF(sa);
+    Py_XDECREF(sb);
+    if (eq < 0)
+        PyErr_Clear();
+    return eq == 1;
 }
 
-/* A new numpy array of the shape of `like` and the given dtype name. */
-static PyObject *new_array(PyObject *module, const Py_buffer *like,
-                           const char *dtype)
+/* A new array of `like`'s shape and kind (a tensor when like is one, else a
+ * numpy array), read into *a. */
+static int new_array(module_state *s, const arr *like, char kind, arr *a)
 {
-    module_state *s = get_state(module);
-    PyObject *shape = NULL, *res = NULL;
-    if (s->np_empty == NULL) {
-        PyObject *np = PyImport_ImportModule("numpy");
-        if (np == NULL)
-            return NULL;
-        s->np_empty = PyObject_GetAttrString(np, "empty");
-        Py_DECREF(np);
-        if (s->np_empty == NULL)
-            return NULL;
-    }
-    shape = PyTuple_New(like->ndim);
-    if (shape == NULL)
-        goto fail;
-    for (int i = 0; i < like->ndim; i++) {
-        PyObject *d = PyLong_FromSsize_t(like->shape[i]);
-        if (d == NULL)
-            goto fail;
-        PyTuple_SET_ITEM(shape, i, d);
-    }
-    res = PyObject_CallFunction(s->np_empty, "Os", shape, dtype);
-fail:
-    Py_XDECREF(shape);
-    return res;
-}
-
-/* The output: `out` (checked: kind, contiguity, writable, shape of `like`)
- * or a new array. Returns a new reference with *view filled, or NULL. */
-static PyObject *new_or_given_out(PyObject *module, PyObject *out,
-                                  Py_buffer *view, const Py_buffer *like,
-                                  char kind, Py_ssize_t isz, const char *dtype)
-{
-    PyObject *res;
-    if (out == NULL || out == Py_None) {
-        res = new_array(module, like, dtype);
-        if (res == NULL)
-            return NULL;
+    PyObject *res = NULL;
+    if (like->is_tensor) {
+        if (kind == 'f' && like->kind == 'f') {
+            res = PyObject_CallOneArg(s->t_empty_like, like->obj);
+        } else {
+            PyObject *dt = kind == 'f' ? s->t_float32 : kind == 'B' ? s->t_uint8
+                         : kind == 'H' ? s->t_int16 : s->t_int32;
+            PyObject *kw = Py_BuildValue("{sO}", "dtype", dt);
+            PyObject *shape = kw ? arr_shape(s, like) : NULL;
+            PyObject *args = shape ? PyTuple_Pack(1, shape) : NULL;
+            res = args ? PyObject_Call(s->t_empty, args, kw) : NULL;
+            Py_XDECREF(args);
+            Py_XDECREF(shape);
+            Py_XDECREF(kw);
+        }
     } else {
-        res = out;
-        Py_INCREF(res);
+        if (s->np_empty == NULL) {
+            PyObject *np = PyImport_ImportModule("numpy");
+            if (np == NULL)
+                return -1;
+            s->np_empty = PyObject_GetAttrString(np, "empty");
+            Py_DECREF(np);
+            if (s->np_empty == NULL)
+                return -1;
+        }
+        PyObject *shape = arr_shape(s, like);
+        const char *dt = kind == 'f' ? "float32" : kind == 'B' ? "uint8"
+                       : kind == 'H' ? "uint16" : "int32";
+        res = shape ? PyObject_CallFunction(s->np_empty, "Os", shape, dt) : NULL;
+        Py_XDECREF(shape);
     }
-    if (get_array(res, view, kind, isz, 1, "out") < 0) {
-        Py_DECREF(res);
+    if (res == NULL)
+        return -1;
+    const int rc = read_array(s, res, a, kind, 1, "out");
+    Py_DECREF(res);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The argument parser and the dispatcher                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    A_END = 0,
+    /* arrays (c->a[i]) */
+    A_IN,        /* float32 input */
+    A_IN_NONE,   /* float32 input or None (c->a[i].obj NULL) */
+    A_INOUT,     /* float32, written (accumulating outputs, given outputs) */
+    A_OUT,       /* float32 output: given (same shape as arg `like`) or new */
+    A_CODES_IN,  /* uint8 / 16-bit codes input */
+    A_CODES_OUT, /* codes output: given (its width picks the storage) or new
+                    (uint8 up to 8 bits of c->v[fmt], else uint16) */
+    A_U8_INOUT,  /* uint8, written */
+    A_U8_IN,     /* uint8 input */
+    A_I32_INOUT, /* int32, written */
+    /* scalars (c->v[i]) */
+    A_FORMAT,    /* altgrad._C.Format -> .fmt */
+    A_SCALE,     /* float32 scale -> .f (1.0 when omitted) */
+    A_FLOAT,     /* float32 -> .f (0.0 when omitted) */
+    A_SIZE,      /* int >= 0 -> .n */
+    A_INT,       /* int -> .i */
+    A_BOOL,      /* truth value -> .i */
+    A_U64,       /* int in 0 .. 2**64-1 -> .u */
+    A_STR,       /* str -> .s (UTF-8, no NUL) */
+    A_OBJ,       /* any object (c->raw[i]) */
+    A_SPECIALS,  /* specials name -> .i */
+    A_STATS,     /* dict or None: the call adds its counters (c->counts) */
+    A_SCALER,    /* a scaler from scaler_create -> .p */
+    /* options, into c->q */
+    A_ROUNDING, A_OVERFLOW, A_STE, A_SEED, A_STREAM, A_OFFSET, A_THREADS,
+    A_KERNEL, A_MX_SCALE,
+    A_OPTS,      /* dict of the options above (None: the defaults) */
+    A_OPTS_STE   /* the same, "ste" allowed */
+} arg_kind;
+
+enum { OPT = 1, KW = 2 }; /* arg_spec.flags: may be omitted; keyword only */
+
+typedef struct {
+    const char *name;
+    unsigned char kind;  /* arg_kind */
+    unsigned char flags; /* OPT, KW */
+    unsigned char like;  /* A_OUT / A_CODES_OUT: the array it follows;
+                            A_CODES_OUT: like + 1 is the format */
+} arg_spec;
+
+#define END {NULL, A_END, 0, 0}
+#define MAX_ARGS 20
+
+typedef union {
+    const ag_format *fmt;
+    float f;
+    Py_ssize_t n;
+    long long i;
+    uint64_t u;
+    const char *s;
+    void *p;
+} scalar;
+
+typedef struct {
+    PyObject *module;
+    module_state *st;
+    const char *fname;
+    const arg_spec *sig;
+    int nsig;
+    PyObject *raw[MAX_ARGS]; /* borrowed: the objects passed (NULL: omitted) */
+    arr a[MAX_ARGS];
+    scalar v[MAX_ARGS];
+    ag_qopts q;
+    PyObject *stats;         /* borrowed dict, or NULL */
+    ag_stats counts;
+} call;
+
+typedef PyObject *(*wrapper)(call *c);
+
+/* Run stmt without the GIL (no Python API inside). */
+#define NOGIL(stmt)                                   \
+    do {                                              \
+        PyThreadState *nogil_ts_ = PyEval_SaveThread(); \
+        stmt;                                         \
+        PyEval_RestoreThread(nogil_ts_);              \
+    } while (0)
+
+static int is_array_kind(int k)
+{
+    return k >= A_IN && k <= A_I32_INOUT;
+}
+
+/* The ag_format behind a Format argument; NULL with TypeError otherwise. */
+static const ag_format *get_format(module_state *s, PyObject *obj);
+
+/* The ag_scaler in a capsule from scaler_create; NULL with TypeError. */
+#define SCALER_CAPSULE "altgrad._C.scaler"
+static ag_scaler *get_scaler(PyObject *cap)
+{
+    if (!PyCapsule_IsValid(cap, SCALER_CAPSULE)) {
+        PyErr_Format(PyExc_TypeError, "expected a scaler (from scaler_create), "
+                     "not %.100s", Py_TYPE(cap)->tp_name);
         return NULL;
     }
-    if (!same_shape(view, like)) {
-        PyErr_SetString(PyExc_ValueError,
-                        "out must have the same shape as the input");
-        PyBuffer_Release(view);
-        Py_DECREF(res);
-        return NULL;
+    return (ag_scaler *)PyCapsule_GetPointer(cap, SCALER_CAPSULE);
+}
+
+/* One option (rounding=, seed=...) into q. */
+static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
+{
+    int v = 0;
+    long long t = 0;
+    switch (kind) {
+    case A_ROUNDING:
+        if (get_option(o, AG_OPTION_ROUNDING, &v) < 0)
+            return -1;
+        q->rounding = (ag_rounding)v;
+        return 0;
+    case A_OVERFLOW:
+        if (get_option(o, AG_OPTION_OVERFLOW, &v) < 0)
+            return -1;
+        q->overflow = (ag_overflow)v;
+        return 0;
+    case A_STE:
+        if (get_option(o, AG_OPTION_STE, &v) < 0)
+            return -1;
+        q->ste = (ag_ste)v;
+        return 0;
+    case A_KERNEL:
+        if (get_option(o, AG_OPTION_KERNEL, &v) < 0)
+            return -1;
+        if (v != AG_KERNEL_AUTO && !ag_kernel_available(v)) {
+            PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this "
+                         "machine or build (see altgrad._C.kernels())",
+                         ag_kernel_name(v));
+            return -1;
+        }
+        q->kernel = v;
+        return 0;
+    case A_MX_SCALE:
+        if (get_option(o, AG_OPTION_MX_SCALE, &v) < 0)
+            return -1;
+        q->mx_scale = (ag_mx_scale)v;
+        return 0;
+    case A_SEED: return get_u64(o, name, &q->seed);
+    case A_STREAM: return get_u64(o, name, &q->stream);
+    case A_OFFSET: return get_u64(o, name, &q->offset);
+    case A_THREADS:
+        if (!PyLong_Check(o)) {
+            PyErr_Format(PyExc_TypeError, "threads must be an int, not %.100s",
+                         Py_TYPE(o)->tp_name);
+            return -1;
+        }
+        if (get_int(o, "threads (0: the library's choice)", 0, 4096, &t) < 0)
+            return -1;
+        q->threads = (int)t;
+        return 0;
     }
+    return 0;
+}
+
+/* An options dict: every key one of the option names. */
+static int set_options_dict(ag_qopts *q, PyObject *d, int allow_ste)
+{
+    static const struct { const char *key; int kind; } keys[] = {
+        {"rounding", A_ROUNDING}, {"overflow", A_OVERFLOW}, {"ste", A_STE},
+        {"seed", A_SEED},         {"stream", A_STREAM},     {"offset", A_OFFSET},
+        {"threads", A_THREADS},   {"kernel", A_KERNEL},     {"mx_scale", A_MX_SCALE}};
+    if (d == Py_None)
+        return 0;
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "opts must be a dict, not %.100s",
+                     Py_TYPE(d)->tp_name);
+        return -1;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        int kind = -1;
+        for (size_t i = 0; k && i < sizeof keys / sizeof keys[0]; i++)
+            if (strcmp(k, keys[i].key) == 0 && (allow_ste || keys[i].kind != A_STE))
+                kind = keys[i].kind;
+        if (kind < 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "unknown option %R", key);
+            return -1;
+        }
+        if (value != Py_None && set_option(q, kind, value, k) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Decode the scalar argument i (pass 1). */
+static int parse_scalar(call *c, int i)
+{
+    const arg_spec *sp = &c->sig[i];
+    PyObject *o = c->raw[i];
+    scalar *v = &c->v[i];
+    if (o == NULL) { /* omitted: the defaults */
+        if (sp->kind == A_SCALE)
+            v->f = 1.0f;
+        return 0;
+    }
+    switch (sp->kind) {
+    case A_FORMAT:
+        return (v->fmt = get_format(c->st, o)) ? 0 : -1;
+    case A_SCALE:
+    case A_FLOAT:
+        return get_float(o, sp->name, &v->f);
+    case A_SIZE:
+        return get_int(o, sp->name, 0, PY_SSIZE_T_MAX, &v->i) < 0
+                   ? -1 : (v->n = (Py_ssize_t)v->i, 0);
+    case A_INT:
+        return get_int(o, sp->name, LLONG_MIN, LLONG_MAX, &v->i);
+    case A_BOOL: {
+        const int t = PyObject_IsTrue(o);
+        v->i = t;
+        return t < 0 ? -1 : 0;
+    }
+    case A_U64:
+        return get_u64(o, sp->name, &v->u);
+    case A_STR: {
+        if (!PyUnicode_Check(o)) {
+            PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", sp->name,
+                         Py_TYPE(o)->tp_name);
+            return -1;
+        }
+        Py_ssize_t len = 0;
+        v->s = PyUnicode_AsUTF8AndSize(o, &len);
+        if (v->s == NULL)
+            return -1;
+        if ((size_t)len != strlen(v->s)) {
+            PyErr_Format(PyExc_ValueError, "%s contains a NUL character", sp->name);
+            return -1;
+        }
+        return 0;
+    }
+    case A_SPECIALS: {
+        int sv = 0;
+        if (o != Py_None && get_option(o, AG_OPTION_SPECIALS, &sv) < 0)
+            return -1;
+        v->i = sv;
+        return 0;
+    }
+    case A_STATS:
+        if (o == Py_None)
+            return 0;
+        if (!PyDict_Check(o)) {
+            PyErr_Format(PyExc_TypeError, "stats must be a dict (counters are "
+                         "added to it), not %.100s", Py_TYPE(o)->tp_name);
+            return -1;
+        }
+        c->stats = o;
+        return 0;
+    case A_OPTS:
+    case A_OPTS_STE:
+        return set_options_dict(&c->q, o, sp->kind == A_OPTS_STE);
+    case A_SCALER:
+        return (v->p = get_scaler(o)) ? 0 : -1;
+    case A_OBJ:
+        return 0;
+    default: /* an option: None keeps the default */
+        return o == Py_None ? 0 : set_option(&c->q, sp->kind, o, sp->name);
+    }
+}
+
+/* Read the array argument i (pass 2: inputs, pass 3: new outputs). */
+static int parse_array(call *c, int i)
+{
+    const arg_spec *sp = &c->sig[i];
+    PyObject *o = c->raw[i];
+    arr *a = &c->a[i];
+    switch (sp->kind) {
+    case A_IN: return read_array(c->st, o, a, 'f', 0, sp->name);
+    case A_IN_NONE:
+        return o == Py_None ? 0 : read_array(c->st, o, a, 'f', 0, sp->name);
+    case A_INOUT: return read_array(c->st, o, a, 'f', 1, sp->name);
+    case A_CODES_IN: return read_array(c->st, o, a, 'c', 0, sp->name);
+    case A_U8_IN: return read_array(c->st, o, a, 'B', 0, sp->name);
+    case A_U8_INOUT: return read_array(c->st, o, a, 'B', 1, sp->name);
+    case A_I32_INOUT: return read_array(c->st, o, a, 'i', 1, sp->name);
+    }
+    /* A_OUT, A_CODES_OUT */
+    const arr *like = &c->a[sp->like];
+    if (o != NULL && o != Py_None) {
+        if (read_array(c->st, o, a, sp->kind == A_OUT ? 'f' : 'c', 1, sp->name) < 0)
+            return -1;
+        if (!same_shape(c->st, a, like)) {
+            PyErr_Format(PyExc_ValueError, "%s must have the same shape as the "
+                         "input", sp->name);
+            return -1;
+        }
+        return 0;
+    }
+    char kind = 'f';
+    if (sp->kind == A_CODES_OUT)
+        kind = c->v[sp->like + 1].fmt->bits > 8 ? 'H' : 'B';
+    return new_array(c->st, like, kind, a);
+}
+
+/* Match args / kwnames (vectorcall convention) to sig and decode them all. */
+static int parse_call(call *c, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames)
+{
+    int n = 0;
+    while (c->sig[n].name)
+        n++;
+    assert(n <= MAX_ARGS);
+    c->nsig = n;
+    c->stats = NULL;
+    c->q = ag_qopts_default();
+    memset(&c->counts, 0, sizeof c->counts);
+    for (int i = 0; i < n; i++) {
+        c->raw[i] = NULL;
+        c->a[i].obj = NULL;
+        c->a[i].have_view = 0;
+        memset(&c->v[i], 0, sizeof c->v[i]);
+    }
+    int npos = 0; /* arguments that may be given by position */
+    while (npos < n && !(c->sig[npos].flags & KW))
+        npos++;
+    if (nargs > npos) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional "
+                     "arguments (%zd given)", c->fname, npos, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        c->raw[i] = args[i];
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        for (; i < n; i++)
+            if (PyUnicode_CompareWithASCIIString(key, c->sig[i].name) == 0)
+                break;
+        if (i == n) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword "
+                         "argument '%U'", c->fname, key);
+            return -1;
+        }
+        if (c->raw[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument "
+                         "'%s'", c->fname, c->sig[i].name);
+            return -1;
+        }
+        c->raw[i] = args[nargs + k];
+    }
+    for (int i = 0; i < n; i++) {
+        if (c->raw[i] == NULL && !(c->sig[i].flags & OPT)) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'",
+                         c->fname, c->sig[i].name);
+            return -1;
+        }
+    }
+    /* scalars and options first, then inputs, then outputs */
+    for (int i = 0; i < n; i++)
+        if (!is_array_kind(c->sig[i].kind) && parse_scalar(c, i) < 0)
+            return -1;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            const int k = c->sig[i].kind;
+            const int is_out = k == A_OUT || k == A_CODES_OUT;
+            if (is_array_kind(k) && is_out == pass && parse_array(c, i) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void release_call(call *c)
+{
+    for (int i = 0; i < c->nsig; i++)
+        arr_release(&c->a[i]);
+}
+
+/* Parse, run the wrapper, add the counters, release: the one call path. */
+static PyObject *dispatch(PyObject *module, const char *fname, const arg_spec *sig,
+                          wrapper fn, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+    call c;
+    c.module = module;
+    c.st = get_state(module);
+    c.fname = fname;
+    c.sig = sig;
+    PyObject *res = NULL;
+    if (parse_call(&c, args, nargs, kwnames) == 0) {
+        res = fn(&c);
+        if (res != NULL && c.stats != NULL && add_stats(c.stats, &c.counts) < 0)
+            Py_CLEAR(res);
+    }
+    release_call(&c);
     return res;
 }
 
-static size_t count_of(const Py_buffer *v)
+/* The array argument i as the result (new reference). */
+static PyObject *ret_array(const call *c, int i)
 {
-    return (size_t)(v->len / (v->itemsize ? v->itemsize : 1));
+    Py_INCREF(c->a[i].obj);
+    return c->a[i].obj;
+}
+
+/* ValueError unless array i holds n elements. */
+static int need_count(const call *c, int i, size_t n)
+{
+    if (c->a[i].obj != NULL && c->a[i].n != n) {
+        PyErr_Format(PyExc_ValueError, "%s(): %s must hold %zu elements, not %zu",
+                     c->fname, c->sig[i].name, n, c->a[i].n);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *none_ref(void)
+{
+    Py_INCREF(Py_None);
+    return Py_None;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -543,25 +1179,31 @@ PyDoc_STRVAR(Format_to_bits_doc,
 "nearest-even with overflow to inf / NaN / max as the format allows; NaN gives\n"
 "the NaN code, or 0 without one. Stochastic rounding uses stream element `offset`.");
 
-static PyObject *Format_to_bits(PyObject *op, PyObject *args, PyObject *kw)
+static const arg_spec sig_to_bits[] = {
+    {"value", A_FLOAT, 0, 0},       {"rounding", A_ROUNDING, OPT | KW, 0},
+    {"overflow", A_OVERFLOW, OPT | KW, 0}, {"seed", A_SEED, OPT | KW, 0},
+    {"stream", A_STREAM, OPT | KW, 0}, {"offset", A_OFFSET, OPT | KW, 0}, END};
+
+static PyObject *Format_to_bits(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
 {
-    static char *kwlist[] = {"value", "rounding", "overflow", "seed", "stream",
-                             "offset", NULL};
-    const ag_format *f = &((FormatObject *)op)->fmt;
-    PyObject *value;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$OOOOO:to_bits", kwlist, &value,
-                                     &p.rounding, &p.overflow, &p.seed, &p.stream,
-                                     &p.offset))
+    PyObject *module = PyType_GetModule(Py_TYPE(op));
+    if (module == NULL)
         return NULL;
-    float x;
-    if (get_float(value, "value", &x) < 0)
-        return NULL;
-    ag_qopts o = ag_qopts_default();
-    o.overflow = AG_OVERFLOW_IEEE;
-    if (parse_qopts(&p, &o) < 0)
-        return NULL;
-    return PyLong_FromUnsignedLong(ag_to_bits_opts(f, x, &o));
+    call c;
+    c.module = module;
+    c.st = get_state(module);
+    c.fname = "to_bits";
+    c.sig = sig_to_bits;
+    PyObject *res = NULL;
+    if (parse_call(&c, args, nargs, kwnames) == 0) {
+        if (c.raw[2] == NULL || c.raw[2] == Py_None) /* to_bits' own default */
+            c.q.overflow = AG_OVERFLOW_IEEE;
+        res = PyLong_FromUnsignedLong(
+            ag_to_bits_opts(&((FormatObject *)op)->fmt, c.v[0].f, &c.q));
+    }
+    release_call(&c);
+    return res;
 }
 
 PyDoc_STRVAR(Format_to_real_doc,
@@ -647,7 +1289,7 @@ static PyObject *Format_reduce(PyObject *op, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef Format_methods[] = {
     {"to_bits", (PyCFunction)(void (*)(void))Format_to_bits,
-     METH_VARARGS | METH_KEYWORDS, Format_to_bits_doc},
+     METH_FASTCALL | METH_KEYWORDS, Format_to_bits_doc},
     {"to_real", Format_to_real, METH_O, Format_to_real_doc},
     {"__reduce__", Format_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL}};
@@ -680,10 +1322,9 @@ static PyType_Spec Format_spec = {
 };
 
 /* The ag_format behind a Format argument; NULL with TypeError otherwise. */
-static const ag_format *get_format(PyObject *module, PyObject *obj)
+static const ag_format *get_format(module_state *s, PyObject *obj)
 {
-    PyTypeObject *tp = (PyTypeObject *)get_state(module)->format_type;
-    if (!PyObject_TypeCheck(obj, tp)) {
+    if (!PyObject_TypeCheck(obj, (PyTypeObject *)s->format_type)) {
         PyErr_Format(PyExc_TypeError, "format must be an altgrad._C.Format, "
                      "not %.100s", Py_TYPE(obj)->tp_name);
         return NULL;
@@ -692,590 +1333,234 @@ static const ag_format *get_format(PyObject *module, PyObject *obj)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Module functions                                                         */
+/* The functions: a signature, a wrapper and a doc string each              */
 /* ------------------------------------------------------------------------ */
 
-PyDoc_STRVAR(version_doc, "version() -> str\n\nThe C library's version.");
+/* The rounding options as keywords (into c->q), forward and backward. */
+#define QOPTS                                                              \
+    {"rounding", A_ROUNDING, OPT | KW, 0}, {"overflow", A_OVERFLOW, OPT | KW, 0}, \
+    {"seed", A_SEED, OPT | KW, 0}, {"stream", A_STREAM, OPT | KW, 0},       \
+    {"offset", A_OFFSET, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0}, \
+    {"kernel", A_KERNEL, OPT | KW, 0}
+/* The MX shared-scale rule (ag_qopts.mx_scale) of the MX calls. */
+#define MXOPT {"mx_scale", A_MX_SCALE, OPT | KW, 0}
+#define BOPTS                                                              \
+    {"ste", A_STE, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0},       \
+    {"kernel", A_KERNEL, OPT | KW, 0}
 
-static PyObject *mod_version(PyObject *module, PyObject *Py_UNUSED(ignored))
+/* --- the library ---------------------------------------------------------- */
+
+PyDoc_STRVAR(doc_version, "version() -> str\n\nThe C library's version.");
+static const arg_spec sig_version[] = {END};
+static PyObject *w_version(call *c)
 {
-    (void)module;
+    (void)c;
     return PyUnicode_FromString(ag_version());
 }
 
-PyDoc_STRVAR(format_names_doc,
+PyDoc_STRVAR(doc_format_names,
 "format_names() -> list[str]\n\nThe names of every registry entry, in order.");
-
-static PyObject *mod_format_names(PyObject *module, PyObject *Py_UNUSED(ignored))
+static const arg_spec sig_format_names[] = {END};
+static PyObject *w_format_names(call *c)
 {
-    (void)module;
+    (void)c;
     const size_t n = ag_format_count();
     PyObject *list = PyList_New((Py_ssize_t)n);
-    if (list == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; list != NULL && i < n; i++) {
         PyObject *s = PyUnicode_FromString(ag_format_at(i)->name);
-        if (s == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+        if (s == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, s);
     }
     return list;
 }
 
-PyDoc_STRVAR(kernels_doc,
+PyDoc_STRVAR(doc_kernels,
 "kernels() -> list[str]\n\nThe code paths available on this machine and build ('auto' first).");
-
-static PyObject *mod_kernels(PyObject *module, PyObject *Py_UNUSED(ignored))
+static const arg_spec sig_kernels[] = {END};
+static PyObject *w_kernels(call *c)
 {
-    (void)module;
-    PyObject *list = PyList_New(0);
-    if (list == NULL)
-        return NULL;
-    for (const named_value *e = kernel_names; e->name; e++) {
-        if (!ag_kernel_available(e->value))
-            continue;
-        PyObject *s = PyUnicode_FromString(e->name);
-        if (s == NULL || PyList_Append(list, s) < 0) {
-            Py_XDECREF(s);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(s);
-    }
-    return list;
+    (void)c;
+    return option_names(AG_OPTION_KERNEL);
 }
 
-PyDoc_STRVAR(format_init_doc,
+PyDoc_STRVAR(doc_format_init,
 "format_init(name, ebits, mbits, bias, is_signed=True, specials='none', no_zero=False) -> Format\n\n"
 "A custom format (ag_format_init). ValueError when the layout is out of range\n"
 "(E > 8, M > 23, more than 16 bits, values beyond float32) or the specials do\n"
 "not fit it.");
-
-static PyObject *mod_format_init(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_format_init[] = {
+    {"name", A_STR, 0, 0},          {"ebits", A_INT, 0, 0},
+    {"mbits", A_INT, 0, 0},         {"bias", A_INT, 0, 0},
+    {"is_signed", A_BOOL, OPT, 0},  {"specials", A_SPECIALS, OPT, 0},
+    {"no_zero", A_BOOL, OPT, 0},    END};
+static PyObject *w_format_init(call *c)
 {
-    static char *kwlist[] = {"name", "ebits", "mbits", "bias", "is_signed",
-                             "specials", "no_zero", NULL};
-    const char *name;
-    int E, M, bias, sgn = 1, nz = 0;
-    PyObject *specials = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ziii|pOp:format_init", kwlist,
-                                     &name, &E, &M, &bias, &sgn, &specials, &nz))
-        return NULL;
-    int sp = AG_SPECIALS_NONE;
-    if (get_named(specials, specials_names, "specials", &sp) < 0)
-        return NULL;
+    for (int i = 1; i <= 3; i++) {
+        if (c->v[i].i < INT_MIN || c->v[i].i > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s is out of range", c->sig[i].name);
+            return NULL;
+        }
+    }
+    const int E = (int)c->v[1].i, M = (int)c->v[2].i, bias = (int)c->v[3].i;
+    const int sgn = c->raw[4] ? (int)c->v[4].i : 1, nz = (int)c->v[6].i;
+    const ag_specials sp = (ag_specials)c->v[5].i;
     ag_format f;
-    const ag_status st = ag_format_init(&f, name, E, M, bias, sgn, (ag_specials)sp, nz);
+    const ag_status st = ag_format_init(&f, c->v[0].s, E, M, bias, sgn, sp, nz);
     if (st != AG_OK) {
         PyErr_Format(st == AG_ERR_NOMEM ? PyExc_MemoryError : PyExc_ValueError,
                      "format E%dM%d bias=%d specials=%s%s%s: %s", E, M, bias,
-                     ag_specials_name((ag_specials)sp), sgn ? "" : " unsigned",
+                     ag_specials_name(sp), sgn ? "" : " unsigned",
                      nz ? " no-zero" : "", ag_status_string(st));
         return NULL;
     }
-    return format_wrap((PyTypeObject *)get_state(module)->format_type, &f);
+    return format_wrap((PyTypeObject *)c->st->format_type, &f);
 }
 
-PyDoc_STRVAR(quantize_doc,
+/* --- quantize, dequantize, encode, decode --------------------------------- */
+
+PyDoc_STRVAR(doc_quantize,
 "quantize(x, format, scale=1.0, out=None, *, rounding='nearest_even',\n"
 "         overflow='saturate', seed=0, stream=0, offset=0, threads=0, stats=None,\n"
 "         kernel='auto') -> out\n\n"
 "out[i] = to_real(to_bits(x[i] / scale)) * scale in float32 (ag_quantize).\n"
-"x: C-contiguous float32 buffer. out: same shape (may be x itself), or None\n"
-"for a new numpy array. scale is rounded to float32 and must be positive\n"
-"and finite. stats: a dict to which total/overflow/underflow/nan are added.\n"
-"kernel: the code path (auto, scalar, portable, avx2, avx512; see kernels()),\n"
-"every one bit-identical: forcing one is for tests and benchmarks.\n"
-"The GIL is released while the kernel runs.");
-
-static PyObject *mod_quantize(PyObject *module, PyObject *args, PyObject *kw)
+"x: C-contiguous float32 buffer or CPU tensor. out: same shape (may be x\n"
+"itself), or None for a new array of x's kind. scale is rounded to float32\n"
+"and must be positive and finite. stats: a dict to which total/overflow/\n"
+"underflow/nan are added. kernel: the code path (auto, scalar, portable,\n"
+"avx2, avx512; see kernels()), every one bit-identical: forcing one is for\n"
+"tests and benchmarks. The GIL is released while the kernel runs.");
+static const arg_spec sig_quantize[] = {
+    {"x", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
+    {"out", A_OUT, OPT, 0}, {"stats", A_STATS, OPT | KW, 0}, QOPTS, END};
+static PyObject *w_quantize(call *c)
 {
-    static char *kwlist[] = {"x", "format", "scale", "out", "rounding",
-                             "overflow", "seed", "stream", "offset", "threads",
-                             "stats", "kernel", NULL};
-    PyObject *xo, *fo, *so = NULL, *out = NULL, *stats = NULL, *res = NULL;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    Py_buffer xv = {0}, yv = {0};
-    int have_x = 0, have_y = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO$OOOOOOOO:quantize", kwlist,
-                                     &xo, &fo, &so, &out, &p.rounding, &p.overflow,
-                                     &p.seed, &p.stream, &p.offset, &p.threads,
-                                     &stats, &p.kernel))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
-    ag_qopts o = ag_qopts_default();
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        parse_qopts(&p, &o) < 0 || check_stats_arg(stats) < 0)
-        goto fail;
-    if (get_array(xo, &xv, 'f', 4, 0, "x") < 0)
-        goto fail;
-    have_x = 1;
-    res = new_or_given_out(module, out, &yv, &xv, 'f', 4, "float32");
-    if (res == NULL)
-        goto fail;
-    have_y = 1;
-    ag_stats counts = {0, 0, 0, 0};
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_quantize((float *)yv.buf, (const float *)xv.buf, count_of(&xv), f,
-                     scale, &o, &counts);
-    Py_END_ALLOW_THREADS
-    if (st != AG_OK) {
-        raise_status(st, "quantize");
-        goto fail;
-    }
-    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
-        goto fail;
-    PyBuffer_Release(&xv);
-    PyBuffer_Release(&yv);
-    return res;
-fail:
-    if (have_x)
-        PyBuffer_Release(&xv);
-    if (have_y)
-        PyBuffer_Release(&yv);
-    Py_XDECREF(res);
-    return NULL;
+    NOGIL(st = ag_quantize(c->a[3].ptr, c->a[0].ptr, c->a[0].n, c->v[1].fmt,
+                           c->v[2].f, &c->q, &c->counts));
+    return st == AG_OK ? ret_array(c, 3) : fail_status(st, "quantize");
 }
 
-PyDoc_STRVAR(quantize_backward_doc,
+PyDoc_STRVAR(doc_quantize_backward,
 "quantize_backward(dx, dy, x, format, scale=1.0, *, ste='identity', threads=0,\n"
 "                  kernel='auto') -> None\n\n"
 "Straight-through backward of quantize, ACCUMULATING: dx += dy, or with\n"
 "ste='clipped' only where |x/scale| <= max_finite. x may be None for the\n"
-"identity STE. dx, dy, x: float32 buffers of one shape; dx writable.");
-
-static PyObject *mod_quantize_backward(PyObject *module, PyObject *args, PyObject *kw)
+"identity STE. dx, dy, x: float32 arrays of one shape; dx writable.");
+static const arg_spec sig_quantize_backward[] = {
+    {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"x", A_IN_NONE, 0, 0},
+    {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0}, BOPTS, END};
+static PyObject *w_quantize_backward(call *c)
 {
-    static char *kwlist[] = {"dx", "dy", "x", "format", "scale", "ste", "threads",
-                             "kernel", NULL};
-    PyObject *dxo, *dyo, *xo, *fo, *so = NULL;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    Py_buffer dxv = {0}, dyv = {0}, xv = {0};
-    int have_dx = 0, have_dy = 0, have_x = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O$OOO:quantize_backward",
-                                     kwlist, &dxo, &dyo, &xo, &fo, &so, &p.ste,
-                                     &p.threads, &p.kernel))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
-    ag_qopts o = ag_qopts_default();
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        parse_qopts(&p, &o) < 0)
-        goto fail;
-    if (get_array(dxo, &dxv, 'f', 4, 1, "dx") < 0)
-        goto fail;
-    have_dx = 1;
-    if (get_array(dyo, &dyv, 'f', 4, 0, "dy") < 0)
-        goto fail;
-    have_dy = 1;
-    if (xo != Py_None) {
-        if (get_array(xo, &xv, 'f', 4, 0, "x") < 0)
-            goto fail;
-        have_x = 1;
-    }
-    if (!same_shape(&dxv, &dyv) || (have_x && !same_shape(&dxv, &xv))) {
+    const arr *dx = &c->a[0], *dy = &c->a[1], *x = &c->a[2];
+    if (!same_shape(c->st, dx, dy) || (x->obj && !same_shape(c->st, dx, x))) {
         PyErr_SetString(PyExc_ValueError,
                         "quantize_backward: dx, dy and x must have one shape");
-        goto fail;
+        return NULL;
+    }
+    if (x->obj == NULL && c->q.ste == AG_STE_CLIPPED) {
+        PyErr_SetString(PyExc_ValueError, "quantize_backward: the clipped STE "
+                                          "needs the forward input x");
+        return NULL;
     }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_quantize_backward((float *)dxv.buf, (const float *)dyv.buf,
-                              have_x ? (const float *)xv.buf : NULL,
-                              count_of(&dxv), f, scale, &o);
-    Py_END_ALLOW_THREADS
-    if (st != AG_OK) {
-        if (st == AG_ERR_NULL && !have_x)
-            PyErr_SetString(PyExc_ValueError, "quantize_backward: the clipped "
-                                              "STE needs the forward input x");
-        else
-            raise_status(st, "quantize_backward");
-        goto fail;
-    }
-    PyBuffer_Release(&dxv);
-    PyBuffer_Release(&dyv);
-    if (have_x)
-        PyBuffer_Release(&xv);
-    Py_RETURN_NONE;
-fail:
-    if (have_dx)
-        PyBuffer_Release(&dxv);
-    if (have_dy)
-        PyBuffer_Release(&dyv);
-    if (have_x)
-        PyBuffer_Release(&xv);
-    return NULL;
+    NOGIL(st = ag_quantize_backward(dx->ptr, dy->ptr, x->obj ? x->ptr : NULL, dx->n,
+                                    c->v[3].fmt, c->v[4].f, &c->q));
+    return st == AG_OK ? none_ref() : fail_status(st, "quantize_backward");
 }
 
-PyDoc_STRVAR(dequantize_doc,
+PyDoc_STRVAR(doc_dequantize,
 "dequantize(x, scale=1.0, out=None) -> out\n\n"
 "out[i] = x[i] * scale in float32 (ag_dequantize). out may be x itself.");
-
-static PyObject *mod_dequantize(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_dequantize[] = {
+    {"x", A_IN, 0, 0}, {"scale", A_SCALE, OPT, 0}, {"out", A_OUT, OPT, 0}, END};
+static PyObject *w_dequantize(call *c)
 {
-    static char *kwlist[] = {"x", "scale", "out", NULL};
-    PyObject *xo, *so = NULL, *out = NULL, *res = NULL;
-    Py_buffer xv = {0}, yv = {0};
-    int have_x = 0, have_y = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:dequantize", kwlist, &xo,
-                                     &so, &out))
-        return NULL;
-    float scale = 1.0f;
-    if (so && get_float(so, "scale", &scale) < 0)
-        goto fail;
-    if (get_array(xo, &xv, 'f', 4, 0, "x") < 0)
-        goto fail;
-    have_x = 1;
-    res = new_or_given_out(module, out, &yv, &xv, 'f', 4, "float32");
-    if (res == NULL)
-        goto fail;
-    have_y = 1;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_dequantize((float *)yv.buf, (const float *)xv.buf, count_of(&xv), scale);
-    Py_END_ALLOW_THREADS
-    if (st != AG_OK) {
-        raise_status(st, "dequantize");
-        goto fail;
-    }
-    PyBuffer_Release(&xv);
-    PyBuffer_Release(&yv);
-    return res;
-fail:
-    if (have_x)
-        PyBuffer_Release(&xv);
-    if (have_y)
-        PyBuffer_Release(&yv);
-    Py_XDECREF(res);
-    return NULL;
+    NOGIL(st = ag_dequantize(c->a[2].ptr, c->a[0].ptr, c->a[0].n, c->v[1].f));
+    return st == AG_OK ? ret_array(c, 2) : fail_status(st, "dequantize");
 }
 
-PyDoc_STRVAR(dequantize_backward_doc,
+PyDoc_STRVAR(doc_dequantize_backward,
 "dequantize_backward(dx, dy, scale=1.0) -> None\n\n"
 "dx += dy * scale, ACCUMULATING (ag_dequantize_backward).");
-
-static PyObject *mod_dequantize_backward(PyObject *module, PyObject *args,
-                                         PyObject *kw)
+static const arg_spec sig_dequantize_backward[] = {
+    {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"scale", A_SCALE, OPT, 0}, END};
+static PyObject *w_dequantize_backward(call *c)
 {
-    static char *kwlist[] = {"dx", "dy", "scale", NULL};
-    PyObject *dxo, *dyo, *so = NULL;
-    Py_buffer dxv = {0}, dyv = {0};
-    int have_dx = 0, have_dy = 0;
-    (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:dequantize_backward", kwlist,
-                                     &dxo, &dyo, &so))
-        return NULL;
-    float scale = 1.0f;
-    if (so && get_float(so, "scale", &scale) < 0)
-        goto fail;
-    if (get_array(dxo, &dxv, 'f', 4, 1, "dx") < 0)
-        goto fail;
-    have_dx = 1;
-    if (get_array(dyo, &dyv, 'f', 4, 0, "dy") < 0)
-        goto fail;
-    have_dy = 1;
-    if (!same_shape(&dxv, &dyv)) {
+    if (!same_shape(c->st, &c->a[0], &c->a[1])) {
         PyErr_SetString(PyExc_ValueError,
                         "dequantize_backward: dx and dy must have one shape");
-        goto fail;
+        return NULL;
     }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_dequantize_backward((float *)dxv.buf, (const float *)dyv.buf,
-                                count_of(&dxv), scale);
-    Py_END_ALLOW_THREADS
-    if (st != AG_OK) {
-        raise_status(st, "dequantize_backward");
-        goto fail;
-    }
-    PyBuffer_Release(&dxv);
-    PyBuffer_Release(&dyv);
-    Py_RETURN_NONE;
-fail:
-    if (have_dx)
-        PyBuffer_Release(&dxv);
-    if (have_dy)
-        PyBuffer_Release(&dyv);
-    return NULL;
+    NOGIL(st = ag_dequantize_backward(c->a[0].ptr, c->a[1].ptr, c->a[0].n, c->v[2].f));
+    return st == AG_OK ? none_ref() : fail_status(st, "dequantize_backward");
 }
 
-PyDoc_STRVAR(encode_doc,
+PyDoc_STRVAR(doc_encode,
 "encode(x, format, scale=1.0, out=None, *, rounding='nearest_even',\n"
 "       overflow='saturate', seed=0, stream=0, offset=0, threads=0, stats=None,\n"
 "       kernel='auto') -> out\n\n"
 "Packed codes of x / scale (ag_encode_u8 / _u16): out is uint8 for formats of\n"
-"at most 8 bits, else uint16 (a given out picks the storage by its dtype).");
-
-static PyObject *mod_encode(PyObject *module, PyObject *args, PyObject *kw)
+"at most 8 bits, else uint16 (torch: int16 holding the 16 bits); a given out\n"
+"picks the storage by its dtype.");
+static const arg_spec sig_encode[] = {
+    {"x", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, {"scale", A_SCALE, OPT, 0},
+    {"out", A_CODES_OUT, OPT, 0}, {"stats", A_STATS, OPT | KW, 0}, QOPTS, END};
+static PyObject *w_encode(call *c)
 {
-    static char *kwlist[] = {"x", "format", "scale", "out", "rounding",
-                             "overflow", "seed", "stream", "offset", "threads",
-                             "stats", "kernel", NULL};
-    PyObject *xo, *fo, *so = NULL, *out = NULL, *stats = NULL, *res = NULL;
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    Py_buffer xv = {0}, cv = {0};
-    int have_x = 0, have_c = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO$OOOOOOOO:encode", kwlist,
-                                     &xo, &fo, &so, &out, &p.rounding, &p.overflow,
-                                     &p.seed, &p.stream, &p.offset, &p.threads,
-                                     &stats, &p.kernel))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
-    ag_qopts o = ag_qopts_default();
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0) ||
-        parse_qopts(&p, &o) < 0 || check_stats_arg(stats) < 0)
-        goto fail;
-    if (get_array(xo, &xv, 'f', 4, 0, "x") < 0)
-        goto fail;
-    have_x = 1;
-    int wide = f->bits > 8;
-    if (out != NULL && out != Py_None) {
-        /* the storage follows the given buffer's element size */
-        Py_buffer probe;
-        if (PyObject_GetBuffer(out, &probe, PyBUF_FORMAT) == 0) {
-            wide = buffer_kind(&probe) == 'H';
-            PyBuffer_Release(&probe);
-        } else {
-            PyErr_Clear();
-        }
-    }
-    res = new_or_given_out(module, out, &cv, &xv, wide ? 'H' : 'B', wide ? 2 : 1,
-                           wide ? "uint16" : "uint8");
-    if (res == NULL)
-        goto fail;
-    have_c = 1;
-    ag_stats counts = {0, 0, 0, 0};
+    const arr *x = &c->a[0], *out = &c->a[3];
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    if (wide)
-        st = ag_encode_u16((uint16_t *)cv.buf, (const float *)xv.buf,
-                           count_of(&xv), f, scale, &o, &counts);
+    if (out->kind == 'H')
+        NOGIL(st = ag_encode_u16(out->ptr, x->ptr, x->n, c->v[1].fmt, c->v[2].f, &c->q,
+                                 &c->counts));
     else
-        st = ag_encode_u8((uint8_t *)cv.buf, (const float *)xv.buf,
-                          count_of(&xv), f, scale, &o, &counts);
-    Py_END_ALLOW_THREADS
-    if (st != AG_OK) {
-        raise_status(st, "encode");
-        goto fail;
-    }
-    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
-        goto fail;
-    PyBuffer_Release(&xv);
-    PyBuffer_Release(&cv);
-    return res;
-fail:
-    if (have_x)
-        PyBuffer_Release(&xv);
-    if (have_c)
-        PyBuffer_Release(&cv);
-    Py_XDECREF(res);
-    return NULL;
+        NOGIL(st = ag_encode_u8(out->ptr, x->ptr, x->n, c->v[1].fmt, c->v[2].f, &c->q,
+                                &c->counts));
+    return st == AG_OK ? ret_array(c, 3) : fail_status(st, "encode");
 }
 
-PyDoc_STRVAR(decode_doc,
+PyDoc_STRVAR(doc_decode,
 "decode(codes, format, scale=1.0, out=None) -> out\n\n"
 "out[i] = to_real(codes[i]) * scale (ag_decode_u8 / _u16 by the dtype of\n"
-"codes: uint8 or uint16). ValueError for a code outside the format.");
-
-static PyObject *mod_decode(PyObject *module, PyObject *args, PyObject *kw)
+"codes: uint8, or uint16 / int16 holding 16-bit codes). ValueError for a\n"
+"code outside the format.");
+static const arg_spec sig_decode[] = {
+    {"codes", A_CODES_IN, 0, 0}, {"format", A_FORMAT, 0, 0},
+    {"scale", A_SCALE, OPT, 0},  {"out", A_OUT, OPT, 0}, END};
+static PyObject *w_decode(call *c)
 {
-    static char *kwlist[] = {"codes", "format", "scale", "out", NULL};
-    PyObject *co, *fo, *so = NULL, *out = NULL, *res = NULL;
-    Py_buffer cv = {0}, yv = {0};
-    int have_c = 0, have_y = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:decode", kwlist, &co, &fo,
-                                     &so, &out))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
-    if (f == NULL || (so && get_float(so, "scale", &scale) < 0))
-        goto fail;
-    int wide = 0;
-    {
-        Py_buffer probe;
-        if (PyObject_GetBuffer(co, &probe, PyBUF_FORMAT) == 0) {
-            wide = buffer_kind(&probe) == 'H';
-            PyBuffer_Release(&probe);
-        } else {
-            PyErr_Clear();
-        }
-    }
-    if (get_array(co, &cv, wide ? 'H' : 'B', wide ? 2 : 1, 0, "codes") < 0)
-        goto fail;
-    have_c = 1;
-    res = new_or_given_out(module, out, &yv, &cv, 'f', 4, "float32");
-    if (res == NULL)
-        goto fail;
-    have_y = 1;
+    const arr *codes = &c->a[0], *out = &c->a[3];
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    if (wide)
-        st = ag_decode_u16((float *)yv.buf, (const uint16_t *)cv.buf,
-                           count_of(&cv), f, scale);
+    if (codes->kind == 'H')
+        NOGIL(st = ag_decode_u16(out->ptr, codes->ptr, codes->n, c->v[1].fmt, c->v[2].f));
     else
-        st = ag_decode_u8((float *)yv.buf, (const uint8_t *)cv.buf,
-                          count_of(&cv), f, scale);
-    Py_END_ALLOW_THREADS
-    if (st != AG_OK) {
-        raise_status(st, "decode");
-        goto fail;
-    }
-    PyBuffer_Release(&cv);
-    PyBuffer_Release(&yv);
-    return res;
-fail:
-    if (have_c)
-        PyBuffer_Release(&cv);
-    if (have_y)
-        PyBuffer_Release(&yv);
-    Py_XDECREF(res);
-    return NULL;
+        NOGIL(st = ag_decode_u8(out->ptr, codes->ptr, codes->n, c->v[1].fmt, c->v[2].f));
+    return st == AG_OK ? ret_array(c, 3) : fail_status(st, "decode");
 }
 
-/* ------------------------------------------------------------------------ */
-/* Scaling and diagnostics (issue 5)                                        */
-/* ------------------------------------------------------------------------ */
-/* Raw wrappers of the Scaling and Diagnostics sections of altgrad.h. Every
- * output array is given by the caller (the Python layer allocates it), so
- * shapes stay the caller's business: a matrix is (rows, cols) with rows *
- * cols the element count of x. Rounding options come as one dict `opts`
- * (keys rounding, overflow, seed, stream, offset, threads, kernel, and ste
- * for the backward calls; None: the defaults). Counts come back as ints. */
+/* --- scaling (issue 5) ---------------------------------------------------- */
+/* Matrices are (rows, cols) with rows * cols the element count of x; the
+ * Python layer allocates every output. The rows / MX / diagnostics calls also
+ * take the options as one dict `opts` (the same names), for callers that
+ * pass them along. */
 
-/* Several buffers of one call, released together. */
-typedef struct {
-    Py_buffer v[5];
-    int n;
-} sd_bufs;
-
-static Py_buffer *sd_get(sd_bufs *b, PyObject *obj, char kind, Py_ssize_t isz,
-                         int writable, const char *what)
+/* ValueError unless rows * cols is the element count of array i. */
+static int need_matrix(const call *c, int i, Py_ssize_t rows, Py_ssize_t cols)
 {
-    assert(b->n < 5);
-    if (get_array(obj, &b->v[b->n], kind, isz, writable, what) < 0)
-        return NULL;
-    return &b->v[b->n++];
-}
-
-static void sd_release(sd_bufs *b)
-{
-    while (b->n > 0)
-        PyBuffer_Release(&b->v[--b->n]);
-}
-
-/* 'H' for a uint16 buffer, else 'B' (get_array then checks it). */
-static char sd_code_kind(PyObject *obj)
-{
-    char k = 'B';
-    Py_buffer probe;
-    if (PyObject_GetBuffer(obj, &probe, PyBUF_FORMAT) == 0) {
-        if (buffer_kind(&probe) == 'H')
-            k = 'H';
-        PyBuffer_Release(&probe);
-    } else {
-        PyErr_Clear();
-    }
-    return k;
-}
-
-/* ag_qopts from an options dict (NULL / None: the defaults). */
-static int sd_opts(PyObject *d, ag_qopts *o, int allow_ste)
-{
-    static const char *keys[] = {"rounding", "overflow", "ste", "seed", "stream",
-                                 "offset", "threads", "kernel", NULL};
-    *o = ag_qopts_default();
-    py_opts p = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    if (d == NULL || d == Py_None)
-        return 0;
-    if (!PyDict_Check(d)) {
-        PyErr_Format(PyExc_TypeError, "opts must be a dict, not %.100s",
-                     Py_TYPE(d)->tp_name);
-        return -1;
-    }
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(d, &pos, &key, &value)) {
-        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-        int ok = 0;
-        for (const char **e = keys; k && *e; e++)
-            if (strcmp(k, *e) == 0 && (allow_ste || strcmp(k, "ste") != 0))
-                ok = 1;
-        if (!ok) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "unknown option %R", key);
-            return -1;
-        }
-    }
-    p.rounding = PyDict_GetItemString(d, "rounding");
-    p.overflow = PyDict_GetItemString(d, "overflow");
-    p.ste = PyDict_GetItemString(d, "ste");
-    p.seed = PyDict_GetItemString(d, "seed");
-    p.stream = PyDict_GetItemString(d, "stream");
-    p.offset = PyDict_GetItemString(d, "offset");
-    p.threads = PyDict_GetItemString(d, "threads");
-    p.kernel = PyDict_GetItemString(d, "kernel");
-    return parse_qopts(&p, o);
-}
-
-/* The trailing "format, scale=1.0, opts=None" arguments of the
- * diagnostics calls: the format object, the scale (1.0 when absent) and
- * the options dict without an STE entry. -1 with an exception set. */
-static int sd_fmt_scale_opts(PyObject *module, PyObject *fo, PyObject *so,
-                             PyObject *oo, const ag_format **f, float *scale,
-                             ag_qopts *o)
-{
-    *scale = 1.0f;
-    *f = get_format(module, fo);
-    if (*f == NULL || (so && get_float(so, "scale", scale) < 0) ||
-        sd_opts(oo, o, 0) < 0)
-        return -1;
-    return 0;
-}
-
-/* Check rows, cols >= 0 and rows * cols == the element count of v. */
-static int sd_shape(const Py_buffer *v, Py_ssize_t rows, Py_ssize_t cols)
-{
-    if (rows < 0 || cols < 0) {
-        PyErr_SetString(PyExc_ValueError, "rows and cols must be >= 0");
-        return -1;
-    }
     if ((cols != 0 && (size_t)rows > (size_t)PY_SSIZE_T_MAX / (size_t)cols) ||
-        (size_t)rows * (size_t)cols != count_of(v)) {
+        (size_t)rows * (size_t)cols != c->a[i].n) {
         PyErr_Format(PyExc_ValueError, "rows * cols (%zd * %zd) is not the "
-                     "element count %zu of x", rows, cols, count_of(v));
+                     "element count %zu of %s", rows, cols, c->a[i].n,
+                     c->sig[i].name);
         return -1;
     }
     return 0;
 }
 
-static int sd_len(const Py_buffer *v, size_t n, const char *what)
-{
-    if (count_of(v) != n) {
-        PyErr_Format(PyExc_ValueError, "%s must hold %zu elements, not %zu",
-                     what, n, count_of(v));
-        return -1;
-    }
-    return 0;
-}
-
-/* scale options for compute_scale / compute_scale_rows */
-static int sd_scale_opts(PyObject *margin, PyObject *smin, int pow2,
-                         ag_scale_opts *o)
-{
-    *o = ag_scale_opts_default();
-    o->pow2 = pow2;
-    if ((margin && margin != Py_None && get_float(margin, "margin", &o->margin) < 0) ||
-        (smin && smin != Py_None && get_float(smin, "scale_min", &o->scale_min) < 0))
-        return -1;
-    return 0;
-}
-
-static PyObject *sd_scale_error(ag_status st, const char *what)
+static PyObject *scale_error(ag_status st, const char *what)
 {
     if (st == AG_ERR_ARG) {
         PyErr_Format(PyExc_ValueError, "%s: %s (amax must be >= 0 and not NaN; "
@@ -1283,119 +1568,115 @@ static PyObject *sd_scale_error(ag_status st, const char *what)
                      ag_status_string(st));
         return NULL;
     }
-    return raise_status(st, what);
+    return fail_status(st, what);
 }
 
-PyDoc_STRVAR(amax_doc,
-"amax(x) -> (amax, nan_count)\n\n"
-"max |x| over the non-NaN elements of a float32 buffer (0.0 when empty or\n"
-"all NaN; inf for +-inf) and the number of NaN elements (ag_amax).");
-
-static PyObject *mod_amax(PyObject *module, PyObject *arg)
+/* ag_scale_opts from the margin, scale_min, pow2 arguments i .. i + 2
+ * (omitted or None: the defaults). */
+static ag_scale_opts scale_opts(const call *c, int i)
 {
-    sd_bufs b = {.n = 0};
-    (void)module;
-    const Py_buffer *x = sd_get(&b, arg, 'f', 4, 0, "x");
-    if (x == NULL)
-        return NULL;
+    ag_scale_opts o = ag_scale_opts_default();
+    if (c->raw[i] && c->raw[i] != Py_None)
+        o.margin = c->v[i].f;
+    if (c->raw[i + 1] && c->raw[i + 1] != Py_None)
+        o.scale_min = c->v[i + 1].f;
+    o.pow2 = (int)c->v[i + 2].i;
+    return o;
+}
+
+#define SCALE_OPTS                                                          \
+    {"margin", A_FLOAT, OPT, 0}, {"scale_min", A_FLOAT, OPT, 0},            \
+    {"pow2", A_BOOL, OPT, 0}
+
+PyDoc_STRVAR(doc_amax,
+"amax(x) -> (amax, nan_count)\n\n"
+"max |x| over the non-NaN elements of a float32 array (0.0 when empty or\n"
+"all NaN; inf for +-inf) and the number of NaN elements (ag_amax).");
+static const arg_spec sig_amax[] = {{"x", A_IN, 0, 0}, END};
+static PyObject *w_amax(call *c)
+{
     float m = 0.0f;
     size_t nans = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_amax(&m, (const float *)x->buf, count_of(x), &nans);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
+    NOGIL(st = ag_amax(&m, c->a[0].ptr, c->a[0].n, &nans));
     if (st != AG_OK)
-        return raise_status(st, "amax");
+        return fail_status(st, "amax");
     return Py_BuildValue("(dn)", (double)m, (Py_ssize_t)nans);
 }
 
-/* The amax history: a capsule owning an ag_amax_history. The Python layer
- * (altgrad.quantization.scaling.AmaxHistory) wraps it; the GIL serializes
- * the calls, as the library requires. */
-#define SD_HISTORY "altgrad._C.amax_history"
-
-static void sd_history_free(PyObject *cap)
+/* None, or the error of a call that pushes an amax (AG_ERR_ARG: a NaN or
+ * negative amax). */
+static PyObject *amax_status(ag_status st, const char *what, PyObject *amax)
 {
-    ag_amax_history_free(
-        (ag_amax_history *)PyCapsule_GetPointer(cap, SD_HISTORY));
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "%s: %s (amax %R is NaN or negative)", what,
+                     ag_status_string(st), amax);
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, what);
 }
 
-static ag_amax_history *sd_history(PyObject *cap)
+/* The amax history: a capsule owning an ag_amax_history. The GIL serializes
+ * the calls, as the library requires. */
+#define HISTORY_CAPSULE "altgrad._C.amax_history"
+
+static void history_free(PyObject *cap)
 {
-    if (!PyCapsule_IsValid(cap, SD_HISTORY)) {
+    ag_amax_history_free((ag_amax_history *)PyCapsule_GetPointer(cap, HISTORY_CAPSULE));
+}
+
+static ag_amax_history *get_history(PyObject *cap)
+{
+    if (!PyCapsule_IsValid(cap, HISTORY_CAPSULE)) {
         PyErr_Format(PyExc_TypeError, "expected an amax history (from "
                      "amax_history_create), not %.100s", Py_TYPE(cap)->tp_name);
         return NULL;
     }
-    return (ag_amax_history *)PyCapsule_GetPointer(cap, SD_HISTORY);
+    return (ag_amax_history *)PyCapsule_GetPointer(cap, HISTORY_CAPSULE);
 }
 
-PyDoc_STRVAR(amax_history_create_doc,
+PyDoc_STRVAR(doc_amax_history_create,
 "amax_history_create(length) -> history\n\n"
 "A new amax window of `length` >= 1 values (ag_amax_history_create), as an\n"
 "opaque capsule for the amax_history_* functions. ValueError for length < 1.");
-
-static PyObject *mod_amax_history_create(PyObject *module, PyObject *arg)
+static const arg_spec sig_amax_history_create[] = {{"length", A_OBJ, 0, 0}, END};
+static PyObject *w_amax_history_create(call *c)
 {
-    (void)module;
-    if (!PyLong_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "history length must be an int, not %.100s",
-                     Py_TYPE(arg)->tp_name);
+    long long n = 0;
+    if (get_int(c->raw[0], "history length (>= 1)", 1, PY_SSIZE_T_MAX, &n) < 0)
         return NULL;
-    }
-    int overflow = 0;
-    const long long n = PyLong_AsLongLongAndOverflow(arg, &overflow);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow || n < 1) {
-        PyErr_Format(PyExc_ValueError, "history length must be >= 1, got %R", arg);
-        return NULL;
-    }
     ag_amax_history *h = NULL;
     const ag_status st = ag_amax_history_create(&h, (size_t)n);
     if (st != AG_OK)
-        return raise_status(st, "amax_history_create");
-    PyObject *cap = PyCapsule_New(h, SD_HISTORY, sd_history_free);
+        return fail_status(st, "amax_history_create");
+    PyObject *cap = PyCapsule_New(h, HISTORY_CAPSULE, history_free);
     if (cap == NULL)
         ag_amax_history_free(h);
     return cap;
 }
 
-PyDoc_STRVAR(amax_history_push_doc,
+PyDoc_STRVAR(doc_amax_history_push,
 "amax_history_push(history, amax) -> None\n\n"
 "Push one amax (the oldest drops out when full). ValueError for NaN or < 0.");
-
-static PyObject *mod_amax_history_push(PyObject *module, PyObject *args)
+static const arg_spec sig_amax_history_push[] = {
+    {"history", A_OBJ, 0, 0}, {"amax", A_FLOAT, 0, 0}, END};
+static PyObject *w_amax_history_push(call *c)
 {
-    PyObject *cap, *ao;
-    float a;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "OO:amax_history_push", &cap, &ao))
+    ag_amax_history *h = get_history(c->raw[0]);
+    if (h == NULL)
         return NULL;
-    ag_amax_history *h = sd_history(cap);
-    if (h == NULL || get_float(ao, "amax", &a) < 0)
-        return NULL;
-    const ag_status st = ag_amax_history_push(h, a);
-    if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "amax_history_push: %s (amax %R is NaN "
-                     "or negative)", ag_status_string(st), ao);
-        return NULL;
-    }
-    if (st != AG_OK)
-        return raise_status(st, "amax_history_push");
-    Py_RETURN_NONE;
+    return amax_status(ag_amax_history_push(h, c->v[1].f), "amax_history_push",
+                       c->raw[1]);
 }
 
-PyDoc_STRVAR(amax_history_info_doc,
+PyDoc_STRVAR(doc_amax_history_info,
 "amax_history_info(history) -> (max, count, length)\n\n"
 "The window maximum (0.0 when empty), the number of values held and the\n"
 "window length.");
-
-static PyObject *mod_amax_history_info(PyObject *module, PyObject *cap)
+static const arg_spec sig_amax_history_info[] = {{"history", A_OBJ, 0, 0}, END};
+static PyObject *w_amax_history_info(call *c)
 {
-    (void)module;
-    const ag_amax_history *h = sd_history(cap);
+    const ag_amax_history *h = get_history(c->raw[0]);
     if (h == NULL)
         return NULL;
     return Py_BuildValue("(dnn)", (double)ag_amax_history_max(h),
@@ -1403,831 +1684,691 @@ static PyObject *mod_amax_history_info(PyObject *module, PyObject *cap)
                          (Py_ssize_t)ag_amax_history_len(h));
 }
 
-PyDoc_STRVAR(amax_history_reset_doc,
+PyDoc_STRVAR(doc_amax_history_reset,
 "amax_history_reset(history) -> None\n\nForget every value (the length stays).");
-
-static PyObject *mod_amax_history_reset(PyObject *module, PyObject *cap)
+static const arg_spec sig_amax_history_reset[] = {{"history", A_OBJ, 0, 0}, END};
+static PyObject *w_amax_history_reset(call *c)
 {
-    (void)module;
-    ag_amax_history *h = sd_history(cap);
+    ag_amax_history *h = get_history(c->raw[0]);
     if (h == NULL)
         return NULL;
     ag_amax_history_reset(h);
-    Py_RETURN_NONE;
+    return none_ref();
 }
 
-PyDoc_STRVAR(compute_scale_doc,
+PyDoc_STRVAR(doc_compute_scale,
 "compute_scale(amax, format, margin=1.0, scale_min=1e-10, pow2=False) -> float\n\n"
 "max(amax * margin / max_finite, scale_min) as a positive finite float32\n"
 "(ag_compute_scale; pow2 rounds it up to a power of two). ValueError for a\n"
 "NaN or negative amax, or a bad margin / scale_min.");
-
-static PyObject *mod_compute_scale(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_compute_scale[] = {
+    {"amax", A_FLOAT, 0, 0}, {"format", A_FORMAT, 0, 0}, SCALE_OPTS, END};
+static PyObject *w_compute_scale(call *c)
 {
-    static char *kwlist[] = {"amax", "format", "margin", "scale_min", "pow2", NULL};
-    PyObject *ao, *fo, *mo = NULL, *so = NULL;
-    int pow2 = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOp:compute_scale", kwlist, &ao,
-                                     &fo, &mo, &so, &pow2))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    float a, s = 0.0f;
-    ag_scale_opts o;
-    if (f == NULL || get_float(ao, "amax", &a) < 0 ||
-        sd_scale_opts(mo, so, pow2, &o) < 0)
-        return NULL;
-    const ag_status st = ag_compute_scale(&s, a, f, &o);
-    if (st != AG_OK)
-        return sd_scale_error(st, "compute_scale");
-    return PyFloat_FromDouble((double)s);
+    const ag_scale_opts o = scale_opts(c, 2);
+    float s = 0.0f;
+    const ag_status st = ag_compute_scale(&s, c->v[0].f, c->v[1].fmt, &o);
+    return st == AG_OK ? PyFloat_FromDouble((double)s) : scale_error(st, "compute_scale");
 }
 
-PyDoc_STRVAR(amax_rows_doc,
+PyDoc_STRVAR(doc_amax_rows,
 "amax_rows(amax, x, rows, cols) -> nan_count\n\n"
 "amax[r] = amax of row r of the rows x cols matrix x (ag_amax_rows); amax:\n"
-"writable float32 buffer of rows elements. Returns the NaN count of x.");
-
-static PyObject *mod_amax_rows(PyObject *module, PyObject *args)
+"writable float32 array of rows elements. Returns the NaN count of x.");
+static const arg_spec sig_amax_rows[] = {
+    {"amax", A_INOUT, 0, 0}, {"x", A_IN, 0, 0}, {"rows", A_SIZE, 0, 0},
+    {"cols", A_SIZE, 0, 0}, END};
+static PyObject *w_amax_rows(call *c)
 {
-    PyObject *ao, *xo;
-    Py_ssize_t rows, cols;
-    sd_bufs b = {.n = 0};
-    (void)module;
-    if (!PyArg_ParseTuple(args, "OOnn:amax_rows", &ao, &xo, &rows, &cols))
+    const Py_ssize_t rows = c->v[2].n, cols = c->v[3].n;
+    if (need_matrix(c, 1, rows, cols) < 0 || need_count(c, 0, (size_t)rows) < 0)
         return NULL;
-    const Py_buffer *a = sd_get(&b, ao, 'f', 4, 1, "amax");
-    const Py_buffer *x = a ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
-    if (x == NULL || sd_shape(x, rows, cols) < 0 ||
-        sd_len(a, (size_t)rows, "amax") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     size_t nans = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_amax_rows((float *)a->buf, (const float *)x->buf, (size_t)rows,
-                      (size_t)cols, &nans);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "amax_rows");
-    return PyLong_FromSize_t(nans);
+    NOGIL(st = ag_amax_rows(c->a[0].ptr, c->a[1].ptr, (size_t)rows, (size_t)cols, &nans));
+    return st == AG_OK ? PyLong_FromSize_t(nans) : fail_status(st, "amax_rows");
 }
 
-PyDoc_STRVAR(compute_scale_rows_doc,
+PyDoc_STRVAR(doc_compute_scale_rows,
 "compute_scale_rows(scales, amax, format, margin=1.0, scale_min=1e-10,\n"
 "                   pow2=False) -> None\n\n"
 "scales[r] = compute_scale(amax[r], ...) (ag_compute_scale_rows); every amax\n"
 "is checked first. scales may be amax itself.");
-
-static PyObject *mod_compute_scale_rows(PyObject *module, PyObject *args,
-                                        PyObject *kw)
+static const arg_spec sig_compute_scale_rows[] = {
+    {"scales", A_INOUT, 0, 0}, {"amax", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0},
+    SCALE_OPTS, END};
+static PyObject *w_compute_scale_rows(call *c)
 {
-    static char *kwlist[] = {"scales", "amax", "format", "margin", "scale_min",
-                             "pow2", NULL};
-    PyObject *so, *ao, *fo, *mo = NULL, *mino = NULL;
-    int pow2 = 0;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OOp:compute_scale_rows",
-                                     kwlist, &so, &ao, &fo, &mo, &mino, &pow2))
+    if (need_count(c, 0, c->a[1].n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    ag_scale_opts o;
-    if (f == NULL || sd_scale_opts(mo, mino, pow2, &o) < 0)
-        return NULL;
-    const Py_buffer *s = sd_get(&b, so, 'f', 4, 1, "scales");
-    const Py_buffer *a = s ? sd_get(&b, ao, 'f', 4, 0, "amax") : NULL;
-    if (a == NULL || sd_len(s, count_of(a), "scales") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
+    const ag_scale_opts o = scale_opts(c, 3);
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_compute_scale_rows((float *)s->buf, (const float *)a->buf,
-                               count_of(a), f, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return sd_scale_error(st, "compute_scale_rows");
-    Py_RETURN_NONE;
+    NOGIL(st = ag_compute_scale_rows(c->a[0].ptr, c->a[1].ptr, c->a[1].n, c->v[2].fmt, &o));
+    return st == AG_OK ? none_ref() : scale_error(st, "compute_scale_rows");
 }
 
-PyDoc_STRVAR(quantize_rows_doc,
-"quantize_rows(y, x, rows, cols, scales, format, opts=None, stats=None) -> None\n\n"
+PyDoc_STRVAR(doc_quantize_rows,
+"quantize_rows(y, x, rows, cols, scales, format, opts=None, stats=None, *,\n"
+"              rounding=..., ...) -> None\n\n"
 "Row r of y = quantize(row r of x, scales[r]) (ag_quantize_rows). y may be x.\n"
 "ValueError when some scale is not positive and finite.");
-
-static PyObject *mod_quantize_rows(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_quantize_rows[] = {
+    {"y", A_INOUT, 0, 0}, {"x", A_IN, 0, 0}, {"rows", A_SIZE, 0, 0},
+    {"cols", A_SIZE, 0, 0}, {"scales", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0},
+    {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS, END};
+static PyObject *w_quantize_rows(call *c)
 {
-    static char *kwlist[] = {"y", "x", "rows", "cols", "scales", "format", "opts",
-                             "stats", NULL};
-    PyObject *yo, *xo, *so, *fo, *oo = NULL, *stats = NULL;
-    Py_ssize_t rows, cols;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOnnOO|OO:quantize_rows", kwlist,
-                                     &yo, &xo, &rows, &cols, &so, &fo, &oo, &stats))
+    const Py_ssize_t rows = c->v[2].n, cols = c->v[3].n;
+    if (need_matrix(c, 1, rows, cols) < 0 || need_count(c, 0, c->a[1].n) < 0 ||
+        need_count(c, 4, (size_t)rows) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    ag_qopts o;
-    if (f == NULL || sd_opts(oo, &o, 0) < 0 || check_stats_arg(stats) < 0)
-        return NULL;
-    const Py_buffer *y = sd_get(&b, yo, 'f', 4, 1, "y");
-    const Py_buffer *x = y ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
-    const Py_buffer *s = x ? sd_get(&b, so, 'f', 4, 0, "scales") : NULL;
-    if (s == NULL || sd_shape(x, rows, cols) < 0 || sd_len(y, count_of(x), "y") < 0 ||
-        sd_len(s, (size_t)rows, "scales") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
-    ag_stats counts = {0, 0, 0, 0};
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_quantize_rows((float *)y->buf, (const float *)x->buf, (size_t)rows,
-                          (size_t)cols, (const float *)s->buf, f, &o, &counts);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "quantize_rows");
-    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    NOGIL(st = ag_quantize_rows(c->a[0].ptr, c->a[1].ptr, (size_t)rows, (size_t)cols,
+                                c->a[4].ptr, c->v[5].fmt, &c->q, &c->counts));
+    return st == AG_OK ? none_ref() : fail_status(st, "quantize_rows");
 }
 
-PyDoc_STRVAR(quantize_rows_backward_doc,
-"quantize_rows_backward(dx, dy, x, rows, cols, scales, format, opts=None) -> None\n\n"
+PyDoc_STRVAR(doc_quantize_rows_backward,
+"quantize_rows_backward(dx, dy, x, rows, cols, scales, format, opts=None, *,\n"
+"                       ste='identity', threads=0, kernel='auto') -> None\n\n"
 "Straight-through backward of quantize_rows, ACCUMULATING into dx\n"
-"(ag_quantize_rows_backward; opts['ste'] 'identity' or 'clipped'; x may be\n"
-"None for the identity STE).");
-
-static PyObject *mod_quantize_rows_backward(PyObject *module, PyObject *args,
-                                            PyObject *kw)
+"(ag_quantize_rows_backward; ste 'identity' or 'clipped'; x may be None for\n"
+"the identity STE).");
+static const arg_spec sig_quantize_rows_backward[] = {
+    {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"x", A_IN_NONE, 0, 0},
+    {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"scales", A_IN, 0, 0},
+    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS_STE, OPT, 0}, BOPTS, END};
+static PyObject *w_quantize_rows_backward(call *c)
 {
-    static char *kwlist[] = {"dx", "dy", "x", "rows", "cols", "scales", "format",
-                             "opts", NULL};
-    PyObject *dxo, *dyo, *xo, *so, *fo, *oo = NULL;
-    Py_ssize_t rows, cols;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOnnOO|O:quantize_rows_backward",
-                                     kwlist, &dxo, &dyo, &xo, &rows, &cols, &so,
-                                     &fo, &oo))
+    const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n;
+    const size_t n = c->a[0].n;
+    if (need_matrix(c, 0, rows, cols) < 0 || need_count(c, 1, n) < 0 ||
+        need_count(c, 2, n) < 0 || need_count(c, 5, (size_t)rows) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    ag_qopts o;
-    if (f == NULL || sd_opts(oo, &o, 1) < 0)
-        return NULL;
-    const Py_buffer *dx = sd_get(&b, dxo, 'f', 4, 1, "dx");
-    const Py_buffer *dy = dx ? sd_get(&b, dyo, 'f', 4, 0, "dy") : NULL;
-    const Py_buffer *s = dy ? sd_get(&b, so, 'f', 4, 0, "scales") : NULL;
-    const Py_buffer *x = NULL;
-    if (s != NULL && xo != Py_None)
-        x = sd_get(&b, xo, 'f', 4, 0, "x");
-    if (s == NULL || (xo != Py_None && x == NULL) || sd_shape(dx, rows, cols) < 0 ||
-        sd_len(dy, count_of(dx), "dy") < 0 ||
-        (x && sd_len(x, count_of(dx), "x") < 0) ||
-        sd_len(s, (size_t)rows, "scales") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_quantize_rows_backward((float *)dx->buf, (const float *)dy->buf,
-                                   x ? (const float *)x->buf : NULL, (size_t)rows,
-                                   (size_t)cols, (const float *)s->buf, f, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "quantize_rows_backward");
-    Py_RETURN_NONE;
+    NOGIL(st = ag_quantize_rows_backward(c->a[0].ptr, c->a[1].ptr,
+                                         c->a[2].obj ? c->a[2].ptr : NULL, (size_t)rows,
+                                         (size_t)cols, c->a[5].ptr, c->v[6].fmt, &c->q));
+    return st == AG_OK ? none_ref() : fail_status(st, "quantize_rows_backward");
 }
 
-PyDoc_STRVAR(mx_scale_count_doc,
+/* --- MX blocks -------------------------------------------------------------- */
+
+PyDoc_STRVAR(doc_mx_scale_count,
 "mx_scale_count(rows, cols, block=32) -> int\n\n"
 "rows * ceil(cols / block): the number of MX block scales. ValueError for\n"
 "block 0 or negative sizes.");
-
-static PyObject *mod_mx_scale_count(PyObject *module, PyObject *args)
+static const arg_spec sig_mx_scale_count[] = {
+    {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, OPT, 0}, END};
+static PyObject *w_mx_scale_count(call *c)
 {
-    Py_ssize_t rows, cols, block = AG_MX_BLOCK;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "nn|n:mx_scale_count", &rows, &cols, &block))
-        return NULL;
-    if (rows < 0 || cols < 0 || block < 0) {
-        PyErr_SetString(PyExc_ValueError, "rows, cols and block must be >= 0");
-        return NULL;
-    }
-    size_t c = 0;
-    const ag_status st = ag_mx_scale_count(&c, (size_t)rows, (size_t)cols,
-                                           (size_t)block);
-    if (st != AG_OK)
-        return raise_status(st, "mx_scale_count");
-    return PyLong_FromSize_t(c);
+    const size_t block = c->raw[2] ? (size_t)c->v[2].n : AG_MX_BLOCK;
+    size_t n = 0;
+    const ag_status st = ag_mx_scale_count(&n, (size_t)c->v[0].n, (size_t)c->v[1].n, block);
+    return st == AG_OK ? PyLong_FromSize_t(n) : fail_status(st, "mx_scale_count");
 }
 
-PyDoc_STRVAR(mx_scale_code_doc,
-"mx_scale_code(amax, format) -> int\n\n"
-"The E8M0 scale code of a block with this amax (ag_mx_scale_code): 127 +\n"
-"clamp(floor(log2 amax) - emax, -127, 127); 0 for amax 0, 255 for NaN or inf.");
-
-static PyObject *mod_mx_scale_code(PyObject *module, PyObject *args)
+PyDoc_STRVAR(doc_mx_scale_code,
+"mx_scale_code(amax, format, mx_scale='floor') -> int\n\n"
+"The E8M0 scale code of a block with this amax (ag_mx_scale_code_rule): 127 +\n"
+"clamp(floor(log2 amax) - emax, -127, 127) under 'floor' (OCP MX), the smallest\n"
+"code with amax / X <= max_finite under 'rceil'; 0 for amax 0, 255 for NaN or\n"
+"inf.");
+static const arg_spec sig_mx_scale_code[] = {
+    {"amax", A_FLOAT, 0, 0}, {"format", A_FORMAT, 0, 0}, {"mx_scale", A_OBJ, OPT, 0}, END};
+static PyObject *w_mx_scale_code(call *c)
 {
-    PyObject *ao, *fo;
-    if (!PyArg_ParseTuple(args, "OO:mx_scale_code", &ao, &fo))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    float a;
-    if (f == NULL || get_float(ao, "amax", &a) < 0)
-        return NULL;
     uint8_t code = 0;
-    const ag_status st = ag_mx_scale_code(&code, a, f);
+    int rule = AG_MX_SCALE_FLOOR;
+    if (c->raw[2] && get_option(c->raw[2], AG_OPTION_MX_SCALE, &rule) < 0)
+        return NULL;
+    const ag_status st = ag_mx_scale_code_rule(&code, c->v[0].f, c->v[1].fmt,
+                                               (ag_mx_scale)rule);
     if (st == AG_ERR_ARG) {
         PyErr_Format(PyExc_ValueError, "mx_scale_code: %s (amax must be >= 0)",
                      ag_status_string(st));
         return NULL;
     }
-    if (st != AG_OK)
-        return raise_status(st, "mx_scale_code");
-    return PyLong_FromLong(code);
+    return st == AG_OK ? PyLong_FromLong(code) : fail_status(st, "mx_scale_code");
 }
 
-/* the MX arrays of one call: x / y float32 (rows x cols), codes uint8 of the
- * same count, scales uint8 of mx_scale_count */
-static int sd_mx_shape(const Py_buffer *x, Py_ssize_t rows, Py_ssize_t cols,
-                       Py_ssize_t block, const Py_buffer *scales)
+/* The MX arrays of one call: array i is rows x cols with blocks of `block`;
+ * array si (if >= 0) holds its scale codes. */
+static int need_mx(const call *c, int i, Py_ssize_t rows, Py_ssize_t cols,
+                   Py_ssize_t block, int si)
 {
-    if (sd_shape(x, rows, cols) < 0)
+    if (need_matrix(c, i, rows, cols) < 0)
         return -1;
     if (block < 1) {
         PyErr_Format(PyExc_ValueError, "block must be >= 1, got %zd", block);
         return -1;
     }
     size_t nb = 0;
-    const ag_status st = ag_mx_scale_count(&nb, (size_t)rows, (size_t)cols,
-                                           (size_t)block);
+    const ag_status st = ag_mx_scale_count(&nb, (size_t)rows, (size_t)cols, (size_t)block);
     if (st != AG_OK) {
-        raise_status(st, "MX shape");
+        fail_status(st, "MX shape");
         return -1;
     }
-    return scales ? sd_len(scales, nb, "scales") : 0;
+    return si >= 0 ? need_count(c, si, nb) : 0;
 }
 
-PyDoc_STRVAR(mx_encode_doc,
-"mx_encode(codes, scales, x, rows, cols, block, format, opts=None, stats=None) -> None\n\n"
+PyDoc_STRVAR(doc_mx_encode,
+"mx_encode(codes, scales, x, rows, cols, block, format, opts=None, stats=None,\n"
+"          *, rounding=..., ...) -> None\n\n"
 "MX block encode (ag_mx_encode): codes (uint8, rows*cols) and E8M0 scale\n"
 "codes (uint8, mx_scale_count(rows, cols, block)) of x.");
-
-static PyObject *mod_mx_encode(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_mx_encode[] = {
+    {"codes", A_U8_INOUT, 0, 0}, {"scales", A_U8_INOUT, 0, 0}, {"x", A_IN, 0, 0},
+    {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
+    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0},
+    QOPTS, MXOPT, END};
+static PyObject *w_mx_encode(call *c)
 {
-    static char *kwlist[] = {"codes", "scales", "x", "rows", "cols", "block",
-                             "format", "opts", "stats", NULL};
-    PyObject *co, *so, *xo, *fo, *oo = NULL, *stats = NULL;
-    Py_ssize_t rows, cols, block;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOnnnO|OO:mx_encode", kwlist, &co,
-                                     &so, &xo, &rows, &cols, &block, &fo, &oo,
-                                     &stats))
+    const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
+    if (need_mx(c, 2, rows, cols, block, 1) < 0 || need_count(c, 0, c->a[2].n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    ag_qopts o;
-    if (f == NULL || sd_opts(oo, &o, 0) < 0 || check_stats_arg(stats) < 0)
-        return NULL;
-    const Py_buffer *c = sd_get(&b, co, 'B', 1, 1, "codes");
-    const Py_buffer *s = c ? sd_get(&b, so, 'B', 1, 1, "scales") : NULL;
-    const Py_buffer *x = s ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
-    if (x == NULL || sd_mx_shape(x, rows, cols, block, s) < 0 ||
-        sd_len(c, count_of(x), "codes") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
-    ag_stats counts = {0, 0, 0, 0};
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_mx_encode((uint8_t *)c->buf, (uint8_t *)s->buf, (const float *)x->buf,
-                      (size_t)rows, (size_t)cols, (size_t)block, f, &o, &counts);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "mx_encode");
-    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    NOGIL(st = ag_mx_encode(c->a[0].ptr, c->a[1].ptr, c->a[2].ptr, (size_t)rows,
+                            (size_t)cols, (size_t)block, c->v[6].fmt, &c->q, &c->counts));
+    return st == AG_OK ? none_ref() : fail_status(st, "mx_encode");
 }
 
-PyDoc_STRVAR(mx_decode_doc,
+PyDoc_STRVAR(doc_mx_decode,
 "mx_decode(y, codes, scales, rows, cols, block, format) -> None\n\n"
 "y = to_real(codes) * the block's scale, NaN for a block with scale code 255\n"
 "(ag_mx_decode). ValueError for a code outside the format.");
-
-static PyObject *mod_mx_decode(PyObject *module, PyObject *args)
+static const arg_spec sig_mx_decode[] = {
+    {"y", A_INOUT, 0, 0}, {"codes", A_U8_IN, 0, 0}, {"scales", A_U8_IN, 0, 0},
+    {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
+    {"format", A_FORMAT, 0, 0}, END};
+static PyObject *w_mx_decode(call *c)
 {
-    PyObject *yo, *co, *so, *fo;
-    Py_ssize_t rows, cols, block;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOOnnnO:mx_decode", &yo, &co, &so, &rows, &cols,
-                          &block, &fo))
+    const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
+    if (need_mx(c, 0, rows, cols, block, 2) < 0 || need_count(c, 1, c->a[0].n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    if (f == NULL)
-        return NULL;
-    const Py_buffer *y = sd_get(&b, yo, 'f', 4, 1, "y");
-    const Py_buffer *c = y ? sd_get(&b, co, 'B', 1, 0, "codes") : NULL;
-    const Py_buffer *s = c ? sd_get(&b, so, 'B', 1, 0, "scales") : NULL;
-    if (s == NULL || sd_mx_shape(y, rows, cols, block, s) < 0 ||
-        sd_len(c, count_of(y), "codes") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_mx_decode((float *)y->buf, (const uint8_t *)c->buf,
-                      (const uint8_t *)s->buf, (size_t)rows, (size_t)cols,
-                      (size_t)block, f);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "mx_decode");
-    Py_RETURN_NONE;
+    NOGIL(st = ag_mx_decode(c->a[0].ptr, c->a[1].ptr, c->a[2].ptr, (size_t)rows,
+                            (size_t)cols, (size_t)block, c->v[6].fmt));
+    return st == AG_OK ? none_ref() : fail_status(st, "mx_decode");
 }
 
-PyDoc_STRVAR(mx_quantize_doc,
-"mx_quantize(y, x, rows, cols, block, format, opts=None, stats=None) -> None\n\n"
+PyDoc_STRVAR(doc_mx_quantize,
+"mx_quantize(y, x, rows, cols, block, format, opts=None, stats=None, *,\n"
+"            rounding=..., ...) -> None\n\n"
 "y = mx_decode(mx_encode(x)) without the codes (ag_mx_quantize). y may be x.");
-
-static PyObject *mod_mx_quantize(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_mx_quantize[] = {
+    {"y", A_INOUT, 0, 0}, {"x", A_IN, 0, 0}, {"rows", A_SIZE, 0, 0},
+    {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0}, {"format", A_FORMAT, 0, 0},
+    {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS, MXOPT, END};
+static PyObject *w_mx_quantize(call *c)
 {
-    static char *kwlist[] = {"y", "x", "rows", "cols", "block", "format", "opts",
-                             "stats", NULL};
-    PyObject *yo, *xo, *fo, *oo = NULL, *stats = NULL;
-    Py_ssize_t rows, cols, block;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOnnnO|OO:mx_quantize", kwlist, &yo,
-                                     &xo, &rows, &cols, &block, &fo, &oo, &stats))
+    const Py_ssize_t rows = c->v[2].n, cols = c->v[3].n, block = c->v[4].n;
+    if (need_mx(c, 1, rows, cols, block, -1) < 0 || need_count(c, 0, c->a[1].n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    ag_qopts o;
-    if (f == NULL || sd_opts(oo, &o, 0) < 0 || check_stats_arg(stats) < 0)
-        return NULL;
-    const Py_buffer *y = sd_get(&b, yo, 'f', 4, 1, "y");
-    const Py_buffer *x = y ? sd_get(&b, xo, 'f', 4, 0, "x") : NULL;
-    if (x == NULL || sd_mx_shape(x, rows, cols, block, NULL) < 0 ||
-        sd_len(y, count_of(x), "y") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
-    ag_stats counts = {0, 0, 0, 0};
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_mx_quantize((float *)y->buf, (const float *)x->buf, (size_t)rows,
-                        (size_t)cols, (size_t)block, f, &o, &counts);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "mx_quantize");
-    if (stats && stats != Py_None && add_stats(stats, &counts) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    NOGIL(st = ag_mx_quantize(c->a[0].ptr, c->a[1].ptr, (size_t)rows, (size_t)cols,
+                              (size_t)block, c->v[5].fmt, &c->q, &c->counts));
+    return st == AG_OK ? none_ref() : fail_status(st, "mx_quantize");
 }
 
-PyDoc_STRVAR(mx_quantize_backward_doc,
-"mx_quantize_backward(dx, dy, x, rows, cols, block, format, opts=None) -> None\n\n"
+PyDoc_STRVAR(doc_mx_quantize_backward,
+"mx_quantize_backward(dx, dy, x, rows, cols, block, format, opts=None, *,\n"
+"                     ste='identity', threads=0, kernel='auto') -> None\n\n"
 "Straight-through backward of mx_quantize, ACCUMULATING into dx\n"
-"(ag_mx_quantize_backward; opts['ste'] 'identity' or 'clipped').");
-
-static PyObject *mod_mx_quantize_backward(PyObject *module, PyObject *args,
-                                          PyObject *kw)
+"(ag_mx_quantize_backward; ste 'identity' or 'clipped').");
+static const arg_spec sig_mx_quantize_backward[] = {
+    {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"x", A_IN_NONE, 0, 0},
+    {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
+    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS_STE, OPT, 0}, BOPTS, MXOPT, END};
+static PyObject *w_mx_quantize_backward(call *c)
 {
-    static char *kwlist[] = {"dx", "dy", "x", "rows", "cols", "block", "format",
-                             "opts", NULL};
-    PyObject *dxo, *dyo, *xo, *fo, *oo = NULL;
-    Py_ssize_t rows, cols, block;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOnnnO|O:mx_quantize_backward",
-                                     kwlist, &dxo, &dyo, &xo, &rows, &cols, &block,
-                                     &fo, &oo))
+    const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
+    const size_t n = c->a[0].n;
+    if (need_mx(c, 0, rows, cols, block, -1) < 0 || need_count(c, 1, n) < 0 ||
+        need_count(c, 2, n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    ag_qopts o;
-    if (f == NULL || sd_opts(oo, &o, 1) < 0)
-        return NULL;
-    const Py_buffer *dx = sd_get(&b, dxo, 'f', 4, 1, "dx");
-    const Py_buffer *dy = dx ? sd_get(&b, dyo, 'f', 4, 0, "dy") : NULL;
-    const Py_buffer *x = NULL;
-    if (dy != NULL && xo != Py_None)
-        x = sd_get(&b, xo, 'f', 4, 0, "x");
-    if (dy == NULL || (xo != Py_None && x == NULL) ||
-        sd_mx_shape(dx, rows, cols, block, NULL) < 0 ||
-        sd_len(dy, count_of(dx), "dy") < 0 || (x && sd_len(x, count_of(dx), "x") < 0)) {
-        sd_release(&b);
-        return NULL;
-    }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_mx_quantize_backward((float *)dx->buf, (const float *)dy->buf,
-                                 x ? (const float *)x->buf : NULL, (size_t)rows,
-                                 (size_t)cols, (size_t)block, f, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "mx_quantize_backward");
-    Py_RETURN_NONE;
+    NOGIL(st = ag_mx_quantize_backward(c->a[0].ptr, c->a[1].ptr,
+                                       c->a[2].obj ? c->a[2].ptr : NULL, (size_t)rows,
+                                       (size_t)cols, (size_t)block, c->v[6].fmt, &c->q));
+    return st == AG_OK ? none_ref() : fail_status(st, "mx_quantize_backward");
 }
 
-PyDoc_STRVAR(bit_stall_doc,
-"bit_stall(w, g, lr, format, scale=1.0, opts=None) -> (stalled, considered)\n\n"
+/* --- delayed scaling: ag_scaler ------------------------------------------ */
+/* A scaler is a capsule owning an ag_scaler (altgrad.quantization.
+ * DelayedScaler wraps it); the GIL serializes the calls on one object, as
+ * the library requires. */
+
+static void scaler_free(PyObject *cap)
+{
+    ag_scaler_free((ag_scaler *)PyCapsule_GetPointer(cap, SCALER_CAPSULE));
+}
+
+PyDoc_STRVAR(doc_scaler_create,
+"scaler_create(format, history_len=16, margin=1.0, scale_min=1e-10, pow2=False,\n"
+"              first='current', *, rounding=..., overflow=..., ste='identity',\n"
+"              seed=0, stream=0, offset=0, threads=0, kernel='auto') -> scaler\n\n"
+"A delayed scaler (ag_scaler_create): an amax window of history_len values,\n"
+"the scale options, the quantize options and the empty-window policy\n"
+"`first` ('current': the buffer's own amax, 'amax_one': amax 1,\n"
+"'scale_one': scale 1). ValueError for a bad option or history_len < 1.");
+static const arg_spec sig_scaler_create[] = {
+    {"format", A_FORMAT, 0, 0}, {"history_len", A_OBJ, OPT, 0}, SCALE_OPTS,
+    {"first", A_OBJ, OPT, 0}, QOPTS, {"ste", A_STE, OPT | KW, 0}, END};
+static PyObject *w_scaler_create(call *c)
+{
+    ag_scaler_opts o = ag_scaler_opts_default();
+    long long n = (long long)o.history_len;
+    if (c->raw[1] && get_int(c->raw[1], "history_len", 1, PY_SSIZE_T_MAX / 8, &n) < 0)
+        return NULL;
+    o.history_len = (size_t)n;
+    o.scale = scale_opts(c, 2);
+    int first = (int)o.first;
+    if (c->raw[5] && get_option(c->raw[5], AG_OPTION_SCALER_FIRST, &first) < 0)
+        return NULL;
+    o.first = (ag_scaler_first)first;
+    o.quant = c->q;
+    ag_scaler *sc = NULL;
+    const ag_status st = ag_scaler_create(&sc, c->v[0].fmt, &o);
+    if (st != AG_OK)
+        return scale_error(st, "scaler_create");
+    PyObject *cap = PyCapsule_New(sc, SCALER_CAPSULE, scaler_free);
+    if (cap == NULL)
+        ag_scaler_free(sc);
+    return cap;
+}
+
+PyDoc_STRVAR(doc_scaler_quantize,
+"scaler_quantize(scaler, x, out=None, stats=None) -> out\n\n"
+"One step of delayed scaling (ag_scaler_quantize): out = quantize(x, the\n"
+"scale from the window), then x's amax joins the window. out may be x.");
+static const arg_spec sig_scaler_quantize[] = {
+    {"scaler", A_SCALER, 0, 0}, {"x", A_IN, 0, 0}, {"out", A_OUT, OPT, 1},
+    {"stats", A_STATS, OPT, 0}, END};
+static PyObject *w_scaler_quantize(call *c)
+{
+    ag_status st;
+    NOGIL(st = ag_scaler_quantize(c->v[0].p, c->a[2].ptr, c->a[1].ptr, c->a[1].n,
+                                  &c->counts));
+    return st == AG_OK ? ret_array(c, 2) : fail_status(st, "scaler_quantize");
+}
+
+PyDoc_STRVAR(doc_scaler_scale,
+"scaler_scale(scaler, amax_now=0.0) -> float\n\n"
+"The scale the next scaler_quantize would use for a buffer of amax amax_now\n"
+"(read only while the window is empty under first='current').");
+static const arg_spec sig_scaler_scale[] = {
+    {"scaler", A_SCALER, 0, 0}, {"amax_now", A_FLOAT, OPT, 0}, END};
+static PyObject *w_scaler_scale(call *c)
+{
+    float s = 0.0f;
+    const ag_status st = ag_scaler_scale(c->v[0].p, c->v[1].f, &s);
+    return st == AG_OK ? PyFloat_FromDouble((double)s) : scale_error(st, "scaler_scale");
+}
+
+PyDoc_STRVAR(doc_scaler_record,
+"scaler_record(scaler, amax, n=0) -> None\n\n"
+"Record an amax measured elsewhere (ag_scaler_record): step 3 of\n"
+"scaler_quantize without quantizing; the stochastic offset advances by n.");
+static const arg_spec sig_scaler_record[] = {
+    {"scaler", A_SCALER, 0, 0}, {"amax", A_FLOAT, 0, 0}, {"n", A_SIZE, OPT, 0}, END};
+static PyObject *w_scaler_record(call *c)
+{
+    return amax_status(ag_scaler_record(c->v[0].p, c->v[1].f, (size_t)c->v[2].n),
+                       "scaler_record", c->raw[1]);
+}
+
+PyDoc_STRVAR(doc_scaler_reset,
+"scaler_reset(scaler) -> None\n\n"
+"Empty the window, zero the steps and the last scale, rewind the offset.");
+static const arg_spec sig_scaler_reset[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_reset(call *c)
+{
+    ag_scaler_reset(c->v[0].p);
+    return none_ref();
+}
+
+PyDoc_STRVAR(doc_scaler_info,
+"scaler_info(scaler) -> dict\n\n"
+"The scaler's state and settings: last_scale (0 before a step), window_max\n"
+"(0 when empty), window_count, steps, offset, history_len, ste, format.");
+static const arg_spec sig_scaler_info[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_info(call *c)
+{
+    const ag_scaler *sc = c->v[0].p;
+    const ag_scaler_opts *o = ag_scaler_options(sc);
+    PyObject *fmt = format_wrap((PyTypeObject *)c->st->format_type, ag_scaler_format(sc));
+    PyObject *ste = fmt ? python_name(ag_option_name(AG_OPTION_STE, (int)o->quant.ste)) : NULL;
+    PyObject *d = ste ? Py_BuildValue(
+        "{sdsdsnsKsKsnsOsO}", "last_scale", (double)ag_scaler_last_scale(sc),
+        "window_max", (double)ag_scaler_window_max(sc), "window_count",
+        (Py_ssize_t)ag_scaler_window_count(sc), "steps",
+        (unsigned long long)ag_scaler_steps(sc), "offset",
+        (unsigned long long)ag_scaler_offset(sc), "history_len",
+        (Py_ssize_t)o->history_len, "ste", ste, "format", fmt) : NULL;
+    Py_XDECREF(fmt);
+    Py_XDECREF(ste);
+    return d;
+}
+
+PyDoc_STRVAR(doc_scaler_save,
+"scaler_save(scaler) -> bytes\n\n"
+"The whole state (ag_scaler_save): a versioned little-endian record that\n"
+"scaler_load restores bit for bit into a scaler of the same settings.");
+static const arg_spec sig_scaler_save[] = {{"scaler", A_SCALER, 0, 0}, END};
+static PyObject *w_scaler_save(call *c)
+{
+    size_t n = 0;
+    ag_status st = ag_scaler_state_size(c->v[0].p, &n);
+    if (st != AG_OK)
+        return fail_status(st, "scaler_save");
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (b == NULL)
+        return NULL;
+    st = ag_scaler_save(c->v[0].p, PyBytes_AS_STRING(b), n);
+    if (st != AG_OK) {
+        Py_DECREF(b);
+        return fail_status(st, "scaler_save");
+    }
+    return b;
+}
+
+PyDoc_STRVAR(doc_scaler_load,
+"scaler_load(scaler, state) -> None\n\n"
+"Restore a state from scaler_save (bytes, or a uint8 array / tensor) into a\n"
+"scaler of the same format and options (ag_scaler_load). ValueError for a\n"
+"short, corrupt, other-version or mismatched record; the scaler is then\n"
+"unchanged.");
+static const arg_spec sig_scaler_load[] = {
+    {"scaler", A_SCALER, 0, 0}, {"state", A_U8_IN, 0, 0}, END};
+static PyObject *w_scaler_load(call *c)
+{
+    const ag_status st = ag_scaler_load(c->v[0].p, c->a[1].ptr, c->a[1].n);
+    if (st == AG_ERR_ARG) {
+        PyErr_Format(PyExc_ValueError, "scaler_load: %s (a state from scaler_save "
+                     "of a scaler with the same format and options, unchanged)",
+                     ag_status_string(st));
+        return NULL;
+    }
+    return st == AG_OK ? none_ref() : fail_status(st, "scaler_load");
+}
+
+/* --- diagnostics (issue 5) -------------------------------------------------- */
+
+#define DIAG_TAIL {"scale", A_SCALE, OPT, 0}, {"opts", A_OPTS, OPT, 0}, QOPTS
+
+PyDoc_STRVAR(doc_bit_stall,
+"bit_stall(w, g, lr, format, scale=1.0, opts=None, *, rounding=..., ...)\n"
+"    -> (stalled, considered)\n\n"
 "Among the elements with |g| > 1e-10 (considered), those whose quantized\n"
 "value does not move with the update w - lr*g (ag_bit_stall).");
-
-static PyObject *mod_bit_stall(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_bit_stall[] = {
+    {"w", A_IN, 0, 0}, {"g", A_IN, 0, 0}, {"lr", A_FLOAT, 0, 0},
+    {"format", A_FORMAT, 0, 0}, DIAG_TAIL, END};
+static PyObject *w_bit_stall(call *c)
 {
-    static char *kwlist[] = {"w", "g", "lr", "format", "scale", "opts", NULL};
-    PyObject *wo, *go, *lro, *fo, *so = NULL, *oo = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:bit_stall", kwlist, &wo, &go,
-                                     &lro, &fo, &so, &oo))
+    if (need_count(c, 1, c->a[0].n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float lr, scale = 1.0f;
-    ag_qopts o;
-    if (f == NULL || get_float(lro, "lr", &lr) < 0 ||
-        (so && get_float(so, "scale", &scale) < 0) || sd_opts(oo, &o, 0) < 0)
-        return NULL;
-    const Py_buffer *w = sd_get(&b, wo, 'f', 4, 0, "w");
-    const Py_buffer *g = w ? sd_get(&b, go, 'f', 4, 0, "g") : NULL;
-    if (g == NULL || sd_len(g, count_of(w), "g") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
+    const float lr = c->v[2].f;
     uint64_t stalled = 0, considered = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_bit_stall(&stalled, &considered, (const float *)w->buf,
-                      (const float *)g->buf, count_of(w), lr, f, scale, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
+    NOGIL(st = ag_bit_stall(&stalled, &considered, c->a[0].ptr, c->a[1].ptr, c->a[0].n,
+                            lr, c->v[3].fmt, c->v[4].f, &c->q));
     if (st == AG_ERR_ARG && !isfinite(lr)) {
         PyErr_Format(PyExc_ValueError, "bit_stall: %s (lr must be finite)",
                      ag_status_string(st));
         return NULL;
     }
     if (st != AG_OK)
-        return raise_status(st, "bit_stall");
+        return fail_status(st, "bit_stall");
     return Py_BuildValue("(KK)", (unsigned long long)stalled,
                          (unsigned long long)considered);
 }
 
-PyDoc_STRVAR(flips_doc,
-"flips(a, b, format, scale=1.0, opts=None) -> int\n\n"
+PyDoc_STRVAR(doc_flips,
+"flips(a, b, format, scale=1.0, opts=None, *, rounding=..., ...) -> int\n\n"
 "Elements where a and b quantize to different grid points (ag_flips); a NaN\n"
 "is never the same point as anything.");
-
-static PyObject *mod_flips(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_flips[] = {
+    {"a", A_IN, 0, 0}, {"b", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, DIAG_TAIL, END};
+static PyObject *w_flips(call *c)
 {
-    static char *kwlist[] = {"a", "b", "format", "scale", "opts", NULL};
-    PyObject *ao, *bo, *fo, *so = NULL, *oo = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:flips", kwlist, &ao, &bo,
-                                     &fo, &so, &oo))
+    if (need_count(c, 1, c->a[0].n) < 0)
         return NULL;
-    const ag_format *f;
-    float scale;
-    ag_qopts o;
-    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
-        return NULL;
-    const Py_buffer *a = sd_get(&b, ao, 'f', 4, 0, "a");
-    const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
-    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     uint64_t n = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_flips(&n, (const float *)a->buf, (const float *)bb->buf, count_of(a), f,
-                  scale, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "flips");
-    return PyLong_FromUnsignedLongLong(n);
+    NOGIL(st = ag_flips(&n, c->a[0].ptr, c->a[1].ptr, c->a[0].n, c->v[2].fmt,
+                        c->v[3].f, &c->q));
+    return st == AG_OK ? PyLong_FromUnsignedLongLong(n) : fail_status(st, "flips");
 }
 
-PyDoc_STRVAR(flips_codes_doc,
+PyDoc_STRVAR(doc_flips_codes,
 "flips_codes(a, b, format) -> int\n\n"
 "Flips between two code snapshots (uint8 or uint16, one dtype for both;\n"
 "ag_flips_u8 / _u16). ValueError for a code outside the format.");
-
-static PyObject *mod_flips_codes(PyObject *module, PyObject *args)
+static const arg_spec sig_flips_codes[] = {
+    {"a", A_CODES_IN, 0, 0}, {"b", A_CODES_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, END};
+static PyObject *w_flips_codes(call *c)
 {
-    PyObject *ao, *bo, *fo;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTuple(args, "OOO:flips_codes", &ao, &bo, &fo))
-        return NULL;
-    const ag_format *f = get_format(module, fo);
-    if (f == NULL)
-        return NULL;
-    const char k = sd_code_kind(ao);
-    const Py_ssize_t isz = k == 'H' ? 2 : 1;
-    const Py_buffer *a = sd_get(&b, ao, k, isz, 0, "a");
-    const Py_buffer *bb = a ? sd_get(&b, bo, k, isz, 0, "b") : NULL;
-    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0) {
-        sd_release(&b);
+    const arr *a = &c->a[0], *b = &c->a[1];
+    if (a->kind != b->kind) {
+        PyErr_Format(PyExc_TypeError, "b must have dtype %s, as a", kind_name(a->kind));
         return NULL;
     }
+    if (need_count(c, 1, a->n) < 0)
+        return NULL;
     uint64_t n = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    if (k == 'H')
-        st = ag_flips_u16(&n, (const uint16_t *)a->buf, (const uint16_t *)bb->buf,
-                          count_of(a), f);
+    if (a->kind == 'H')
+        NOGIL(st = ag_flips_u16(&n, a->ptr, b->ptr, a->n, c->v[2].fmt));
     else
-        st = ag_flips_u8(&n, (const uint8_t *)a->buf, (const uint8_t *)bb->buf,
-                         count_of(a), f);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "flips_codes");
-    return PyLong_FromUnsignedLongLong(n);
+        NOGIL(st = ag_flips_u8(&n, a->ptr, b->ptr, a->n, c->v[2].fmt));
+    return st == AG_OK ? PyLong_FromUnsignedLongLong(n) : fail_status(st, "flips_codes");
 }
 
-PyDoc_STRVAR(update_flips_doc,
-"update_flips(before, after, g, format, scale=1.0, opts=None) -> (updates, flips)\n\n"
+PyDoc_STRVAR(doc_update_flips,
+"update_flips(before, after, g, format, scale=1.0, opts=None, *, rounding=...,\n"
+"             ...) -> (updates, flips)\n\n"
 "updates = elements with |g| > 1e-10, flips = how many of those moved to\n"
 "another grid point between before and after (ag_update_flips).");
-
-static PyObject *mod_update_flips(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_update_flips[] = {
+    {"before", A_IN, 0, 0}, {"after", A_IN, 0, 0}, {"g", A_IN, 0, 0},
+    {"format", A_FORMAT, 0, 0}, DIAG_TAIL, END};
+static PyObject *w_update_flips(call *c)
 {
-    static char *kwlist[] = {"before", "after", "g", "format", "scale", "opts", NULL};
-    PyObject *bo, *ao, *go, *fo, *so = NULL, *oo = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:update_flips", kwlist, &bo,
-                                     &ao, &go, &fo, &so, &oo))
+    const size_t n = c->a[0].n;
+    if (need_count(c, 1, n) < 0 || need_count(c, 2, n) < 0)
         return NULL;
-    const ag_format *f;
-    float scale;
-    ag_qopts o;
-    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
-        return NULL;
-    const Py_buffer *bv = sd_get(&b, bo, 'f', 4, 0, "before");
-    const Py_buffer *av = bv ? sd_get(&b, ao, 'f', 4, 0, "after") : NULL;
-    const Py_buffer *gv = av ? sd_get(&b, go, 'f', 4, 0, "g") : NULL;
-    if (gv == NULL || sd_len(av, count_of(bv), "after") < 0 ||
-        sd_len(gv, count_of(bv), "g") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     uint64_t updates = 0, nflips = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_update_flips(&updates, &nflips, (const float *)bv->buf,
-                         (const float *)av->buf, (const float *)gv->buf,
-                         count_of(bv), f, scale, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
+    NOGIL(st = ag_update_flips(&updates, &nflips, c->a[0].ptr, c->a[1].ptr, c->a[2].ptr,
+                               n, c->v[3].fmt, c->v[4].f, &c->q));
     if (st != AG_OK)
-        return raise_status(st, "update_flips");
+        return fail_status(st, "update_flips");
     return Py_BuildValue("(KK)", (unsigned long long)updates,
                          (unsigned long long)nflips);
 }
 
-PyDoc_STRVAR(stall_ratio_doc,
+PyDoc_STRVAR(doc_stall_ratio,
 "stall_ratio(flips, updates) -> float\n\n"
 "1 - flips / updates, 0.0 when updates == 0 (ag_stall_ratio). ValueError\n"
 "when flips > updates.");
-
-static PyObject *mod_stall_ratio(PyObject *module, PyObject *args)
+static const arg_spec sig_stall_ratio[] = {
+    {"flips", A_U64, 0, 0}, {"updates", A_U64, 0, 0}, END};
+static PyObject *w_stall_ratio(call *c)
 {
-    PyObject *fo, *uo;
-    uint64_t nf, nu;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "OO:stall_ratio", &fo, &uo))
-        return NULL;
-    if (get_u64(fo, "flips", &nf) < 0 || get_u64(uo, "updates", &nu) < 0)
-        return NULL;
+    const uint64_t nf = c->v[0].u, nu = c->v[1].u;
     double r = 0.0;
     const ag_status st = ag_stall_ratio(&r, nf, nu);
     if (st == AG_ERR_ARG) {
-        PyErr_Format(PyExc_ValueError, "stall_ratio: %s (flips %llu > updates "
-                     "%llu)", ag_status_string(st), (unsigned long long)nf,
+        PyErr_Format(PyExc_ValueError, "stall_ratio: %s (flips %llu > updates %llu)",
+                     ag_status_string(st), (unsigned long long)nf,
                      (unsigned long long)nu);
         return NULL;
     }
-    if (st != AG_OK)
-        return raise_status(st, "stall_ratio");
-    return PyFloat_FromDouble(r);
+    return st == AG_OK ? PyFloat_FromDouble(r) : fail_status(st, "stall_ratio");
 }
 
-PyDoc_STRVAR(ulp_distance_doc,
-"ulp_distance(d, a, b, format, scale=1.0, opts=None) -> None\n\n"
+PyDoc_STRVAR(doc_ulp_distance,
+"ulp_distance(d, a, b, format, scale=1.0, opts=None, *, rounding=..., ...) -> None\n\n"
 "d[i] = pos(b[i]) - pos(a[i]) on the format's ordered grid, in codes\n"
 "(ag_ulp_distance); -2**31 (AG_ULP_NAN) where a NaN is involved. d: writable\n"
-"int32 buffer of the same element count.");
-
-static PyObject *mod_ulp_distance(PyObject *module, PyObject *args, PyObject *kw)
+"int32 array of the same element count.");
+static const arg_spec sig_ulp_distance[] = {
+    {"d", A_I32_INOUT, 0, 0}, {"a", A_IN, 0, 0}, {"b", A_IN, 0, 0},
+    {"format", A_FORMAT, 0, 0}, DIAG_TAIL, END};
+static PyObject *w_ulp_distance(call *c)
 {
-    static char *kwlist[] = {"d", "a", "b", "format", "scale", "opts", NULL};
-    PyObject *dob, *ao, *bo, *fo, *so = NULL, *oo = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO:ulp_distance", kwlist, &dob,
-                                     &ao, &bo, &fo, &so, &oo))
+    const size_t n = c->a[1].n;
+    if (need_count(c, 2, n) < 0 || need_count(c, 0, n) < 0)
         return NULL;
-    const ag_format *f;
-    float scale;
-    ag_qopts o;
-    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
-        return NULL;
-    const Py_buffer *d = sd_get(&b, dob, 'i', 4, 1, "d (int32)");
-    const Py_buffer *a = d ? sd_get(&b, ao, 'f', 4, 0, "a") : NULL;
-    const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
-    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0 ||
-        sd_len(d, count_of(a), "d") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_ulp_distance((int32_t *)d->buf, (const float *)a->buf,
-                         (const float *)bb->buf, count_of(a), f, scale, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "ulp_distance");
-    Py_RETURN_NONE;
+    NOGIL(st = ag_ulp_distance(c->a[0].ptr, c->a[1].ptr, c->a[2].ptr, n, c->v[3].fmt,
+                               c->v[4].f, &c->q));
+    return st == AG_OK ? none_ref() : fail_status(st, "ulp_distance");
 }
 
-PyDoc_STRVAR(ulp_distance_stats_doc,
-"ulp_distance_stats(a, b, format, scale=1.0, opts=None) -> (sum_abs, max_abs, nan_pairs)\n\n"
+PyDoc_STRVAR(doc_ulp_distance_stats,
+"ulp_distance_stats(a, b, format, scale=1.0, opts=None, *, rounding=..., ...)\n"
+"    -> (sum_abs, max_abs, nan_pairs)\n\n"
 "The ULP distances summed (ag_ulp_distance_stats): sum and max of |d| over\n"
 "the pairs without NaN, and the number of pairs with a NaN.");
-
-static PyObject *mod_ulp_distance_stats(PyObject *module, PyObject *args,
-                                        PyObject *kw)
+static const arg_spec sig_ulp_distance_stats[] = {
+    {"a", A_IN, 0, 0}, {"b", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, DIAG_TAIL, END};
+static PyObject *w_ulp_distance_stats(call *c)
 {
-    static char *kwlist[] = {"a", "b", "format", "scale", "opts", NULL};
-    PyObject *ao, *bo, *fo, *so = NULL, *oo = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:ulp_distance_stats", kwlist,
-                                     &ao, &bo, &fo, &so, &oo))
+    const size_t n = c->a[0].n;
+    if (need_count(c, 1, n) < 0)
         return NULL;
-    const ag_format *f;
-    float scale;
-    ag_qopts o;
-    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
-        return NULL;
-    const Py_buffer *a = sd_get(&b, ao, 'f', 4, 0, "a");
-    const Py_buffer *bb = a ? sd_get(&b, bo, 'f', 4, 0, "b") : NULL;
-    if (bb == NULL || sd_len(bb, count_of(a), "b") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     uint64_t sum = 0, nan_pairs = 0;
     uint32_t mx = 0;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_ulp_distance_stats(&sum, &mx, &nan_pairs, (const float *)a->buf,
-                               (const float *)bb->buf, count_of(a), f, scale, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
+    NOGIL(st = ag_ulp_distance_stats(&sum, &mx, &nan_pairs, c->a[0].ptr, c->a[1].ptr, n,
+                                     c->v[2].fmt, c->v[3].f, &c->q));
     if (st != AG_OK)
-        return raise_status(st, "ulp_distance_stats");
+        return fail_status(st, "ulp_distance_stats");
     return Py_BuildValue("(KkK)", (unsigned long long)sum, (unsigned long)mx,
                          (unsigned long long)nan_pairs);
 }
 
-PyDoc_STRVAR(stiffness_doc,
+PyDoc_STRVAR(doc_stiffness,
 "stiffness(s, w, format, scale=1.0) -> None\n\n"
 "s[i] = the format's grid spacing at w[i] (ag_stiffness): 2^(floor(log2|v|)\n"
 "- M) * scale with v = w / scale (subnormal step below min_normal; the fixed\n"
 "step for E = 0); 0 for +-0, NaN for NaN, inf for +-inf. s may be w.");
-
-static PyObject *mod_stiffness(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_stiffness[] = {
+    {"s", A_INOUT, 0, 0}, {"w", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0},
+    {"scale", A_SCALE, OPT, 0}, END};
+static PyObject *w_stiffness(call *c)
 {
-    static char *kwlist[] = {"s", "w", "format", "scale", NULL};
-    PyObject *so, *wo, *fo, *sco = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|O:stiffness", kwlist, &so, &wo,
-                                     &fo, &sco))
+    if (need_count(c, 0, c->a[1].n) < 0)
         return NULL;
-    const ag_format *f = get_format(module, fo);
-    float scale = 1.0f;
-    if (f == NULL || (sco && get_float(sco, "scale", &scale) < 0))
-        return NULL;
-    const Py_buffer *s = sd_get(&b, so, 'f', 4, 1, "s");
-    const Py_buffer *w = s ? sd_get(&b, wo, 'f', 4, 0, "w") : NULL;
-    if (w == NULL || sd_len(s, count_of(w), "s") < 0) {
-        sd_release(&b);
-        return NULL;
-    }
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_stiffness((float *)s->buf, (const float *)w->buf, count_of(w), f, scale);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
-    if (st != AG_OK)
-        return raise_status(st, "stiffness");
-    Py_RETURN_NONE;
+    NOGIL(st = ag_stiffness(c->a[0].ptr, c->a[1].ptr, c->a[1].n, c->v[2].fmt, c->v[3].f));
+    return st == AG_OK ? none_ref() : fail_status(st, "stiffness");
 }
 
-PyDoc_STRVAR(exp_hist_doc,
-"exp_hist(x, format, scale=1.0, opts=None) -> tuple[int, ...]\n\n"
+PyDoc_STRVAR(doc_exp_hist,
+"exp_hist(x, format, scale=1.0, opts=None, *, rounding=..., ...) -> tuple[int, ...]\n\n"
 "Exponent occupancy of x on the format (ag_exp_hist): bins nan, overflow,\n"
 "underflow, zero, subnormal, then one per exponent field 0 .. 2^E - 1.");
-
-static PyObject *mod_exp_hist(PyObject *module, PyObject *args, PyObject *kw)
+static const arg_spec sig_exp_hist[] = {
+    {"x", A_IN, 0, 0}, {"format", A_FORMAT, 0, 0}, DIAG_TAIL, END};
+static PyObject *w_exp_hist(call *c)
 {
-    static char *kwlist[] = {"x", "format", "scale", "opts", NULL};
-    PyObject *xo, *fo, *so = NULL, *oo = NULL;
-    sd_bufs b = {.n = 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:exp_hist", kwlist, &xo, &fo,
-                                     &so, &oo))
-        return NULL;
-    const ag_format *f;
-    float scale;
-    ag_qopts o;
-    if (sd_fmt_scale_opts(module, fo, so, oo, &f, &scale, &o) < 0)
-        return NULL;
     uint64_t counts[AG_HIST_FIELD + 256];
-    const size_t len = ag_exp_hist_len(f);
+    const size_t len = ag_exp_hist_len(c->v[1].fmt);
     if (len == 0 || len > sizeof counts / sizeof counts[0])
-        return raise_status(AG_ERR_FORMAT, "exp_hist");
+        return fail_status(AG_ERR_FORMAT, "exp_hist");
     memset(counts, 0, sizeof counts);
-    const Py_buffer *x = sd_get(&b, xo, 'f', 4, 0, "x");
-    if (x == NULL)
-        return NULL;
     ag_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ag_exp_hist(counts, len, (const float *)x->buf, count_of(x), f, scale, &o);
-    Py_END_ALLOW_THREADS
-    sd_release(&b);
+    NOGIL(st = ag_exp_hist(counts, len, c->a[0].ptr, c->a[0].n, c->v[1].fmt, c->v[2].f,
+                           &c->q));
     if (st != AG_OK)
-        return raise_status(st, "exp_hist");
+        return fail_status(st, "exp_hist");
     PyObject *t = PyTuple_New((Py_ssize_t)len);
-    if (t == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; t != NULL && i < len; i++) {
         PyObject *v = PyLong_FromUnsignedLongLong(counts[i]);
-        if (v == NULL) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+        if (v == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
     }
     return t;
 }
 
-/* ---------------- end of scaling and diagnostics (issue 5) -------------- */
+/* --- option names ------------------------------------------------------------ */
+
+PyDoc_STRVAR(doc_option,
+"option(kind, name) -> str\n\n"
+"The canonical name of option `name` of `kind` ('rounding', 'overflow', 'ste',\n"
+"'kernel', 'specials', 'scaler_first', 'mx_scale'), in Python spelling ('_' for '-'), by\n"
+"the library's ag_option_parse: '-' and '_' alike, case ignored, aliases.\n"
+"ValueError listing the valid names for an unknown one.");
+static const arg_spec sig_option[] = {{"kind", A_STR, 0, 0}, {"name", A_OBJ, 0, 0}, END};
+static PyObject *w_option(call *c)
+{
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++) {
+        if (!same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
+            continue;
+        int v = 0;
+        if (get_option(c->raw[1], (ag_option_kind)k, &v) < 0)
+            return NULL;
+        return python_name(ag_option_name((ag_option_kind)k, v));
+    }
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
+
+PyDoc_STRVAR(doc_option_names,
+"option_names(kind) -> list[str]\n\n"
+"Every canonical name of option `kind` in Python spelling (for 'kernel', the\n"
+"paths available here).");
+static const arg_spec sig_option_names[] = {{"kind", A_STR, 0, 0}, END};
+static PyObject *w_option_names(call *c)
+{
+    for (int k = 0; ag_option_count((ag_option_kind)k) > 0; k++)
+        if (same_name(c->v[0].s, ag_option_kind_name((ag_option_kind)k)))
+            return option_names((ag_option_kind)k);
+    PyErr_Format(PyExc_ValueError, "unknown option kind '%s'", c->v[0].s);
+    return NULL;
+}
 
 /* ------------------------------------------------------------------------ */
-/* Module definition                                                        */
+/* The table of functions and the module                                    */
 /* ------------------------------------------------------------------------ */
 
-#define KWFN(f) (PyCFunction)(void (*)(void))(f)
-/* The one table of functions: add new entry points here. */
-static PyMethodDef module_methods[] = {
-    {"version", mod_version, METH_NOARGS, version_doc},
-    {"format_names", mod_format_names, METH_NOARGS, format_names_doc},
-    {"kernels", mod_kernels, METH_NOARGS, kernels_doc},
-    {"format_init", KWFN(mod_format_init), METH_VARARGS | METH_KEYWORDS, format_init_doc},
-    {"quantize", KWFN(mod_quantize), METH_VARARGS | METH_KEYWORDS, quantize_doc},
-    {"quantize_backward", KWFN(mod_quantize_backward), METH_VARARGS | METH_KEYWORDS,
-     quantize_backward_doc},
-    {"dequantize", KWFN(mod_dequantize), METH_VARARGS | METH_KEYWORDS, dequantize_doc},
-    {"dequantize_backward", KWFN(mod_dequantize_backward), METH_VARARGS | METH_KEYWORDS,
-     dequantize_backward_doc},
-    {"encode", KWFN(mod_encode), METH_VARARGS | METH_KEYWORDS, encode_doc},
-    {"decode", KWFN(mod_decode), METH_VARARGS | METH_KEYWORDS, decode_doc},
-    /* scaling and diagnostics (issue 5) */
-    {"amax", mod_amax, METH_O, amax_doc},
-    {"amax_history_create", mod_amax_history_create, METH_O, amax_history_create_doc},
-    {"amax_history_push", mod_amax_history_push, METH_VARARGS, amax_history_push_doc},
-    {"amax_history_info", mod_amax_history_info, METH_O, amax_history_info_doc},
-    {"amax_history_reset", mod_amax_history_reset, METH_O, amax_history_reset_doc},
-    {"compute_scale", KWFN(mod_compute_scale), METH_VARARGS | METH_KEYWORDS,
-     compute_scale_doc},
-    {"amax_rows", mod_amax_rows, METH_VARARGS, amax_rows_doc},
-    {"compute_scale_rows", KWFN(mod_compute_scale_rows), METH_VARARGS | METH_KEYWORDS,
-     compute_scale_rows_doc},
-    {"quantize_rows", KWFN(mod_quantize_rows), METH_VARARGS | METH_KEYWORDS,
-     quantize_rows_doc},
-    {"quantize_rows_backward", KWFN(mod_quantize_rows_backward),
-     METH_VARARGS | METH_KEYWORDS, quantize_rows_backward_doc},
-    {"mx_scale_count", mod_mx_scale_count, METH_VARARGS, mx_scale_count_doc},
-    {"mx_scale_code", mod_mx_scale_code, METH_VARARGS, mx_scale_code_doc},
-    {"mx_encode", KWFN(mod_mx_encode), METH_VARARGS | METH_KEYWORDS, mx_encode_doc},
-    {"mx_decode", mod_mx_decode, METH_VARARGS, mx_decode_doc},
-    {"mx_quantize", KWFN(mod_mx_quantize), METH_VARARGS | METH_KEYWORDS, mx_quantize_doc},
-    {"mx_quantize_backward", KWFN(mod_mx_quantize_backward), METH_VARARGS | METH_KEYWORDS,
-     mx_quantize_backward_doc},
-    {"bit_stall", KWFN(mod_bit_stall), METH_VARARGS | METH_KEYWORDS, bit_stall_doc},
-    {"flips", KWFN(mod_flips), METH_VARARGS | METH_KEYWORDS, flips_doc},
-    {"flips_codes", mod_flips_codes, METH_VARARGS, flips_codes_doc},
-    {"update_flips", KWFN(mod_update_flips), METH_VARARGS | METH_KEYWORDS, update_flips_doc},
-    {"stall_ratio", mod_stall_ratio, METH_VARARGS, stall_ratio_doc},
-    {"ulp_distance", KWFN(mod_ulp_distance), METH_VARARGS | METH_KEYWORDS, ulp_distance_doc},
-    {"ulp_distance_stats", KWFN(mod_ulp_distance_stats), METH_VARARGS | METH_KEYWORDS,
-     ulp_distance_stats_doc},
-    {"stiffness", KWFN(mod_stiffness), METH_VARARGS | METH_KEYWORDS, stiffness_doc},
-    {"exp_hist", KWFN(mod_exp_hist), METH_VARARGS | METH_KEYWORDS, exp_hist_doc},
-    {NULL, NULL, 0, NULL}};
-#undef KWFN
+/* Every module function: X(name) needs sig_name, w_name and doc_name. */
+#define FUNCTIONS(X)                                                         \
+    X(version) X(format_names) X(kernels) X(format_init) X(option) X(option_names)                     \
+    X(quantize) X(quantize_backward) X(dequantize) X(dequantize_backward)    \
+    X(encode) X(decode)                                                      \
+    X(amax) X(amax_history_create) X(amax_history_push) X(amax_history_info) \
+    X(amax_history_reset) X(compute_scale) X(amax_rows) X(compute_scale_rows) \
+    X(quantize_rows) X(quantize_rows_backward)                               \
+    X(scaler_create) X(scaler_quantize) X(scaler_scale) X(scaler_record)     \
+    X(scaler_reset) X(scaler_info) X(scaler_save) X(scaler_load)             \
+    X(mx_scale_count) X(mx_scale_code) X(mx_encode) X(mx_decode)             \
+    X(mx_quantize) X(mx_quantize_backward)                                   \
+    X(bit_stall) X(flips) X(flips_codes) X(update_flips) X(stall_ratio)      \
+    X(ulp_distance) X(ulp_distance_stats) X(stiffness) X(exp_hist)
+
+/* One vectorcall entry point per row, each handing its row to dispatch(). */
+#define X_ENTRY(name)                                                        \
+    static PyObject *py_##name(PyObject *module, PyObject *const *args,      \
+                               Py_ssize_t nargs, PyObject *kwnames)          \
+    {                                                                        \
+        return dispatch(module, #name, sig_##name, w_##name, args, nargs,    \
+                        kwnames);                                            \
+    }
+FUNCTIONS(X_ENTRY)
+#undef X_ENTRY
+
+#define X_DEF(name)                                                          \
+    {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL | METH_KEYWORDS, \
+     doc_##name},
+static PyMethodDef module_methods[] = {FUNCTIONS(X_DEF){NULL, NULL, 0, NULL}};
+#undef X_DEF
 
 static int module_exec(PyObject *module)
 {
@@ -2239,8 +2380,12 @@ static int module_exec(PyObject *module)
         return -1;
     if (PyModule_AddStringConstant(module, "__version__", ag_version()) < 0)
         return -1;
-    PyObject *modes = Py_BuildValue("(ssssss)", "nearest_even", "nearest_away",
-                                    "toward_zero", "down", "up", "stochastic");
+    for (int i = 0; i < N_COUNT; i++)
+        if ((s->name[i] = PyUnicode_InternFromString(tensor_names[i])) == NULL)
+            return -1;
+    PyObject *list = option_names(AG_OPTION_ROUNDING);
+    PyObject *modes = list ? PyList_AsTuple(list) : NULL;
+    Py_XDECREF(list);
     if (modes == NULL)
         return -1;
     if (PyModule_AddObject(module, "ROUNDING_MODES", modes) < 0) {
@@ -2255,6 +2400,17 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     module_state *s = get_state(module);
     Py_VISIT(s->format_type);
     Py_VISIT(s->np_empty);
+    Py_VISIT(s->tensor_type);
+    Py_VISIT(s->t_float32);
+    Py_VISIT(s->t_uint8);
+    Py_VISIT(s->t_int16);
+    Py_VISIT(s->t_int32);
+    Py_VISIT(s->t_strided);
+    Py_VISIT(s->t_empty);
+    Py_VISIT(s->t_empty_like);
+    Py_VISIT(s->t_grad_enabled);
+    for (int i = 0; i < N_COUNT; i++)
+        Py_VISIT(s->name[i]);
     return 0;
 }
 
@@ -2263,6 +2419,17 @@ static int module_clear(PyObject *module)
     module_state *s = get_state(module);
     Py_CLEAR(s->format_type);
     Py_CLEAR(s->np_empty);
+    Py_CLEAR(s->tensor_type);
+    Py_CLEAR(s->t_float32);
+    Py_CLEAR(s->t_uint8);
+    Py_CLEAR(s->t_int16);
+    Py_CLEAR(s->t_int32);
+    Py_CLEAR(s->t_strided);
+    Py_CLEAR(s->t_empty);
+    Py_CLEAR(s->t_empty_like);
+    Py_CLEAR(s->t_grad_enabled);
+    for (int i = 0; i < N_COUNT; i++)
+        Py_CLEAR(s->name[i]);
     return 0;
 }
 
@@ -2277,9 +2444,9 @@ static PyModuleDef_Slot module_slots[] = {
 
 PyDoc_STRVAR(module_doc,
 "altgrad._C — the altgrad C library for Python: formats (Format), quantize,\n"
-"dequantize, their straight-through backward passes, encode and decode, on\n"
-"C-contiguous float32 buffers without copies. Use the altgrad package for\n"
-"the PyTorch API.");
+"dequantize, their straight-through backward passes, encode and decode,\n"
+"scaling and diagnostics, on C-contiguous float32 buffers and CPU tensors\n"
+"without copies. Use the altgrad package for the PyTorch API.");
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,

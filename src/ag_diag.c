@@ -32,41 +32,20 @@
 /* Elements per encoder call (three stack buffers of this length). */
 #define CHUNK 2048
 
-static ag_status check_fmt_scale_opts(const ag_format *fmt, float scale,
-                                      const ag_qopts *opts)
+/* The arguments every float diagnostic shares, recorded in c: the format,
+ * the scale and the options. */
+static void diag_args(ag__chk *c, const ag_format *fmt, float scale,
+                      const ag_qopts *opts)
 {
-    if (!fmt)
-        return AG_ERR_NULL;
-    ag_status st = ag_format_check(fmt);
-    if (st != AG_OK)
-        return st;
-    if (!ag__scale_ok(scale))
-        return AG_ERR_SCALE;
-    if (opts && (st = ag__opts_check(opts)) != AG_OK)
-        return st;
-    /* a code path that cannot run here would fail inside the encoder */
-    if (opts && !ag_kernel_available(opts->kernel))
-        return AG_ERR_ARG;
-    return AG_OK;
+    ag__chk_fmt(c, fmt);
+    ag__chk_scale(c, scale);
+    ag__chk_qopts(c, opts);
 }
 
-/* 1 for a NaN code of f (the specials conventions of altgrad.h). */
+/* 1 for a NaN code of f. */
 static inline int is_nan_code(const ag_format *f, uint32_t code)
 {
-    const uint32_t mag = code & ~f->sign_mask;
-    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
-    switch (f->specials) {
-    case AG_SPECIALS_IEEE:
-        return (mag >> f->mbits) == (all >> f->mbits) &&
-               (mag & ((1u << f->mbits) - 1u)) != 0u;
-    case AG_SPECIALS_FN:
-        return mag == all;
-    case AG_SPECIALS_FNUZ:
-        return code == f->sign_mask;
-    case AG_SPECIALS_NONE:
-        break;
-    }
-    return 0;
+    return ag__code_class(f, code) == AG__CODE_NAN;
 }
 
 /* Branch-free form of is_nan_code / is_zero_code / same_point for the
@@ -183,15 +162,18 @@ ag_status ag_bit_stall(uint64_t *stalled, uint64_t *considered, const float *w,
                        const float *g, size_t n, float lr,
                        const ag_format *fmt, float scale, const ag_qopts *opts)
 {
-    if (!stalled || !considered)
-        return AG_ERR_NULL;
-    ag_status st = check_fmt_scale_opts(fmt, scale, opts);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, stalled);
+    ag__chk_ptr(&c, considered);
+    if (n) {
+        ag__chk_ptr(&c, w);
+        ag__chk_ptr(&c, g);
+    }
+    diag_args(&c, fmt, scale, opts);
+    ag__chk_arg(&c, isfinite(lr));
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (!isfinite(lr))
-        return AG_ERR_ARG;
-    if (n > 0 && (!w || !g))
-        return AG_ERR_NULL;
     enc_ctx e;
     enc_init(&e, fmt, scale, opts);
     cmp_ctx cm;
@@ -267,30 +249,32 @@ static ag_status flips_run(uint64_t *updates, uint64_t *flips, const float *a,
 ag_status ag_flips(uint64_t *flips, const float *a, const float *b, size_t n,
                    const ag_format *fmt, float scale, const ag_qopts *opts)
 {
-    if (!flips)
-        return AG_ERR_NULL;
-    ag_status st = check_fmt_scale_opts(fmt, scale, opts);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, flips);
+    if (n) {
+        ag__chk_ptr(&c, a);
+        ag__chk_ptr(&c, b);
+    }
+    diag_args(&c, fmt, scale, opts);
+    const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (n > 0 && (!a || !b))
-        return AG_ERR_NULL;
     return flips_run(NULL, flips, a, b, NULL, n, fmt, scale, opts);
 }
 
 static ag_status flips_codes(uint64_t *flips, const void *a, const void *b,
                              int width, size_t n, const ag_format *fmt)
 {
-    if (!flips)
-        return AG_ERR_NULL;
-    if (!fmt)
-        return AG_ERR_NULL;
-    ag_status st = ag_format_check(fmt);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, flips);
+    if (n) {
+        ag__chk_ptr(&c, a);
+        ag__chk_ptr(&c, b);
+    }
+    ag__chk_fmt_storage(&c, fmt, 8 * width);
+    const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (fmt->bits > 8 * width)
-        return AG_ERR_STORAGE;
-    if (n > 0 && (!a || !b))
-        return AG_ERR_NULL;
 #define AG__CODE(p, i)                                                        \
     (width == 1 ? (uint32_t)((const uint8_t *)(p))[i]                         \
                 : (uint32_t)((const uint16_t *)(p))[i])
@@ -325,13 +309,18 @@ ag_status ag_update_flips(uint64_t *updates, uint64_t *flips,
                           const float *g, size_t n, const ag_format *fmt,
                           float scale, const ag_qopts *opts)
 {
-    if (!updates || !flips)
-        return AG_ERR_NULL;
-    ag_status st = check_fmt_scale_opts(fmt, scale, opts);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, updates);
+    ag__chk_ptr(&c, flips);
+    if (n) {
+        ag__chk_ptr(&c, before);
+        ag__chk_ptr(&c, after);
+        ag__chk_ptr(&c, g);
+    }
+    diag_args(&c, fmt, scale, opts);
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (n > 0 && (!before || !after || !g))
-        return AG_ERR_NULL;
     uint64_t nu = 0, nf = 0;
     st = flips_run(&nu, &nf, before, after, g, n, fmt, scale, opts);
     if (st == AG_OK) {
@@ -343,10 +332,12 @@ ag_status ag_update_flips(uint64_t *updates, uint64_t *flips,
 
 ag_status ag_stall_ratio(double *ratio, uint64_t flips, uint64_t updates)
 {
-    if (!ratio)
-        return AG_ERR_NULL;
-    if (flips > updates)
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, ratio);
+    ag__chk_arg(&c, flips <= updates);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     *ratio = updates ? 1.0 - (double)flips / (double)updates : 0.0;
     return AG_OK;
 }
@@ -369,24 +360,29 @@ static inline int64_t grid_pos(const ag_format *f, uint32_t code)
 }
 
 /* Shared loop: d (may be NULL) gets the distances; the aggregates always. */
-static ag_status ulp_run(int32_t *d, uint64_t *sum_abs, uint32_t *max_abs,
-                         uint64_t *nan_pairs, const float *a, const float *b,
-                         size_t n, const ag_format *fmt, float scale,
+static ag_status ulp_run(int need_d, int32_t *d, uint64_t *sum_abs,
+                         uint32_t *max_abs, uint64_t *nan_pairs,
+                         const float *a, const float *b, size_t n,
+                         const ag_format *fmt, float scale,
                          const ag_qopts *opts)
 {
-    ag_status st = check_fmt_scale_opts(fmt, scale, opts);
+    ag__chk c = AG__CHK_INIT;
+    if (n) {
+        ag__chk_ptr(&c, a);
+        ag__chk_ptr(&c, b);
+        if (need_d)
+            ag__chk_ptr(&c, d);
+    }
+    diag_args(&c, fmt, scale, opts);
+    size_t m;
+    ag__chk_count(&c, &m, 1, n);
+    if (need_d) { /* d may not be a or b, not even exactly */
+        ag__chk_alias(&c, d, m * sizeof *d, a, m * sizeof *a, 0);
+        ag__chk_alias(&c, d, m * sizeof *d, b, m * sizeof *b, 0);
+    }
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (n > 0 && (!a || !b))
-        return AG_ERR_NULL;
-    if (n > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    if (d && n > 0 &&
-        (ag__partial_overlap(d, n * sizeof *d, a, n * sizeof *a) ||
-         ag__partial_overlap(d, n * sizeof *d, b, n * sizeof *b) ||
-         (const void *)d == (const void *)a ||
-         (const void *)d == (const void *)b))
-        return AG_ERR_ALIAS;
     enc_ctx e;
     enc_init(&e, fmt, scale, opts);
     uint16_t ca[CHUNK], cb[CHUNK];
@@ -428,10 +424,7 @@ ag_status ag_ulp_distance(int32_t *d, const float *a, const float *b, size_t n,
                           const ag_format *fmt, float scale,
                           const ag_qopts *opts)
 {
-    if (n > 0 && !d)
-        return AG_ERR_NULL;
-    return ulp_run(n > 0 ? d : NULL, NULL, NULL, NULL, a, b, n, fmt, scale,
-                   opts);
+    return ulp_run(1, d, NULL, NULL, NULL, a, b, n, fmt, scale, opts);
 }
 
 ag_status ag_ulp_distance_stats(uint64_t *sum_abs, uint32_t *max_abs,
@@ -439,7 +432,7 @@ ag_status ag_ulp_distance_stats(uint64_t *sum_abs, uint32_t *max_abs,
                                 const float *b, size_t n, const ag_format *fmt,
                                 float scale, const ag_qopts *opts)
 {
-    return ulp_run(NULL, sum_abs, max_abs, nan_pairs, a, b, n, fmt, scale,
+    return ulp_run(0, NULL, sum_abs, max_abs, nan_pairs, a, b, n, fmt, scale,
                    opts);
 }
 
@@ -447,31 +440,24 @@ ag_status ag_ulp_distance_stats(uint64_t *sum_abs, uint32_t *max_abs,
 /* Stiffness                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* 2^q as a float32, for -149 <= q <= 127 (subnormal below -126). */
-static inline float pow2f(int q)
-{
-    assert(q >= -149 && q <= 127);
-    return q >= -126 ? ag__u2f((uint32_t)(q + 127) << 23)
-                     : ag__u2f(1u << (q + 149));
-}
-
 ag_status ag_stiffness(float *s, const float *w, size_t n, const ag_format *fmt,
                        float scale)
 {
-    ag_status st = check_fmt_scale_opts(fmt, scale, NULL);
-    if (st != AG_OK)
+    ag__chk c = AG__CHK_INIT;
+    if (n) {
+        ag__chk_ptr(&c, s);
+        ag__chk_ptr(&c, w);
+    }
+    diag_args(&c, fmt, scale, NULL);
+    size_t m;
+    ag__chk_count(&c, &m, 1, n);
+    ag__chk_alias(&c, s, m * sizeof *s, w, m * sizeof *w, 1);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK || n == 0)
         return st;
-    if (n == 0)
-        return AG_OK;
-    if (!s || !w)
-        return AG_ERR_NULL;
-    if (n > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    if (ag__partial_overlap(s, n * sizeof *s, w, n * sizeof *w))
-        return AG_ERR_ALIAS;
     const int M = fmt->mbits, emin = fmt->emin;
     /* the lowest step: format init guarantees emin - M >= -149 */
-    const float low = pow2f(emin - M);
+    const float low = ag__pow2f(emin - M);
     for (size_t i = 0; i < n; i++) {
         const float x = w[i];
         float r;
@@ -487,7 +473,7 @@ ag_status ag_stiffness(float *s, const float *w, size_t n, const ag_format *fmt,
                 r = low * scale; /* fixed point, or below float32's range */
             } else {
                 const int e = ilogbf(v);
-                r = (e > emin ? pow2f(e - M) : low) * scale;
+                r = (e > emin ? ag__pow2f(e - M) : low) * scale;
             }
         }
         s[i] = r;
@@ -510,15 +496,15 @@ ag_status ag_exp_hist(uint64_t *counts, size_t ncounts, const float *x,
                       size_t n, const ag_format *fmt, float scale,
                       const ag_qopts *opts)
 {
-    ag_status st = check_fmt_scale_opts(fmt, scale, opts);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, counts);
+    if (n)
+        ag__chk_ptr(&c, x);
+    diag_args(&c, fmt, scale, opts);
+    ag__chk_shape(&c, ncounts >= ag_exp_hist_len(fmt));
+    const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (!counts)
-        return AG_ERR_NULL;
-    if (ncounts < ag_exp_hist_len(fmt))
-        return AG_ERR_SHAPE;
-    if (n > 0 && !x)
-        return AG_ERR_NULL;
     const ag_qopts o = opts ? *opts : ag_qopts_default();
     const int M = fmt->mbits;
     for (size_t i = 0; i < n; i++) {

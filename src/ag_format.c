@@ -11,17 +11,6 @@
 #include <math.h>
 #include <stdio.h>
 
-const char *ag_specials_name(ag_specials s)
-{
-    switch (s) {
-    case AG_SPECIALS_NONE: return "none";
-    case AG_SPECIALS_IEEE: return "ieee";
-    case AG_SPECIALS_FN: return "fn";
-    case AG_SPECIALS_FNUZ: return "fnuz";
-    }
-    return "?";
-}
-
 uint32_t ag__format_checkword(const ag_format *f)
 {
     /* A hash of the fields every kernel relies on (every call checks it:
@@ -71,26 +60,6 @@ static double mag_value(int E, int M, int bias, int no_zero, uint32_t mag)
     if (e == 0)
         return ldexp((double)m, 1 - bias - M);
     return ldexp((double)((1u << M) + m), e - bias - M);
-}
-
-/* Classification of a code: 0 finite, 1 inf, 2 NaN. */
-static int code_class(const ag_format *f, uint32_t code)
-{
-    const uint32_t mag = code & ~f->sign_mask;
-    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
-    switch (f->specials) {
-    case AG_SPECIALS_NONE:
-        return 0;
-    case AG_SPECIALS_IEEE:
-        if ((mag >> f->mbits) == (all >> f->mbits))
-            return (mag & ((1u << f->mbits) - 1u)) ? 2 : 1;
-        return 0;
-    case AG_SPECIALS_FN:
-        return mag == all ? 2 : 0;
-    case AG_SPECIALS_FNUZ:
-        return code == f->sign_mask ? 2 : 0;
-    }
-    return 2;
 }
 
 ag_status ag_format_init(ag_format *out, const char *name, int ebits,
@@ -186,7 +155,7 @@ ag_status ag_format_init(ag_format *out, const char *name, int ebits,
 
     uint32_t finite = 0;
     for (uint32_t c = 0; c < f.ncodes; c++)
-        finite += code_class(&f, c) == 0;
+        finite += ag__code_class(&f, c) == AG__CODE_FINITE;
     f.finite_codes = finite;
     f.check = ag__format_checkword(&f);
     for (uint32_t c = 0; c < 256; c++)
@@ -198,11 +167,11 @@ ag_status ag_format_init(ag_format *out, const char *name, int ebits,
 float ag__decode(const ag_format *f, uint32_t code)
 {
     assert(code < f->ncodes);
-    const int cls = code_class(f, code);
+    const int cls = ag__code_class(f, code);
     const int neg = (code & f->sign_mask) != 0;
-    if (cls == 2)
+    if (cls == AG__CODE_NAN)
         return neg ? -NAN : NAN;
-    if (cls == 1)
+    if (cls == AG__CODE_INF)
         return neg ? -INFINITY : INFINITY;
     const double v = mag_value(f->ebits, f->mbits, f->bias, f->no_zero,
                                code & ~f->sign_mask);
@@ -367,6 +336,7 @@ ag_qopts ag_qopts_default(void)
     o.overflow = AG_OVERFLOW_SATURATE;
     o.ste = AG_STE_IDENTITY;
     o.kernel = AG_KERNEL_AUTO;
+    o.mx_scale = AG_MX_SCALE_FLOOR;
     return o;
 }
 
@@ -374,7 +344,7 @@ uint32_t ag_to_bits_opts(const ag_format *fmt, float x, const ag_qopts *opts)
 {
     const ag_qopts o = opts ? *opts : ag_qopts_default();
     unsigned flags = 0;
-    if (ag_format_check(fmt) != AG_OK || ag__opts_check(&o) != AG_OK)
+    if (ag_format_check(fmt) != AG_OK || !ag__qopts_in_range(&o))
         return 0u;
     const uint32_t rnd = o.rounding == AG_ROUND_STOCHASTIC
                              ? ag__random_u32(o.seed, o.stream, o.offset)

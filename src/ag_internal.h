@@ -112,31 +112,197 @@ static inline uint32_t ag__overflow_code(const ag_format *f, uint32_t sign,
     return s | f->max_code;
 }
 
-/* Validation helpers for the public entry points. */
+/* Classification of a code of a valid format (the specials conventions of
+ * altgrad.h): finite, +-inf or NaN. */
+enum { AG__CODE_FINITE = 0, AG__CODE_INF = 1, AG__CODE_NAN = 2 };
+static inline int ag__code_class(const ag_format *f, uint32_t code)
+{
+    const uint32_t mag = code & ~f->sign_mask;
+    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
+    switch (f->specials) {
+    case AG_SPECIALS_NONE:
+        return AG__CODE_FINITE;
+    case AG_SPECIALS_IEEE:
+        if ((mag >> f->mbits) == (all >> f->mbits))
+            return (mag & ((1u << f->mbits) - 1u)) ? AG__CODE_NAN : AG__CODE_INF;
+        return AG__CODE_FINITE;
+    case AG_SPECIALS_FN:
+        return mag == all ? AG__CODE_NAN : AG__CODE_FINITE;
+    case AG_SPECIALS_FNUZ:
+        return code == f->sign_mask ? AG__CODE_NAN : AG__CODE_FINITE;
+    }
+    return AG__CODE_NAN;
+}
+
+/* 2^e as a float32: the bit pattern in the normal and subnormal range (no
+ * libm call), +0 below 2^-149 and +inf above 2^127. */
+static inline float ag__pow2f(int e)
+{
+    if (e >= -126 && e <= 127)
+        return ag__u2f((uint32_t)(e + 127) << 23);
+    if (e >= -149 && e < -126)
+        return ag__u2f(1u << (e + 149));
+    return e < 0 ? 0.0f : ag__u2f(0x7f800000u);
+}
+
+/* A scale (or margin, floor) is positive and finite: 0 < s < inf (NaN
+ * fails both tests). */
 static inline int ag__scale_ok(float scale)
 {
-    /* positive and finite: 0 < scale < inf, NaN fails both tests */
     return scale > 0.0f && scale <= 3.4028234663852886e38f;
 }
 
-/* 1 when [a, a+na) and [b, b+nb) overlap but do not start at the same byte. */
-static inline int ag__partial_overlap(const void *a, size_t na, const void *b,
-                                      size_t nb)
+/* Every field of *o in range (the kernel id included, not whether that path
+ * runs here: see ag__chk_qopts). */
+static inline int ag__qopts_in_range(const ag_qopts *o)
 {
-    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    if (pa == pb)
-        return 0;
-    return pa < pb + nb && pb < pa + na;
+    return (unsigned)o->rounding <= (unsigned)AG_ROUND_STOCHASTIC &&
+           (unsigned)o->overflow <= (unsigned)AG_OVERFLOW_IEEE &&
+           (unsigned)o->ste <= (unsigned)AG_STE_CLIPPED && o->threads >= 0 &&
+           (unsigned)o->kernel <= (unsigned)AG_KERNEL_AVX512 &&
+           (unsigned)o->mx_scale <= (unsigned)AG_MX_SCALE_RCEIL;
 }
 
-static inline ag_status ag__opts_check(const ag_qopts *o)
+/* ------------------------------------------------------------------------ */
+/* The one argument checker                                                 */
+/* ------------------------------------------------------------------------ */
+/* Every public entry point records the faults of its arguments in an
+ * ag__chk, in any order, and returns ag__chk_status(), which reports the
+ * first of them in this one precedence:
+ *   1. AG_ERR_NULL     a pointer the call needs is NULL (the format too;
+ *                      array pointers only when their count is > 0)
+ *   2. AG_ERR_FORMAT   the format is not a valid ag_format
+ *   3. AG_ERR_STORAGE  the format is wider than the code storage
+ *   4. AG_ERR_SCALE    the scale is not positive and finite
+ *   5. AG_ERR_ARG      an option or scalar argument is out of range
+ *                      (ag_qopts fields, a kernel not available here,
+ *                      ag_scale_opts, lr, block, amax, ...)
+ *   6. AG_ERR_SHAPE    a size product overflows, or sizes disagree
+ *   7. AG_ERR_ALIAS    an output overlaps an input other than exactly
+ * The contents of arrays (codes in range, per-row scales, amax values) are
+ * checked after all of these pass, before anything is written: they need
+ * the pointers and sizes to be good. */
+typedef struct ag__chk {
+    unsigned faults;  /* bit k: fault of precedence k + 1 */
+} ag__chk;
+
+#define AG__CHK_INIT {0u}
+
+enum {
+    AG__FAULT_NULL = 1u << 0,
+    AG__FAULT_FORMAT = 1u << 1,
+    AG__FAULT_STORAGE = 1u << 2,
+    AG__FAULT_SCALE = 1u << 3,
+    AG__FAULT_ARG = 1u << 4,
+    AG__FAULT_SHAPE = 1u << 5,
+    AG__FAULT_ALIAS = 1u << 6
+};
+
+static inline ag_status ag__chk_status(const ag__chk *c)
 {
-    if ((unsigned)o->rounding > (unsigned)AG_ROUND_STOCHASTIC ||
-        (unsigned)o->overflow > (unsigned)AG_OVERFLOW_IEEE ||
-        (unsigned)o->ste > (unsigned)AG_STE_CLIPPED || o->threads < 0 ||
-        (unsigned)o->kernel > (unsigned)AG_KERNEL_AVX512)
-        return AG_ERR_ARG;
+    static const ag_status order[] = {AG_ERR_NULL,  AG_ERR_FORMAT, AG_ERR_STORAGE,
+                                      AG_ERR_SCALE, AG_ERR_ARG,    AG_ERR_SHAPE,
+                                      AG_ERR_ALIAS};
+    for (unsigned k = 0; k < sizeof order / sizeof order[0]; k++)
+        if (c->faults & (1u << k))
+            return order[k];
     return AG_OK;
+}
+
+/* p must not be NULL. */
+static inline void ag__chk_ptr(ag__chk *c, const void *p)
+{
+    if (!p)
+        c->faults |= AG__FAULT_NULL;
+}
+
+/* fmt must be a valid format; returns 1 when it is (its fields may then be
+ * read). */
+static inline int ag__chk_fmt(ag__chk *c, const ag_format *fmt)
+{
+    if (!fmt) {
+        c->faults |= AG__FAULT_NULL;
+        return 0;
+    }
+    if (ag_format_check(fmt) != AG_OK) {
+        c->faults |= AG__FAULT_FORMAT;
+        return 0;
+    }
+    return 1;
+}
+
+/* A valid fmt whose codes fit `bits` of storage (8 or 16). */
+static inline int ag__chk_fmt_storage(ag__chk *c, const ag_format *fmt, int bits)
+{
+    if (!ag__chk_fmt(c, fmt))
+        return 0;
+    if (fmt->bits > bits) {
+        c->faults |= AG__FAULT_STORAGE;
+        return 0;
+    }
+    return 1;
+}
+
+static inline void ag__chk_scale(ag__chk *c, float scale)
+{
+    if (!ag__scale_ok(scale))
+        c->faults |= AG__FAULT_SCALE;
+}
+
+/* A scalar argument that must hold (ok != 0). */
+static inline void ag__chk_arg(ag__chk *c, int ok)
+{
+    if (!ok)
+        c->faults |= AG__FAULT_ARG;
+}
+
+/* Quantize options (NULL: the defaults, fine): every field in range, and a
+ * code path that runs here, so that no bulk call can fail half way. */
+static inline void ag__chk_qopts(ag__chk *c, const ag_qopts *o)
+{
+    if (o && (!ag__qopts_in_range(o) || !ag_kernel_available(o->kernel)))
+        c->faults |= AG__FAULT_ARG;
+}
+
+/* Scale options (NULL: the defaults): margin and scale_min positive
+ * finite, pow2 0 or 1. */
+static inline void ag__chk_sopts(ag__chk *c, const ag_scale_opts *o)
+{
+    if (o && (!ag__scale_ok(o->margin) || !ag__scale_ok(o->scale_min) ||
+              (o->pow2 != 0 && o->pow2 != 1)))
+        c->faults |= AG__FAULT_ARG;
+}
+
+/* *n = rows * cols elements, whose bytes as floats must fit size_t (else
+ * AG_ERR_SHAPE and *n = 0). A 1-D count is rows = 1. */
+static inline void ag__chk_count(ag__chk *c, size_t *n, size_t rows, size_t cols)
+{
+    if (cols != 0 && rows > (SIZE_MAX / 4) / cols) {
+        c->faults |= AG__FAULT_SHAPE;
+        *n = 0;
+        return;
+    }
+    *n = rows * cols;
+}
+
+/* A condition on sizes that must hold. */
+static inline void ag__chk_shape(ag__chk *c, int ok)
+{
+    if (!ok)
+        c->faults |= AG__FAULT_SHAPE;
+}
+
+/* Output [out, out + nout) and input [in, in + nin) (bytes) may not share a
+ * byte, except that with exact_ok they may be the very same region (same
+ * start and length: in place). Empty regions overlap nothing. */
+static inline void ag__chk_alias(ag__chk *c, const void *out, size_t nout,
+                                 const void *in, size_t nin, int exact_ok)
+{
+    const uintptr_t po = (uintptr_t)out, pi = (uintptr_t)in;
+    if (!nout || !nin || (exact_ok && po == pi && nout == nin))
+        return;
+    if (po < pi + nin && pi < po + nout)
+        c->faults |= AG__FAULT_ALIAS;
 }
 
 #endif /* AG_INTERNAL_H */

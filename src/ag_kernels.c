@@ -16,13 +16,6 @@ static uint32_t val_bits(const ag_format *f, uint32_t code)
     return ag__f2u(f->bits <= 8 ? f->lut[code] : ag__decode(f, code));
 }
 
-/* 2^e as a float: the bits for a normal result (no libm call: this runs on
- * every call), ldexpf below that. */
-static float pow2f(int e)
-{
-    return e >= -126 && e <= 127 ? ag__u2f((uint32_t)(e + 127) << 23) : ldexpf(1.0f, e);
-}
-
 void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
                       const ag_qopts *o)
 {
@@ -101,7 +94,7 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
         p->ne_minnorm = f->ebits == 0 ? 0xffffffffu
                                       : (f->emin >= -126 ? (uint32_t)(f->emin + 127) << 23 : 0u);
         p->ne_maxb = ag__f2u(f->max_finite);
-        p->ne_magic = p->nefast ? pow2f(qsub + 23) : 0.0f;
+        p->ne_magic = p->nefast ? ag__pow2f(qsub + 23) : 0.0f;
         /* max_finite plus half its gap as if the range went on (the gap:
          * 2^(e - M) for max_finite = 1.m * 2^e, the step when E = 0) is
          * exact (M + 2 bits); a tie goes to the even code, so it
@@ -109,7 +102,7 @@ void ag__kparams_init(ag__kparams *p, const ag_format *f, float scale,
         if (p->nefast) {
             const int emx = (int)(p->ne_maxb >> 23) - 127;
             const int gexp = f->ebits == 0 ? qsub : emx - M;
-            const float mid = f->max_finite + pow2f(gexp - 1);
+            const float mid = f->max_finite + ag__pow2f(gexp - 1);
             p->ne_ovft = ag__f2u(mid) - (f->max_code & 1u);
         }
         p->sym = 1;
@@ -292,16 +285,4 @@ const ag__kernel_ops *ag__kernel_table(int k)
 int ag_kernel_available(int kernel)
 {
     return ag__kernel_table(kernel) != NULL;
-}
-
-const char *ag_kernel_name(int kernel)
-{
-    switch (kernel) {
-    case AG_KERNEL_AUTO: return "auto";
-    case AG_KERNEL_SCALAR: return "scalar";
-    case AG_KERNEL_PORTABLE: return "portable";
-    case AG_KERNEL_AVX2: return "avx2";
-    case AG_KERNEL_AVX512: return "avx512";
-    default: return "?";
-    }
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ag_quant.c — bulk quantize / dequantize, their straight-through backward
- * passes, and packed encode / decode: argument checks, then the kernel table
+ * passes, and packed encode / decode: argument checks (the one checker of
+ * ag_internal.h), then the kernel table
  * of ag_qopts.kernel (AUTO: the best the CPU runs, see ag_kernels.h), with
  * large arrays split into contiguous chunks over OpenMP threads.
  *
@@ -16,38 +17,37 @@
 #include <omp.h>
 #endif
 
-/* Common argument checks of the float -> float calls. */
-static ag_status check_common(const void *out, const void *in, size_t n,
-                              size_t out_elt, size_t in_elt,
-                              const ag_format *fmt, float scale,
-                              const ag_qopts *opts)
+/* Arguments of the rounding calls (float -> float or float -> codes of
+ * out_elt bytes; storage_bits 0 for float output) and of the backward pass
+ * (out = dx, x = dy, and with clipped the forward input fwd), through the
+ * one checker (ag_internal.h): format, storage, scale, options, the length,
+ * and the output overlapping an input other than exactly (in place needs
+ * the same element size). */
+static ag_status round_args(const void *out, size_t out_elt, const float *x,
+                            const float *fwd, int clipped, size_t n,
+                            int storage_bits, const ag_format *fmt,
+                            float scale, const ag_qopts *opts)
 {
-    if (fmt) {
-        ag_status st = ag_format_check(fmt);
-        if (st != AG_OK)
-            return st;
-    } else {
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    if (clipped && n) {
+        ag__chk_ptr(&c, fwd);
+        ag__chk_alias(&c, out, n * out_elt, fwd, n * sizeof *fwd, 1);
     }
-    if (!ag__scale_ok(scale))
-        return AG_ERR_SCALE;
-    if (opts) {
-        ag_status st = ag__opts_check(opts);
-        if (st != AG_OK)
-            return st;
+    if (storage_bits)
+        ag__chk_fmt_storage(&c, fmt, storage_bits);
+    else
+        ag__chk_fmt(&c, fmt);
+    ag__chk_scale(&c, scale);
+    ag__chk_qopts(&c, opts);
+    if (n) {
+        ag__chk_ptr(&c, out);
+        ag__chk_ptr(&c, x);
     }
-    if (n == 0)
-        return AG_OK;
-    if (!out || !in)
-        return AG_ERR_NULL;
-    if (n > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    if (ag__partial_overlap(out, n * out_elt, in, n * in_elt) ||
-        (out == in && out_elt != in_elt))
-        return AG_ERR_ALIAS;
-    return AG_OK;
+    size_t m;
+    ag__chk_count(&c, &m, 1, n);
+    ag__chk_alias(&c, out, m * out_elt, x, m * sizeof *x, 1);
+    return ag__chk_status(&c);
 }
-
 
 /* Arrays shorter than this stay on one thread, and every thread gets at
  * least AG__PAR_GRAIN elements: below that the fork/join (a few
@@ -192,17 +192,13 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
                             const float *x, size_t n, const ag_format *fmt,
                             float scale, const ag_qopts *opts, ag_stats *stats)
 {
-    ag_status st = check_common(out, x, n, out_elt, sizeof *x, fmt, scale, opts);
-    if (st != AG_OK)
+    ag_status st = round_args(out, out_elt, x, NULL, 0, n,
+                              op == OP_QUANT ? 0 : (int)(8 * out_elt), fmt,
+                              scale, opts);
+    if (st != AG_OK || n == 0)
         return st;
-    if (op != OP_QUANT && fmt->bits > (int)(8 * out_elt))
-        return AG_ERR_STORAGE;
     ag_qopts o;
-    const ag__kernel_ops *k = pick(opts, &o);
-    if (!k)
-        return AG_ERR_ARG;
-    if (n == 0)
-        return AG_OK;
+    const ag__kernel_ops *k = pick(opts, &o); /* checked: available */
     ag__kparams p;
     ag__kparams_init(&p, fmt, scale, &o);
     /* code outputs of 16 MiB and more bypass the caches (non-temporal
@@ -244,22 +240,13 @@ ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
                                size_t n, const ag_format *fmt, float scale,
                                const ag_qopts *opts)
 {
-    ag_status st = check_common(dx, dy, n, sizeof *dx, sizeof *dy, fmt, scale, opts);
-    if (st != AG_OK)
+    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
+    ag_status st = round_args(dx, sizeof *dx, dy, x, clipped, n, 0, fmt,
+                              scale, opts);
+    if (st != AG_OK || n == 0)
         return st;
     ag_qopts o;
-    const ag__kernel_ops *k = pick(opts, &o);
-    if (!k)
-        return AG_ERR_ARG;
-    if (n == 0)
-        return AG_OK;
-    const int clipped = o.ste == AG_STE_CLIPPED;
-    if (clipped) {
-        if (!x)
-            return AG_ERR_NULL;
-        if (ag__partial_overlap(dx, n * sizeof *dx, x, n * sizeof *x))
-            return AG_ERR_ALIAS;
-    }
+    const ag__kernel_ops *k = pick(opts, &o); /* checked: available */
     ag__kparams p;
     ag__kparams_init(&p, fmt, scale, &o);
     const op_job j = {OP_BWD, k, &p, dx, dy, clipped ? x : NULL, 0, clipped,
@@ -269,25 +256,19 @@ ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
     return AG_OK;
 }
 
-static ag_status check_deq(const float *y, const float *x, size_t n, float scale)
-{
-    if (!ag__scale_ok(scale))
-        return AG_ERR_SCALE;
-    if (n == 0)
-        return AG_OK;
-    if (!y || !x)
-        return AG_ERR_NULL;
-    if (n > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x))
-        return AG_ERR_ALIAS;
-    return AG_OK;
-}
-
 static ag_status scale_call(float *y, const float *x, size_t n, float scale,
                             int accum)
 {
-    ag_status st = check_deq(y, x, n, scale);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_scale(&c, scale);
+    if (n) {
+        ag__chk_ptr(&c, y);
+        ag__chk_ptr(&c, x);
+    }
+    size_t m;
+    ag__chk_count(&c, &m, 1, n);
+    ag__chk_alias(&c, y, m * sizeof *y, x, m * sizeof *x, 1);
+    const ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
     const op_job j = {OP_SCALE, ag__kernel_table(AG_KERNEL_AUTO), NULL, y, x,
@@ -310,14 +291,19 @@ ag_status ag_dequantize_backward(float *dx, const float *dy, size_t n, float sca
 static ag_status decode(float *y, const void *codes, int width, size_t n,
                         const ag_format *fmt, float scale)
 {
-    ag_status st = check_common(y, codes, n, sizeof *y, (size_t)width, fmt,
-                                scale, NULL);
-    if (st != AG_OK)
+    ag__chk ck = AG__CHK_INIT;
+    ag__chk_fmt_storage(&ck, fmt, 8 * width);
+    ag__chk_scale(&ck, scale);
+    if (n) {
+        ag__chk_ptr(&ck, y);
+        ag__chk_ptr(&ck, codes);
+    }
+    size_t m;
+    ag__chk_count(&ck, &m, 1, n);
+    ag__chk_alias(&ck, y, m * sizeof *y, codes, m * (size_t)width, 1);
+    const ag_status st = ag__chk_status(&ck);
+    if (st != AG_OK || n == 0)
         return st;
-    if (fmt->bits > 8 * width)
-        return AG_ERR_STORAGE;
-    if (n == 0)
-        return AG_OK;
     const ag__kernel_ops *k = ag__kernel_table(AG_KERNEL_AUTO);
     if (fmt->bits < 8 * width) { /* every code must exist before any write */
         uint32_t mx = 0;

@@ -194,19 +194,21 @@ ag_status ag_format_parse(ag_format *out, const char *spec, char *err,
                             "in -1000..1000", (int)vlen, val);
             bias = (int)v;
         } else if (ieq(part, klen, "specials")) {
+            /* the value is not NUL-terminated: a copy for the one
+             * vocabulary of names (ag_option_parse) */
+            char name[16];
+            int v = 0;
             bit = 2;
-            if (ieq(val, vlen, "none"))
-                sp = AG_SPECIALS_NONE;
-            else if (ieq(val, vlen, "ieee"))
-                sp = AG_SPECIALS_IEEE;
-            else if (ieq(val, vlen, "fn"))
-                sp = AG_SPECIALS_FN;
-            else if (ieq(val, vlen, "fnuz"))
-                sp = AG_SPECIALS_FNUZ;
-            else
+            if (vlen < sizeof name) {
+                memcpy(name, val, vlen);
+                name[vlen] = '\0';
+            }
+            if (vlen >= sizeof name ||
+                ag_option_parse(&v, AG_OPTION_SPECIALS, name, NULL, 0) != AG_OK)
                 return fail(AG_ERR_SPEC, err, errlen,
                             "bad value '%.*s' for specials: expected none, "
                             "ieee, fn or fnuz", (int)vlen, val);
+            sp = (ag_specials)v;
         } else if (ieq(part, klen, "signed")) {
             bit = 4;
             if (!parse_bool(val, vlen, &sgn))

@@ -58,8 +58,13 @@ static float amax_kernel(const float *x, size_t n, size_t *nans)
 
 ag_status ag_amax(float *amax, const float *x, size_t n, size_t *nan_count)
 {
-    if (!amax || (n > 0 && !x))
-        return AG_ERR_NULL;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, amax);
+    if (n)
+        ag__chk_ptr(&c, x);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     size_t nans = 0;
     const float m = n ? amax_kernel(x, n, &nans) : 0.0f;
     *amax = m;
@@ -81,11 +86,14 @@ struct ag_amax_history {
 
 ag_status ag_amax_history_create(ag_amax_history **out, size_t len)
 {
-    if (!out)
+    if (!out) /* *out cannot be set */
         return AG_ERR_NULL;
     *out = NULL;
-    if (len == 0)
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_arg(&c, len != 0);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     if (len > (SIZE_MAX - sizeof(ag_amax_history)) / sizeof(float))
         return AG_ERR_NOMEM;
     ag_amax_history *h = malloc(sizeof *h + len * sizeof(float));
@@ -105,10 +113,12 @@ void ag_amax_history_free(ag_amax_history *h)
 
 ag_status ag_amax_history_push(ag_amax_history *h, float amax)
 {
-    if (!h)
-        return AG_ERR_NULL;
-    if (!(amax >= 0.0f)) /* NaN or negative */
-        return AG_ERR_ARG;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, h);
+    ag__chk_arg(&c, amax >= 0.0f); /* not NaN, not negative */
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     h->vals[h->next] = amax == 0.0f ? 0.0f : amax; /* -0 -> +0 */
     h->next = h->next + 1 == h->len ? 0 : h->next + 1;
     if (h->count < h->len)
@@ -160,14 +170,6 @@ ag_scale_opts ag_scale_opts_default(void)
     return o;
 }
 
-static ag_status scale_opts_check(const ag_scale_opts *o)
-{
-    if (!ag__scale_ok(o->margin) || !ag__scale_ok(o->scale_min) ||
-        (o->pow2 != 0 && o->pow2 != 1))
-        return AG_ERR_ARG;
-    return AG_OK;
-}
-
 /* The scale of one amax, for checked arguments (amax >= 0, not NaN). */
 static float scale_of(float amax, const ag_format *fmt, const ag_scale_opts *o)
 {
@@ -193,34 +195,18 @@ static float scale_of(float amax, const ag_format *fmt, const ag_scale_opts *o)
     return (float)s;
 }
 
-static ag_status fmt_check(const ag_format *fmt)
-{
-    return fmt ? ag_format_check(fmt) : AG_ERR_NULL;
-}
-
-/* Options of the rounding calls: in range, and a code path (kernel) that
- * runs here, so that the bulk calls made later cannot fail half way. */
-static ag_status opts_check(const ag_qopts *o)
-{
-    const ag_status st = ag__opts_check(o);
-    if (st != AG_OK)
-        return st;
-    return ag_kernel_available(o->kernel) ? AG_OK : AG_ERR_ARG;
-}
-
 ag_status ag_compute_scale(float *scale, float amax, const ag_format *fmt,
                            const ag_scale_opts *opts)
 {
-    if (!scale)
-        return AG_ERR_NULL;
-    ag_status st = fmt_check(fmt);
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, scale);
+    ag__chk_fmt(&c, fmt);
+    ag__chk_sopts(&c, opts);
+    ag__chk_arg(&c, amax >= 0.0f);
+    const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
     const ag_scale_opts o = opts ? *opts : ag_scale_opts_default();
-    if ((st = scale_opts_check(&o)) != AG_OK)
-        return st;
-    if (!(amax >= 0.0f))
-        return AG_ERR_ARG;
     *scale = scale_of(amax, fmt, &o);
     return AG_OK;
 }
@@ -229,34 +215,20 @@ ag_status ag_compute_scale(float *scale, float amax, const ag_format *fmt,
 /* Per-channel                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* rows * cols without overflow; also keeps byte counts of floats in range */
-static ag_status shape_product(size_t *n, size_t rows, size_t cols)
-{
-    if (cols != 0 && rows > (SIZE_MAX / 4) / cols)
-        return AG_ERR_SHAPE;
-    *n = rows * cols;
-    return AG_OK;
-}
-
-/* 1 when [a, a+na) and [b, b+nb) share a byte (both non-empty) */
-static int any_overlap(const void *a, size_t na, const void *b, size_t nb)
-{
-    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    if (!na || !nb)
-        return 0;
-    return pa < pb + nb && pb < pa + na;
-}
-
 ag_status ag_amax_rows(float *amax, const float *x, size_t rows, size_t cols,
                        size_t *nan_count)
 {
+    ag__chk c = AG__CHK_INIT;
+    if (rows)
+        ag__chk_ptr(&c, amax);
+    if (rows && cols)
+        ag__chk_ptr(&c, x);
     size_t n;
-    if (shape_product(&n, rows, cols) != AG_OK)
-        return AG_ERR_SHAPE;
-    if ((rows > 0 && !amax) || (n > 0 && !x))
-        return AG_ERR_NULL;
-    if (any_overlap(amax, rows * sizeof *amax, x, n * sizeof *x))
-        return AG_ERR_ALIAS;
+    ag__chk_count(&c, &n, rows, cols);
+    ag__chk_alias(&c, amax, rows * sizeof *amax, x, n * sizeof *x, 0);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     size_t total = 0;
     for (size_t r = 0; r < rows; r++) {
         size_t nans = 0;
@@ -271,22 +243,21 @@ ag_status ag_amax_rows(float *amax, const float *x, size_t rows, size_t cols,
 ag_status ag_compute_scale_rows(float *scales, const float *amax, size_t rows,
                                 const ag_format *fmt, const ag_scale_opts *opts)
 {
-    ag_status st = fmt_check(fmt);
-    if (st != AG_OK)
+    ag__chk c = AG__CHK_INIT;
+    if (rows) {
+        ag__chk_ptr(&c, scales);
+        ag__chk_ptr(&c, amax);
+    }
+    ag__chk_fmt(&c, fmt);
+    ag__chk_sopts(&c, opts);
+    size_t n;
+    ag__chk_count(&c, &n, 1, rows);
+    ag__chk_alias(&c, scales, n * sizeof *scales, amax, n * sizeof *amax, 1);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK || rows == 0)
         return st;
     const ag_scale_opts o = opts ? *opts : ag_scale_opts_default();
-    if ((st = scale_opts_check(&o)) != AG_OK)
-        return st;
-    if (rows == 0)
-        return AG_OK;
-    if (!scales || !amax)
-        return AG_ERR_NULL;
-    if (rows > SIZE_MAX / 4)
-        return AG_ERR_SHAPE;
-    if (ag__partial_overlap(scales, rows * sizeof *scales, amax,
-                            rows * sizeof *amax))
-        return AG_ERR_ALIAS;
-    for (size_t r = 0; r < rows; r++)
+    for (size_t r = 0; r < rows; r++) /* the data, before any write */
         if (!(amax[r] >= 0.0f))
             return AG_ERR_ARG;
     for (size_t r = 0; r < rows; r++)
@@ -294,18 +265,31 @@ ag_status ag_compute_scale_rows(float *scales, const float *amax, size_t rows,
     return AG_OK;
 }
 
-/* The checks the two per-row calls share, in their order: the format,
- * the options, then the shape (*n = rows * cols). */
-static ag_status rows_check(const ag_format *fmt, const ag_qopts *opts,
-                            size_t rows, size_t cols, size_t *n)
+/* The arguments the two per-row calls share, recorded in c: the format,
+ * the options and the shape (*n = rows * cols); the output, its input and
+ * the scales (when rows * cols > 0), which the output may not overlap. */
+static void rows_args(ag__chk *c, size_t *n, const float *out, const float *in,
+                      size_t rows, size_t cols, const float *scales,
+                      const ag_format *fmt, const ag_qopts *opts)
 {
-    ag_status st = fmt_check(fmt);
-    if (st != AG_OK)
-        return st;
-    if (opts && (st = opts_check(opts)) != AG_OK)
-        return st;
-    if (shape_product(n, rows, cols) != AG_OK)
-        return AG_ERR_SHAPE;
+    ag__chk_fmt(c, fmt);
+    ag__chk_qopts(c, opts);
+    ag__chk_count(c, n, rows, cols);
+    if (rows && cols) {
+        ag__chk_ptr(c, out);
+        ag__chk_ptr(c, in);
+        ag__chk_ptr(c, scales);
+    }
+    ag__chk_alias(c, out, *n * sizeof *out, in, *n * sizeof *in, 1);
+    ag__chk_alias(c, out, *n * sizeof *out, scales, rows * sizeof *scales, 0);
+}
+
+/* Every scales[r] positive finite (the data, checked before any write). */
+static ag_status row_scales_check(const float *scales, size_t rows)
+{
+    for (size_t r = 0; r < rows; r++)
+        if (!ag__scale_ok(scales[r]))
+            return AG_ERR_SCALE;
     return AG_OK;
 }
 
@@ -314,17 +298,13 @@ ag_status ag_quantize_rows(float *y, const float *x, size_t rows, size_t cols,
                            const ag_qopts *opts, ag_stats *stats)
 {
     size_t n;
-    ag_status st = rows_check(fmt, opts, rows, cols, &n);
+    ag__chk c = AG__CHK_INIT;
+    rows_args(&c, &n, y, x, rows, cols, scales, fmt, opts);
+    ag_status st = ag__chk_status(&c);
+    if (st == AG_OK && n)
+        st = row_scales_check(scales, rows);
     if (st != AG_OK || n == 0)
         return st;
-    if (!y || !x || !scales)
-        return AG_ERR_NULL;
-    if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x) ||
-        any_overlap(y, n * sizeof *y, scales, rows * sizeof *scales))
-        return AG_ERR_ALIAS;
-    for (size_t r = 0; r < rows; r++)
-        if (!ag__scale_ok(scales[r]))
-            return AG_ERR_SCALE;
     ag_qopts o = opts ? *opts : ag_qopts_default();
     const uint64_t offset0 = o.offset;
     for (size_t r = 0; r < rows; r++) {
@@ -344,19 +324,18 @@ ag_status ag_quantize_rows_backward(float *dx, const float *dy, const float *x,
                                     const ag_qopts *opts)
 {
     size_t n;
-    ag_status st = rows_check(fmt, opts, rows, cols, &n);
+    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
+    ag__chk c = AG__CHK_INIT;
+    rows_args(&c, &n, dx, dy, rows, cols, scales, fmt, opts);
+    if (clipped && n) { /* x: the forward input */
+        ag__chk_ptr(&c, x);
+        ag__chk_alias(&c, dx, n * sizeof *dx, x, n * sizeof *x, 1);
+    }
+    ag_status st = ag__chk_status(&c);
+    if (st == AG_OK && n)
+        st = row_scales_check(scales, rows);
     if (st != AG_OK || n == 0)
         return st;
-    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
-    if (!dx || !dy || !scales || (clipped && !x))
-        return AG_ERR_NULL;
-    if (ag__partial_overlap(dx, n * sizeof *dx, dy, n * sizeof *dy) ||
-        (clipped && ag__partial_overlap(dx, n * sizeof *dx, x, n * sizeof *x)) ||
-        any_overlap(dx, n * sizeof *dx, scales, rows * sizeof *scales))
-        return AG_ERR_ALIAS;
-    for (size_t r = 0; r < rows; r++)
-        if (!ag__scale_ok(scales[r]))
-            return AG_ERR_SCALE;
     for (size_t r = 0; r < rows; r++) {
         st = ag_quantize_backward(dx + r * cols, dy + r * cols,
                                   clipped ? x + r * cols : NULL, cols, fmt,
@@ -377,14 +356,19 @@ ag_status ag_quantize_rows_backward(float *dx, const float *dy, const float *x,
 /* E8M0 scale code of a block, for amax >= 0 or NaN (OCP MX v1.0, 6.3):
  * shared_exp = floor(log2 amax) - emax_elem, clamped to [-127, 127];
  * code = shared_exp + 127. NaN and +inf -> 255; 0 -> 0 (the smallest
- * exponent, as microxcaling and torchao give for an all-zero block). */
-static uint32_t mx_code(float amax, int emax)
+ * exponent, as microxcaling and torchao give for an all-zero block).
+ * RCEIL: amax / 2^e lies in [2^emax, 2^(emax+1)) (exact: a change of
+ * exponent only), and max_finite in the same binade, so one compare tells
+ * whether e already keeps amax within max_finite or e + 1 is needed. */
+static uint32_t mx_code(float amax, const ag_format *fmt, ag_mx_scale rule)
 {
     if (!(amax <= FLT_MAX)) /* NaN or +inf */
         return E8M0_NAN;
     if (amax == 0.0f)
         return 0u;
-    int e = ilogbf(amax) - emax; /* ilogb is exact, subnormals included */
+    int e = ilogbf(amax) - fmt->emax; /* ilogb is exact, subnormals included */
+    if (rule == AG_MX_SCALE_RCEIL && ldexpf(amax, -e) > fmt->max_finite)
+        e++;
     e = e < -127 ? -127 : e > 127 ? 127 : e;
     return (uint32_t)(e + 127);
 }
@@ -399,47 +383,53 @@ static float mx_scale_value(uint32_t code)
 ag_status ag_mx_scale_count(size_t *count, size_t rows, size_t cols,
                             size_t block)
 {
-    if (!count)
-        return AG_ERR_NULL;
-    if (block == 0)
-        return AG_ERR_ARG;
-    const size_t nb = cols / block + (cols % block != 0);
-    if (nb != 0 && rows > SIZE_MAX / nb)
-        return AG_ERR_SHAPE;
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, count);
+    ag__chk_arg(&c, block != 0);
+    const size_t nb = block ? cols / block + (cols % block != 0) : 0;
+    ag__chk_shape(&c, nb == 0 || rows <= SIZE_MAX / nb);
+    const ag_status st = ag__chk_status(&c);
+    if (st != AG_OK)
+        return st;
     *count = rows * nb;
     return AG_OK;
 }
 
 ag_status ag_mx_scale_code(uint8_t *code, float amax, const ag_format *fmt)
 {
-    if (!code)
-        return AG_ERR_NULL;
-    ag_status st = fmt_check(fmt);
+    return ag_mx_scale_code_rule(code, amax, fmt, AG_MX_SCALE_FLOOR);
+}
+
+ag_status ag_mx_scale_code_rule(uint8_t *code, float amax, const ag_format *fmt,
+                                ag_mx_scale rule)
+{
+    ag__chk c = AG__CHK_INIT;
+    ag__chk_ptr(&c, code);
+    ag__chk_fmt(&c, fmt);
+    ag__chk_arg(&c, !(amax < 0.0f)); /* NaN is a block amax: code 255 */
+    ag__chk_arg(&c, (unsigned)rule <= (unsigned)AG_MX_SCALE_RCEIL);
+    const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (amax < 0.0f)
-        return AG_ERR_ARG;
-    *code = (uint8_t)mx_code(amax, fmt->emax);
+    *code = (uint8_t)mx_code(amax, fmt, rule);
     return AG_OK;
 }
 
-/* Checks shared by the MX calls; sets *n = rows*cols, *ns = scale count. */
-static ag_status mx_check(size_t *n, size_t *ns, size_t rows, size_t cols,
-                          size_t block, const ag_format *fmt,
-                          const ag_qopts *opts)
+/* The arguments every MX call shares, recorded in c: the element format
+ * (at most 8 bits), block, the options (NULL for decode) and the shape;
+ * sets *n = rows*cols and *ns = the scale count (0 on a fault). */
+static void mx_args(ag__chk *c, size_t *n, size_t *ns, size_t rows,
+                    size_t cols, size_t block, const ag_format *fmt,
+                    const ag_qopts *opts)
 {
-    ag_status st = fmt_check(fmt);
-    if (st != AG_OK)
-        return st;
-    if (fmt->bits > 8)
-        return AG_ERR_STORAGE;
-    if (block == 0)
-        return AG_ERR_ARG;
-    if (opts && (st = opts_check(opts)) != AG_OK)
-        return st;
-    if ((st = shape_product(n, rows, cols)) != AG_OK)
-        return st;
-    return ag_mx_scale_count(ns, rows, cols, block);
+    ag__chk_fmt_storage(c, fmt, 8);
+    ag__chk_arg(c, block != 0);
+    ag__chk_qopts(c, opts);
+    ag__chk_count(c, n, rows, cols);
+    const size_t nb = block ? cols / block + (cols % block != 0) : 0;
+    const int ok = nb == 0 || rows <= SIZE_MAX / nb;
+    ag__chk_shape(c, ok);
+    *ns = ok ? rows * nb : 0;
 }
 
 /* The blocks of a rows x cols matrix, in scale order: block j covers the
@@ -472,12 +462,15 @@ static int mx_next(mx_iter *it, size_t *start, size_t *len)
     return 1;
 }
 
-/* Scale code of the block x[0 .. len). */
-static uint32_t block_code(const float *x, size_t len, int emax)
+/* Scale code of the block x[0 .. len) under the rule of opts (NULL: the
+ * default, FLOOR). */
+static uint32_t block_code(const float *x, size_t len, const ag_format *fmt,
+                           const ag_qopts *opts)
 {
     size_t nans = 0;
     const float a = amax_kernel(x, len, &nans);
-    return nans ? E8M0_NAN : mx_code(a, emax);
+    return nans ? E8M0_NAN
+                : mx_code(a, fmt, opts ? opts->mx_scale : AG_MX_SCALE_FLOOR);
 }
 
 static void nan_block_stats(ag_stats *stats, size_t len)
@@ -536,15 +529,19 @@ ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
                        ag_stats *stats)
 {
     size_t n, ns;
-    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, opts);
+    ag__chk c = AG__CHK_INIT;
+    mx_args(&c, &n, &ns, rows, cols, block, fmt, opts);
+    if (rows && cols) {
+        ag__chk_ptr(&c, codes);
+        ag__chk_ptr(&c, scales);
+        ag__chk_ptr(&c, x);
+    }
+    ag__chk_alias(&c, codes, n, x, n * sizeof *x, 0);
+    ag__chk_alias(&c, scales, ns, x, n * sizeof *x, 0);
+    ag__chk_alias(&c, codes, n, scales, ns, 0);
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
-    if (!codes || !scales || !x)
-        return AG_ERR_NULL;
-    if (any_overlap(codes, n, x, n * sizeof *x) ||
-        any_overlap(scales, ns, x, n * sizeof *x) ||
-        any_overlap(codes, n, scales, ns))
-        return AG_ERR_ALIAS;
     mx_stage sg;
     sg.cap = n < MX_STAGE ? n : MX_STAGE;
     sg.buf = malloc(sg.cap * sizeof *sg.buf);
@@ -559,7 +556,7 @@ ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
     mx_iter it;
     mx_iter_init(&it, rows, cols, block);
     while (st == AG_OK && mx_next(&it, &start, &len)) {
-        const uint32_t code = block_code(x + start, len, fmt->emax);
+        const uint32_t code = block_code(x + start, len, fmt, opts);
         scales[j++] = (uint8_t)code;
         if (code == E8M0_NAN) {
             st = stage_flush(&sg); /* keeps the staged run contiguous */
@@ -592,14 +589,18 @@ ag_status ag_mx_decode(float *y, const uint8_t *codes, const uint8_t *scales,
                        const ag_format *fmt)
 {
     size_t n, ns;
-    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, NULL);
+    ag__chk c = AG__CHK_INIT;
+    mx_args(&c, &n, &ns, rows, cols, block, fmt, NULL);
+    if (rows && cols) {
+        ag__chk_ptr(&c, y);
+        ag__chk_ptr(&c, codes);
+        ag__chk_ptr(&c, scales);
+    }
+    ag__chk_alias(&c, y, n * sizeof *y, codes, n, 0);
+    ag__chk_alias(&c, y, n * sizeof *y, scales, ns, 0);
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
-    if (!y || !codes || !scales)
-        return AG_ERR_NULL;
-    if (any_overlap(y, n * sizeof *y, codes, n) ||
-        any_overlap(y, n * sizeof *y, scales, ns))
-        return AG_ERR_ALIAS;
     if (fmt->bits < 8) /* every code must exist before any write */
         for (size_t i = 0; i < n; i++)
             if (codes[i] >= fmt->ncodes)
@@ -628,13 +629,16 @@ ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
                          const ag_qopts *opts, ag_stats *stats)
 {
     size_t n, ns;
-    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, opts);
+    ag__chk c = AG__CHK_INIT;
+    mx_args(&c, &n, &ns, rows, cols, block, fmt, opts);
+    if (rows && cols) {
+        ag__chk_ptr(&c, y);
+        ag__chk_ptr(&c, x);
+    }
+    ag__chk_alias(&c, y, n * sizeof *y, x, n * sizeof *x, 1);
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
-    if (!y || !x)
-        return AG_ERR_NULL;
-    if (ag__partial_overlap(y, n * sizeof *y, x, n * sizeof *x))
-        return AG_ERR_ALIAS;
     /* the scale codes, kept for the way back (x may be y) */
     uint8_t *sc = malloc(ns);
     if (!sc)
@@ -643,7 +647,7 @@ ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
     mx_iter it;
     mx_iter_init(&it, rows, cols, block);
     while (mx_next(&it, &start, &len)) {
-        const uint32_t code = block_code(x + start, len, fmt->emax);
+        const uint32_t code = block_code(x + start, len, fmt, opts);
         sc[j++] = (uint8_t)code;
         if (code == E8M0_NAN) /* NaN stays NaN in the rounding call */
             for (size_t i = start; i < start + len; i++)
@@ -671,15 +675,21 @@ ag_status ag_mx_quantize_backward(float *dx, const float *dy, const float *x,
                                   const ag_format *fmt, const ag_qopts *opts)
 {
     size_t n, ns;
-    ag_status st = mx_check(&n, &ns, rows, cols, block, fmt, opts);
+    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
+    ag__chk c = AG__CHK_INIT;
+    mx_args(&c, &n, &ns, rows, cols, block, fmt, opts);
+    if (rows && cols) {
+        ag__chk_ptr(&c, dx);
+        ag__chk_ptr(&c, dy);
+        if (clipped)
+            ag__chk_ptr(&c, x);
+    }
+    ag__chk_alias(&c, dx, n * sizeof *dx, dy, n * sizeof *dy, 1);
+    if (clipped)
+        ag__chk_alias(&c, dx, n * sizeof *dx, x, n * sizeof *x, 1);
+    ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
-    const int clipped = opts && opts->ste == AG_STE_CLIPPED;
-    if (!dx || !dy || (clipped && !x))
-        return AG_ERR_NULL;
-    if (ag__partial_overlap(dx, n * sizeof *dx, dy, n * sizeof *dy) ||
-        (clipped && ag__partial_overlap(dx, n * sizeof *dx, x, n * sizeof *x)))
-        return AG_ERR_ALIAS;
     if (!clipped) { /* dx += dy: the scales do not matter */
         st = ag_quantize_backward(dx, dy, NULL, n, fmt, 1.0f, opts);
         assert(st == AG_OK);
@@ -693,7 +703,7 @@ ag_status ag_mx_quantize_backward(float *dx, const float *dy, const float *x,
     mx_iter it;
     mx_iter_init(&it, rows, cols, block);
     while (mx_next(&it, &start, &len)) {
-        const uint32_t code = block_code(x + start, len, fmt->emax);
+        const uint32_t code = block_code(x + start, len, fmt, opts);
         if (code == E8M0_NAN) {
             for (size_t i = start; i < start + len; i++)
                 if (!isinf(x[i]))

@@ -298,10 +298,20 @@ run quantize -f e4m3:specials=odd 1
 expect_error 1 odd "quantize with a bad specials value"
 run quantize -f E4M3 -f E5M2 1
 expect_error 1 "-f" "quantize with two formats"
-run quantize -f E4M3 -r nearest 1
-expect_error 1 "'nearest'" "bad rounding mode"
+run quantize -f E4M3 -r nearset 1
+expect_error 1 "'nearset' (expected one of: nearest-even, nearest-away, toward-zero, down, up, stochastic)" "bad rounding mode lists the valid ones"
 run quantize -f E4M3 --overflow clamp 1
-expect_error 1 "'clamp'" "bad overflow policy"
+expect_error 1 "unknown overflow 'clamp' (expected one of: saturate, ieee)" "bad overflow policy"
+run quantize -f E4M3 -r "$(printf 'up\033[2J')" 1
+expect_error 1 "unknown rounding 'up?[2J'" "a control byte in a rounding name is not echoed"
+# the library's vocabulary: aliases, '_' for '-', any case
+for m in nearest rne NEAREST_EVEN Nearest-Even; do
+    run quantize -f E4M3 -r $m 0.3
+    expect_q 0.3 "0.3125 0x2a" "E4M3 -r $m 0.3"
+    expect_out '^# E4M3, scale 1, nearest-even, saturate$' "-r $m prints the canonical name"
+done
+run quantize -f E4M3 --overflow IEEE 465
+expect_q 465 "nan 0x7f" "--overflow IEEE"
 for s in -1 abc 1.5 18446744073709551616 ''; do
     run quantize -f E4M3 --seed "$s" 1
     expect_error 1 "bad seed '$s'" "bad seed '$s'"

@@ -8,9 +8,9 @@
  *     forward   xq = Qx(x), wq = Qw(W), y = xq wq^T + b
  *     backward  gq = Qg(dy); dW += STE(gq^T xq); db += sum gq;
  *               dx += STE(gq wq)
- * with a straight-through estimator (ag_quantize_backward, identity) through
- * every quantizer. Each quantizer has its own per-tensor scale from an amax
- * history (delayed scaling). A quantizer whose spec is "fp32" is the
+ * with a straight-through estimator (ag_scaler_backward, identity) through
+ * every quantizer. Each quantizer is one ag_scaler: its own per-tensor scale
+ * from an amax window (delayed scaling) and its own rounding stream. A quantizer whose spec is "fp32" is the
  * identity and costs nothing, so one model mixes float32 and narrow layers.
  * The bias stays float32 (it is added in float32 accumulation, as a GEMM
  * epilogue would).
@@ -146,25 +146,24 @@ static int is_fp32_spec(const char *s)
     return 0;
 }
 
-int agt_quant_init(agt_quant *q, const char *spec, size_t hist_len,
+int agt_quant_init(agt_quant *q, const char *spec, const ag_scaler_opts *so,
                    agt_err *err)
 {
     memset(q, 0, sizeof *q);
-    if (hist_len < 1 || hist_len > AGT_HIST_MAX)
+    if (so->history_len < 1 || so->history_len > AGT_HIST_MAX)
         return agt_fail(err, "amax history length %zu out of range 1..%d",
-                        hist_len, AGT_HIST_MAX);
-    q->ring_len = hist_len;
-    q->scale = 1.0f;
+                        so->history_len, AGT_HIST_MAX);
     if (!spec || is_fp32_spec(spec))
         return 0;
     char msg[200];
-    ag_status st = ag_format_parse(&q->custom, spec, msg, sizeof msg);
+    ag_format f;
+    ag_status st = ag_format_parse(&f, spec, msg, sizeof msg);
     if (st != AG_OK)
         return agt_fail(err, "format '%s': %s", spec, msg);
-    q->fmt = &q->custom;
-    st = ag_amax_history_create(&q->hist, hist_len);
+    st = ag_scaler_create(&q->sc, &f, so);
     if (st != AG_OK)
-        return agt_fail(err, "amax history: %s", ag_status_string(st));
+        return agt_fail(err, "scaler for %s: %s", spec, ag_status_string(st));
+    q->fmt = ag_scaler_format(q->sc);
     return 0;
 }
 
@@ -172,80 +171,41 @@ void agt_quant_free(agt_quant *q)
 {
     if (!q)
         return;
-    ag_amax_history_free(q->hist);
-    q->hist = NULL;
-}
-
-int agt_quant_push(agt_quant *q, float amax, agt_err *err)
-{
-    if (!q->fmt)
-        return 0;
-    ag_status st = ag_amax_history_push(q->hist, amax);
-    if (st != AG_OK)
-        return agt_fail(err, "amax history push (%g): %s", (double)amax,
-                        ag_status_string(st));
-    q->ring[q->ring_pos] = amax;
-    q->ring_pos = (q->ring_pos + 1) % q->ring_len;
-    if (q->ring_count < q->ring_len)
-        q->ring_count++;
-    return 0;
-}
-
-int agt_quant_scale(const agt_quant *q, float amax_now, float *scale,
-                    agt_err *err)
-{
-    const float a = q->ring_count ? ag_amax_history_max(q->hist) : amax_now;
-    const ag_scale_opts so = ag_scale_opts_default();
-    ag_status st = ag_compute_scale(scale, a, q->fmt, &so);
-    if (st != AG_OK)
-        return agt_fail(err, "compute_scale(amax %g, %s): %s", (double)a,
-                        q->fmt->name, ag_status_string(st));
-    return 0;
+    ag_scaler_free(q->sc);
+    q->sc = NULL;
+    q->fmt = NULL;
 }
 
 int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
-                    const ag_qopts *opts, int update, agt_err *err)
+                    int update, agt_err *err)
 {
     if (!q->fmt) {
         if (y != x)
             memcpy(y, x, n * sizeof *y);
         return 0;
     }
-    float amax = 0.0f;
-    ag_status st = ag_amax(&amax, x, n, NULL);
-    if (st != AG_OK)
-        return agt_fail(err, "amax: %s", ag_status_string(st));
-    float scale;
-    if (agt_quant_scale(q, amax, &scale, err))
-        return -1;
-    st = ag_quantize(y, x, n, q->fmt, scale, opts, update ? &q->stats : NULL);
+    ag_status st;
+    if (update) {
+        st = ag_scaler_quantize(q->sc, y, x, n, &q->stats);
+    } else {
+        /* the scale and stream position the next step would use, without
+         * recording anything */
+        float amax = 0.0f, scale = 0.0f;
+        ag_qopts o = ag_scaler_options(q->sc)->quant;
+        o.offset = ag_scaler_offset(q->sc);
+        st = ag_amax(&amax, x, n, NULL);
+        if (st == AG_OK)
+            st = ag_scaler_scale(q->sc, amax, &scale);
+        if (st == AG_OK)
+            st = ag_quantize(y, x, n, q->fmt, scale, &o, NULL);
+    }
     if (st != AG_OK)
         return agt_fail(err, "quantize to %s: %s", q->fmt->name,
                         ag_status_string(st));
-    q->scale = scale;
-    if (update && agt_quant_push(q, amax, err))
-        return -1;
     return 0;
 }
 
 /* ------------------------------------------------------------- layers --- */
-
-static ag_qopts qopts_for(const agt_layer *L, int which,
-                          const agt_stepctx *ctx)
-{
-    ag_qopts o = ag_qopts_default();
-    o.threads = ctx->threads;
-    if (which == AGT_QG && ctx->stochastic_grads) {
-        /* One stream per (layer, quantizer); the offset moves by 2^32 per
-         * step, so no two tensors or steps share random bits and the result
-         * is independent of threads. */
-        o.rounding = AG_ROUND_STOCHASTIC;
-        o.seed = ctx->seed;
-        o.stream = (uint64_t)L->index * AGT_NQ + (uint64_t)which;
-        o.offset = ctx->step << 32;
-    }
-    return o;
-}
 
 static int layer_forward(agt_model *m, agt_layer *L, float *out,
                          const float *in, int B, const agt_stepctx *ctx,
@@ -258,17 +218,14 @@ static int layer_forward(agt_model *m, agt_layer *L, float *out,
     const int C = L->in_dim, OC = L->out_dim;
     const float *W = m->params + L->w_off, *b = m->params + L->b_off;
     const float *wq = W, *xq = in;
-    ag_qopts o;
     if (L->q[AGT_QW].fmt) {
-        o = qopts_for(L, AGT_QW, ctx);
-        if (agt_quant_apply(&L->q[AGT_QW], L->wq, W, (size_t)OC * C, &o,
+        if (agt_quant_apply(&L->q[AGT_QW], L->wq, W, (size_t)OC * C,
                             ctx->update, err))
             return -1;
         wq = L->wq;
     }
     if (L->q[AGT_QX].fmt) {
-        o = qopts_for(L, AGT_QX, ctx);
-        if (agt_quant_apply(&L->q[AGT_QX], L->xq, in, (size_t)B * C, &o,
+        if (agt_quant_apply(&L->q[AGT_QX], L->xq, in, (size_t)B * C,
                             ctx->update, err))
             return -1;
         xq = L->xq;
@@ -277,10 +234,11 @@ static int layer_forward(agt_model *m, agt_layer *L, float *out,
     return 0;
 }
 
+/* dx += STE of q's last step (identity: the scaler's ste mode). */
 static int ste(float *dx, const float *dy, const float *x, size_t n,
-               const agt_quant *q, const ag_qopts *o, agt_err *err)
+               const agt_quant *q, agt_err *err)
 {
-    ag_status st = ag_quantize_backward(dx, dy, x, n, q->fmt, q->scale, o);
+    ag_status st = ag_scaler_backward(q->sc, dx, dy, x, n);
     if (st != AG_OK)
         return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
                         ag_status_string(st));
@@ -303,10 +261,8 @@ static int layer_backward(agt_model *m, agt_layer *L, float *din,
     const float *wq = qw->fmt ? L->wq : W;
     const float *xq = qx->fmt ? L->xq : in;
     const float *g = dout;
-    ag_qopts o;
     if (L->q[AGT_QG].fmt) {
-        o = qopts_for(L, AGT_QG, ctx);
-        if (agt_quant_apply(&L->q[AGT_QG], L->gq, dout, (size_t)B * OC, &o,
+        if (agt_quant_apply(&L->q[AGT_QG], L->gq, dout, (size_t)B * OC,
                             ctx->update, err))
             return -1;
         g = L->gq;
@@ -315,8 +271,7 @@ static int layer_backward(agt_model *m, agt_layer *L, float *din,
     if (qw->fmt) {
         memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
         agt_linear_backward(NULL, L->dwq, db, g, xq, wq, B, C, OC);
-        o = qopts_for(L, AGT_QW, ctx);
-        if (ste(dW, L->dwq, W, (size_t)OC * C, qw, &o, err))
+        if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
             return -1;
     } else {
         agt_linear_backward(NULL, dW, db, g, xq, wq, B, C, OC);
@@ -326,8 +281,7 @@ static int layer_backward(agt_model *m, agt_layer *L, float *din,
         if (qx->fmt) {
             memset(L->dxq, 0, (size_t)B * C * sizeof *L->dxq);
             agt_linear_backward(L->dxq, NULL, NULL, g, xq, wq, B, C, OC);
-            o = qopts_for(L, AGT_QX, ctx);
-            if (ste(din, L->dxq, in, (size_t)B * C, qx, &o, err))
+            if (ste(din, L->dxq, in, (size_t)B * C, qx, err))
                 return -1;
         } else {
             agt_linear_backward(din, NULL, NULL, g, xq, wq, B, C, OC);
@@ -374,7 +328,7 @@ void agt_model_free(agt_model *m)
 }
 
 int agt_model_mlp(agt_model *m, const int *dims, int ndims,
-                  const agt_layer_fmt *fmts, size_t hist_len, int bmax,
+                  const agt_layer_fmt *fmts, const agt_quant_cfg *qc, int bmax,
                   uint64_t seed, agt_err *err)
 {
     memset(m, 0, sizeof *m);
@@ -413,8 +367,16 @@ int agt_model_mlp(agt_model *m, const int *dims, int ndims,
         off += (size_t)L->in_dim * L->out_dim;
         L->b_off = off;
         off += (size_t)L->out_dim;
-        for (int k = 0; k < AGT_NQ; k++)
-            if (agt_quant_init(&L->q[k], fmts[li].spec[k], hist_len, err)) {
+        for (int k = 0; k < AGT_NQ; k++) {
+            ag_scaler_opts so = ag_scaler_opts_default();
+            so.history_len = qc->hist_len;
+            so.first = AG_SCALER_FIRST_CURRENT;
+            so.quant.threads = qc->threads;
+            so.quant.seed = qc->seed;
+            so.quant.stream = (uint64_t)li * AGT_NQ + (uint64_t)k;
+            if (k == AGT_QG && qc->stochastic_grads)
+                so.quant.rounding = AG_ROUND_STOCHASTIC;
+            if (agt_quant_init(&L->q[k], fmts[li].spec[k], &so, err)) {
                 char tmp[sizeof err->msg];
                 snprintf(tmp, sizeof tmp, "%s", err->msg);
                 agt_model_free(m);
@@ -423,6 +385,7 @@ int agt_model_mlp(agt_model *m, const int *dims, int ndims,
                                 : k == AGT_QX ? "inputs" : "gradients",
                                 tmp);
             }
+        }
         const size_t wn = (size_t)L->in_dim * L->out_dim;
         const size_t xn = (size_t)bmax * L->in_dim;
         const size_t gn = (size_t)bmax * L->out_dim;

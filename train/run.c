@@ -27,7 +27,9 @@
  *     "AGTCKPT\0"  u32 version  u32 0x01020304  u64 payload bytes
  *     payload      configuration (checked on resume), position (epoch,
  *                  step in epoch, global step), epoch accumulators,
- *                  per-quantizer amax history + counters, per-layer stall
+ *                  per quantizer its ag_scaler state record (u64 size,
+ *                  then ag_scaler_save's bytes; 0 for fp32) + counters,
+ *                  per-layer stall
  *                  counters, loss-curve window, params, optimizer state
  *     u32          CRC-32 (zlib) of the payload
  * --resume FILE restores all of it and continues; the resumed run matches
@@ -47,7 +49,7 @@
 #include <zlib.h>
 
 #define CKPT_MAGIC "AGTCKPT"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u /* 2: quantizer state as ag_scaler records */
 
 void agt_config_default(agt_config *c)
 {
@@ -183,13 +185,22 @@ static void put_model(buf *b, const agt_model *m, const agt_optim *o,
         PUT(b, L->stalled);
         PUT(b, L->considered);
         for (int k = 0; k < AGT_NQ; k++) {
+            /* the scaler's own state record (0 bytes for fp32), then the
+             * epoch counters */
             const agt_quant *q = &L->q[k];
-            uint64_t len = q->ring_len, cnt = q->ring_count, pos = q->ring_pos;
-            PUT(b, len);
-            PUT(b, cnt);
-            PUT(b, pos);
-            put(b, q->ring, sizeof q->ring);
-            PUT(b, q->scale);
+            size_t sz = 0;
+            if (q->sc && ag_scaler_state_size(q->sc, &sz) != AG_OK)
+                b->bad = 1;
+            uint64_t n = sz;
+            PUT(b, n);
+            if (sz) {
+                unsigned char *rec = malloc(sz);
+                if (!rec || ag_scaler_save(q->sc, rec, sz) != AG_OK)
+                    b->bad = 1;
+                else
+                    put(b, rec, sz);
+                free(rec);
+            }
             PUT(b, q->stats);
         }
     }
@@ -213,28 +224,17 @@ static int get_model(buf *b, agt_model *m, agt_optim *o, run_state *rs,
         GET(b, L->considered);
         for (int k = 0; k < AGT_NQ; k++) {
             agt_quant *q = &L->q[k];
-            uint64_t len, cnt, pos;
-            float ring[AGT_HIST_MAX];
-            GET(b, len);
-            GET(b, cnt);
-            GET(b, pos);
-            get(b, ring, sizeof ring);
-            if (b->bad || len != q->ring_len || cnt > len || pos >= len)
-                return agt_fail(err, "%s: corrupt amax history", path);
-            GET(b, q->scale);
+            size_t want = 0;
+            if (q->sc)
+                ag_scaler_state_size(q->sc, &want);
+            uint64_t n;
+            GET(b, n);
+            if (b->bad || n != want || b->len - b->rd < want ||
+                (want && ag_scaler_load(q->sc, b->p + b->rd, want) != AG_OK))
+                return agt_fail(err, "%s: corrupt quantizer state (layer %d)",
+                                path, L->index + 1);
+            b->rd += want;
             GET(b, q->stats);
-            if (q->fmt) {
-                /* replay oldest first into the library's history */
-                ag_amax_history_reset(q->hist);
-                for (uint64_t j = 0; j < cnt; j++) {
-                    size_t at = cnt < len ? j : (pos + j) % len;
-                    if (agt_quant_push(q, ring[at], err))
-                        return -1;
-                }
-            }
-            memcpy(q->ring, ring, sizeof ring);
-            q->ring_count = cnt;
-            q->ring_pos = pos;
         }
     }
     uint64_t n;
@@ -423,11 +423,11 @@ static void reset_counters(agt_model *m)
     }
 }
 
-static int evaluate(agt_model *m, const agt_dataset *test, const agt_config *cfg,
-                    uint64_t step, float *x, uint8_t *y, uint32_t *idx,
-                    double *loss, double *acc, agt_err *err)
+static int evaluate(agt_model *m, const agt_dataset *test, float *x,
+                    uint8_t *y, uint32_t *idx, double *loss, double *acc,
+                    agt_err *err)
 {
-    agt_stepctx ctx = {cfg->seed, step, 0, cfg->threads, 0};
+    const agt_stepctx ctx = {0};
     double sum = 0.0;
     size_t correct = 0;
     for (size_t at = 0; at < test->n; at += (size_t)m->bmax) {
@@ -509,7 +509,9 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
 
     agt_model m;
     agt_optim o;
-    if (agt_model_mlp(&m, cfg->dims, cfg->nlin + 1, cfg->fmt, cfg->hist_len,
+    const agt_quant_cfg qc = {cfg->hist_len, cfg->seed, cfg->stochastic_grads,
+                              cfg->threads};
+    if (agt_model_mlp(&m, cfg->dims, cfg->nlin + 1, cfg->fmt, &qc,
                       cfg->batch, cfg->seed, err))
         return -1;
     if (agt_optim_init(&o, cfg->optimizer, m.nparams, cfg->lr, cfg->wd, err)) {
@@ -556,8 +558,7 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             agt_dataset_batch(x, y, train,
                               perm + rs.step_in_epoch * (size_t)cfg->batch,
                               cfg->batch);
-            agt_stepctx ctx = {cfg->seed, rs.step, cfg->stochastic_grads,
-                               cfg->threads, 1};
+            const agt_stepctx ctx = {1};
             memset(m.grads, 0, m.nparams * sizeof *m.grads);
             float loss;
             if (agt_model_forward(&m, x, y, cfg->batch, &ctx, &loss, NULL, err))
@@ -581,7 +582,8 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
                 ag_status s = ag_bit_stall(&st, &co, m.params + L->w_off,
                                            o.upd + L->w_off, n, 1.0f,
                                            L->q[AGT_QW].fmt,
-                                           L->q[AGT_QW].scale, NULL);
+                                           ag_scaler_last_scale(L->q[AGT_QW].sc),
+                                           NULL);
                 if (s != AG_OK) {
                     agt_fail(err, "bit_stall (layer %d): %s", L->index + 1,
                              ag_status_string(s));
@@ -624,7 +626,7 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
         record_epoch(e, &m, &rs);
         if (stop == 2) {
             e->test_loss = e->test_acc = (double)NAN;
-        } else if (evaluate(&m, test, cfg, rs.step, x, y, idx, &e->test_loss,
+        } else if (evaluate(&m, test, x, y, idx, &e->test_loss,
                             &e->test_acc, err)) {
             goto done;
         }

@@ -127,35 +127,41 @@ void agt_xent_backward(float *dlogits, const float *probs,
 /* ------------------------------------------------------------------------ */
 #define AGT_HIST_MAX 64
 
+/* How the model's quantizers round and scale: one ag_scaler per quantizer,
+ * window hist_len (1..AGT_HIST_MAX), an empty window using the current
+ * amax (AG_SCALER_FIRST_CURRENT). Gradient quantizers round stochastically
+ * when stochastic_grads, keyed by seed, one stream per (layer, quantizer):
+ * each scaler's stream advances by the elements of every step, so no two
+ * tensors or steps share random bits and the result does not depend on
+ * threads (ag_qopts.threads of every quantizer). */
+typedef struct agt_quant_cfg {
+    size_t hist_len;
+    uint64_t seed;
+    int stochastic_grads;
+    int threads;
+} agt_quant_cfg;
+
 typedef struct agt_quant {
-    const ag_format *fmt;   /* NULL: float32, the quantizer is the identity */
-    ag_format custom;       /* storage for a parsed spec (fmt points here) */
-    ag_amax_history *hist;  /* window of past amax values */
-    /* Mirror of the history's values (oldest first once full), kept so a
-     * checkpoint can store them: the library's history is opaque. */
-    float ring[AGT_HIST_MAX];
-    size_t ring_len, ring_count, ring_pos;
-    float scale;            /* the scale used by the last call */
+    const ag_format *fmt;   /* NULL: float32, the quantizer is the identity;
+                               else the scaler's own copy of the format */
+    ag_scaler *sc;          /* delayed scaling: window, scale, stream, state */
     ag_stats stats;         /* counters since the last reset (per epoch) */
 } agt_quant;
 
 /* Parse "fp32" (or "f32", "float32", "none") or any format spec accepted by
- * ag_format_parse into q; history window hist_len (1..AGT_HIST_MAX). */
-int agt_quant_init(agt_quant *q, const char *spec, size_t hist_len,
+ * ag_format_parse into q, with a scaler of options *so (so->history_len in
+ * 1..AGT_HIST_MAX). */
+int agt_quant_init(agt_quant *q, const char *spec, const ag_scaler_opts *so,
                    agt_err *err);
 void agt_quant_free(agt_quant *q);
-/* y[0..n) = quantize(x) with the delayed scale:
- *   scale = compute_scale(max of the history BEFORE this tensor's amax is
- *   pushed); when the history is empty (the first step) the current amax is
- *   used instead. Then amax(x) is pushed (when update != 0) and the counters
- *   accumulate (when update != 0). fp32 quantizers copy (y may equal x). */
+/* y[0..n) = quantize(x) with the delayed scale of q's scaler (the window
+ * max before this tensor's amax is pushed; the current amax while the
+ * window is empty). update != 0 (training): ag_scaler_quantize, so the amax
+ * is pushed, the stream advances and the counters accumulate. update == 0
+ * (evaluation): the same scale and rounding, nothing recorded. fp32
+ * quantizers copy (y may equal x). */
 int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
-                    const ag_qopts *opts, int update, agt_err *err);
-/* Push one amax into both the library history and the mirror. */
-int agt_quant_push(agt_quant *q, float amax, agt_err *err);
-/* The scale the next apply would use given the current amax. */
-int agt_quant_scale(const agt_quant *q, float amax_now, float *scale,
-                    agt_err *err);
+                    int update, agt_err *err);
 
 /* ------------------------------------------------------------------------ */
 /* Layers and the model                                                      */
@@ -204,19 +210,18 @@ typedef struct agt_model {
 
 /* Build an MLP with dims[0..ndims) (e.g. 784,256,256,10), ReLU between the
  * linear layers, one agt_layer_fmt per linear layer (ndims-1 of them), and
- * He/Kaiming-normal weights (std sqrt(2/fan_in)), zero biases, from seed. */
+ * He/Kaiming-normal weights (std sqrt(2/fan_in)), zero biases, from seed;
+ * the quantizers as *qc says. */
 int agt_model_mlp(agt_model *m, const int *dims, int ndims,
-                  const agt_layer_fmt *fmts, size_t hist_len, int bmax,
+                  const agt_layer_fmt *fmts, const agt_quant_cfg *qc, int bmax,
                   uint64_t seed, agt_err *err);
 void agt_model_free(agt_model *m);
 
-/* Per-step context: options of the quantizers for this step. */
+/* Per-step context (the quantizers' options live in their scalers, see
+ * agt_quant_cfg). */
 typedef struct agt_stepctx {
-    uint64_t seed;           /* stochastic rounding key */
-    uint64_t step;           /* global step: the stream offset */
-    int stochastic_grads;    /* 1: gradient quantizers round stochastically */
-    int threads;             /* ag_qopts.threads */
-    int update;              /* 1: training (histories and counters move) */
+    int update;              /* 1: training (windows, streams and counters
+                                move); 0: evaluation */
 } agt_stepctx;
 
 /* Forward pass over a batch x[B,in]; returns the mean loss in *loss and the

@@ -1,16 +1,19 @@
 # SPDX-License-Identifier: MIT
-"""The raw array layer: numpy arrays and CPU torch tensors handed to the C
-extension without copies, and the rules for everything else.
+"""The one tensor I/O layer: how numpy arrays and CPU torch tensors reach
+the C extension, how outputs are made, and the scalar and option arguments
+every wrapper passes along. The raw (no-autograd) array functions live here
+too.
 
 Rules, for every array argument (``x``, ``codes``, ``dy``...):
 
 - **numpy arrays and CPU torch tensors** are used in place when they are
   C-contiguous and of the right dtype (float32; ``uint8``/``uint16`` codes
-  for :func:`decode`). Torch tensors go through their zero-copy
-  ``tensor.numpy()`` view.
+  for :func:`decode`, ``torch.int16`` holding 16-bit codes). The C extension
+  reads tensors directly (no ``.numpy()`` view, no copy).
 - **A wrong dtype** (float64, float16, bfloat16, int...) raises TypeError:
   nothing is converted silently, since a float64 -> float32 cast would round
-  twice. Convert explicitly (``x.float()``, ``x.astype(np.float32)``).
+  twice. The message names the conversion (``x.float()``,
+  ``codes.to(torch.uint8)``...).
 - **A non-contiguous input** (a transpose, a slice with steps) is copied to a
   contiguous array first (documented copy); the result is contiguous with the
   input's shape. A non-contiguous ``out=`` is a ValueError (results cannot be
@@ -23,13 +26,14 @@ Rules, for every array argument (``x``, ``codes``, ``dy``...):
   (autograd) or pass ``x.detach()``. Under ``torch.no_grad()`` it is accepted.
 - ``out=`` (optional) must be a writable, C-contiguous array of the input's
   shape and of the output dtype, of the same kind (numpy or torch) as the
-  input; it may be the input itself (in place). Writes through the numpy view
-  do not bump a tensor's autograd version counter: do not pass a tensor that
-  autograd saved for backward.
+  input; it may be the input itself (in place). Writes into a tensor do not
+  bump its autograd version counter: do not pass a tensor that autograd
+  saved for backward.
 
 Results have the kind of the input: numpy in, numpy out; tensor in, tensor
 out.
 """
+import math
 import sys
 
 import numpy as np
@@ -39,89 +43,95 @@ from . import _C
 __all__ = ["quantize_array", "dequantize_array", "encode", "decode"]
 
 
-def _is_tensor(x):
+def is_tensor(x):
     # torch is not imported here: when nobody has imported it, no object can
     # be a tensor, and numpy-only users do not pay for loading it.
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def tensor_view(x, name, dtypes=("float32",), allow_grad=False, copy_ok=True):
-    """A C-contiguous numpy view of tensor ``x`` (or a contiguous copy when
-    ``copy_ok`` and it is not contiguous). Checks device, dtype and grad."""
-    if x.device.type != "cpu":
-        raise ValueError(
-            f"{name} is on device '{x.device}': altgrad runs on the CPU "
-            f"(move it with .cpu())"
-        )
-    dt = str(x.dtype).replace("torch.", "")
-    if dt not in dtypes:
-        raise TypeError(
-            f"{name} must be a {' or '.join(dtypes)} tensor, got {x.dtype} "
-            f"(convert explicitly, e.g. {name}.float())"
-        )
-    torch = sys.modules["torch"]
-    if x.requires_grad and not allow_grad and torch.is_grad_enabled():
-        raise ValueError(
-            f"{name} requires grad: this raw op does not record autograd and "
-            f"would cut the graph; use altgrad.quantization.quantize / "
-            f"dequantize, or pass {name}.detach()"
-        )
-    if not x.is_contiguous():
-        if not copy_ok:
-            raise ValueError(f"{name} must be C-contiguous (it is written in place)")
-        x = x.contiguous()
-    v = x.detach().numpy()
-    if dt == "int16" and "int16" in dtypes:
-        v = v.view(np.uint16)  # 16-bit codes: torch has no uint16
-    return v
-
-
-def array_view(x, name, dtypes=("float32",), copy_ok=True):
-    """``x`` (a numpy array) checked for dtype, copied when not contiguous."""
-    if x.dtype.name not in dtypes:
-        raise TypeError(
-            f"{name} must be a {' or '.join(dtypes)} array, got {x.dtype} "
-            f"(convert explicitly, e.g. {name}.astype(np.float32))"
-        )
-    if not x.flags.c_contiguous:
-        if not copy_ok:
-            raise ValueError(f"{name} must be C-contiguous (it is written in place)")
-        x = np.ascontiguousarray(x)
-    return x
-
-
-def as_buffer(x, name, dtypes=("float32",), copy_ok=True):
-    """The buffer the C extension reads for ``x``: numpy arrays and tensors
-    are checked (see the module doc); anything else goes to the extension,
-    which accepts float32 buffer exporters and raises TypeError otherwise."""
-    if _is_tensor(x):
-        return tensor_view(x, name, dtypes, copy_ok=copy_ok)
+def read(x, name, allow_grad=False):
+    """``x`` ready for the C extension: a C-contiguous tensor or numpy array
+    (a contiguous copy when it is not). The extension checks dtype and
+    device; here: the kind of object, contiguity, and ``requires_grad``
+    (refused while grad mode is on, unless ``allow_grad``: read-only
+    diagnostics)."""
+    if is_tensor(x):
+        if x.requires_grad and sys.modules["torch"].is_grad_enabled():
+            if not allow_grad:
+                raise ValueError(
+                    f"{name} requires grad: this raw op does not record autograd and "
+                    f"would cut the graph; use altgrad.quantization.quantize / "
+                    f"dequantize, or pass {name}.detach()"
+                )
+            x = x.detach()
+        return x if x.is_contiguous() else x.contiguous()
     if isinstance(x, np.ndarray):
-        return array_view(x, name, dtypes, copy_ok=copy_ok)
-    if isinstance(x, (int, float, list, tuple)):
+        return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+    if isinstance(x, (int, float, str, list, tuple)) or x is None:
         raise TypeError(
-            f"{name} must be a float32 numpy array or torch tensor, not "
-            f"{type(x).__name__}"
+            f"{name} must be a torch.Tensor or numpy array, not {type(x).__name__}"
         )
-    return x
+    return x  # another buffer exporter: the extension reads it or says why not
 
 
-def _out_for(x, out, np_dtype):
-    """(object to return, buffer to write) for a given ``out``."""
-    if _is_tensor(x) != _is_tensor(out):
+def numel(x):
+    """Element count of a tensor or numpy array."""
+    return x.numel() if is_tensor(x) else x.size
+
+
+def new(like_tensor, shape, np_dtype):
+    """(result, buffer to write): a new torch tensor when ``like_tensor``,
+    else a numpy array, of ``shape`` and the dtype (float32, uint8, int32)."""
+    shape = tuple(int(s) for s in shape)
+    if like_tensor:
+        torch = sys.modules["torch"]
+        tdt = {np.dtype(np.float32): torch.float32, np.dtype(np.uint8): torch.uint8,
+               np.dtype(np.int32): torch.int32}[np.dtype(np_dtype)]
+        t = torch.empty(shape, dtype=tdt)
+        return t, t
+    a = np.empty(shape, dtype=np_dtype)
+    return a, a
+
+
+def out_arg(x, out):
+    """A given ``out``: of the input's kind, not requiring grad (the
+    extension checks dtype, shape, contiguity and writability)."""
+    if out is None:
+        return None
+    if is_tensor(x) != is_tensor(out):
         raise TypeError("out must be of the same kind as the input (numpy or torch)")
-    if _is_tensor(out) and out.requires_grad:
+    if is_tensor(out) and out.requires_grad:
         raise ValueError("out requires grad: autograd cannot track writes into it")
-    name = np.dtype(np_dtype).name
-    dtypes = (name, "int16") if name == "uint16" and _is_tensor(out) else (name,)
-    return out, as_buffer(out, "out", dtypes, copy_ok=False)
+    return out
+
+
+def matrix(shape):
+    """(rows, cols) of a tensor cut along its last axis: rows = product of
+    the leading dimensions, cols = the last one; a 0-d tensor is 1 x 1."""
+    if len(shape) == 0:
+        return 1, 1
+    return math.prod(shape[:-1]), shape[-1]
+
+
+def fmt(format):
+    """The C format of an FP8Format, altgrad.Format or spec string."""
+    if type(format) is _C.Format:
+        return format
+    c = getattr(format, "_c", None)  # an FP8Format's C format
+    if type(c) is _C.Format:
+        return c
+    from . import format as _format
+
+    return _format(format)
 
 
 def scale_value(scale):
     """A scale given as a Python number, a one-element tensor or array."""
-    if _is_tensor(scale) or isinstance(scale, np.ndarray):
-        n = scale.numel() if _is_tensor(scale) else scale.size
+    if type(scale) is float:  # the common case
+        return scale
+    if is_tensor(scale) or isinstance(scale, np.ndarray):
+        n = numel(scale)
         if n != 1:
             raise ValueError(
                 f"scale must hold one number (per-tensor scaling), got shape "
@@ -133,36 +143,32 @@ def scale_value(scale):
     return float(scale)
 
 
-def _new_like(x, np_dtype):
-    """A new output tensor and its numpy view when x is a tensor; else
-    (None, None): the extension allocates a numpy array."""
-    if not _is_tensor(x):
-        return None, None
-    torch = sys.modules["torch"]
-    if np.dtype(np_dtype) == np.float32:
-        t = torch.empty(tuple(x.shape), dtype=torch.float32)
-        return t, t.numpy()
-    # codes: uint8, or int16 holding the 16 bits (torch has no uint16)
-    code_dtype = torch.uint8 if np.dtype(np_dtype) == np.uint8 else torch.int16
-    t = torch.empty(tuple(x.shape), dtype=code_dtype)
-    return t, t.numpy().view(np_dtype)
+def seed_for(rounding, seed):
+    """The seed a call passes on: ``seed``, or with ``seed=None`` a fresh
+    one from torch's generator for stochastic rounding (so that
+    ``torch.manual_seed`` makes runs reproducible), else 0."""
+    if seed is not None:
+        return seed
+    if rounding == "nearest_even" or _C.option("rounding", rounding) != "stochastic":
+        return 0
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.randint(0, 2**62, ()).item())
+    return int(np.random.default_rng().integers(0, 2**62))  # pragma: no cover
 
 
-def _c_format(fmt):
-    from . import format as _format
+def options(rounding="nearest_even", overflow="saturate", seed=0, stream=0,
+            offset=0, threads=0, kernel="auto", *, draw_seed=False):
+    """The rounding options of a C call, as keywords. ``seed=None`` with
+    ``draw_seed``: :func:`seed_for`; without: 0."""
+    if seed is None:
+        seed = seed_for(rounding, None) if draw_seed else 0
+    return {"rounding": rounding, "overflow": overflow, "seed": seed,
+            "stream": stream, "offset": offset, "threads": threads,
+            "kernel": kernel}
 
-    return _format(fmt)
 
-
-def _run(x, out, np_dtype, call):
-    """Check or allocate the output, run ``call(buffer)``, return the result
-    of the input's kind."""
-    if out is None:
-        ret, buf = _new_like(x, np_dtype)
-    else:
-        ret, buf = _out_for(x, out, np_dtype)
-    res = call(buf)
-    return res if ret is None else ret
+# --- the raw array functions --------------------------------------------------
 
 
 def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
@@ -182,19 +188,17 @@ def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
     ``altgrad._C.kernels()``), all bit-identical; for tests and benchmarks.
     Returns ``out`` or a new array/tensor.
     """
-    f = _c_format(format)
+    f = fmt(format)
     s = scale_value(scale)
-    xb = as_buffer(x, "x")
-    return _run(x, out, np.float32, lambda ob: _C.quantize(
-        xb, f, s, ob, rounding=rounding, overflow=overflow, seed=seed,
-        stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel))
+    return _C.quantize(read(x, "x"), f, s, out_arg(x, out), rounding=rounding,
+                       overflow=overflow, seed=seed, stream=stream, offset=offset,
+                       threads=threads, stats=stats, kernel=kernel)
 
 
 def dequantize_array(x, scale=1.0, out=None):
     """``x * scale`` in float32, without autograd (``ag_dequantize``)."""
     s = scale_value(scale)
-    xb = as_buffer(x, "x")
-    return _run(x, out, np.float32, lambda ob: _C.dequantize(xb, s, ob))
+    return _C.dequantize(read(x, "x"), s, out_arg(x, out))
 
 
 def encode(x, format, scale=1.0, out=None, *, rounding="nearest_even",
@@ -203,22 +207,17 @@ def encode(x, format, scale=1.0, out=None, *, rounding="nearest_even",
     """Packed codes of ``x / scale``: uint8 for formats of at most 8 bits,
     uint16 above (torch: ``torch.uint8``, or ``torch.int16`` holding the 16
     bits, since torch has no uint16). Options as :func:`quantize_array`."""
-    f = _c_format(format)
+    f = fmt(format)
     s = scale_value(scale)
-    xb = as_buffer(x, "x")
-    code_dtype = np.uint8 if f.bits <= 8 else np.uint16
-    return _run(x, out, code_dtype, lambda ob: _C.encode(
-        xb, f, s, ob, rounding=rounding, overflow=overflow, seed=seed,
-        stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel))
+    return _C.encode(read(x, "x"), f, s, out_arg(x, out), rounding=rounding,
+                     overflow=overflow, seed=seed, stream=stream, offset=offset,
+                     threads=threads, stats=stats, kernel=kernel)
 
 
 def decode(codes, format, scale=1.0, out=None):
     """``to_real(codes) * scale`` as float32 (``ag_decode_u8``/``_u16`` by
     the dtype of ``codes``: uint8, or uint16 / torch.int16). ValueError for
     a code outside the format."""
-    f = _c_format(format)
+    f = fmt(format)
     s = scale_value(scale)
-    cb = as_buffer(codes, "codes", ("uint8", "uint16", "int16"))
-    if isinstance(cb, np.ndarray) and cb.dtype == np.int16:
-        cb = cb.view(np.uint16)
-    return _run(codes, out, np.float32, lambda ob: _C.decode(cb, f, s, ob))
+    return _C.decode(read(codes, "codes"), f, s, out_arg(codes, out))

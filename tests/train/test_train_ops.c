@@ -143,7 +143,8 @@ static void test_quant_layer(void)
     snprintf(f.spec[AGT_QG], 48, "E5M2");
     agt_model m;
     agt_err err;
-    int rc = agt_model_mlp(&m, dims, 2, &f, 4, 3, 77, &err);
+    const agt_quant_cfg qc = {4, 1, 0, 1};
+    int rc = agt_model_mlp(&m, dims, 2, &f, &qc, 3, 77, &err);
     AG_CHECK(rc == 0, "model: %s", err.msg);
     if (rc) return;
     const ag_format *e3m4 = ag_format_get("E3M4");
@@ -151,7 +152,7 @@ static void test_quant_layer(void)
     float x[3 * 8], W[32], xq[24], wq[32], yref[12];
     uint8_t y[3] = {1, 2, 3};
     for (int i = 0; i < 24; i++) x[i] = 2.0f * frand(&s);
-    agt_stepctx ctx = {1, 0, 0, 1, 1};
+    agt_stepctx ctx = {1};
     float loss;
     rc = agt_model_forward(&m, x, y, 3, &ctx, &loss, NULL, &err);
     AG_CHECK(rc == 0, "forward: %s", err.msg);
@@ -171,7 +172,7 @@ static void test_quant_layer(void)
     AG_CHECK(same, "quantized forward equals the hand-made product");
     AG_CHECK(m.layers[0].q[AGT_QX].stats.total == 24, "x stats total %llu",
              (unsigned long long)m.layers[0].q[AGT_QX].stats.total);
-    AG_CHECK(m.layers[0].q[AGT_QX].ring_count == 1, "history holds the first amax");
+    AG_CHECK(ag_scaler_window_count(m.layers[0].q[AGT_QX].sc) == 1, "history holds the first amax");
     /* backward: STE identity => dW = Qg(dy)^T xq exactly */
     memset(m.grads, 0, m.nparams * sizeof(float));
     rc = agt_model_backward(&m, y, 3, &ctx, &err);
@@ -191,17 +192,16 @@ static void test_quant_layer(void)
      * input saturates */
     float x2[24];
     for (int i = 0; i < 24; i++) x2[i] = 4.0f * x[i];
-    ctx.step = 1;
     rc = agt_model_forward(&m, x2, y, 3, &ctx, &loss, NULL, &err);
     AG_CHECK(rc == 0 && m.layers[0].q[AGT_QX].stats.overflow > 0,
              "delayed scaling: step 2 saturates with step 1's scale (%llu)",
              (unsigned long long)m.layers[0].q[AGT_QX].stats.overflow);
-    AG_CHECK(m.layers[0].q[AGT_QX].scale == sx, "step 2 used step 1's scale");
+    AG_CHECK(ag_scaler_last_scale(m.layers[0].q[AGT_QX].sc) == sx, "step 2 used step 1's scale");
     agt_model_free(&m);
 
     /* bad format spec */
     snprintf(f.spec[AGT_QW], 48, "E9M9");
-    rc = agt_model_mlp(&m, dims, 2, &f, 4, 3, 77, &err);
+    rc = agt_model_mlp(&m, dims, 2, &f, &qc, 3, 77, &err);
     AG_CHECK(rc == -1 && strstr(err.msg, "E9M9"), "bad spec: %s", err.msg);
 }
 

@@ -34,6 +34,8 @@
 #define QTOL 1e-4
 
 static const int dims[4] = {784, 256, 256, 10};
+/* window 16, nearest rounding, one thread */
+static const agt_quant_cfg qc = {16, 1, 0, 1};
 static char dir[64];
 
 static double tensor_rel(const float *a, const float *b, size_t n)
@@ -56,7 +58,7 @@ static int compare(const char *label, agt_optkind opt, float lr,
 {
     agt_model m;
     agt_err err;
-    if (agt_model_mlp(&m, dims, 4, fmts, 16, B, 42, &err)) {
+    if (agt_model_mlp(&m, dims, 4, fmts, &qc, B, 42, &err)) {
         AG_CHECK(0, "%s: model: %s", label, err.msg);
         return -1;
     }
@@ -109,7 +111,7 @@ static int compare(const char *label, agt_optkind opt, float lr,
     if (got != 1 + m.nparams + NSTEPS) { free(ref); agt_model_free(&m); return -1; }
 
     /* one forward/backward */
-    agt_stepctx ctx = {1, 0, 0, 1, 1};
+    agt_stepctx ctx = {1};
     float loss;
     float *init = malloc(m.nparams * sizeof(float));
     memcpy(init, m.params, m.nparams * sizeof(float));
@@ -133,13 +135,12 @@ static int compare(const char *label, agt_optkind opt, float lr,
     }
     /* 10 steps from the same weights (fresh histories) */
     agt_model_free(&m);
-    agt_model_mlp(&m, dims, 4, fmts, 16, B, 42, &err);
+    agt_model_mlp(&m, dims, 4, fmts, &qc, B, 42, &err);
     memcpy(m.params, init, m.nparams * sizeof(float));
     agt_optim o;
     agt_optim_init(&o, opt, m.nparams, lr, wd, &err);
     double worst_traj = 0;
     for (int t = 0; t < NSTEPS; t++) {
-        ctx.step = (uint64_t)t;
         memset(m.grads, 0, m.nparams * sizeof(float));
         rc = agt_model_forward(&m, x, y, B, &ctx, &loss, NULL, &err);
         rc |= agt_model_backward(&m, y, B, &ctx, &err);

@@ -10,7 +10,7 @@ model in torch (nn.Linear layers, ReLU, cross-entropy; for the quantized
 variant altgrad.quantization.quantize with the straight-through estimator
 on weights and inputs, and a gradient quantizer on each layer's output
 gradient, every quantizer with delayed scaling from an amax history exactly
-as train/nn.c does), then writes OUT: the loss and every gradient of one
+as train/nn.c does: altgrad.quantization.DelayedScaler), then writes OUT: the loss and every gradient of one
 forward/backward, and the loss of each of N optimizer steps on the batch.
 
 Exit status 77 when torch (or, for the quantized variant, altgrad's Python
@@ -68,31 +68,25 @@ def read_input(path):
 
 
 class Quantizer:
-    """One tensor's quantizer with delayed scaling: the scale comes from the
-    max of the amax history BEFORE this tensor's amax is pushed (the current
-    amax when the history is empty), as agt_quant_apply in train/nn.c."""
+    """One tensor's quantizer with delayed scaling: the library's delayed
+    scaler (altgrad.quantization.DelayedScaler, ag_scaler) with the empty
+    window read as the tensor's own amax (first="current"), the policy of
+    train/nn.c. No scale is computed here."""
 
     def __init__(self, spec, hist_len):
         self.fmt = None if spec == "fp32" else spec
-        self.hist = []
-        self.hist_len = hist_len
         if self.fmt is not None:
-            import altgrad
-            self.max_finite = float(altgrad.format(spec).max_finite)
+            from altgrad.quantization import DelayedScaler
+            self.scaler = DelayedScaler(spec, hist_len, first="current")
 
-    def scale(self, t):
-        amax = float(t.detach().abs().max())
-        a = max(self.hist) if self.hist else amax
-        s = max(a / self.max_finite, float(np.float32(1e-10)))  # double, as C
-        self.hist.append(amax)
-        self.hist = self.hist[-self.hist_len:]
-        return float(np.float32(s))
+    def reset(self):
+        if self.fmt is not None:
+            self.scaler.reset()
 
     def forward(self, t):
         if self.fmt is None:
             return t
-        from altgrad.quantization import quantize
-        return quantize(t, self.fmt, self.scale(t))
+        return self.scaler.quantize(t)
 
 
 class GradQuant(torch.autograd.Function):
@@ -108,9 +102,8 @@ class GradQuant(torch.autograd.Function):
         q = ctx.q
         if q.fmt is None:
             return dy, None
-        from altgrad.quantization import quantize
         with torch.no_grad():
-            return quantize(dy.contiguous(), q.fmt, q.scale(dy)), None
+            return q.forward(dy.contiguous()), None
 
 
 def main():
@@ -164,7 +157,7 @@ def main():
     # the trajectory restarts from the same weights: histories restart too
     for _, qs in layers:
         for q in qs:
-            q.hist = []
+            q.reset()
     if inp["optimizer"] == 0:
         opt = torch.optim.AdamW(params, lr=inp["lr"], betas=(0.9, 0.999), eps=1e-8,
                                 weight_decay=inp["wd"])

@@ -13,7 +13,8 @@
   registry and spec strings: :func:`altgrad.format`.
 - :mod:`.ops`: :func:`quantize`, :func:`dequantize`, :class:`QuantizeFunc`,
   :class:`DequantizeFunc`.
-- :mod:`.scaling`: :class:`AmaxHistory`, :func:`compute_scale`,
+- :mod:`.scaling`: :class:`DelayedScaler` (delayed scaling, owned by the C
+  library), :class:`AmaxHistory`, :func:`compute_scale`,
   :class:`ScalingConfig`, per-channel (:func:`quantize_rows`) and MX block
   (:func:`mx_quantize`, :func:`mx_encode`, :func:`mx_decode`) quantization.
 - :mod:`.diagnostics`: :func:`detect_bit_stall`, :class:`BitStallDetector`,
@@ -36,6 +37,7 @@ from .scaling import (  # issue 5: scaling
     MX_BLOCK,
     MX_ELEMENT_FORMATS,
     AmaxHistory,
+    DelayedScaler,
     MXQuantizeFunc,
     QuantizeRowsFunc,
     ScalingConfig,
@@ -85,6 +87,7 @@ __all__ = [
     # scaling (issue 5)
     "ScalingConfig",
     "AmaxHistory",
+    "DelayedScaler",
     "amax",
     "compute_scale",
     "amax_rows",

@@ -22,7 +22,7 @@ elements.
 import numpy as np
 
 from .. import _C
-from . import _common as _c
+from .. import _arrays as _a
 
 __all__ = [
     "GRAD_EPS",
@@ -54,12 +54,16 @@ ULP_NAN = -(2**31)
 HIST_NAN, HIST_OVERFLOW, HIST_UNDERFLOW, HIST_ZERO, HIST_SUBNORMAL, HIST_FIELD = range(6)
 
 
+def _read(x, name):
+    return _a.read(x, name, allow_grad=True)  # read only: no graph to cut
+
+
 def _pair(a, b, na, nb):
-    av = _c.read(a, na)
-    bv = _c.read(b, nb)
-    if av.size != bv.size:
+    av = _read(a, na)
+    bv = _read(b, nb)
+    if _a.numel(av) != _a.numel(bv):
         raise ValueError(f"{na} and {nb} must hold as many elements: "
-                         f"{av.size} vs {bv.size}")
+                         f"{_a.numel(av)} vs {_a.numel(bv)}")
     return av, bv
 
 
@@ -70,8 +74,8 @@ def detect_bit_stall(weight, grad, lr, format, scale=1.0, **options):
     scale)`` and ``to_bits(w / scale)`` are the same grid point
     (``ag_bit_stall``). ValueError for a NaN / infinite lr or a bad scale."""
     w, g = _pair(weight, grad, "weight", "grad")
-    return _C.bit_stall(w, g, lr, _c.fmt(format), _c.scale_arg(scale),
-                        _c.options(**options))
+    return _C.bit_stall(w, g, lr, _a.fmt(format), _a.scale_value(scale),
+                        **_a.options(**options))
 
 
 class BitStallDetector:
@@ -116,21 +120,17 @@ def count_flips(a, b, format, scale=1.0, **options):
     """Elements where two snapshots ``a`` and ``b`` of a tensor quantize to
     different grid points (``ag_flips``), as an int."""
     av, bv = _pair(a, b, "a", "b")
-    return _C.flips(av, bv, _c.fmt(format), _c.scale_arg(scale), _c.options(**options))
+    return _C.flips(av, bv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
 
 
 def count_code_flips(a, b, format):
     """Flips between two code snapshots (from :func:`altgrad.encode`: uint8,
     or uint16 / torch.int16 for wider formats; one dtype for both)
     (``ag_flips_u8`` / ``_u16``). ValueError for a code outside the format."""
-    codes = ("uint8", "uint16", "int16")
-    av = _c.read(a, "a", codes)
-    bv = _c.read(b, "b", codes)
+    av, bv = _pair(a, b, "a", "b")
     if av.dtype != bv.dtype:
         raise TypeError(f"a and b must have one dtype, got {av.dtype} and {bv.dtype}")
-    if av.size != bv.size:
-        raise ValueError(f"a and b must hold as many elements: {av.size} vs {bv.size}")
-    return _C.flips_codes(av, bv, _c.fmt(format))
+    return _C.flips_codes(av, bv, _a.fmt(format))
 
 
 def update_flips(before, after, grad, format, scale=1.0, **options):
@@ -138,11 +138,11 @@ def update_flips(before, after, grad, format, scale=1.0, **options):
     with ``|grad| > 1e-10``, ``flips`` = how many of those moved to another
     grid point between ``before`` and ``after`` (``ag_update_flips``)."""
     bv, av = _pair(before, after, "before", "after")
-    gv = _c.read(grad, "grad")
-    if gv.size != bv.size:
-        raise ValueError(f"grad must hold {bv.size} elements, not {gv.size}")
-    return _C.update_flips(bv, av, gv, _c.fmt(format), _c.scale_arg(scale),
-                           _c.options(**options))
+    gv = _read(grad, "grad")
+    if _a.numel(gv) != _a.numel(bv):
+        raise ValueError(f"grad must hold {_a.numel(bv)} elements, not {_a.numel(gv)}")
+    return _C.update_flips(bv, av, gv, _a.fmt(format), _a.scale_value(scale),
+                           **_a.options(**options))
 
 
 def stall_ratio(flips, updates):
@@ -158,9 +158,9 @@ def ulp_distance(a, b, format, scale=1.0, **options):
     :data:`ULP_NAN` where either side is NaN or rounds to NaN. +0 and -0
     are one point; a distance across zero counts the steps on both sides."""
     av, bv = _pair(a, b, "a", "b")
-    ret, out = _c.new(_c.is_tensor(a), av.shape, np.int32)
-    _C.ulp_distance(out, av, bv, _c.fmt(format), _c.scale_arg(scale),
-                    _c.options(**options))
+    ret, out = _a.new(_a.is_tensor(a), av.shape, np.int32)
+    _C.ulp_distance(out, av, bv, _a.fmt(format), _a.scale_value(scale),
+                    **_a.options(**options))
     return ret
 
 
@@ -170,10 +170,11 @@ def ulp_distance_stats(a, b, format, scale=1.0, **options):
     ``nan_pairs``, ``count`` (all pairs) and ``mean_abs`` (sum_abs / pairs
     without NaN; 0.0 when none)."""
     av, bv = _pair(a, b, "a", "b")
-    s, m, nans = _C.ulp_distance_stats(av, bv, _c.fmt(format), _c.scale_arg(scale),
-                                       _c.options(**options))
-    finite = av.size - nans
-    return {"sum_abs": s, "max_abs": m, "nan_pairs": nans, "count": int(av.size),
+    s, m, nans = _C.ulp_distance_stats(av, bv, _a.fmt(format), _a.scale_value(scale),
+                                       **_a.options(**options))
+    count = int(_a.numel(av))
+    finite = count - nans
+    return {"sum_abs": s, "max_abs": m, "nan_pairs": nans, "count": count,
             "mean_abs": s / finite if finite else 0.0}
 
 
@@ -183,9 +184,9 @@ def stiffness(w, format, scale=1.0):
     normal range (continued beyond max_finite), the subnormal step below
     min_normal, the fixed step ``2**(-M - bias) * scale`` for E = 0 formats;
     0 for +-0, NaN for NaN, inf for +-inf. float32 of w's shape and kind."""
-    wv = _c.read(w, "w")
-    ret, out = _c.new(_c.is_tensor(w), wv.shape, np.float32)
-    _C.stiffness(out, wv, _c.fmt(format), _c.scale_arg(scale))
+    wv = _read(w, "w")
+    ret, out = _a.new(_a.is_tensor(w), wv.shape, np.float32)
+    _C.stiffness(out, wv, _a.fmt(format), _a.scale_value(scale))
     return ret
 
 
@@ -196,8 +197,8 @@ def exponent_histogram(x, format, scale=1.0, **options):
     (nonzero that became zero), ``HIST_ZERO``, ``HIST_SUBNORMAL``, then
     ``HIST_FIELD + e`` for a normal code with exponent field e (binade
     ``2**(e - bias)``). Labels: :func:`exponent_histogram_labels`."""
-    xv = _c.read(x, "x")
-    counts = _C.exp_hist(xv, _c.fmt(format), _c.scale_arg(scale), _c.options(**options))
+    xv = _read(x, "x")
+    counts = _C.exp_hist(xv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
     return np.array(counts, dtype=np.int64)
 
 
@@ -205,6 +206,6 @@ def exponent_histogram_labels(format):
     """Names of the bins of :func:`exponent_histogram`: ``nan``,
     ``overflow``, ``underflow``, ``zero``, ``subnormal``, then ``2^k`` (the
     binade of each exponent field)."""
-    f = _c.fmt(format)
+    f = _a.fmt(format)
     return (["nan", "overflow", "underflow", "zero", "subnormal"]
             + [f"2^{e - f.bias}" for e in range(2**f.ebits)])

@@ -35,93 +35,119 @@ import torch
 
 from .. import _C
 from .. import _arrays
-from .. import format as _as_format
 
-__all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc"]
+__all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc", "straight_through",
+           "clipped_backward"]
 
-_STE = ("identity", "clipped")
 _FORWARD_KEYS = ("rounding", "overflow", "seed", "stream", "offset", "threads", "stats",
                  "kernel")
 
 
-def _check_tensor(x, name="x"):
-    """A C-contiguous CPU float32 tensor for x (a copy when not contiguous)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, not {type(x).__name__}")
-    if x.device.type != "cpu":
-        raise ValueError(
-            f"{name} is on device '{x.device}': altgrad runs on the CPU "
-            f"(move it with .cpu())"
-        )
-    if x.dtype != torch.float32:
-        raise TypeError(
-            f"{name} must be a float32 tensor, got {x.dtype} (convert "
-            f"explicitly, e.g. {name}.float())"
-        )
-    return x if x.is_contiguous() else x.contiguous()
+def straight_through(name, forward, doc=None):
+    """An ``autograd.Function`` class with the straight-through gradient: the
+    one factory behind :class:`QuantizeFunc`, ``QuantizeRowsFunc``,
+    ``MXQuantizeFunc`` and ``DelayedScaler.quantize``.
+
+    ``forward(x, *args) -> (y, ste, backward)``: ``x`` a C-contiguous
+    float32 tensor, ``y`` a new float32 tensor of its shape, ``ste``
+    ``"identity"`` or ``"clipped"``, and ``backward(dx, dy, x)`` the C
+    backward of the clipped STE with this forward's settings, ACCUMULATING
+    into ``dx`` (zeros; may be None for the identity STE). The class's ``apply(x, *args)`` gives ``dx = dy``
+    (identity) or ``dy`` where the forward did not saturate, 0 elsewhere
+    (clipped; the mask from the C library), and no gradient for ``args``.
+    Backward is differentiable again (``create_graph=True``) as a function
+    of ``dy``.
+    """
+
+    def fwd(ctx, x, *args):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}.apply: x must be a torch.Tensor, not "
+                            f"{type(x).__name__}")
+        # grad mode is off in here: the extension reads x as it is
+        x = x if x.is_contiguous() else x.contiguous()
+        y, ste, backward = forward(x, *args)
+        ctx.meta = (ste, backward, len(args))
+        if ste == "clipped":
+            ctx.save_for_backward(x)
+        return y
+
+    def bwd(ctx, dy):
+        ste, backward, nargs = ctx.meta
+        none = (None,) * nargs
+        if ste == "identity":
+            return (dy,) + none
+        (x,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a function of dy, mask from C
+            x = x.detach()
+            keep = torch.zeros(x.shape, dtype=torch.float32)
+            backward(keep, torch.ones(x.shape, dtype=torch.float32), x)
+            return (torch.where(keep != 0, dy, torch.zeros((), dtype=dy.dtype)),) + none
+        dx = torch.zeros(x.shape, dtype=torch.float32)
+        backward(dx, _arrays.read(dy, "dy"), x)
+        return (dx,) + none
+
+    return type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(fwd), "backward": staticmethod(bwd),
+        "__doc__": doc, "__module__": forward.__module__})
 
 
-def _view(t):
-    """The zero-copy numpy view of a contiguous CPU tensor."""
-    return t.detach().numpy()
+def clipped_backward(f, scale, threads=0, kernel="auto"):
+    """The backward of a per-tensor quantize with scale ``scale``: the
+    clipped-STE mask from ``_C.quantize_backward``."""
+    return lambda dx, dy, x: _C.quantize_backward(dx, dy, x, f, scale, ste="clipped",
+                                                  threads=threads, kernel=kernel)
 
 
-def _options(options):
+def _c_options(rounding="nearest_even", overflow="saturate", ste="identity", seed=None,
+               stream=0, offset=0, threads=0, stats=None, kernel="auto"):
+    """(ste, the keyword options of ``_C.quantize``): none at all for the
+    defaults, the cheap call; else :func:`altgrad._arrays.options`."""
+    if (rounding == "nearest_even" and ste == "identity" and stats is None and seed is None
+            and overflow == "saturate" and not (stream or offset or threads)
+            and kernel == "auto"):
+        return "identity", _NO_OPTIONS
+    opts = _arrays.options(rounding, overflow, seed, stream, offset, threads, kernel,
+                           draw_seed=True)
+    opts["stats"] = stats
+    return _C.option("ste", ste), opts
+
+
+_NO_OPTIONS = {}  # never written
+
+
+def _split_options(options):
+    """_c_options of an options dict of :func:`quantize`."""
     opts = dict(options or {})
     unknown = set(opts) - set(_FORWARD_KEYS) - {"ste"}
     if unknown:
         raise TypeError(f"unknown quantize option(s): {', '.join(sorted(unknown))}")
-    ste = opts.pop("ste", "identity")
-    if ste not in _STE:
-        raise ValueError(f"unknown ste {ste!r}: expected 'identity' or 'clipped'")
-    if opts.get("rounding") == "stochastic" and opts.get("seed") is None:
-        opts["seed"] = int(torch.randint(0, 2**62, ()).item())
-    return ste, opts
+    return _c_options(**opts)
 
 
-class QuantizeFunc(torch.autograd.Function):
-    """``QuantizeFunc.apply(x, format, scale, options=None)``: the quantizer
-    with the straight-through estimator. ``options`` is a dict of the keyword
-    options of :func:`quantize` (``rounding``, ``overflow``, ``ste``,
-    ``seed``...). Backward: ``dx = dy`` (identity STE), or ``dy`` masked to 0
-    where ``|x / scale| > max_finite`` (clipped STE, mask from the C
-    library); ``None`` for format, scale and options. Both are
-    differentiable again (``create_graph=True``) as functions of ``dy``.
-    """
+def _ste_forward(x, f, s, ste, opts):
+    back = None
+    if ste == "clipped":
+        back = clipped_backward(f, s, opts.get("threads", 0), opts.get("kernel", "auto"))
+    return _C.quantize(x, f, s, None, **opts), ste, back
 
-    @staticmethod
-    def forward(ctx, x, format, scale, options=None):
-        fmt = _as_format(format)
-        s = _arrays.scale_value(scale)
-        ste, opts = _options(options)
-        xc = _check_tensor(x)
-        y = torch.empty(xc.shape, dtype=torch.float32)
-        _C.quantize(_view(xc), fmt, s, _view(y), **opts)
-        ctx.ste = ste
-        if ste == "clipped":
-            ctx.fmt = fmt
-            ctx.scale = s
-            ctx.save_for_backward(xc)
-        return y
 
-    @staticmethod
-    def backward(ctx, dy):
-        if ctx.ste == "identity":
-            return dy, None, None, None
-        (x,) = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            # create_graph: a differentiable function of dy, mask from C
-            ones = torch.ones(x.shape, dtype=torch.float32)
-            keep = torch.zeros(x.shape, dtype=torch.float32)
-            _C.quantize_backward(_view(keep), _view(ones), _view(x), ctx.fmt,
-                                 ctx.scale, ste="clipped")
-            dx = torch.where(keep != 0, dy, torch.zeros((), dtype=dy.dtype))
-            return dx, None, None, None
-        dyc = _check_tensor(dy, "dy")
-        dx = torch.zeros(x.shape, dtype=torch.float32)
-        _C.quantize_backward(_view(dx), _view(dyc), _view(x), ctx.fmt, ctx.scale,
-                             ste="clipped")
-        return dx, None, None, None
+def _quantize_forward(x, format, scale, options=None):
+    ste, opts = _split_options(options)
+    return _ste_forward(x, _arrays.fmt(format), _arrays.scale_value(scale), ste, opts)
+
+
+QuantizeFunc = straight_through("QuantizeFunc", _quantize_forward, """\
+``QuantizeFunc.apply(x, format, scale, options=None)``: the quantizer with
+the straight-through estimator. ``options`` is a dict of the keyword options
+of :func:`quantize` (``rounding``, ``overflow``, ``ste``, ``seed``...).
+Backward: ``dx = dy`` (identity STE), or ``dy`` masked to 0 where ``|x /
+scale| > max_finite`` (clipped STE, mask from the C library); ``None`` for
+format, scale and options. Both are differentiable again
+(``create_graph=True``) as functions of ``dy``.
+""")
+
+# quantize()'s own, with the arguments already resolved (the cheap call)
+_Quantize = straight_through("_Quantize", _ste_forward)
 
 
 class DequantizeFunc(torch.autograd.Function):
@@ -131,21 +157,22 @@ class DequantizeFunc(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, scale):
         s = _arrays.scale_value(scale)
-        xc = _check_tensor(x)
-        y = torch.empty(xc.shape, dtype=torch.float32)
-        _C.dequantize(_view(xc), s, _view(y))
         ctx.scale = s
-        return y
+        return _C.dequantize(_arrays.read(x, "x", allow_grad=True), s)
 
     @staticmethod
     def backward(ctx, dy):
         if torch.is_grad_enabled():
             # create_graph: stay differentiable in dy
             return dy * torch.tensor(ctx.scale, dtype=torch.float32), None
-        dyc = _check_tensor(dy, "dy")
-        dx = torch.empty(dyc.shape, dtype=torch.float32)
-        _C.dequantize(_view(dyc), ctx.scale, _view(dx))
-        return dx, None
+        return _C.dequantize(_arrays.read(dy, "dy"), ctx.scale), None
+
+
+def _check_input(x):
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        raise TypeError(
+            f"x must be a float32 torch.Tensor or numpy array, not {type(x).__name__}"
+        )
 
 
 def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
@@ -161,27 +188,27 @@ def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturat
     ``x``: a float32 CPU tensor (autograd) or float32 numpy array (no
     autograd; returns a numpy array).
     """
-    options = {"rounding": rounding, "overflow": overflow, "ste": ste, "seed": seed,
-               "stream": stream, "offset": offset, "threads": threads, "stats": stats,
-               "kernel": kernel}
-    if isinstance(x, np.ndarray):
-        ste_mode, opts = _options(options)
-        return _arrays.quantize_array(x, format, scale, **opts)
     if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"x must be a float32 torch.Tensor or numpy array, not {type(x).__name__}"
-        )
-    return QuantizeFunc.apply(x, format, scale, options)
+        _check_input(x)
+        ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads,
+                               stats, kernel)
+        return _C.quantize(_arrays.read(x, "x"), _arrays.fmt(format),
+                           _arrays.scale_value(scale), None, **opts)
+    f = _arrays.fmt(format)
+    s = scale if type(scale) is float else _arrays.scale_value(scale)
+    ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads, stats,
+                           kernel)
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Quantize.apply(x, f, s, ste, opts)
+    # no graph to record: straight to the C library, which reads the tensor
+    return _C.quantize(x if x.is_contiguous() else x.contiguous(), f, s, None, **opts)
 
 
 def dequantize(x, scale=1.0):
     """``x * scale`` in float32 with gradient ``dy * scale`` (none for the
     scale). ``x``: a float32 CPU tensor, or a float32 numpy array (no
     autograd)."""
+    _check_input(x)
     if isinstance(x, np.ndarray):
         return _arrays.dequantize_array(x, scale)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"x must be a float32 torch.Tensor or numpy array, not {type(x).__name__}"
-        )
     return DequantizeFunc.apply(x, scale)
