@@ -27,10 +27,10 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ..quantization import FORMAT_REGISTRY, compute_scale, stiffness, ulp_distance_stats
+from ..quantization import FORMAT_REGISTRY, stiffness, ulp_distance_stats
 from .config import TrainConfig, load_config, with_overrides
 from .data import DataError
-from .trainer import Trainer
+from .trainer import Trainer, weight_scale
 
 __all__ = ["FormatExperimentRunner", "ExperimentResult", "DiagnosticSnapshot",
            "run_format_experiment", "build_model", "apply_quick"]
@@ -125,13 +125,8 @@ class FormatExperimentRunner:
 
     # --- diagnostics --------------------------------------------------
     def _layer_scales(self):
-        out = []
-        for name, m in self.trainer.quantized_layers():
-            w = m.linear.weight
-            hist = getattr(m, "weight_history", None)
-            amax = hist.get_amax() if hist is not None and len(hist) else float(w.abs().max())
-            out.append((name, w, m.format, compute_scale(amax, m.format)))
-        return out
+        return [(name, m.linear.weight, m.format, weight_scale(m))
+                for name, m in self.trainer.quantized_layers()]
 
     def _collect_diagnostics(self, step):
         c = self.config

@@ -57,7 +57,7 @@ from .metrics import (StepTimer, compute_gradient_stats, compute_stability_metri
                       global_grad_norm)
 from .shadow import FP32ShadowModel, canonical_names, is_quantized_wrapper
 
-__all__ = ["Trainer", "lr_at_step", "TrainerError"]
+__all__ = ["Trainer", "lr_at_step", "TrainerError", "weight_scale"]
 
 
 class TrainerError(RuntimeError):
@@ -78,6 +78,20 @@ def lr_at_step(config, step):
     if config.lr_schedule == "linear":
         return lr - (lr - low) * frac
     return low + 0.5 * (lr - low) * (1.0 + math.cos(math.pi * frac))
+
+
+def weight_scale(wrapper):
+    """The scale a quantized wrapper's last forward used for its weight: the
+    ``scale`` its weight caster recorded (altgrad.integration), else
+    ``compute_scale`` of its ``weight_history`` (AltGrad's wrapper), else of
+    the weight's own amax."""
+    used = getattr(getattr(wrapper, "weight_cast", None), "scale", None)
+    if isinstance(used, torch.Tensor) and used.numel() == 1 and float(used) > 0:
+        return float(used)
+    hist = getattr(wrapper, "weight_history", None)
+    w = wrapper.linear.weight
+    amax = hist.get_amax() if hist is not None and len(hist) else float(w.detach().abs().max())
+    return compute_scale(amax, wrapper.format)
 
 
 def _param_groups(model, weight_decay):
@@ -214,11 +228,8 @@ class Trainer:
         snaps = []
         for _, m in self.quantized_layers():
             w = m.linear.weight
-            if w.grad is None:
-                continue
-            hist = getattr(m, "weight_history", None)
-            amax = hist.get_amax() if hist is not None and len(hist) else float(w.abs().max())
-            snaps.append((w, w.detach().clone(), compute_scale(amax, m.format), m.format))
+            if w.grad is not None:
+                snaps.append((w, w.detach().clone(), weight_scale(m), m.format))
         return snaps
 
     def _stall(self, snaps, metrics):
