@@ -6,7 +6,8 @@
 # instead (not needed by make test).
 set -u
 PKGS="gcc g++ make pkg-config libc6-dev zlib1g-dev libopenblas-dev python3 python3-dev \
-python3-numpy python3-torch python3-pytest python3-setuptools python3-pip dataset-fashion-mnist"
+python3-numpy python3-torch python3-pytest python3-setuptools python3-pip python3-yaml \
+python3-matplotlib dataset-fashion-mnist bible-kjv"
 [ "${1:-}" = aarch64 ] && PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $PKGS; do
