@@ -395,6 +395,16 @@ static void check_thread_rule(void)
 }
 
 /* Part 3: thread counts (n above every operation's threshold). */
+/* Mixed inputs: every 97th a random bit pattern (NaNs, infs, subnormals),
+ * the rest uniform in (-1, 1) times 2^e for e in [-emag, emag). */
+static void fill_mixed(float *x, size_t n, int emag)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = i % 97 == 0 ? fbits((uint32_t)rng_next())
+                           : ldexpf((float)(int64_t)(rng_next() % 2000001) / 1e6f - 1.0f,
+                                    (int)(rng_next() % (uint64_t)(2 * emag)) - emag);
+}
+
 static void check_threads(void)
 {
     const size_t n = (size_t)5 << 19 | 13;
@@ -405,10 +415,7 @@ static void check_threads(void)
         AG_CHECK(0, "malloc");
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        x[i] = i % 97 == 0 ? fbits((uint32_t)rng_next())
-                           : ldexpf((float)(int64_t)(rng_next() % 2000001) / 1e6f - 1.0f,
-                                    (int)(rng_next() % 40) - 20);
+    fill_mixed(x, n, 20);
     const ag_format *fs[] = {ag_format_get("E4M3"), ag_format_get("E5M2"),
                              ag_format_get("float8_e4m3fn"), ag_format_get("BF16")};
     static const int modes[] = {AG_ROUND_NEAREST_EVEN, AG_ROUND_STOCHASTIC, AG_ROUND_DOWN};
@@ -910,10 +917,7 @@ static void check_wrap(void)
         AG_CHECK(0, "malloc");
         goto out;
     }
-    for (size_t i = 0; i < cap; i++)
-        x[i] = i % 97 == 0 ? fbits((uint32_t)rng_next())
-                           : ldexpf((float)(int64_t)(rng_next() % 2000001) / 1e6f - 1.0f,
-                                    (int)(rng_next() % 30) - 15);
+    fill_mixed(x, cap, 15);
     static const struct { uint64_t back; size_t n; } cases[] = {
         {37, 3001}, {1, 3001}, {4096, 9001}, {2, 5}, {100003, 600000},
     };
