@@ -144,6 +144,19 @@ static void run_chunk(const op_job *j, size_t lo, size_t hi, ag__kstats *st)
     const size_t len = hi - lo;
     if (len == 0)
         return;
+    /* The stream index g0 + i is taken modulo 2^64 (altgrad.h), but the
+     * kernels' generators count ARS blocks on from g0 / 4 and would pass
+     * block 2^62 - 1 without wrapping: a chunk that crosses the wrap runs
+     * as two, the second from stream element 0 (once per call, outside
+     * the kernels' loops; elements round independently, so the split
+     * changes nothing else). */
+    const uint64_t g = j->g0 + (uint64_t)lo, to_wrap = 0u - g;
+    if (g != 0 && to_wrap < (uint64_t)len &&
+        (j->op == OP_QUANT || j->op == OP_ENC8 || j->op == OP_ENC16)) {
+        run_chunk(j, lo, lo + (size_t)to_wrap, st);
+        run_chunk(j, lo + (size_t)to_wrap, hi, st);
+        return;
+    }
     const float *xf = (const float *)j->in + lo;
     switch (j->op) {
     case OP_QUANT:

@@ -30,6 +30,9 @@
  *  8. Stochastic rounding with the random word exactly on the threshold
  *     (down) and one ulp above it (up), on every path and both AVX-512
  *     loops, in a normal binade and in the subnormal range.
+ *  9. Stream indices that wrap past 2^64 inside a call: every path and
+ *     format, quantize and encode, 1 and 2 threads, against the scalar
+ *     path and against the call split at the wrap.
  */
 #include "ag_test.h"
 #include "ag_test_rng.h"
@@ -392,6 +395,16 @@ static void check_thread_rule(void)
 }
 
 /* Part 3: thread counts (n above every operation's threshold). */
+/* Mixed inputs: every 97th a random bit pattern (NaNs, infs, subnormals),
+ * the rest uniform in (-1, 1) times 2^e for e in [-emag, emag). */
+static void fill_mixed(float *x, size_t n, int emag)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = i % 97 == 0 ? fbits((uint32_t)rng_next())
+                           : ldexpf((float)(int64_t)(rng_next() % 2000001) / 1e6f - 1.0f,
+                                    (int)(rng_next() % (uint64_t)(2 * emag)) - emag);
+}
+
 static void check_threads(void)
 {
     const size_t n = (size_t)5 << 19 | 13;
@@ -402,10 +415,7 @@ static void check_threads(void)
         AG_CHECK(0, "malloc");
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        x[i] = i % 97 == 0 ? fbits((uint32_t)rng_next())
-                           : ldexpf((float)(int64_t)(rng_next() % 2000001) / 1e6f - 1.0f,
-                                    (int)(rng_next() % 40) - 20);
+    fill_mixed(x, n, 20);
     const ag_format *fs[] = {ag_format_get("E4M3"), ag_format_get("E5M2"),
                              ag_format_get("float8_e4m3fn"), ag_format_get("BF16")};
     static const int modes[] = {AG_ROUND_NEAREST_EVEN, AG_ROUND_STOCHASTIC, AG_ROUND_DOWN};
@@ -875,6 +885,91 @@ out:
     free(ys);
 }
 
+/* Part 9: stream indices that wrap. Element i of a call is stream element
+ * offset + i modulo 2^64 (altgrad.h), so a call whose offset is just below
+ * 2^64 and whose length crosses it continues from element 0: every path
+ * gives the scalar path's bits, and both equal two calls split at the wrap
+ * (the first k elements at offset 2^64 - k, the rest at offset 0), for
+ * every registry format, quantize and encode, 1 thread; and 2 threads on a
+ * length above the threading threshold, the wrap inside a later chunk. */
+static int wrap_run(int op, void *out, const float *x, size_t n, const ag_format *f,
+                    uint64_t offset, int kern, int threads, ag_stats *st)
+{
+    ag_qopts o = ag_qopts_default();
+    o.rounding = AG_ROUND_STOCHASTIC;
+    o.seed = 0x5eedu;
+    o.stream = 3;
+    o.offset = offset;
+    o.kernel = kern;
+    o.threads = threads;
+    ag_status r = op == 0   ? ag_quantize((float *)out, x, n, f, 0.5f, &o, st)
+                  : op == 1 ? ag_encode_u8((uint8_t *)out, x, n, f, 0.5f, &o, st)
+                            : ag_encode_u16((uint16_t *)out, x, n, f, 0.5f, &o, st);
+    return r == AG_OK;
+}
+
+static void check_wrap(void)
+{
+    const size_t cap = 600000; /* above every stochastic threading threshold */
+    float *x = malloc(cap * sizeof *x), *ref = malloc(cap * sizeof *ref),
+          *got = malloc(cap * sizeof *got);
+    if (!x || !ref || !got) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    fill_mixed(x, cap, 15);
+    static const struct { uint64_t back; size_t n; } cases[] = {
+        {37, 3001}, {1, 3001}, {4096, 9001}, {2, 5}, {100003, 600000},
+    };
+    size_t bad = 0, calls = 0;
+    for (size_t fi = 0; fi < ag_format_count(); fi++) {
+        const ag_format *f = ag_format_at(fi);
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const uint64_t off = 0u - cases[ci].back;
+            const size_t n = cases[ci].n, k = (size_t)cases[ci].back;
+            const int big = n >= cap;
+            if (big && !(f->bits == 4 || !strcmp(f->name, "E4M3") || !strcmp(f->name, "E5M2") ||
+                         !strcmp(f->name, "BF16")))
+                continue; /* the long case on one format of each family */
+            for (int op = 0; op < 3; op++) {
+                if ((op == 1 && f->bits > 8) || (op == 2 && f->bits > 16))
+                    continue;
+                const size_t esz = op == 0 ? sizeof(float) : op == 1 ? 1u : 2u;
+                ag_stats sr = {0}, s1 = {0}, s2 = {0};
+                /* the scalar path, and the scalar path split at the wrap */
+                bad += !wrap_run(op, ref, x, n, f, off, AG_KERNEL_SCALAR, 1, &sr);
+                bad += !wrap_run(op, got, x, k, f, off, AG_KERNEL_SCALAR, 1, &s1);
+                bad += !wrap_run(op, (char *)got + k * esz, x + k, n - k, f, 0,
+                                 AG_KERNEL_SCALAR, 1, &s1);
+                bad += memcmp(ref, got, n * esz) != 0 || !stats_eq(&sr, &s1);
+                for (int kern = AG_KERNEL_AUTO; kern <= AG_KERNEL_AVX512; kern++) {
+                    if (kern == AG_KERNEL_SCALAR || !ag_kernel_available(kern))
+                        continue;
+                    for (int t = 1; t <= 2; t++) {
+                        if (t == 2 && !big)
+                            continue;
+                        memset(got, 0xa5, n * esz);
+                        s2 = (ag_stats){0};
+                        bad += !wrap_run(op, got, x, n, f, off, kern, t, &s2);
+                        const int diff = memcmp(ref, got, n * esz) != 0 || !stats_eq(&sr, &s2);
+                        if (diff && bad < 8)
+                            printf("wrap: %s op %d kernel %d threads %d offset 2^64-%zu n %zu "
+                                   "differs\n", f->name, op, kern, t, k, n);
+                        bad += diff;
+                        calls++;
+                    }
+                }
+            }
+        }
+    }
+    AG_CHECK(bad == 0, "stream wrap: %zu of %zu calls differ from the scalar path", bad, calls);
+    printf("stream wrap: %zu calls against the scalar path\n", calls);
+out:
+    free(x);
+    free(ref);
+    free(got);
+}
+
 int main(void)
 {
     rng_state = 0x243F6A8885A308D3u; /* the inputs' fixed seed */
@@ -914,5 +1009,6 @@ int main(void)
     check_space();
     check_generator();
     check_sr_exact_threshold();
+    check_wrap();
     return ag_test_summary("test_kernels");
 }
