@@ -507,10 +507,76 @@ def test_bad_parameters_name_the_layer():
         q(torch.randn(2, 8, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"layer 'fc2'.*\[\.\.\., 16\]"):
         m.fc2(torch.randn(2, 8))
-    # a model on another device: refused with the layer's name (CUDA likewise)
+    # a model without values (meta) is refused with the layer's name
     meta = nn.Sequential(nn.Linear(4, 4, device="meta"))
-    with pytest.raises(ValueError, match=r"layer '0': weight is on meta.*\.cpu\(\)"):
+    with pytest.raises(ValueError, match=r"layer '0': weight is on device 'meta'"):
         quantize_model(meta, E5M2)
+    with pytest.raises(ValueError, match=r"layer '0': weight is on device 'meta'"):
+        quantize_model(nn.Sequential(nn.Linear(4, 4, device="meta")),
+                       config=LinearConfig(weight=CastConfig(E4), backend="torch"))
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        LinearConfig(weight=CastConfig(E4), backend="gpu")
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        QuantizationConfig(backend="gpu")
+
+
+def _run_backend(backend, steps=3):
+    """A tiny GPT with every role cast (delayed weights and inputs, delayed
+    stochastic gradients) trained ``steps`` steps on ``backend``: the
+    losses, logits, gradients, counters and buffers of each step."""
+    cfg = LinearConfig(weight=CastConfig(E4, history_len=4), input=CastConfig(E4),
+                       grad_output=CastConfig(E5, rounding="stochastic"), seed=5,
+                       backend=backend)
+    m = GPT(SMALL, seed=2)
+    quantize_model(m, config=cfg)
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    out = []
+    for s in range(steps):
+        idx = torch.randint(0, 64, (2, 16), generator=gen(70 + s))
+        logits, loss = m(idx, idx)
+        opt.zero_grad()
+        loss.backward()
+        grads = [p.grad.clone() for p in m.parameters()]
+        opt.step()
+        out.append((logits.detach().clone(), loss.detach().clone(), grads,
+                    copy.deepcopy(stats(m)),
+                    {k: v.clone() for k, v in m.state_dict().items()}))
+    return out
+
+
+def test_backend_torch_matches_c_bit_for_bit_on_a_gpt():
+    a, b = _run_backend("c"), _run_backend("torch")
+    for (la, sa, ga, ca, da), (lb, sb, gb, cb, db) in zip(a, b):
+        assert torch.equal(la, lb) and torch.equal(sa, sb)
+        assert len(ga) == len(gb) and all(torch.equal(x, y) for x, y in zip(ga, gb))
+        assert ca == cb
+        g = [r["grad_output"] for r in ca.values()]
+        assert g and all(r["calls"] > 0 and r["total"] > 0 for r in g)
+        assert da.keys() == db.keys() and all(torch.equal(da[k], db[k]) for k in da)
+    # the stochastic offsets moved, so the gradients' random bits were drawn
+    assert any(k.endswith("grad_output_cast.offset") and int(v) > 0 for k, v in a[-1][4].items())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_converted_model_runs_on_cuda_like_on_cpu():
+    cfg = LinearConfig(weight=CastConfig(E4, history_len=4), input=CastConfig(E4),
+                       grad_output=CastConfig(E5, rounding="stochastic"), seed=5)
+    outs = []
+    for dev in ("cpu", "cuda"):
+        m = GPT(SMALL, seed=2)
+        quantize_model(m, config=cfg)
+        m.to(dev)
+        idx = torch.randint(0, 64, (2, 16), generator=gen(70)).to(dev)
+        logits, loss = m(idx, idx)
+        loss.backward()
+        outs.append((logits.detach().cpu(), [p.grad.cpu() for p in m.parameters()],
+                     copy.deepcopy(stats(m))))
+    assert torch.equal(outs[0][0], outs[1][0]) and outs[0][2] == outs[1][2]
+    assert all(torch.allclose(x, y, rtol=1e-4, atol=1e-6) for x, y in zip(outs[0][1], outs[1][1]))
+    m = GPT(SMALL, seed=2)
+    quantize_model(m, config=LinearConfig(weight=CastConfig(E4), backend="c")).to("cuda")
+    with pytest.raises(ValueError, match="backend is 'c'"):
+        m(torch.zeros(1, 4, dtype=torch.long, device="cuda"))
 
 
 def test_cast_config_validation():

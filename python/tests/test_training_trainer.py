@@ -165,3 +165,36 @@ def test_wandb_only_when_asked_and_alerts_reach_it(tmp_path, data_dir, monkeypat
     t.train()
     assert wb.init.called and wb.log.call_count == 2 and wb.finish.called
     assert any("bit stall" in c.kwargs["title"].lower() for c in wb.alert.call_args_list)
+
+
+def _fp8_losses(tmp_path, data_dir, device):
+    c = cfg(tmp_path, use_fp8=True, fp8_format="E5M2", quantize_grads=True)
+    t = Trainer(c, model(), data_dir, device=device, verbose=False)
+    x, y = torch.randint(256, (4, 8)), torch.randint(256, (4, 8))
+    out = []
+    for _ in range(3):
+        m = t.train_step(x.to(t.device), y.to(t.device))
+        out.append((m["loss"], m["quantization/overflow_rate"],
+                    m["quantization/underflow_rate"], m["quantization/bit_stall_rate"]))
+    return t, out
+
+
+def test_device_is_honoured(tmp_path, data_dir):
+    torch.manual_seed(3)
+    t, a = _fp8_losses(tmp_path, data_dir, "cpu")
+    torch.manual_seed(3)
+    t2, b = _fp8_losses(tmp_path, data_dir, torch.device("cpu"))
+    assert a == b and t2.device == "cpu"
+    assert all(p.device.type == "cpu" for p in t2.model.parameters())
+    with pytest.raises((RuntimeError, ValueError)):
+        Trainer(cfg(tmp_path), model(), data_dir, device="no-such-device", verbose=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fp8_training_runs_on_cuda(tmp_path, data_dir):
+    torch.manual_seed(3)
+    _, a = _fp8_losses(tmp_path, data_dir, "cpu")
+    torch.manual_seed(3)
+    t, b = _fp8_losses(tmp_path, data_dir, "cuda")
+    assert all(p.device.type == "cuda" for p in t.model.parameters())
+    assert [r[0] for r in a] == pytest.approx([r[0] for r in b], rel=1e-4)

@@ -3,7 +3,8 @@
 
 :class:`Caster` casts the weight, the input activation or the output
 gradient of one layer under a :class:`~.config.CastConfig`, on the C core
-(``altgrad.quantization``: ``amax``, ``compute_scale``, ``quantize``,
+(``altgrad.quantization``, on the config's backend: the C core for CPU
+tensors, the torch path on a tensor's own device: ``amax``, ``compute_scale``, ``quantize``,
 ``quantize_rows``, ``mx_quantize``, and for delayed scaling the library's
 ``ag_scaler`` as :class:`~altgrad.quantization.DelayedScaler`), and keeps
 what must survive a checkpoint as buffers: the scaler's state bytes
@@ -45,12 +46,14 @@ def _all_reduce_max(a):
 
 class Caster(nn.Module):
     """One role of one layer: ``Caster(cfg, stream, seed, track_error,
-    sync_amax)``; :meth:`cast` returns the quantized tensor (with the
+    sync_amax, backend)``; :meth:`cast` returns the quantized tensor (with the
     straight-through gradient when it requires grad)."""
 
-    def __init__(self, cfg, stream=0, seed=0, track_error=False, sync_amax=False):
+    def __init__(self, cfg, stream=0, seed=0, track_error=False, sync_amax=False,
+                 backend="auto"):
         super().__init__()
         self.cfg = cfg
+        self.backend = backend
         self.stream = int(stream)
         self.seed = int(seed)
         self.track_error = bool(track_error)
@@ -132,21 +135,23 @@ class Caster(nn.Module):
         stochastic offset (training); counters are added on every call."""
         cfg = self.cfg
         stats = {}
-        opts = {"rounding": cfg.rounding, "ste": cfg.ste, "stats": stats}
+        be = self.backend
+        opts = {"rounding": cfg.rounding, "ste": cfg.ste, "stats": stats, "backend": be}
         if cfg.rounding == "stochastic":
             opts.update(seed=self.seed, stream=self.stream, offset=int(self.offset))
         sc = cfg.scaling
         if sc == "mx":
             y = mx_quantize(x, cfg.fmt, cfg.mx_block, mx_scale=cfg.mx_scale, **opts)
         elif sc == "rows":
-            scales = channel_scales(x.detach(), cfg.fmt, cfg.scale_min, margin=cfg.margin)
+            scales = channel_scales(x.detach(), cfg.fmt, cfg.scale_min, margin=cfg.margin,
+                                    backend=be)
             y = quantize_rows(x, cfg.fmt, scales, **opts)
             self.scale.fill_(float(scales.max()) if scales.numel() else 0.0)
         else:
             if sc == "none":
                 s = 1.0
             else:
-                a_now = amax(x.detach())
+                a_now = amax(x.detach(), backend=be)  # read back from a device
                 if self.sync_amax:
                     a_now = _all_reduce_max(a_now)
                 if sc == "delayed":

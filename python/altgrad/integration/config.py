@@ -28,7 +28,12 @@ Beyond AltGrad:
   ``track_error`` (the relative quantization error in the counters),
   ``sync_amax`` (amaxes of inputs and gradients reduced with MAX over the
   ``torch.distributed`` group when one is initialized, so that data
-  parallelism sees the scales of the global batch).
+  parallelism sees the scales of the global batch), ``backend`` (where the
+  casts run: ``"auto"``, the C core for CPU tensors and the torch path on
+  their own device for others; ``"c"``; ``"torch"``, the torch path even on
+  the CPU, with the same bits; see :mod:`altgrad.backends`).
+  :class:`QuantizationConfig` gives its ``backend`` to the layers it builds
+  from a bare format.
 - :func:`recipe` / :data:`RECIPES`: named presets; ``"fp8"`` is the standard
   FP8 recipe: float8_e4m3fn weights and inputs, float8_e5m2 output
   gradients, delayed scaling.
@@ -47,6 +52,7 @@ import re
 from typing import Any, List, Optional
 
 from .. import _C
+from ..backends import BACKENDS
 from .. import format as _c_format
 from ..quantization.formats import FORMAT_REGISTRY, FP8Format
 
@@ -191,6 +197,7 @@ class LinearConfig:
     update_history: str = "train"
     track_error: bool = False
     sync_amax: bool = True
+    backend: str = "auto"
 
     def __post_init__(self):
         for role in ROLES:
@@ -203,15 +210,16 @@ class LinearConfig:
                              "weight, input, grad_output")
         _check_int(self.seed, "seed", lo=0)
         _check_choice(self.update_history, ("train", "always"), "update_history")
+        _check_choice(self.backend, BACKENDS, "backend")
 
     @classmethod
-    def altgrad(cls, format, quantize_input=False, history_len=16):
+    def altgrad(cls, format, quantize_input=False, history_len=16, backend="auto"):
         """AltGrad's QuantizedLinear: ``format`` on the weights (and on the
         inputs with ``quantize_input``), delayed scaling over
         ``history_len`` steps with the current amax in the window,
         round to nearest even, no gradient quantization."""
         c = CastConfig(format, "delayed", history_len)
-        return cls(weight=c, input=c if quantize_input else None)
+        return cls(weight=c, input=c if quantize_input else None, backend=backend)
 
 
 def _fp8_recipe():
@@ -283,13 +291,15 @@ class LayerPrecisionRule:
         """The rule's format object (None: high precision)."""
         return resolve_format(self.format, f"rule {self.pattern!r}: ")
 
-    def get_config(self, history_len=16, quantize_input=False):
+    def get_config(self, history_len=16, quantize_input=False, backend="auto"):
         """The :class:`LinearConfig` this rule gives (None: not wrapped):
-        ``config`` when set, else AltGrad's from the format."""
+        ``config`` when set, else AltGrad's from the format (on
+        ``backend``)."""
         if self.config is not None:
             return self.config
         f = self.format
-        return None if f is None else LinearConfig.altgrad(f, quantize_input, history_len)
+        return None if f is None else LinearConfig.altgrad(f, quantize_input, history_len,
+                                                           backend)
 
     def __getstate__(self):
         d = dict(self.__dict__)
@@ -307,17 +317,20 @@ class QuantizationConfig:
     else ``default_format`` (None: not wrapped), every wrapper with
     ``history_len`` and ``quantize_input`` (AltGrad). Beyond AltGrad:
     ``default_config``, a :class:`LinearConfig` for layers no rule matches
-    (instead of ``default_format``)."""
+    (instead of ``default_format``), and ``backend`` for the layers built
+    from a bare format (a LinearConfig carries its own)."""
 
     default_format: Optional[str] = "E5M2"
     layer_rules: List[LayerPrecisionRule] = dataclasses.field(default_factory=list)
     history_len: int = 16
     quantize_input: bool = False
     default_config: Optional[LinearConfig] = None
+    backend: str = "auto"
 
     def __post_init__(self):
         resolve_format(self.default_format, "default_format: ")
         _check_int(self.history_len, "history_len")
+        _check_choice(self.backend, BACKENDS, "backend")
         for r in self.layer_rules:
             if not isinstance(r, LayerPrecisionRule):
                 raise TypeError(f"layer_rules must hold LayerPrecisionRule, not "
@@ -341,12 +354,13 @@ class QuantizationConfig:
         """The :class:`LinearConfig` for ``layer_name`` (None: not wrapped)."""
         rule = self.find_rule(layer_name)
         if rule is not None:
-            return rule.get_config(self.history_len, self.quantize_input)
+            return rule.get_config(self.history_len, self.quantize_input, self.backend)
         if self.default_config is not None:
             return self.default_config
         if self.default_format is None:
             return None
-        return LinearConfig.altgrad(self.default_format, self.quantize_input, self.history_len)
+        return LinearConfig.altgrad(self.default_format, self.quantize_input, self.history_len,
+                                    self.backend)
 
 
 def create_mixed_precision_config(attention_format=None, mlp_format="E5M2",

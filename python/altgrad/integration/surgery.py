@@ -134,7 +134,7 @@ def quantize_model(model, format=None, skip_patterns=None, quantize_input=False,
         if cfg is not None and module_filter_fn is not None and not module_filter_fn(m, name):
             cfg = None
         if cfg is not None:
-            _check_params(m, name)
+            _check_params(m, name, cfg.backend)
         plan[id(m)] = (cfg, name) if cfg is not None else None
     if warn_unmatched:
         for p in skips:

@@ -17,7 +17,10 @@ the module (``state_dict``, ``.to()``, deepcopy and pickle carry them; a
 restored model gives the same next output bit for bit) and move only in
 training mode with grad enabled (``update_history="always"`` in the config
 restores AltGrad's every-call update); bad input is a ValueError naming the
-layer (not float32, on another device, wrong feature count).
+layer (not float32, on ``meta``, input and weight on different devices,
+off the CPU with ``backend="c"``, wrong feature count). The casts run where
+the tensors are (the config's ``backend``: ``"auto"`` the C core on the
+CPU, the torch path on another device, with the same bits).
 
 Stochastic rounding keys every role of every layer by ``(seed, stream,
 offset)``: ``stream = 3 * layer_index + role`` (role 0 weight, 1 input, 2
@@ -130,7 +133,7 @@ class QuantizedLinear(nn.Module):
                 raise TypeError(f"layer '{self.name}': config must be a LinearConfig, not "
                                 f"{type(config).__name__}")
             altgrad_mode = False
-        _check_params(linear, self.name)
+        _check_params(linear, self.name, config.backend)
         self.linear = linear
         self.config = config
         self.layer_index = int(layer_index)
@@ -143,7 +146,8 @@ class QuantizedLinear(nn.Module):
                 setattr(self, f"{role}_cast", Caster(
                     cfg, stream=3 * self.layer_index + k, seed=config.seed,
                     track_error=config.track_error,
-                    sync_amax=config.sync_amax and role != "weight"))
+                    sync_amax=config.sync_amax and role != "weight",
+                    backend=config.backend))
             else:
                 setattr(self, f"{role}_cast", None)
         w = config.weight or config.input or config.grad_output
@@ -194,7 +198,7 @@ class QuantizedLinear(nn.Module):
 
     def forward(self, x):
         lin = self.linear
-        _check_params(lin, self.name)
+        _check_params(lin, self.name, self.config.backend)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"layer '{self.name}': input must be a tensor, not "
                             f"{type(x).__name__}")
@@ -202,11 +206,11 @@ class QuantizedLinear(nn.Module):
             raise ValueError(
                 f"layer '{self.name}': expects inputs [..., {lin.in_features}] "
                 f"(in_features={lin.in_features}), got shape {tuple(x.shape)}")
-        if x.device.type != "cpu":
+        _check_device(x, "input", self.name, self.config.backend)
+        if x.device != lin.weight.device:
             raise ValueError(
-                f"layer '{self.name}': input is on {x.device}; altgrad's quantizers run on "
-                f"the CPU (the device-generic path has not landed): move the model and "
-                f"data with .cpu()")
+                f"layer '{self.name}': input is on {x.device}, the weight on "
+                f"{lin.weight.device}: move the model and the data to one device")
         if x.dtype != torch.float32:
             raise TypeError(f"layer '{self.name}': input is {x.dtype}; altgrad simulates "
                             f"formats on float32 tensors: pass x.float()")
@@ -228,13 +232,25 @@ class QuantizedLinear(nn.Module):
                 f"quantize_input={self.quantize_input}")
 
 
-def _check_params(linear, name):
-    """float32 CPU parameters, or a ValueError / TypeError saying what to do."""
+def _check_device(t, what, name, backend):
+    """A ValueError naming the layer when ``t`` cannot be quantized where it
+    is: on ``meta`` (no values), or off the CPU with ``backend="c"``."""
+    if t.device.type == "meta":
+        raise ValueError(
+            f"layer '{name}': {what} is on device 'meta', which holds no values: "
+            f"materialize the model (e.g. model.to_empty(device=...) and load weights)")
+    if backend == "c" and t.device.type != "cpu":
+        raise ValueError(
+            f"layer '{name}': {what} is on {t.device} but the layer's backend is 'c' "
+            f"(the C core runs on the CPU): use backend='auto' or 'torch', or move "
+            f"the model to the CPU")
+
+
+def _check_params(linear, name, backend="auto"):
+    """float32 parameters with values (on the CPU for ``backend="c"``), or a
+    ValueError / TypeError saying what to do."""
     for pname, p in linear.named_parameters(recurse=False):
-        if p.device.type != "cpu":
-            raise ValueError(
-                f"layer '{name}': {pname} is on {p.device}; altgrad's quantizers run on the "
-                f"CPU (the device-generic path has not landed): call model.cpu() first")
+        _check_device(p, pname, name, backend)
         if p.dtype != torch.float32:
             raise TypeError(
                 f"layer '{name}': {pname} is {p.dtype}; altgrad simulates formats on "

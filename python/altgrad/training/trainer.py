@@ -4,7 +4,9 @@ through :mod:`altgrad.integration` instead of overwriting ``param.data``.
 
 ``Trainer(config, model, data_dir=None, device="cpu")`` trains a model with
 the nanoGPT interface (``model(x, y) -> (logits, loss)``) on the token files
-of `data_dir` (default ``config.data_dir``).
+of `data_dir` (default ``config.data_dir``), on ``device`` (any torch device:
+the casts run on the C core for CPU tensors and on the device-generic torch
+path elsewhere, with the same bits).
 
 What happens to a model with ``use_fp8``: unless it already holds
 quantized wrappers, :func:`altgrad.integration.quantize_model` wraps every
@@ -126,8 +128,8 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
         self.config = config
-        self.device = str(device)
-        self.device_type = "cuda" if "cuda" in self.device else "cpu"
+        self.device = str(torch.device(device))  # ValueError/RuntimeError for a bad name
+        self.device_type = "cuda" if torch.device(device).type == "cuda" else "cpu"
         self.data_dir = config.data_dir if data_dir is None else data_dir
         self.verbose = verbose
         check_vocab(self.data_dir, config.vocab_size)
@@ -211,7 +213,7 @@ class Trainer:
             if len(hist) == 0:  # first step: no history yet, the gradient's own amax
                 hist.update(g)
             scale = compute_scale(hist.get_amax(), fmt)
-            q = quantize(g.cpu(), fmt, scale).to(g.device)
+            q = quantize(g, fmt, scale)  # on g's device (the torch path off the CPU)
             nz = g != 0
             over += int((g.abs() > fmt.max_representable_value * scale).sum())
             under += int((nz & (q == 0)).sum())
@@ -235,8 +237,7 @@ class Trainer:
     def _stall(self, snaps, metrics):
         upd = flips = 0
         for w, before, scale, fmt in snaps:
-            u, f = update_flips(before.cpu(), w.detach().cpu(), w.grad.detach().float().cpu(),
-                                fmt, scale)
+            u, f = update_flips(before, w.detach(), w.grad.detach().float(), fmt, scale)
             upd += u
             flips += f
         self.stall_updates += upd
