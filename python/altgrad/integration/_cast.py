@@ -33,13 +33,16 @@ def _new_counters(track_error):
     return c
 
 
-def _all_reduce_max(a):
+def _all_reduce_max(a, device):
     """``a`` reduced with MAX over the default torch.distributed group, when
-    one is initialized with more than one process; else ``a``."""
+    one is initialized with more than one process; else ``a``. The reduced
+    tensor lives on ``device`` (the input's) for NCCL, which takes only CUDA
+    tensors, and on the CPU for the other backends."""
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return a
-    t = torch.tensor([a], dtype=torch.float32)
+    on = device if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([a], dtype=torch.float32, device=on)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
 
@@ -153,7 +156,7 @@ class Caster(nn.Module):
             else:
                 a_now = amax(x.detach(), backend=be)  # read back from a device
                 if self.sync_amax:
-                    a_now = _all_reduce_max(a_now)
+                    a_now = _all_reduce_max(a_now, x.device)
                 if sc == "delayed":
                     s = self._delayed_scale(a_now, record)
                 else:
