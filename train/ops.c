@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c — the GPT's ops as forward/backward pairs of plain functions over
+ * flat float32 arrays (llm.c style; shapes in gpt.h). Destination first;
+ * backward functions ACCUMULATE into their gradient outputs.
+ *
+ * Threads (OpenMP) only where every output element is written by one
+ * thread in a fixed order: rows of a layernorm, (batch, head) pairs of the
+ * attention, elements of GELU. Sums over rows (parameter gradients of
+ * layernorm, embeddings, biases) run serially in row order. So the
+ * results are the same for any thread count.
+ */
+#include "gpt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------- embedding --- */
+
+void agt_embed_forward(float *out, const uint8_t *tok, const float *wte,
+                       const float *wpe, int B, int T, int C)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *e = wte + (size_t)tok[(size_t)b * T + t] * C;
+            const float *p = wpe + (size_t)t * C;
+            for (int i = 0; i < C; i++)
+                o[i] = e[i] + p[i];
+        }
+}
+
+void agt_embed_backward(float *dwte, float *dwpe, const float *dout,
+                        const uint8_t *tok, int B, int T, int C)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            float *e = dwte + (size_t)tok[(size_t)b * T + t] * C;
+            float *p = dwpe + (size_t)t * C;
+            for (int i = 0; i < C; i++) {
+                e[i] += d[i];
+                p[i] += d[i];
+            }
+        }
+}
+
+/* ---------------------------------------------------------- layernorm --- */
+
+void agt_layernorm_forward(float *out, float *mean, float *rstd,
+                           const float *inp, const float *w, const float *b,
+                           int N, int C)
+{
+#pragma omp parallel for schedule(static) if (N >= 256)
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * C;
+        float *o = out + (size_t)r * C;
+        double m = 0;
+        for (int i = 0; i < C; i++)
+            m += (double)x[i];
+        m /= C;
+        double v = 0;
+        for (int i = 0; i < C; i++) {
+            double d = (double)x[i] - m;
+            v += d * d;
+        }
+        v /= C;
+        float s = (float)(1.0 / sqrt(v + 1e-5));
+        float mf = (float)m;
+        for (int i = 0; i < C; i++)
+            o[i] = (x[i] - mf) * s * w[i] + b[i];
+        mean[r] = mf;
+        rstd[r] = s;
+    }
+}
+
+void agt_layernorm_backward(float *dinp, float *dw, float *db,
+                            const float *dout, const float *inp,
+                            const float *w, const float *mean,
+                            const float *rstd, int N, int C)
+{
+#pragma omp parallel for schedule(static) if (N >= 256)
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * C, *d = dout + (size_t)r * C;
+        float *dx = dinp + (size_t)r * C;
+        const float m = mean[r], s = rstd[r];
+        double dn_mean = 0, dn_dot = 0;
+        for (int i = 0; i < C; i++) {
+            float n = (x[i] - m) * s;
+            float dn = w[i] * d[i];
+            dn_mean += (double)dn;
+            dn_dot += (double)dn * (double)n;
+        }
+        float a = (float)(dn_mean / C), c = (float)(dn_dot / C);
+        for (int i = 0; i < C; i++) {
+            float n = (x[i] - m) * s;
+            float dn = w[i] * d[i];
+            dx[i] += (dn - a - n * c) * s;
+        }
+    }
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * C, *d = dout + (size_t)r * C;
+        const float m = mean[r], s = rstd[r];
+        for (int i = 0; i < C; i++) {
+            dw[i] += (x[i] - m) * s * d[i];
+            db[i] += d[i];
+        }
+    }
+}
+
+/* ---------------------------------------------------------- attention --- */
+
+void agt_attention_forward(float *out, float *att, const float *qkv, int B,
+                           int T, int C, int NH)
+{
+    const int hs = C / NH, C3 = 3 * C;
+    const float scale = (float)(1.0 / sqrt((double)hs));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *base = qkv + (size_t)b * T * C3;
+            for (int t = 0; t < T; t++) {
+                const float *q = base + (size_t)t * C3 + h * hs;
+                float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                float mx = -INFINITY;
+                for (int u = 0; u <= t; u++) {
+                    const float *k = base + (size_t)u * C3 + C + h * hs;
+                    float dot = 0;
+                    for (int i = 0; i < hs; i++)
+                        dot += q[i] * k[i];
+                    dot *= scale;
+                    a[u] = dot;
+                    if (dot > mx)
+                        mx = dot;
+                }
+                float sum = 0;
+                for (int u = 0; u <= t; u++) {
+                    a[u] = expf(a[u] - mx);
+                    sum += a[u];
+                }
+                float inv = sum > 0 ? 1.0f / sum : 0.0f;
+                for (int u = 0; u < T; u++)
+                    a[u] = u <= t ? a[u] * inv : 0.0f;
+                float *o = out + ((size_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++)
+                    o[i] = 0;
+                for (int u = 0; u <= t; u++) {
+                    const float *v = base + (size_t)u * C3 + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++)
+                        o[i] += a[u] * v[i];
+                }
+            }
+        }
+}
+
+void agt_attention_backward(float *dqkv, float *datt, const float *dout,
+                            const float *qkv, const float *att, int B, int T,
+                            int C, int NH)
+{
+    const int hs = C / NH, C3 = 3 * C;
+    const float scale = (float)(1.0 / sqrt((double)hs));
+    /* each (b, h) writes only its own columns of dqkv and rows of datt */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *base = qkv + (size_t)b * T * C3;
+            float *dbase = dqkv + (size_t)b * T * C3;
+            for (int t = 0; t < T; t++) {
+                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                float *da = datt + (((size_t)b * NH + h) * T + t) * T;
+                const float *d = dout + ((size_t)b * T + t) * C + h * hs;
+                /* out = att v */
+                for (int u = 0; u <= t; u++) {
+                    const float *v = base + (size_t)u * C3 + 2 * C + h * hs;
+                    float *dv = dbase + (size_t)u * C3 + 2 * C + h * hs;
+                    float s = 0;
+                    for (int i = 0; i < hs; i++) {
+                        s += v[i] * d[i];
+                        dv[i] += a[u] * d[i];
+                    }
+                    da[u] = s;
+                }
+                /* softmax: dpre = a * (da - sum a da) */
+                float dot = 0;
+                for (int u = 0; u <= t; u++)
+                    dot += a[u] * da[u];
+                const float *q = base + (size_t)t * C3 + h * hs;
+                float *dq = dbase + (size_t)t * C3 + h * hs;
+                for (int u = 0; u <= t; u++) {
+                    float dp = a[u] * (da[u] - dot) * scale;
+                    const float *k = base + (size_t)u * C3 + C + h * hs;
+                    float *dk = dbase + (size_t)u * C3 + C + h * hs;
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += dp * k[i];
+                        dk[i] += dp * q[i];
+                    }
+                }
+            }
+        }
+}
+
+/* --------------------------------------------------------------- gelu --- */
+
+void agt_gelu_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    }
+}
+
+void agt_gelu_backward(float *dinp, const float *dout, const float *inp,
+                       size_t n)
+{
+    const float k = (float)(1.0 / sqrt(2.0 * 3.14159265358979323846));
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+        float pdf = k * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void agt_residual_forward(float *out, const float *a, const float *b,
+                          size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+/* ------------------------------------------------------ cross-entropy --- */
+
+double agt_token_xent_forward(float *probs, const float *logits,
+                              const uint8_t *tgt, int N, int V)
+{
+    double *nll = malloc((size_t)(N > 0 ? N : 1) * sizeof *nll);
+    if (!nll)
+        return NAN;
+#pragma omp parallel for schedule(static) if (N >= 256)
+    for (int r = 0; r < N; r++) {
+        const float *l = logits + (size_t)r * V;
+        float *p = probs + (size_t)r * V;
+        float mx = -INFINITY;
+        int nan = 0;
+        for (int i = 0; i < V; i++) {
+            if (l[i] != l[i])
+                nan = 1;
+            else if (l[i] > mx)
+                mx = l[i];
+        }
+        double sum = 0;
+        for (int i = 0; i < V; i++)
+            sum += exp((double)l[i] - (double)mx);
+        double lse = log(sum) + (double)mx;
+        nll[r] = nan ? (double)NAN : lse - (double)l[tgt[r]];
+        for (int i = 0; i < V; i++)
+            p[i] = nan ? NAN : (float)exp((double)l[i] - lse);
+    }
+    double s = 0;
+    for (int r = 0; r < N; r++)
+        s += nll[r];
+    free(nll);
+    return N > 0 ? s / N : 0.0;
+}
+
+void agt_token_xent_backward(float *dlogits, const float *probs,
+                             const uint8_t *tgt, int N, int V)
+{
+    const float inv = 1.0f / (float)N;
+#pragma omp parallel for schedule(static) if (N >= 256)
+    for (int r = 0; r < N; r++) {
+        const float *p = probs + (size_t)r * V;
+        float *d = dlogits + (size_t)r * V;
+        for (int i = 0; i < V; i++)
+            d[i] += (p[i] - (i == tgt[r] ? 1.0f : 0.0f)) * inv;
+    }
+}
+
+/* --------------------------------------------------- quantized linear --- */
+
+static float *falloc(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+void agt_qlinear_free(agt_qlinear *L)
+{
+    for (int k = 0; k < AGT_NQ; k++)
+        agt_quant_free(&L->q[k]);
+    free(L->wq);
+    free(L->xq);
+    free(L->gq);
+    free(L->dwq);
+    free(L->dxq);
+    memset(L, 0, sizeof *L);
+}
+
+int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
+                     const char (*specs)[48], const ag_scaler_opts *so,
+                     agt_err *err)
+{
+    static const char *const role[AGT_NQ] = {"weights", "inputs",
+                                             "gradients"};
+    memset(L, 0, sizeof *L);
+    L->in = in;
+    L->out = out;
+    L->rows = rows;
+    for (int k = 0; k < AGT_NQ; k++)
+        if (agt_quant_init(&L->q[k], specs[k], &so[k], err)) {
+            char tmp[sizeof err->msg];
+            snprintf(tmp, sizeof tmp, "%s", err->msg);
+            agt_qlinear_free(L);
+            return agt_fail(err, "%s: %s", role[k], tmp);
+        }
+    const size_t wn = (size_t)in * out, xn = (size_t)rows * in,
+                 gn = (size_t)rows * out;
+    if ((L->q[AGT_QW].fmt && (!(L->wq = falloc(wn)) || !(L->dwq = falloc(wn)))) ||
+        (L->q[AGT_QX].fmt && (!(L->xq = falloc(xn)) || !(L->dxq = falloc(xn)))) ||
+        (L->q[AGT_QG].fmt && !(L->gq = falloc(gn)))) {
+        agt_qlinear_free(L);
+        return agt_fail(err, "out of memory (linear %d x %d)", out, in);
+    }
+    return 0;
+}
+
+int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
+                        const float *W, const float *b, int N, int update,
+                        agt_err *err)
+{
+    const float *wq = W, *xq = x;
+    if (L->q[AGT_QW].fmt) {
+        if (agt_quant_apply(&L->q[AGT_QW], L->wq, W, (size_t)L->out * L->in,
+                            update, err))
+            return -1;
+        wq = L->wq;
+    }
+    if (L->q[AGT_QX].fmt) {
+        if (agt_quant_apply(&L->q[AGT_QX], L->xq, x, (size_t)N * L->in,
+                            update, err))
+            return -1;
+        xq = L->xq;
+    }
+    agt_linear_forward(y, xq, wq, b, N, L->in, L->out);
+    return 0;
+}
+
+static int ste(float *dx, const float *dy, const float *x, size_t n,
+               const agt_quant *q, agt_err *err)
+{
+    ag_status st = ag_scaler_backward(q->sc, dx, dy, x, n);
+    if (st != AG_OK)
+        return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
+                        ag_status_string(st));
+    return 0;
+}
+
+int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
+                         const float *dy, const float *x, const float *W,
+                         int N, int update, agt_err *err)
+{
+    const int C = L->in, OC = L->out;
+    const agt_quant *qw = &L->q[AGT_QW], *qx = &L->q[AGT_QX];
+    const float *wq = qw->fmt ? L->wq : W;
+    const float *xq = qx->fmt ? L->xq : x;
+    const float *g = dy;
+    if (L->q[AGT_QG].fmt) {
+        if (agt_quant_apply(&L->q[AGT_QG], L->gq, dy, (size_t)N * OC, update,
+                            err))
+            return -1;
+        g = L->gq;
+    }
+    if (qw->fmt) {
+        memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
+        agt_linear_backward(NULL, L->dwq, db, g, xq, wq, N, C, OC);
+        if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
+            return -1;
+    } else {
+        agt_linear_backward(NULL, dW, db, g, xq, wq, N, C, OC);
+    }
+    if (dx) {
+        if (qx->fmt) {
+            memset(L->dxq, 0, (size_t)N * C * sizeof *L->dxq);
+            agt_linear_backward(L->dxq, NULL, NULL, g, xq, wq, N, C, OC);
+            if (ste(dx, L->dxq, x, (size_t)N * C, qx, err))
+                return -1;
+        } else {
+            agt_linear_backward(dx, NULL, NULL, g, xq, wq, N, C, OC);
+        }
+    }
+    return 0;
+}
