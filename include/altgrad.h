@@ -217,6 +217,13 @@ typedef enum ag_ste {
     AG_STE_CLIPPED = 1
 } ag_ste;
 
+/* The shared-scale rule of the MX block calls (ag_qopts.mx_scale; see
+ * "MX block scaling" below). Values are pinned. */
+typedef enum ag_mx_scale {
+    AG_MX_SCALE_FLOOR = 0, /* OCP MX v1.0: floor(log2 amax) - emax_elem */
+    AG_MX_SCALE_RCEIL = 1  /* round up: the smallest X with amax/X <= max */
+} ag_mx_scale;
+
 /* Options for the bulk calls. Fill with ag_qopts_default(), then set fields
  * by name. A NULL options pointer means the defaults. */
 typedef struct ag_qopts {
@@ -228,6 +235,8 @@ typedef struct ag_qopts {
     uint64_t offset;        /* index of element 0 in the stream (default 0) */
     int threads;            /* 0: library's choice; 1: serial; >1: at most */
     int kernel;             /* AG_KERNEL_*: code path (default AUTO) */
+    ag_mx_scale mx_scale;   /* MX shared-scale rule (default FLOOR); read by
+                               the ag_mx_* calls only */
 } ag_qopts;
 
 /* Code paths of the bulk calls (ag_qopts.kernel). Every path gives the same
@@ -269,6 +278,7 @@ AG_API ag_qopts ag_qopts_default(void);
  *   AG_OPTION_KERNEL    auto, scalar, portable, avx2, avx512
  *   AG_OPTION_SPECIALS  none, ieee, fn, fnuz
  *   AG_OPTION_SCALER_FIRST  current, amax-one, scale-one (ag_scaler_first)
+ *   AG_OPTION_MX_SCALE  floor, rceil (ag_mx_scale, the MX shared-scale rule)
  * Values of each kind are 0 .. ag_option_count(kind) - 1 (the enum values).
  * New kinds are appended; values are pinned. */
 typedef enum ag_option_kind {
@@ -277,11 +287,12 @@ typedef enum ag_option_kind {
     AG_OPTION_STE = 2,
     AG_OPTION_KERNEL = 3,
     AG_OPTION_SPECIALS = 4,
-    AG_OPTION_SCALER_FIRST = 5
+    AG_OPTION_SCALER_FIRST = 5,
+    AG_OPTION_MX_SCALE = 6
 } ag_option_kind;
 
 /* The kind's own name ("rounding", "overflow", "ste", "kernel", "specials",
- * "scaler-first"); "?" for an unknown kind. Static string. */
+ * "scaler-first", "mx-scale"); "?" for an unknown kind. Static string. */
 AG_API const char *ag_option_kind_name(ag_option_kind kind);
 
 /* Number of values of `kind` (0 for an unknown kind). */
@@ -645,6 +656,13 @@ AG_API ag_status ag_quantize_rows_backward(float *dx, const float *dy,
  *    +-max_finite, counted in stats->overflow;
  *  - shared_exp < -127 (tiny amax) becomes -127 (elements may underflow);
  *    > 127 (possible only when emax < 1) becomes 127 (elements saturate).
+ * opts->mx_scale picks the rule: AG_MX_SCALE_FLOOR is the spec's (above),
+ * whose floor can clip the block maximum; AG_MX_SCALE_RCEIL rounds up,
+ *     shared_exp = the smallest integer k with amax <= max_finite * 2^k
+ * (exact, from amax's own bits; torchao's RCEIL computes the same from the
+ * float32 quotient amax / max_finite), clamped the same way, so that
+ * |x / X| <= max_finite for every element and nothing saturates unless the
+ * clamp at 127 was hit. Zero, NaN and inf blocks are as above.
  * Every element format of at most 8 bits is accepted (else
  * AG_ERR_STORAGE). Stochastic rounding keys element i of the flat matrix by
  * stream element opts->offset + i. A kernel (opts->kernel) that is not
@@ -657,10 +675,14 @@ AG_API ag_status ag_mx_scale_count(size_t *count, size_t rows, size_t cols,
                                    size_t block);
 
 /* *code = the E8M0 scale code of a block whose amax (max |x|) is amax, as
- * described above (255 for NaN or +inf; 0 for 0). Errors: AG_ERR_NULL,
- * AG_ERR_FORMAT, AG_ERR_ARG (amax < 0). */
+ * described above, under the spec's rule AG_MX_SCALE_FLOOR (255 for NaN or
+ * +inf; 0 for 0). Errors: AG_ERR_NULL, AG_ERR_FORMAT, AG_ERR_ARG (amax < 0).
+ * ag_mx_scale_code_rule: the same under `rule` (AG_ERR_ARG for an unknown
+ * rule). *code untouched on error. */
 AG_API ag_status ag_mx_scale_code(uint8_t *code, float amax,
                                   const ag_format *fmt);
+AG_API ag_status ag_mx_scale_code_rule(uint8_t *code, float amax,
+                                       const ag_format *fmt, ag_mx_scale rule);
 
 /* Encode: codes[i] (rows*cols of them) = element codes, scales[j]
  * (ag_mx_scale_count of them) = E8M0 codes. stats (may be NULL) accumulates.

@@ -651,7 +651,7 @@ typedef enum {
     A_SCALER,    /* a scaler from scaler_create -> .p */
     /* options, into c->q */
     A_ROUNDING, A_OVERFLOW, A_STE, A_SEED, A_STREAM, A_OFFSET, A_THREADS,
-    A_KERNEL,
+    A_KERNEL, A_MX_SCALE,
     A_OPTS,      /* dict of the options above (None: the defaults) */
     A_OPTS_STE   /* the same, "ste" allowed */
 } arg_kind;
@@ -755,6 +755,11 @@ static int set_option(ag_qopts *q, int kind, PyObject *o, const char *name)
         }
         q->kernel = v;
         return 0;
+    case A_MX_SCALE:
+        if (get_option(o, AG_OPTION_MX_SCALE, &v) < 0)
+            return -1;
+        q->mx_scale = (ag_mx_scale)v;
+        return 0;
     case A_SEED: return get_u64(o, name, &q->seed);
     case A_STREAM: return get_u64(o, name, &q->stream);
     case A_OFFSET: return get_u64(o, name, &q->offset);
@@ -778,7 +783,7 @@ static int set_options_dict(ag_qopts *q, PyObject *d, int allow_ste)
     static const struct { const char *key; int kind; } keys[] = {
         {"rounding", A_ROUNDING}, {"overflow", A_OVERFLOW}, {"ste", A_STE},
         {"seed", A_SEED},         {"stream", A_STREAM},     {"offset", A_OFFSET},
-        {"threads", A_THREADS},   {"kernel", A_KERNEL}};
+        {"threads", A_THREADS},   {"kernel", A_KERNEL},     {"mx_scale", A_MX_SCALE}};
     if (d == Py_None)
         return 0;
     if (!PyDict_Check(d)) {
@@ -1337,6 +1342,8 @@ static const ag_format *get_format(module_state *s, PyObject *obj)
     {"seed", A_SEED, OPT | KW, 0}, {"stream", A_STREAM, OPT | KW, 0},       \
     {"offset", A_OFFSET, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0}, \
     {"kernel", A_KERNEL, OPT | KW, 0}
+/* The MX shared-scale rule (ag_qopts.mx_scale) of the MX calls. */
+#define MXOPT {"mx_scale", A_MX_SCALE, OPT | KW, 0}
 #define BOPTS                                                              \
     {"ste", A_STE, OPT | KW, 0}, {"threads", A_THREADS, OPT | KW, 0},       \
     {"kernel", A_KERNEL, OPT | KW, 0}
@@ -1802,15 +1809,21 @@ static PyObject *w_mx_scale_count(call *c)
 }
 
 PyDoc_STRVAR(doc_mx_scale_code,
-"mx_scale_code(amax, format) -> int\n\n"
-"The E8M0 scale code of a block with this amax (ag_mx_scale_code): 127 +\n"
-"clamp(floor(log2 amax) - emax, -127, 127); 0 for amax 0, 255 for NaN or inf.");
+"mx_scale_code(amax, format, mx_scale='floor') -> int\n\n"
+"The E8M0 scale code of a block with this amax (ag_mx_scale_code_rule): 127 +\n"
+"clamp(floor(log2 amax) - emax, -127, 127) under 'floor' (OCP MX), the smallest\n"
+"code with amax / X <= max_finite under 'rceil'; 0 for amax 0, 255 for NaN or\n"
+"inf.");
 static const arg_spec sig_mx_scale_code[] = {
-    {"amax", A_FLOAT, 0, 0}, {"format", A_FORMAT, 0, 0}, END};
+    {"amax", A_FLOAT, 0, 0}, {"format", A_FORMAT, 0, 0}, {"mx_scale", A_OBJ, OPT, 0}, END};
 static PyObject *w_mx_scale_code(call *c)
 {
     uint8_t code = 0;
-    const ag_status st = ag_mx_scale_code(&code, c->v[0].f, c->v[1].fmt);
+    int rule = AG_MX_SCALE_FLOOR;
+    if (c->raw[2] && get_option(c->raw[2], AG_OPTION_MX_SCALE, &rule) < 0)
+        return NULL;
+    const ag_status st = ag_mx_scale_code_rule(&code, c->v[0].f, c->v[1].fmt,
+                                               (ag_mx_scale)rule);
     if (st == AG_ERR_ARG) {
         PyErr_Format(PyExc_ValueError, "mx_scale_code: %s (amax must be >= 0)",
                      ag_status_string(st));
@@ -1848,7 +1861,7 @@ static const arg_spec sig_mx_encode[] = {
     {"codes", A_U8_INOUT, 0, 0}, {"scales", A_U8_INOUT, 0, 0}, {"x", A_IN, 0, 0},
     {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
     {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0},
-    QOPTS, END};
+    QOPTS, MXOPT, END};
 static PyObject *w_mx_encode(call *c)
 {
     const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
@@ -1886,7 +1899,7 @@ PyDoc_STRVAR(doc_mx_quantize,
 static const arg_spec sig_mx_quantize[] = {
     {"y", A_INOUT, 0, 0}, {"x", A_IN, 0, 0}, {"rows", A_SIZE, 0, 0},
     {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0}, {"format", A_FORMAT, 0, 0},
-    {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS, END};
+    {"opts", A_OPTS, OPT, 0}, {"stats", A_STATS, OPT, 0}, QOPTS, MXOPT, END};
 static PyObject *w_mx_quantize(call *c)
 {
     const Py_ssize_t rows = c->v[2].n, cols = c->v[3].n, block = c->v[4].n;
@@ -1906,7 +1919,7 @@ PyDoc_STRVAR(doc_mx_quantize_backward,
 static const arg_spec sig_mx_quantize_backward[] = {
     {"dx", A_INOUT, 0, 0}, {"dy", A_IN, 0, 0}, {"x", A_IN_NONE, 0, 0},
     {"rows", A_SIZE, 0, 0}, {"cols", A_SIZE, 0, 0}, {"block", A_SIZE, 0, 0},
-    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS_STE, OPT, 0}, BOPTS, END};
+    {"format", A_FORMAT, 0, 0}, {"opts", A_OPTS_STE, OPT, 0}, BOPTS, MXOPT, END};
 static PyObject *w_mx_quantize_backward(call *c)
 {
     const Py_ssize_t rows = c->v[3].n, cols = c->v[4].n, block = c->v[5].n;
@@ -2289,7 +2302,7 @@ static PyObject *w_exp_hist(call *c)
 PyDoc_STRVAR(doc_option,
 "option(kind, name) -> str\n\n"
 "The canonical name of option `name` of `kind` ('rounding', 'overflow', 'ste',\n"
-"'kernel', 'specials', 'scaler_first'), in Python spelling ('_' for '-'), by\n"
+"'kernel', 'specials', 'scaler_first', 'mx_scale'), in Python spelling ('_' for '-'), by\n"
 "the library's ag_option_parse: '-' and '_' alike, case ignored, aliases.\n"
 "ValueError listing the valid names for an unknown one.");
 static const arg_spec sig_option[] = {{"kind", A_STR, 0, 0}, {"name", A_OBJ, 0, 0}, END};

@@ -336,6 +336,7 @@ ag_qopts ag_qopts_default(void)
     o.overflow = AG_OVERFLOW_SATURATE;
     o.ste = AG_STE_IDENTITY;
     o.kernel = AG_KERNEL_AUTO;
+    o.mx_scale = AG_MX_SCALE_FLOOR;
     return o;
 }
 

@@ -159,7 +159,8 @@ static inline int ag__qopts_in_range(const ag_qopts *o)
     return (unsigned)o->rounding <= (unsigned)AG_ROUND_STOCHASTIC &&
            (unsigned)o->overflow <= (unsigned)AG_OVERFLOW_IEEE &&
            (unsigned)o->ste <= (unsigned)AG_STE_CLIPPED && o->threads >= 0 &&
-           (unsigned)o->kernel <= (unsigned)AG_KERNEL_AVX512;
+           (unsigned)o->kernel <= (unsigned)AG_KERNEL_AVX512 &&
+           (unsigned)o->mx_scale <= (unsigned)AG_MX_SCALE_RCEIL;
 }
 
 /* ------------------------------------------------------------------------ */

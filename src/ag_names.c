@@ -62,6 +62,11 @@ static const name_entry first_names[] = {
     {"scale-one", {NULL, NULL, NULL}},
 };
 
+static const name_entry mx_scale_names[] = {
+    {"floor", {NULL, NULL, NULL}},
+    {"rceil", {NULL, NULL, NULL}},
+};
+
 #define AG__N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Indexed by ag_option_kind; each table's index is the enum value (the
@@ -73,6 +78,7 @@ static const name_kind kinds[] = {
     {"kernel", kernel_names, AG__N(kernel_names)},
     {"specials", specials_names, AG__N(specials_names)},
     {"scaler-first", first_names, AG__N(first_names)},
+    {"mx-scale", mx_scale_names, AG__N(mx_scale_names)},
 };
 
 _Static_assert(AG__N(rounding_names) == AG_ROUND_STOCHASTIC + 1, "rounding names");
@@ -81,7 +87,8 @@ _Static_assert(AG__N(ste_names) == AG_STE_CLIPPED + 1, "ste names");
 _Static_assert(AG__N(kernel_names) == AG_KERNEL_AVX512 + 1, "kernel names");
 _Static_assert(AG__N(specials_names) == AG_SPECIALS_FNUZ + 1, "specials names");
 _Static_assert(AG__N(first_names) == AG_SCALER_FIRST_SCALE_ONE + 1, "first names");
-_Static_assert(AG__N(kinds) == AG_OPTION_SCALER_FIRST + 1, "option kinds");
+_Static_assert(AG__N(mx_scale_names) == AG_MX_SCALE_RCEIL + 1, "mx-scale names");
+_Static_assert(AG__N(kinds) == AG_OPTION_MX_SCALE + 1, "option kinds");
 
 static const name_kind *kind_of(ag_option_kind kind)
 {

@@ -356,14 +356,19 @@ ag_status ag_quantize_rows_backward(float *dx, const float *dy, const float *x,
 /* E8M0 scale code of a block, for amax >= 0 or NaN (OCP MX v1.0, 6.3):
  * shared_exp = floor(log2 amax) - emax_elem, clamped to [-127, 127];
  * code = shared_exp + 127. NaN and +inf -> 255; 0 -> 0 (the smallest
- * exponent, as microxcaling and torchao give for an all-zero block). */
-static uint32_t mx_code(float amax, int emax)
+ * exponent, as microxcaling and torchao give for an all-zero block).
+ * RCEIL: amax / 2^e lies in [2^emax, 2^(emax+1)) (exact: a change of
+ * exponent only), and max_finite in the same binade, so one compare tells
+ * whether e already keeps amax within max_finite or e + 1 is needed. */
+static uint32_t mx_code(float amax, const ag_format *fmt, ag_mx_scale rule)
 {
     if (!(amax <= FLT_MAX)) /* NaN or +inf */
         return E8M0_NAN;
     if (amax == 0.0f)
         return 0u;
-    int e = ilogbf(amax) - emax; /* ilogb is exact, subnormals included */
+    int e = ilogbf(amax) - fmt->emax; /* ilogb is exact, subnormals included */
+    if (rule == AG_MX_SCALE_RCEIL && ldexpf(amax, -e) > fmt->max_finite)
+        e++;
     e = e < -127 ? -127 : e > 127 ? 127 : e;
     return (uint32_t)(e + 127);
 }
@@ -392,14 +397,21 @@ ag_status ag_mx_scale_count(size_t *count, size_t rows, size_t cols,
 
 ag_status ag_mx_scale_code(uint8_t *code, float amax, const ag_format *fmt)
 {
+    return ag_mx_scale_code_rule(code, amax, fmt, AG_MX_SCALE_FLOOR);
+}
+
+ag_status ag_mx_scale_code_rule(uint8_t *code, float amax, const ag_format *fmt,
+                                ag_mx_scale rule)
+{
     ag__chk c = AG__CHK_INIT;
     ag__chk_ptr(&c, code);
     ag__chk_fmt(&c, fmt);
     ag__chk_arg(&c, !(amax < 0.0f)); /* NaN is a block amax: code 255 */
+    ag__chk_arg(&c, (unsigned)rule <= (unsigned)AG_MX_SCALE_RCEIL);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    *code = (uint8_t)mx_code(amax, fmt->emax);
+    *code = (uint8_t)mx_code(amax, fmt, rule);
     return AG_OK;
 }
 
@@ -450,12 +462,15 @@ static int mx_next(mx_iter *it, size_t *start, size_t *len)
     return 1;
 }
 
-/* Scale code of the block x[0 .. len). */
-static uint32_t block_code(const float *x, size_t len, int emax)
+/* Scale code of the block x[0 .. len) under the rule of opts (NULL: the
+ * default, FLOOR). */
+static uint32_t block_code(const float *x, size_t len, const ag_format *fmt,
+                           const ag_qopts *opts)
 {
     size_t nans = 0;
     const float a = amax_kernel(x, len, &nans);
-    return nans ? E8M0_NAN : mx_code(a, emax);
+    return nans ? E8M0_NAN
+                : mx_code(a, fmt, opts ? opts->mx_scale : AG_MX_SCALE_FLOOR);
 }
 
 static void nan_block_stats(ag_stats *stats, size_t len)
@@ -541,7 +556,7 @@ ag_status ag_mx_encode(uint8_t *codes, uint8_t *scales, const float *x,
     mx_iter it;
     mx_iter_init(&it, rows, cols, block);
     while (st == AG_OK && mx_next(&it, &start, &len)) {
-        const uint32_t code = block_code(x + start, len, fmt->emax);
+        const uint32_t code = block_code(x + start, len, fmt, opts);
         scales[j++] = (uint8_t)code;
         if (code == E8M0_NAN) {
             st = stage_flush(&sg); /* keeps the staged run contiguous */
@@ -632,7 +647,7 @@ ag_status ag_mx_quantize(float *y, const float *x, size_t rows, size_t cols,
     mx_iter it;
     mx_iter_init(&it, rows, cols, block);
     while (mx_next(&it, &start, &len)) {
-        const uint32_t code = block_code(x + start, len, fmt->emax);
+        const uint32_t code = block_code(x + start, len, fmt, opts);
         sc[j++] = (uint8_t)code;
         if (code == E8M0_NAN) /* NaN stays NaN in the rounding call */
             for (size_t i = start; i < start + len; i++)
@@ -688,7 +703,7 @@ ag_status ag_mx_quantize_backward(float *dx, const float *dy, const float *x,
     mx_iter it;
     mx_iter_init(&it, rows, cols, block);
     while (mx_next(&it, &start, &len)) {
-        const uint32_t code = block_code(x + start, len, fmt->emax);
+        const uint32_t code = block_code(x + start, len, fmt, opts);
         if (code == E8M0_NAN) {
             for (size_t i = start; i < start + len; i++)
                 if (!isinf(x[i]))

@@ -472,8 +472,11 @@ static void test_rows(void)
 
 /* ---- MX --------------------------------------------------------------------------- */
 
-/* Reference shared-exponent code of one block (contract in the header). */
-static unsigned ref_mx_code(const float *x, size_t len, const ag_format *f)
+/* Reference shared-exponent code of one block under a rule (contract in
+ * the header): FLOOR from floor(log2 amax), RCEIL by searching, in double
+ * (exact for these powers of two), the smallest k with amax <= max * 2^k. */
+static unsigned ref_mx_code(const float *x, size_t len, const ag_format *f,
+                            ag_mx_scale rule)
 {
     double a = 0;
     for (size_t i = 0; i < len; i++) {
@@ -485,6 +488,11 @@ static unsigned ref_mx_code(const float *x, size_t len, const ag_format *f)
     if (a == 0)
         return 0;
     int e = ref_floor_log2(a) - f->emax;
+    if (rule == AG_MX_SCALE_RCEIL) {
+        e -= 2;
+        while (a > ldexp((double)f->max_finite, e))
+            e++;
+    }
     if (e < -127)
         e = -127;
     if (e > 127)
@@ -502,7 +510,7 @@ static void ref_mx(uint8_t *codes, uint8_t *scales, float *y, const float *x,
         for (size_t c0 = 0; c0 < cols; c0 += block) {
             const size_t len = cols - c0 < block ? cols - c0 : block;
             const size_t s = r * cols + c0;
-            const unsigned code = ref_mx_code(x + s, len, f);
+            const unsigned code = ref_mx_code(x + s, len, f, o->mx_scale);
             scales[j++] = (uint8_t)code;
             const float X = (float)ldexp(1.0, (int)code - 127);
             for (size_t i = s; i < s + len; i++) {
@@ -609,7 +617,7 @@ static void test_mx_hand(void)
              "huge block: %a", (double)y[0]);
 }
 
-static void test_mx_random(void)
+static void test_mx_random(ag_mx_scale rule)
 {
     static const char *names[] = {"float8_e4m3fn", "float8_e5m2", "float6_e2m3fn",
                                   "float6_e3m2fn", "float4_e2m1fn", "E3M4",
@@ -636,6 +644,7 @@ static void test_mx_random(void)
                 o.overflow = (ag_overflow)(rep == 2);
                 o.seed = 99;
                 o.offset = 5;
+                o.mx_scale = rule;
                 size_t ns = 0;
                 AG_CHECK(ag_mx_scale_count(&ns, rows, cols, block) == AG_OK &&
                              ns == rows * ((cols + block - 1) / block),
@@ -657,6 +666,11 @@ static void test_mx_random(void)
                     }
                 AG_CHECK(ok, "codes");
                 AG_CHECK(st.total == n, "stats total");
+                /* the round-up rule never clips a block (no clamp at 127
+                 * with these amaxes) */
+                AG_CHECK(rule != AG_MX_SCALE_RCEIL || st.overflow == 0,
+                         "%s block %zu rep %d: RCEIL saturated %llu", f->name, block, rep,
+                         (unsigned long long)st.overflow);
                 AG_CHECK(ag_mx_decode(yd, codes, sc, rows, cols, block, f) == AG_OK, "decode");
                 ag_stats st2 = {0};
                 AG_CHECK(ag_mx_quantize(y, x, rows, cols, block, f, &o, &st2) == AG_OK, "q");
@@ -746,6 +760,111 @@ done:
     free(scr);
 }
 
+/* The round-up rule (AG_MX_SCALE_RCEIL), exhaustively where it can differ
+ * from the floor: within one binade of amax the choice depends only on the
+ * mantissa against max_finite's, so every one of the 2^23 mantissas is
+ * checked in one binade for each MX element format, and in every binade (all 256 exponent
+ * fields, subnormals included) the mantissas around max_finite's and the
+ * ends; each against the double reference, and with the property the rule
+ * exists for: amax / X <= max_finite (unless the clamp at 127 was hit),
+ * and X is the smallest such power of two (X / 2 would clip). */
+static void test_mx_rceil(void)
+{
+    static const char *names[] = {"float8_e4m3fn", "float8_e5m2", "float6_e2m3fn",
+                                  "float6_e3m2fn", "float4_e2m1fn", "E3M4", "E0M7",
+                                  "E7M0", "float8_e4m3fnuz"};
+    for (size_t fi = 0; fi < sizeof names / sizeof names[0]; fi++) {
+        const ag_format *f = F(names[fi]);
+        if (!f)
+            continue;
+        uint32_t mmax;
+        const float mxf = f->max_finite;
+        memcpy(&mmax, &mxf, sizeof mmax);
+        mmax &= 0x7fffffu;
+        long bad = 0;
+        for (uint32_t ef = 0; ef < 255; ef++) {
+            /* every mantissa of [1, 2) for the five MX element formats */
+            const int full = ef == 127 && fi < 5;
+            uint32_t ms[8] = {0, 1, mmax ? mmax - 1 : 0, mmax, mmax + 1 <= 0x7fffffu ? mmax + 1 : 0,
+                              0x400000u, 0x7ffffeu, 0x7fffffu};
+            const uint32_t count = full ? 0x800000u : 8u;
+            for (uint32_t k = 0; k < count; k++) {
+                const uint32_t m = full ? k : ms[k];
+                const uint32_t bits = ef << 23 | m;
+                float a;
+                memcpy(&a, &bits, sizeof a);
+                if (a == 0.0f)
+                    continue;
+                uint8_t c = 0, cf = 0;
+                const unsigned ref = ref_mx_code(&a, 1, f, AG_MX_SCALE_RCEIL);
+                if (ag_mx_scale_code_rule(&c, a, f, AG_MX_SCALE_RCEIL) != AG_OK || c != ref ||
+                    ag_mx_scale_code_rule(&cf, a, f, AG_MX_SCALE_FLOOR) != AG_OK ||
+                    (c != cf && c != cf + 1)) {
+                    if (bad++ < 5)
+                        AG_CHECK(0, "%s amax %a: rceil %u ref %u floor %u", f->name,
+                                 (double)a, c, ref, cf);
+                    continue;
+                }
+                const double X = ldexp(1.0, (int)c - 127);
+                const int fits = (double)a / X <= (double)mxf;
+                const int minimal = c == 1 || (double)a / (X / 2) > (double)mxf;
+                if (!(c == 254 || fits) || !(c <= 1 || minimal)) {
+                    if (bad++ < 5)
+                        AG_CHECK(0, "%s amax %a: code %u clips or is not minimal", f->name,
+                                 (double)a, c);
+                }
+            }
+        }
+        AG_CHECK(bad == 0, "%s: %ld RCEIL codes wrong", f->name, bad);
+    }
+    /* hand cases: e4m3 (max 448): 448 fits X = 1, 449 needs 2; the floor
+     * keeps X = 1 for both (449 then saturates); e2m1 (max 6): 7 -> X = 2 */
+    const ag_format *e4 = F("float8_e4m3fn"), *e21 = F("float4_e2m1fn");
+    if (!e4 || !e21)
+        return;
+    uint8_t c = 0;
+    AG_CHECK(ag_mx_scale_code_rule(&c, 448.0f, e4, AG_MX_SCALE_RCEIL) == AG_OK && c == 127,
+             "448 e4m3 rceil: %u", c);
+    AG_CHECK(ag_mx_scale_code_rule(&c, 449.0f, e4, AG_MX_SCALE_RCEIL) == AG_OK && c == 128,
+             "449 e4m3 rceil: %u", c);
+    AG_CHECK(ag_mx_scale_code_rule(&c, 449.0f, e4, AG_MX_SCALE_FLOOR) == AG_OK && c == 127,
+             "449 e4m3 floor: %u", c);
+    AG_CHECK(ag_mx_scale_code(&c, 449.0f, e4) == AG_OK && c == 127, "default is the floor");
+    AG_CHECK(ag_mx_scale_code_rule(&c, 7.0f, e21, AG_MX_SCALE_RCEIL) == AG_OK && c == 128,
+             "7 e2m1 rceil: %u", c);
+    AG_CHECK(ag_mx_scale_code_rule(&c, 0.0f, e4, AG_MX_SCALE_RCEIL) == AG_OK && c == 0, "zero");
+    AG_CHECK(ag_mx_scale_code_rule(&c, NAN, e4, AG_MX_SCALE_RCEIL) == AG_OK && c == 255, "NaN");
+    AG_CHECK(ag_mx_scale_code_rule(&c, INFINITY, e4, AG_MX_SCALE_RCEIL) == AG_OK && c == 255,
+             "inf");
+    c = 9;
+    AG_CHECK(ag_mx_scale_code_rule(&c, 1.0f, e4, (ag_mx_scale)2) == AG_ERR_ARG && c == 9,
+             "unknown rule");
+    AG_CHECK(ag_mx_scale_code_rule(&c, -1.0f, e4, AG_MX_SCALE_RCEIL) == AG_ERR_ARG && c == 9,
+             "negative");
+    AG_CHECK(ag_mx_scale_code_rule(NULL, 1.0f, e4, AG_MX_SCALE_RCEIL) == AG_ERR_NULL, "NULL");
+    AG_CHECK(ag_mx_scale_code_rule(&c, 1.0f, NULL, AG_MX_SCALE_RCEIL) == AG_ERR_NULL,
+             "fmt NULL");
+    /* a whole block: the floor (X = 1) saturates 470 to 448, the round-up
+     * rule (X = 2) keeps it: 235 -> 240 on e4m3's grid, y = 480 */
+    const float xb[2] = {470.0f, 1.0f};
+    float y[2];
+    ag_qopts o = ag_qopts_default();
+    ag_stats st = {0};
+    AG_CHECK(ag_mx_quantize(y, xb, 1, 2, 32, e4, &o, &st) == AG_OK && y[0] == 448.0f &&
+                 st.overflow == 1,
+             "floor clips 470");
+    o.mx_scale = AG_MX_SCALE_RCEIL;
+    st = (ag_stats){0};
+    AG_CHECK(ag_mx_quantize(y, xb, 1, 2, 32, e4, &o, &st) == AG_OK && y[0] == 480.0f &&
+                 y[1] == 1.0f && st.overflow == 0,
+             "rceil: 470 -> 480 on the X = 2 grid, no overflow (%g %g)", (double)y[0],
+             (double)y[1]);
+    o.mx_scale = (ag_mx_scale)7;
+    AG_CHECK(ag_mx_quantize(y, xb, 1, 2, 32, e4, &o, NULL) == AG_ERR_ARG, "bad mx_scale");
+    AG_CHECK(ag_quantize(y, xb, 2, e4, 1.0f, &o, NULL) == AG_ERR_ARG,
+             "bad mx_scale is a bad ag_qopts everywhere");
+}
+
 /* STE backward of the per-row and MX fake quantizers, against loops. */
 static void test_backward(void)
 {
@@ -763,8 +882,10 @@ static void test_backward(void)
         x[i] = 0.0f; /* an all-zero block when block <= 10 */
     for (int r = 0; r < R; r++)
         sc[r] = r == 0 ? 1.0f : 0.1f * (float)r;
-    for (int ste = 0; ste <= 1; ste++) {
+    for (int k = 0; k <= 3; k++) { /* ste x MX rule */
+        const int ste = k & 1;
         ag_qopts o = ag_qopts_default();
+        o.mx_scale = k > 1 ? AG_MX_SCALE_RCEIL : AG_MX_SCALE_FLOOR;
         o.ste = (ag_ste)ste;
         /* rows */
         for (int r = 0; r < R; r++)
@@ -787,7 +908,7 @@ static void test_backward(void)
                     for (size_t c0 = 0; c0 < C; c0 += block) {
                         const size_t len = C - c0 < block ? C - c0 : block;
                         const size_t s0 = r * C + c0;
-                        const unsigned code = ref_mx_code(x + s0, len, g);
+                        const unsigned code = ref_mx_code(x + s0, len, g, o.mx_scale);
                         const float X = (float)ldexp(1.0, (int)code - 127);
                         for (size_t i = s0; i < s0 + len; i++) {
                             int pass = 1;
@@ -949,7 +1070,9 @@ int main(void)
     test_compute_scale();
     test_rows();
     test_mx_hand();
-    test_mx_random();
+    test_mx_random(AG_MX_SCALE_FLOOR);
+    test_mx_random(AG_MX_SCALE_RCEIL);
+    test_mx_rceil();
     test_mx_large();
     test_backward();
     test_mx_errors();

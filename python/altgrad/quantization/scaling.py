@@ -412,11 +412,14 @@ def mx_scale_count(rows, cols, block=MX_BLOCK):
     return _C.mx_scale_count(rows, cols, _block(block))
 
 
-def mx_scale_code(amax, format):
+def mx_scale_code(amax, format, mx_scale="floor"):
     """The E8M0 code of a block with this amax: ``127 + clamp(floor(log2
     amax) - emax, -127, 127)`` with emax the element format's largest
-    exponent (8 for float8_e4m3fn); 0 for amax 0, 255 (NaN) for NaN/inf."""
-    return _C.mx_scale_code(amax, _a.fmt(format))
+    exponent (8 for float8_e4m3fn) under OCP's rule ``mx_scale="floor"``;
+    under ``"rceil"`` the smallest code whose scale X keeps ``amax / X <=
+    max_finite`` (never clips the block maximum); 0 for amax 0, 255 (NaN)
+    for NaN/inf."""
+    return _C.mx_scale_code(amax, _a.fmt(format), mx_scale)
 
 
 def mx_scale_value(code):
@@ -429,13 +432,15 @@ def mx_scale_value(code):
 
 def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
               overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-              stats=None, kernel="auto"):
+              stats=None, kernel="auto", mx_scale="floor"):
     """MX block encode (``ag_mx_encode``): returns ``(codes, scales)``,
     ``codes`` uint8 of x's shape (element codes), ``scales`` uint8 E8M0
     codes of shape ``x.shape[:-1] + (ceil(cols / block),)``. Blocks of
     ``block`` elements run along the last axis and never span rows.
     ``format``: an element format of at most 8 bits (the spec's five are
-    :data:`MX_ELEMENT_FORMATS`); ValueError otherwise."""
+    :data:`MX_ELEMENT_FORMATS`); ValueError otherwise. ``mx_scale``: the
+    shared-scale rule, ``"floor"`` (OCP MX v1.0, can clip the block
+    maximum) or ``"rceil"`` (rounds the scale up: never clips)."""
     f = _a.fmt(format)
     b = _block(block)
     xv = _a.read(x, "x", allow_grad=True)
@@ -444,7 +449,7 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     codes, cbuf = _a.new(t, xv.shape, np.uint8)
     scales, sbuf = _a.new(t, _mx_scale_shape(xv.shape, b), np.uint8)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel)
-    _C.mx_encode(cbuf, sbuf, xv, rows, cols, b, f, None, stats, **opts)
+    _C.mx_encode(cbuf, sbuf, xv, rows, cols, b, f, None, stats, mx_scale=mx_scale, **opts)
     return codes, scales
 
 
@@ -463,8 +468,13 @@ def mx_decode(codes, scales, format, block=MX_BLOCK):
 
 
 def _mx_forward(x, format, block, options, ste="identity"):
+    rule = options.get("mx_scale", "floor")  # the backward's clip mask needs it
+
+    def backward(*args, **kw):
+        return _C.mx_quantize_backward(*args, mx_scale=rule, **kw)
+
     return _matrix_forward(x, format, _block(block), options, ste, _C.mx_quantize,
-                           _C.mx_quantize_backward)
+                           backward)
 
 
 MXQuantizeFunc = straight_through("MXQuantizeFunc", _mx_forward, """\
@@ -476,15 +486,17 @@ from ``ag_mx_quantize_backward``.
 
 def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_even",
                 overflow="saturate", seed=None, stream=0, offset=0, threads=0,
-                stats=None, kernel="auto"):
+                stats=None, kernel="auto", mx_scale="floor"):
     """MX fake quantization: ``mx_decode(*mx_encode(x))`` bit for bit in one
     call (``ag_mx_quantize``). Tensors get the straight-through gradient
     (``ste='identity'``, or ``'clipped'``: 0 where an element saturated);
-    numpy arrays a numpy result."""
+    numpy arrays a numpy result. ``mx_scale``: the shared-scale rule
+    (``"floor"`` or ``"rceil"``, as :func:`mx_encode`)."""
     _ste(ste)
     b = _block(block)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
+    opts["mx_scale"] = mx_scale
     if stats is not None:
         opts["stats"] = stats
     if _a.is_tensor(x):
