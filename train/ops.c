@@ -12,6 +12,7 @@
  */
 #include "gpt.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,10 @@ void agt_layernorm_backward(float *dinp, float *dw, float *db,
 
 /* ---------------------------------------------------------- attention --- */
 
+/* Per (batch, head), with matrix products through CBLAS on strided views
+ * of qkv (row stride 3C): pre = q k^T * scale over all T x T (the masked
+ * half is computed and then ignored: cheaper than a scalar triangle), the
+ * causal softmax row by row, out = att v. */
 void agt_attention_forward(float *out, float *att, const float *qkv, int B,
                            int T, int C, int NH)
 {
@@ -119,21 +124,17 @@ void agt_attention_forward(float *out, float *att, const float *qkv, int B,
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * C3;
+            const float *q = qkv + (size_t)b * T * C3 + h * hs;
+            const float *k = q + C, *v = q + 2 * C;
+            float *A = att + ((size_t)b * NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
+                        scale, q, C3, k, C3, 0.0f, A, T);
             for (int t = 0; t < T; t++) {
-                const float *q = base + (size_t)t * C3 + h * hs;
-                float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                float *a = A + (size_t)t * T;
                 float mx = -INFINITY;
-                for (int u = 0; u <= t; u++) {
-                    const float *k = base + (size_t)u * C3 + C + h * hs;
-                    float dot = 0;
-                    for (int i = 0; i < hs; i++)
-                        dot += q[i] * k[i];
-                    dot *= scale;
-                    a[u] = dot;
-                    if (dot > mx)
-                        mx = dot;
-                }
+                for (int u = 0; u <= t; u++)
+                    if (a[u] > mx)
+                        mx = a[u];
                 float sum = 0;
                 for (int u = 0; u <= t; u++) {
                     a[u] = expf(a[u] - mx);
@@ -142,15 +143,10 @@ void agt_attention_forward(float *out, float *att, const float *qkv, int B,
                 float inv = sum > 0 ? 1.0f / sum : 0.0f;
                 for (int u = 0; u < T; u++)
                     a[u] = u <= t ? a[u] * inv : 0.0f;
-                float *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++)
-                    o[i] = 0;
-                for (int u = 0; u <= t; u++) {
-                    const float *v = base + (size_t)u * C3 + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++)
-                        o[i] += a[u] * v[i];
-                }
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+                        1.0f, A, T, v, C3, 0.0f,
+                        out + (size_t)b * T * C + h * hs, C);
         }
 }
 
@@ -160,43 +156,37 @@ void agt_attention_backward(float *dqkv, float *datt, const float *dout,
 {
     const int hs = C / NH, C3 = 3 * C;
     const float scale = (float)(1.0 / sqrt((double)hs));
-    /* each (b, h) writes only its own columns of dqkv and rows of datt */
+    /* each (b, h) writes only its own columns of dqkv and its datt block */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * C3;
-            float *dbase = dqkv + (size_t)b * T * C3;
+            const float *q = qkv + (size_t)b * T * C3 + h * hs;
+            const float *k = q + C, *v = q + 2 * C;
+            float *dq = dqkv + (size_t)b * T * C3 + h * hs;
+            float *dk = dq + C, *dv = dq + 2 * C;
+            const float *A = att + ((size_t)b * NH + h) * T * T;
+            float *D = datt + ((size_t)b * NH + h) * T * T;
+            const float *d = dout + (size_t)b * T * C + h * hs;
+            /* out = A v: dA = d v^T, dv += A^T d */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
+                        1.0f, d, C, v, C3, 0.0f, D, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
+                        1.0f, A, T, d, C, 1.0f, dv, C3);
+            /* softmax: dpre = A * (dA - sum A dA) * scale (0 where masked) */
             for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
-                float *da = datt + (((size_t)b * NH + h) * T + t) * T;
-                const float *d = dout + ((size_t)b * T + t) * C + h * hs;
-                /* out = att v */
-                for (int u = 0; u <= t; u++) {
-                    const float *v = base + (size_t)u * C3 + 2 * C + h * hs;
-                    float *dv = dbase + (size_t)u * C3 + 2 * C + h * hs;
-                    float s = 0;
-                    for (int i = 0; i < hs; i++) {
-                        s += v[i] * d[i];
-                        dv[i] += a[u] * d[i];
-                    }
-                    da[u] = s;
-                }
-                /* softmax: dpre = a * (da - sum a da) */
+                const float *a = A + (size_t)t * T;
+                float *da = D + (size_t)t * T;
                 float dot = 0;
                 for (int u = 0; u <= t; u++)
                     dot += a[u] * da[u];
-                const float *q = base + (size_t)t * C3 + h * hs;
-                float *dq = dbase + (size_t)t * C3 + h * hs;
-                for (int u = 0; u <= t; u++) {
-                    float dp = a[u] * (da[u] - dot) * scale;
-                    const float *k = base + (size_t)u * C3 + C + h * hs;
-                    float *dk = dbase + (size_t)u * C3 + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += dp * k[i];
-                        dk[i] += dp * q[i];
-                    }
-                }
+                for (int u = 0; u < T; u++)
+                    da[u] = u <= t ? a[u] * (da[u] - dot) * scale : 0.0f;
             }
+            /* pre = q k^T: dq += dpre k, dk += dpre^T q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+                        1.0f, D, T, k, C3, 1.0f, dq, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
+                        1.0f, D, T, q, C3, 1.0f, dk, C3);
         }
 }
 
