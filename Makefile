@@ -32,7 +32,8 @@ VERSION_MINOR := $(shell sed -n 's/^\#define ALTGRAD_VERSION_MINOR \([0-9]*\).*/
 VERSION_PATCH := $(shell sed -n 's/^\#define ALTGRAD_VERSION_PATCH \([0-9]*\).*/\1/p' include/altgrad.h)
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
-LIB_SRC := $(wildcard src/*.c)
+include sources.mk
+LIB_SRC := $(AG_LIB_SRC)
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 LIB_HDR := include/altgrad.h $(wildcard src/*.h)
 STATIC := $(BUILD)/libaltgrad.a
@@ -65,14 +66,18 @@ lib: $(STATIC) $(SHARED)
 cli: $(CLI)
 
 # --- library ---------------------------------------------------------------
-$(BUILD)/gen_registry: tools/gen_registry.c src/ag_format.c src/ag_error.c src/ag_rng.c $(LIB_HDR)
+$(BUILD)/gen_registry: $(AG_GEN_SRC) $(LIB_HDR) sources.mk
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ tools/gen_registry.c src/ag_format.c src/ag_error.c src/ag_rng.c -lm
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $(AG_GEN_SRC) -lm
 
 $(BUILD)/ag_registry.inc: $(BUILD)/gen_registry
 	$(BUILD)/gen_registry > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/ag_registry.o: $(BUILD)/ag_registry.inc src/ag_registry_defs.h
+
+# the optimizer loops take square roots of values >= 0: without errno the
+# compiler vectorizes them (sqrtf is exact, so the bits do not change)
+$(BUILD)/obj/ag_optim.o: LIB_CFLAGS += -fno-math-errno
 
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -103,13 +108,14 @@ $(BUILD)/tests/%: tests/%.c $(REF_SRC) $(wildcard tests/*.h) $(wildcard tests/re
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(REF_SRC) $(STATIC) $(LDFLAGS) $(TEST_LIBS)
 
-# Training-bench tests: tests/train/test_*.c, each linked with train/*.c
-# (no main() there) and the static library, OpenBLAS and zlib.
+# Training-bench tests: tests/train/test_*.c, each linked with the CLI's
+# sources (train/*.c and cli/*.c, the latter without its main()) and the
+# static library, OpenBLAS and zlib.
 TRAIN_TEST_SRC := $(wildcard tests/train/test_*.c)
 TRAIN_TEST_BIN := $(patsubst tests/train/%.c,$(BUILD)/tests/train/%,$(TRAIN_TEST_SRC))
-$(BUILD)/tests/train/%: tests/train/%.c $(wildcard train/*.c) $(wildcard train/*.h) $(wildcard tests/*.h) $(STATIC)
+$(BUILD)/tests/train/%: tests/train/%.c $(CLI_SRC) $(CLI_HDR) $(wildcard tests/*.h) $(wildcard tests/train/*.h) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -Itrain -o $@ $< $(wildcard train/*.c) $(STATIC) $(LDFLAGS) $(CLI_LIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DAG_CLI_NO_MAIN -Itests -Itrain -o $@ $< $(CLI_SRC) $(STATIC) $(LDFLAGS) $(CLI_LIBS)
 
 # The bench vs PyTorch once more after `make python`: check-c runs before the
 # Python package exists on a fresh clone, so there its quantized comparison

@@ -20,8 +20,13 @@
  * the call until ~2 ms have passed. GB/s counts bytes read + bytes
  * written. Not a test: no thresholds.
  *
- * Usage: bench_quant [--quick] [--kernel portable|avx2|avx512]
- *   --quick: 2^20 instead of 2^24, 3 runs; --kernel: quantize and encode
+ * Then the fused optimizer steps (ag_adamw_step in its modes, with and
+ * without counters, and ag_grid_step) over 2^22 elements against a memcpy
+ * of the bytes they touch.
+ *
+ * Usage: bench_quant [--quick] [--optim] [--kernel portable|avx2|avx512]
+ *   --quick: 2^20 instead of 2^24 (optimizers: 2^20 instead of 2^22),
+ *   3 runs; --optim: the optimizer steps only; --kernel: quantize and encode
  *   on that path instead of the best one the CPU has (decode, which takes
  *   no options, stays on the best one).
  */
@@ -302,12 +307,125 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
            n >= ((size_t)1 << 16) ? "yes" : "no, below the threshold");
 }
 
+/* ------------------------------------------------------------------------ */
+/* Optimizer steps                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    float *w, *m, *v, *g, *mv;  /* state (mv: movement or NULL) */
+    float *cs, *cd;             /* memcpy yardstick: source, destination */
+    size_t n, ncopy;            /* elements; floats the yardstick copies */
+    ag_adamw_opts ao;
+    ag_grid_opts go;
+    const ag_format *gf;
+    ag_optim_counts *counts;
+    uint64_t t;
+} octx_t;
+
+static void run_adamw(void *p)
+{
+    octx_t *c = p;
+    /* t stays 1: the same constants every call (the step count only
+     * changes two scalars) */
+    (void)ag_adamw_step(c->w, c->m, c->v, c->g, c->n, 1, &c->ao, c->counts, c->mv);
+}
+
+static void run_grid(void *p)
+{
+    octx_t *c = p;
+    (void)ag_grid_step(c->w, c->v, c->g, c->n, c->gf, 0.01f, &c->go, NULL, NULL);
+}
+
+static void run_ocopy(void *p)
+{
+    octx_t *c = p;
+    memcpy(c->cd, c->cs, c->ncopy * sizeof *c->cd);
+}
+
+/* The fused steps against a memcpy of the bytes they touch: AdamW reads
+ * w, m, v, g and writes w, m, v (7 arrays: a memcpy of 3.5 arrays reads
+ * and writes as much), with movement 9 arrays; the grid step reads w, vel,
+ * g and writes w, vel (5). */
+static void bench_optim(size_t n, int nthreads)
+{
+    octx_t c;
+    memset(&c, 0, sizeof c);
+    c.n = n;
+    float *mvbuf = NULL;
+    float **arrs[] = {&c.w, &c.m, &c.v, &c.g, &mvbuf};
+    for (size_t i = 0; i < 5; i++) {
+        *arrs[i] = malloc(n * sizeof(float));
+        if (!*arrs[i]) {
+            fprintf(stderr, "bench_quant: out of memory\n");
+            exit(1);
+        }
+    }
+    c.cs = malloc(n * 5 * sizeof(float));
+    c.cd = malloc(n * 5 * sizeof(float));
+    if (!c.cs || !c.cd) {
+        fprintf(stderr, "bench_quant: out of memory\n");
+        exit(1);
+    }
+    uint64_t s = 99;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        c.w[i] = ((float)(int32_t)(s >> 32) * 0x1p-31f) * 0.1f;
+        c.g[i] = ((float)(int32_t)(uint32_t)s * 0x1p-31f) * 1e-3f;
+        c.m[i] = c.v[i] = mvbuf[i] = 0.0f;
+    }
+    memset(c.cs, 0, n * 5 * sizeof(float));
+    printf("\noptimizer steps, n = 2^%d floats (%.0f MiB per array): ratio = memcpy of "
+           "the same bytes / the step (1 = memory speed)\n",
+           (int)log2((double)n), (double)n * 4 / 1048576.0);
+    printf("  %-34s | %7s %6s | %7s %6s\n", "step", "1T GB/s", "/memcp", "nT GB/s",
+           "/memcp");
+    ag_optim_counts cnt = {0, 0, 0};
+    struct {
+        const char *name;
+        int grid, pre, fmt, counts, mv;
+        size_t arrays;
+    } rows[] = {
+        {"adamw (plain)", 0, AG_PRECONDITION_NONE, 0, 0, 0, 7},
+        {"adamw grad (AltGrad M=2)", 0, AG_PRECONDITION_GRAD, 0, 0, 0, 7},
+        {"adamw grad, E4M3 stiffness", 0, AG_PRECONDITION_GRAD, 1, 0, 0, 7},
+        {"adamw update, E4M3", 0, AG_PRECONDITION_UPDATE, 1, 0, 0, 7},
+        {"adamw update, E4M3 +counts", 0, AG_PRECONDITION_UPDATE, 1, 1, 0, 7},
+        {"adamw update, E4M3 +counts+movement", 0, AG_PRECONDITION_UPDATE, 1, 1, 1, 9},
+        {"grid step, float8_e4m3fn", 1, 0, 0, 0, 0, 5},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        c.ao = ag_adamw_opts_default();
+        c.ao.precondition = (ag_precondition)rows[r].pre;
+        c.ao.format = rows[r].fmt ? ag_format_get("E4M3") : NULL;
+        c.ao.scale = 0.01f;
+        c.counts = rows[r].counts ? &cnt : NULL;
+        c.mv = rows[r].mv ? mvbuf : NULL;
+        c.go = ag_grid_opts_default();
+        c.gf = ag_format_get("float8_e4m3fn");
+        c.ncopy = n * rows[r].arrays / 2;
+        const size_t bytes = n * rows[r].arrays * 4;
+        bench_fn fn = rows[r].grid ? run_grid : run_adamw;
+        double t1, tn;
+        c.ao.threads = c.go.threads = 1;
+        const double r1 = time_vs(fn, run_ocopy, &c, g_runs, 0.0, &t1);
+        c.ao.threads = c.go.threads = 0;
+        const double rn = time_vs(fn, run_ocopy, &c, g_runs, 0.0, &tn);
+        printf("  %-34s | %7.2f %6.2f | %7.2f %6.2f\n", rows[r].name, gbps(bytes, t1), r1,
+               gbps(bytes, tn), rn);
+    }
+    printf("  (%d threads for nT; AdamW's stall counters add two encodes of each "
+           "cached chunk)\n", nthreads);
+    free(c.w), free(c.m), free(c.v), free(c.g), free(mvbuf), free(c.cs), free(c.cd);
+}
+
 int main(int argc, char **argv)
 {
-    int quick = 0;
+    int quick = 0, optim_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--optim") == 0) {
+            optim_only = 1;
         } else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) {
             const char *k = argv[++i];
             g_kernel = strcmp(k, "portable") == 0 ? AG_KERNEL_PORTABLE
@@ -319,7 +437,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_quant [--quick] [--kernel portable|avx2|avx512]\n");
+            fprintf(stderr, "usage: bench_quant [--quick] [--optim] [--kernel portable|avx2|avx512]\n");
             return 2;
         }
     }
@@ -359,8 +477,11 @@ int main(int argc, char **argv)
     }
     memset(y, 0, nmax * sizeof *y);
     memset(c, 0, nmax);
-    bench_size(nmax, nthreads, x, y, c);
-    bench_size((size_t)1 << 14, nthreads, x, y, c);
+    if (!optim_only) {
+        bench_size(nmax, nthreads, x, y, c);
+        bench_size((size_t)1 << 14, nthreads, x, y, c);
+    }
+    bench_optim(quick ? (size_t)1 << 20 : (size_t)1 << 22, nthreads);
     free(x);
     free(y);
     free(c);

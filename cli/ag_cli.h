@@ -2,8 +2,8 @@
 /*
  * ag_cli.h — what the subcommands of the `altgrad` tool share: the command
  * signature, exit codes, and argument helpers that print one-line errors.
- * Implemented in cli/altgrad.c; the training bench's commands (train/)
- * may use them too. Clients of the public API only (altgrad.h).
+ * Implemented in cli/altgrad.c; the training bench's commands (train/cli.c)
+ * use them too (its tests link cli/altgrad.c built with -DAG_CLI_NO_MAIN). Clients of the public API only (altgrad.h).
  *
  * A command is `int cmd(int argc, char **argv)` where argv[0] is the command
  * name ("quantize") and argv[1..argc) its arguments. It returns an exit code
@@ -31,7 +31,8 @@ typedef int cli_command_fn(int argc, char **argv);
 /* The whole tool: argv[0] is the program, argv[1] the command. */
 int ag_cli_main(int argc, char **argv);
 
-/* Print "altgrad CMD: MESSAGE\n" to stderr (cmd may be NULL: "altgrad: ..."). */
+/* Print "altgrad CMD: MESSAGE\n" to stderr (cmd may be NULL: "altgrad: ...");
+ * every byte outside printable ASCII is written as \xHH (cli_sanitize). */
 void cli_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -57,6 +58,26 @@ int cli_parse_float(float *out, const char *s);
 
 /* 1 when s is a whole unsigned decimal integer that fits uint64_t. */
 int cli_parse_u64(uint64_t *out, const char *s);
+
+/* The one parser of numeric option values (the tool's commands and the
+ * training bench). Each stores the value and returns CLI_OK, or prints one
+ * line naming the option and the value and saying what is wrong (not a
+ * number, negative, out of range) and returns CLI_USAGE.
+ *   cli_int_arg:  a whole decimal integer ('-' allowed, no '+', no spaces)
+ *                 in lo..hi (hi = LLONG_MAX: no upper bound)
+ *   cli_u64_arg:  a whole unsigned decimal integer in 0..2^64-1
+ *   cli_real_arg: a finite float32 number (cli_parse_float) in lo..hi,
+ *                 lo itself excluded when lo_open */
+int cli_int_arg(long long *out, const char *s, long long lo, long long hi,
+                const char *cmd, const char *opt);
+int cli_u64_arg(uint64_t *out, const char *s, const char *cmd, const char *opt);
+int cli_real_arg(float *out, const char *s, double lo, int lo_open, double hi,
+                 const char *cmd, const char *opt);
+
+/* Copy s into buf (len > 0 bytes, always terminated, cut to fit) with every
+ * byte outside printable ASCII written as \xHH, so that echoing user input
+ * never sends a control byte to the terminal. Returns buf. */
+char *cli_sanitize(char *buf, size_t len, const char *s);
 
 /* Parse a format spec (registry name or ag_format_parse spec) into *out.
  * Prints the parser's message and returns CLI_USAGE on error, else CLI_OK. */

@@ -28,6 +28,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,16 +41,53 @@
 /* Helpers shared by the commands (declared in ag_cli.h)                    */
 /* ------------------------------------------------------------------------ */
 
+/* 1 for the bytes a message may show as they are: printable ASCII. */
+static int shown_as_is(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f;
+}
+
+char *cli_sanitize(char *buf, size_t len, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    if (len == 0)
+        return buf;
+    for (; *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        const size_t need = shown_as_is(c) ? 1 : 4;
+        if (k + need >= len)
+            break;
+        if (need == 1) {
+            buf[k++] = (char)c;
+        } else {
+            buf[k++] = '\\';
+            buf[k++] = 'x';
+            buf[k++] = hex[c >> 4];
+            buf[k++] = hex[c & 15];
+        }
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
 void cli_error(const char *cmd, const char *fmt, ...)
 {
+    /* the whole line is formatted first and written sanitized: messages
+     * quote arguments, stdin tokens, paths and library messages, none of
+     * which may send a control byte to the terminal */
+    char msg[1024], safe[4 * sizeof msg];
     va_list ap;
-    if (cmd)
-        fprintf(stderr, PROG " %s: ", cmd);
-    else
-        fputs(PROG ": ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (cmd) {
+        char c[256];
+        fprintf(stderr, PROG " %s: ", cli_sanitize(c, sizeof c, cmd));
+    } else {
+        fputs(PROG ": ", stderr);
+    }
+    fputs(cli_sanitize(safe, sizeof safe, msg), stderr);
     fputc('\n', stderr);
 }
 
@@ -115,6 +153,82 @@ int cli_parse_u64(uint64_t *out, const char *s)
         return 0;
     *out = (uint64_t)v;
     return 1;
+}
+
+/* Why s is not an integer in lo..hi (NULL when it is one, stored in *out). */
+static const char *int_problem(long long *out, const char *s, long long lo,
+                               long long hi)
+{
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return "is not an integer";
+    for (const char *q = p; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return "is not an integer";
+    char *end;
+    errno = 0;
+    const long long v = strtoll(s, &end, 10);
+    if (*s == '-' && lo >= 0 && (v != 0 || errno == ERANGE))
+        return "is negative";
+    if (errno == ERANGE || v < lo || v > hi)
+        return "is out of range";
+    *out = v;
+    return NULL;
+}
+
+int cli_int_arg(long long *out, const char *s, long long lo, long long hi,
+                const char *cmd, const char *opt)
+{
+    const char *why = int_problem(out, s, lo, hi);
+    if (!why)
+        return CLI_OK;
+    char range[64];
+    if (hi == LLONG_MAX)
+        snprintf(range, sizeof range, "an integer >= %lld", lo);
+    else
+        snprintf(range, sizeof range, "an integer in %lld..%lld", lo, hi);
+    cli_error(cmd, "%s: '%s' %s: expected %s (see '" PROG " %s --help')", opt,
+              s, why, range, cmd ? cmd : "");
+    return CLI_USAGE;
+}
+
+int cli_u64_arg(uint64_t *out, const char *s, const char *cmd, const char *opt)
+{
+    if (cli_parse_u64(out, s))
+        return CLI_OK;
+    const char *why = "is not an integer";
+    if (s[0] == '-' && s[1] != '\0' && strspn(s + 1, "0123456789") == strlen(s + 1))
+        why = "is negative";
+    else if (s[0] != '\0' && strspn(s, "0123456789") == strlen(s))
+        why = "is out of range";
+    cli_error(cmd, "%s: '%s' %s: expected an integer in 0..2^64-1 (see '" PROG
+              " %s --help')", opt, s, why, cmd ? cmd : "");
+    return CLI_USAGE;
+}
+
+int cli_real_arg(float *out, const char *s, double lo, int lo_open, double hi,
+                 const char *cmd, const char *opt)
+{
+    float v;
+    const char *why = NULL;
+    if (!cli_parse_float(&v, s) || isnan(v))
+        why = "is not a number";
+    else if (isinf(v) || (double)v > hi)
+        why = "is too large";
+    else if ((double)v < lo || (lo_open && (double)v == lo))
+        why = v < 0.0f && lo >= 0.0 ? "is negative" : "is too small";
+    if (!why) {
+        *out = v;
+        return CLI_OK;
+    }
+    char range[96];
+    snprintf(range, sizeof range, "a number %s %g and <= %g", lo_open ? ">" : ">=",
+             lo, hi);
+    cli_error(cmd, "%s: '%s' %s: expected %s (see '" PROG " %s --help')", opt, s,
+              why, range, cmd ? cmd : "");
+    return CLI_USAGE;
 }
 
 int cli_parse_format(ag_format *out, const char *spec, const char *cmd)
@@ -469,8 +583,9 @@ static const char quantize_help[] =
     "code (hex, as ag_encode stores it: a NaN input stays NaN and gets the\n"
     "format's NaN code, or 0 where the format has none). The values come from\n"
     "the arguments or, when there are none, from stdin (separated by white\n"
-    "space); they may be decimal, hex floats, inf or nan. Lines starting with\n"
-    "'#' are headers; the last one counts overflow, underflow and NaN.\n"
+    "space; any other control byte, NUL included, is an error); they may be\n"
+    "decimal, hex floats, inf or nan. Lines starting with '#' are headers;\n"
+    "the last one counts overflow, underflow and NaN.\n"
     "\n"
     "  -f, --format FORMAT   a registry name or spec (see '" PROG " table --help')\n"
     "  -s, --scale SCALE     positive finite scale (default 1)\n"
@@ -530,8 +645,8 @@ static int vec_push(float_vec *fv, float x)
 }
 
 /* Read whitespace-separated numbers from `in` into fv. Returns CLI_OK or
- * CLI_RUNTIME after printing the error (malformed number with its line and
- * position, read error, memory). */
+ * CLI_RUNTIME after printing the error (malformed number or a control byte
+ * such as NUL, with its line and position; read error; memory). */
 static int read_values(FILE *in, float_vec *fv, const char *cmd)
 {
     char *tok = NULL;
@@ -563,6 +678,14 @@ static int read_values(FILE *in, float_vec *fv, const char *cmd)
             if (ch == '\n')
                 line++;
             continue;
+        }
+        if (ch < 0x20 || ch == 0x7f) {
+            /* a NUL would end the token early and drop what follows it */
+            cli_error(cmd, "control byte 0x%02x on stdin (line %lu, value %lu): "
+                      "expected numbers separated by white space",
+                      (unsigned)ch, line, (unsigned long)fv->n + 1);
+            rc = CLI_RUNTIME;
+            break;
         }
         if (len == 0)
             tok_line = line;

@@ -19,6 +19,13 @@
  *    (pointers may then be NULL).
  *  - Aliasing: an output may be the very same array as an input (in place);
  *    any other overlap is AG_ERR_ALIAS.
+ *  - Several bad arguments at once: the status is the first that applies in
+ *    one order, the same for every call: AG_ERR_NULL (a pointer the call
+ *    needs, the format included; arrays only when their count is > 0),
+ *    AG_ERR_FORMAT, AG_ERR_STORAGE, AG_ERR_SCALE, AG_ERR_ARG (an option or
+ *    other scalar argument), AG_ERR_SHAPE, AG_ERR_ALIAS. The contents of
+ *    arrays (AG_ERR_CODE, a bad per-row scale, a bad amax value) are checked
+ *    after all of those, still before anything is written.
  *  - `_backward` functions ACCUMULATE into their gradient output (dx += ...);
  *    the caller zeroes it first.
  *  - No global state: every function is thread-safe and reentrant; random
@@ -279,6 +286,7 @@ AG_API ag_qopts ag_qopts_default(void);
  *   AG_OPTION_SPECIALS  none, ieee, fn, fnuz
  *   AG_OPTION_SCALER_FIRST  current, amax-one, scale-one (ag_scaler_first)
  *   AG_OPTION_MX_SCALE  floor, rceil (ag_mx_scale, the MX shared-scale rule)
+ *   AG_OPTION_PRECONDITION  none, grad, update (ag_precondition)
  * Values of each kind are 0 .. ag_option_count(kind) - 1 (the enum values).
  * New kinds are appended; values are pinned. */
 typedef enum ag_option_kind {
@@ -288,11 +296,13 @@ typedef enum ag_option_kind {
     AG_OPTION_KERNEL = 3,
     AG_OPTION_SPECIALS = 4,
     AG_OPTION_SCALER_FIRST = 5,
-    AG_OPTION_MX_SCALE = 6
+    AG_OPTION_MX_SCALE = 6,
+    AG_OPTION_PRECONDITION = 7
 } ag_option_kind;
 
 /* The kind's own name ("rounding", "overflow", "ste", "kernel", "specials",
- * "scaler-first", "mx-scale"); "?" for an unknown kind. Static string. */
+ * "scaler-first", "mx-scale", "precondition"); "?" for an unknown kind.
+ * Static string. */
 AG_API const char *ag_option_kind_name(ag_option_kind kind);
 
 /* Number of values of `kind` (0 for an unknown kind). */
@@ -856,6 +866,131 @@ AG_API size_t ag_exp_hist_len(const ag_format *fmt);
 AG_API ag_status ag_exp_hist(uint64_t *counts, size_t ncounts, const float *x,
                              size_t n, const ag_format *fmt, float scale,
                              const ag_qopts *opts);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Fused optimizer steps over flat float32 arrays (DESIGN.md "Scaling and
+ * diagnostics"), in place, one pass, with optional counters. Each element
+ * is independent, so results are bit-identical for any thread count.
+ *
+ * The grid of a step is opts->format times opts->scale when a format is
+ * given (codes to_bits(w / scale), nearest-even, saturate), else float32
+ * itself. On that grid, per element with |g| > AG_GRAD_EPS an *update*,
+ * an element whose value before and after are not the same grid point
+ * (altgrad.h, Diagnostics; on float32: w_before != w_after) a *flip*, and
+ * an update that is the same grid point after as before a *stall*. */
+typedef struct ag_optim_counts {
+    uint64_t updates;  /* elements with |g| > AG_GRAD_EPS */
+    uint64_t flips;    /* elements that moved to another grid point */
+    uint64_t stalls;   /* updates that stayed on their grid point */
+} ag_optim_counts;
+
+/* Stiffness preconditioning of ag_adamw_step (AG_OPTION_PRECONDITION:
+ * "none", "grad", "update"). S is the stiffness at the weight before the
+ * step, min(S, max_stiffness):
+ *   with a format: ag_stiffness's grid step at w (its exponent range,
+ *     subnormals, fixed point and scale), and at w = 0 the lowest step
+ *     2^(emin - M) * scale;
+ *   without: AltGrad's 2^(floor(log2|w|) - mantissa_bits) (exact exponent),
+ *     1 at w = 0 or NaN.
+ * GRAD   (AltGrad's ManifoldAdamW): g is multiplied by S before the
+ *        moments. Adam's per-element normalisation m / sqrt(v) then cancels
+ *        S almost entirely: only eps / S, zero weights and binade crossings
+ *        differ from plain AdamW.
+ * UPDATE the normalised update is multiplied by S, so every weight moves
+ *        by about lr grid steps per step (lr is then in grid steps); the
+ *        weight decay stays in real units. */
+typedef enum ag_precondition {
+    AG_PRECONDITION_NONE = 0,
+    AG_PRECONDITION_GRAD = 1,
+    AG_PRECONDITION_UPDATE = 2
+} ag_precondition;
+
+/* Options of ag_adamw_step; fill with ag_adamw_opts_default(). The
+ * hyper-parameters are doubles, as Python floats, and enter the float32
+ * element arithmetic as torch.optim.AdamW's scalars do. */
+typedef struct ag_adamw_opts {
+    double lr;              /* default 1e-3 */
+    double beta1, beta2;    /* default 0.9, 0.999; each in [0, 1) */
+    double eps;             /* default 1e-8; >= 0 */
+    double weight_decay;    /* decoupled (AdamW); default 0.01 */
+    ag_precondition precondition; /* default AG_PRECONDITION_NONE */
+    const ag_format *format;/* grid of S and the counters; NULL: float32 */
+    float scale;            /* the format's scale (default 1) */
+    int mantissa_bits;      /* AltGrad's M when format is NULL (default 2;
+                               0..23) */
+    float max_stiffness;    /* upper clamp of S (default 1e6; > 0) */
+    int threads;            /* as ag_qopts.threads */
+} ag_adamw_opts;
+
+AG_API ag_adamw_opts ag_adamw_opts_default(void);
+
+/* One AdamW step t >= 1 (the step count after this step) over n elements,
+ * in place on w, m (first moment) and v (second moment), as
+ * torch.optim.AdamW (float32 elements, no fused multiply-add):
+ *   g' = g, or g * S (GRAD);
+ *   w  = w * (float)(1 - lr * weight_decay)     (when weight_decay != 0)
+ *   m  = beta1 * m + (1 - beta1) * g'
+ *   v  = beta2 * v + (1 - beta2) * g' * g'
+ *   u  = (lr / (1 - beta1^t)) * (m / (sqrt(v) / sqrt(1 - beta2^t) + eps))
+ *   w  = w - u, or w - u * S (UPDATE)
+ * (the scalars computed in double, then rounded to float32 once).
+ * counts (may be NULL) is ADDED to. movement (may be NULL) ADDS each
+ * weight's signed move: with a format, in grid steps (the difference of
+ * the grid positions of ag_ulp_distance, nothing for a NaN pair); without,
+ * AltGrad's bit_position increment (w_after - w_before) /
+ * max(|nextafter(w_before, +inf) - w_before|, 1e-45) in float32.
+ * Errors (w, m, v, movement untouched): AG_ERR_NULL (w, m, v, g with n > 0;
+ * opts), AG_ERR_FORMAT, AG_ERR_SCALE (with a format), AG_ERR_ARG (t == 0, a
+ * hyper-parameter NaN/infinite or out of its range, lr < 0, precondition,
+ * mantissa_bits, max_stiffness, threads), AG_ERR_ALIAS (any two of w, m, v,
+ * g, movement overlap). */
+AG_API ag_status ag_adamw_step(float *w, float *m, float *v, const float *g,
+                               size_t n, uint64_t t,
+                               const ag_adamw_opts *opts,
+                               ag_optim_counts *counts, float *movement);
+
+/* Options of ag_grid_step; fill with ag_grid_opts_default(). */
+typedef struct ag_grid_opts {
+    double rate;          /* rungs per unit of velocity: AltGrad's GridOptim
+                             `scale` (default 6.0); >= 0 */
+    double momentum;      /* default 0.9; >= 0 */
+    double weight_decay;  /* coupled (L2 into the gradient); default 1e-4 */
+    int rung_clip;        /* most rungs per step (default 10); >= 0 */
+    uint64_t seed;        /* stochastic rounding of the rung move: element i */
+    uint64_t stream;      /*   takes stream element offset + i, as in */
+    uint64_t offset;      /*   ag_qopts (advance offset by n per step) */
+    int threads;          /* as ag_qopts.threads */
+} ag_grid_opts;
+
+AG_API ag_grid_opts ag_grid_opts_default(void);
+
+/* One step of AltGrad's grid optimizer (GridOptim) on the grid of fmt
+ * times scale, in place on w and vel (the velocity, in gradient units):
+ *   gd  = g + (float)weight_decay * w             (when weight_decay != 0)
+ *   vel = (float)momentum * vel + gd
+ *   r   = clamp((float)rate * vel, -rung_clip, rung_clip)   (rungs)
+ *   k   = floor(r) + 1 when the element's 32 random bits are below
+ *         floor((r - floor(r)) * 2^32), else floor(r)   (E[k] = r)
+ *   p   = grid position (ag_ulp_distance's) of the NEAREST grid value to w
+ *         (to_bits(w / scale), nearest-even, saturating), so that the first
+ *         step snaps an off-grid weight to its nearest grid value (AltGrad
+ *         snapped upward);
+ *   w   = the grid value at position p - k, clamped to the finite grid
+ *         [-max_finite, max_finite] (unsigned formats: [smallest, max]),
+ *         i.e. to_real(code) * scale in float32: always a grid value.
+ * A NaN weight stays NaN; a NaN velocity makes the weight NaN.
+ * *updates and *flips (may be NULL; ADDED to) count |g| > AG_GRAD_EPS and
+ * the elements whose value changed (w_after != w_before; NaN never counts).
+ * Errors (w, vel untouched): AG_ERR_NULL (w, vel, g with n > 0; fmt, opts),
+ * AG_ERR_FORMAT, AG_ERR_SCALE, AG_ERR_ARG (a hyper-parameter NaN, infinite
+ * or negative, threads), AG_ERR_ALIAS (any two of w, vel, g overlap). */
+AG_API ag_status ag_grid_step(float *w, float *vel, const float *g, size_t n,
+                              const ag_format *fmt, float scale,
+                              const ag_grid_opts *opts, uint64_t *updates,
+                              uint64_t *flips);
 
 #ifdef __cplusplus
 }

@@ -153,6 +153,22 @@ static float to_f32(double d)
 }
 
 /* A Python real number (float, int, numpy scalar, 0-d tensor...) as float32. */
+/* A real number as a double (hyper-parameters). */
+static int get_double(PyObject *obj, const char *what, double *out)
+{
+    if (!PyUnicode_Check(obj) && !PyBytes_Check(obj)) {
+        const double d = PyFloat_AsDouble(obj);
+        if (!(d == -1.0 && PyErr_Occurred())) {
+            *out = d;
+            return 0;
+        }
+        PyErr_Clear();
+    }
+    PyErr_Format(PyExc_TypeError, "%s must be a real number, not %.100s", what,
+                 Py_TYPE(obj)->tp_name);
+    return -1;
+}
+
 static int get_float(PyObject *obj, const char *what, float *out)
 {
     if (PyFloat_CheckExact(obj)) { /* the common case, without a call */
@@ -629,6 +645,7 @@ typedef enum {
     A_IN,        /* float32 input */
     A_IN_NONE,   /* float32 input or None (c->a[i].obj NULL) */
     A_INOUT,     /* float32, written (accumulating outputs, given outputs) */
+    A_INOUT_NONE,/* float32, written, or None / omitted (c->a[i].obj NULL) */
     A_OUT,       /* float32 output: given (same shape as arg `like`) or new */
     A_CODES_IN,  /* uint8 / 16-bit codes input */
     A_CODES_OUT, /* codes output: given (its width picks the storage) or new
@@ -640,6 +657,8 @@ typedef enum {
     A_FORMAT,    /* altgrad._C.Format -> .fmt */
     A_SCALE,     /* float32 scale -> .f (1.0 when omitted) */
     A_FLOAT,     /* float32 -> .f (0.0 when omitted) */
+    A_DOUBLE,    /* real -> .d (0.0 when omitted) */
+    A_FORMAT_NONE, /* altgrad._C.Format or None -> .fmt (NULL for None) */
     A_SIZE,      /* int >= 0 -> .n */
     A_INT,       /* int -> .i */
     A_BOOL,      /* truth value -> .i */
@@ -672,6 +691,7 @@ typedef struct {
 typedef union {
     const ag_format *fmt;
     float f;
+    double d;
     Py_ssize_t n;
     long long i;
     uint64_t u;
@@ -824,6 +844,11 @@ static int parse_scalar(call *c, int i)
     switch (sp->kind) {
     case A_FORMAT:
         return (v->fmt = get_format(c->st, o)) ? 0 : -1;
+    case A_FORMAT_NONE:
+        v->fmt = NULL;
+        return o == Py_None || (v->fmt = get_format(c->st, o)) ? 0 : -1;
+    case A_DOUBLE:
+        return get_double(o, sp->name, &v->d);
     case A_SCALE:
     case A_FLOAT:
         return get_float(o, sp->name, &v->f);
@@ -895,6 +920,9 @@ static int parse_array(call *c, int i)
     case A_IN_NONE:
         return o == Py_None ? 0 : read_array(c->st, o, a, 'f', 0, sp->name);
     case A_INOUT: return read_array(c->st, o, a, 'f', 1, sp->name);
+    case A_INOUT_NONE:
+        return o == NULL || o == Py_None ? 0
+                                         : read_array(c->st, o, a, 'f', 1, sp->name);
     case A_CODES_IN: return read_array(c->st, o, a, 'c', 0, sp->name);
     case A_U8_IN: return read_array(c->st, o, a, 'B', 0, sp->name);
     case A_U8_INOUT: return read_array(c->st, o, a, 'B', 1, sp->name);
@@ -2338,6 +2366,131 @@ static PyObject *w_option_names(call *c)
 /* The table of functions and the module                                    */
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Optimizers                                                               */
+/* ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(doc_adamw_step,
+"adamw_step(w, m, v, g, step, lr, beta1, beta2, eps, weight_decay,\n"
+"           precondition=0, format=None, scale=1.0, mantissa_bits=2,\n"
+"           max_stiffness=1e6, movement=None, *, threads=0)\n"
+"    -> (updates, flips, stalls)\n\n"
+"One fused AdamW step t = step >= 1 in place on w, m, v (ag_adamw_step):\n"
+"decoupled weight decay, bias correction, and the stiffness preconditioning\n"
+"precondition 0 none, 1 grad (AltGrad: g * S before the moments), 2 update\n"
+"(the normalised update * S). S is the grid step of format (times scale) at\n"
+"w, or AltGrad's 2^(floor(log2|w|) - mantissa_bits) when format is None;\n"
+"at most max_stiffness. movement (None or float32 like w) accumulates each\n"
+"weight's signed move in grid steps (float32 ULPs, AltGrad's bit_position,\n"
+"without a format). Returns this step's counts on the grid: updates\n"
+"(|g| > 1e-10), flips (moved to another grid point), stalls (updates that\n"
+"did not move).");
+static const arg_spec sig_adamw_step[] = {
+    {"w", A_INOUT, 0, 0},          {"m", A_INOUT, 0, 0},
+    {"v", A_INOUT, 0, 0},          {"g", A_IN, 0, 0},
+    {"step", A_U64, 0, 0},         {"lr", A_DOUBLE, 0, 0},
+    {"beta1", A_DOUBLE, 0, 0},     {"beta2", A_DOUBLE, 0, 0},
+    {"eps", A_DOUBLE, 0, 0},       {"weight_decay", A_DOUBLE, 0, 0},
+    {"precondition", A_INT, OPT, 0}, {"format", A_FORMAT_NONE, OPT, 0},
+    {"scale", A_SCALE, OPT, 0},    {"mantissa_bits", A_INT, OPT, 0},
+    {"max_stiffness", A_DOUBLE, OPT, 0}, {"movement", A_INOUT_NONE, OPT, 0},
+    {"threads", A_THREADS, OPT | KW, 0}, END};
+static PyObject *w_adamw_step(call *c)
+{
+    const size_t n = c->a[0].n;
+    if (need_count(c, 1, n) < 0 || need_count(c, 2, n) < 0 ||
+        need_count(c, 3, n) < 0 || need_count(c, 15, n) < 0)
+        return NULL;
+    ag_adamw_opts o = ag_adamw_opts_default();
+    o.lr = c->v[5].d;
+    o.beta1 = c->v[6].d;
+    o.beta2 = c->v[7].d;
+    o.eps = c->v[8].d;
+    o.weight_decay = c->v[9].d;
+    if (c->raw[10] != NULL) {
+        if (c->v[10].i < 0 || c->v[10].i > AG_PRECONDITION_UPDATE) {
+            PyErr_Format(PyExc_ValueError, "adamw_step(): precondition must be "
+                         "0 (none), 1 (grad) or 2 (update), not %lld", c->v[10].i);
+            return NULL;
+        }
+        o.precondition = (ag_precondition)c->v[10].i;
+    }
+    o.format = c->v[11].fmt;
+    o.scale = c->v[12].f;
+    if (c->raw[13] != NULL) {
+        if (c->v[13].i < 0 || c->v[13].i > 23) {
+            PyErr_Format(PyExc_ValueError, "adamw_step(): mantissa_bits must be "
+                         "in 0 .. 23, not %lld", c->v[13].i);
+            return NULL;
+        }
+        o.mantissa_bits = (int)c->v[13].i;
+    }
+    if (c->raw[14] != NULL)
+        o.max_stiffness = c->v[14].d > 3.4028234663852886e38 ? INFINITY
+                                                             : (float)c->v[14].d;
+    o.threads = c->q.threads;
+    ag_optim_counts k = {0, 0, 0};
+    ag_status st;
+    NOGIL(st = ag_adamw_step(c->a[0].ptr, c->a[1].ptr, c->a[2].ptr, c->a[3].ptr, n,
+                             c->v[4].u, &o, &k, c->a[15].obj ? c->a[15].ptr : NULL));
+    if (st != AG_OK)
+        return fail_status(st, "adamw_step");
+    return Py_BuildValue("(KKK)", (unsigned long long)k.updates,
+                         (unsigned long long)k.flips, (unsigned long long)k.stalls);
+}
+
+PyDoc_STRVAR(doc_grid_step,
+"grid_step(w, vel, g, format, scale=1.0, rate=6.0, momentum=0.9,\n"
+"          weight_decay=1e-4, rung_clip=10, *, seed=0, stream=0, offset=0,\n"
+"          threads=0) -> (updates, flips)\n\n"
+"One step of AltGrad's grid optimizer in place on w and vel (ag_grid_step):\n"
+"vel = momentum * vel + g + weight_decay * w, then each weight moves\n"
+"down by k rungs of format's grid (times scale) from its nearest grid value,\n"
+"k = clamp(rate * vel, +-rung_clip) rounded stochastically from the stream\n"
+"(seed, stream, offset + i). Returns updates (|g| > 1e-10) and flips\n"
+"(weights whose value changed).");
+static const arg_spec sig_grid_step[] = {
+    {"w", A_INOUT, 0, 0},       {"vel", A_INOUT, 0, 0},
+    {"g", A_IN, 0, 0},          {"format", A_FORMAT, 0, 0},
+    {"scale", A_SCALE, OPT, 0}, {"rate", A_DOUBLE, OPT, 0},
+    {"momentum", A_DOUBLE, OPT, 0}, {"weight_decay", A_DOUBLE, OPT, 0},
+    {"rung_clip", A_INT, OPT, 0}, {"seed", A_SEED, OPT | KW, 0},
+    {"stream", A_STREAM, OPT | KW, 0}, {"offset", A_OFFSET, OPT | KW, 0},
+    {"threads", A_THREADS, OPT | KW, 0}, END};
+static PyObject *w_grid_step(call *c)
+{
+    const size_t n = c->a[0].n;
+    if (need_count(c, 1, n) < 0 || need_count(c, 2, n) < 0)
+        return NULL;
+    ag_grid_opts o = ag_grid_opts_default();
+    if (c->raw[5] != NULL)
+        o.rate = c->v[5].d;
+    if (c->raw[6] != NULL)
+        o.momentum = c->v[6].d;
+    if (c->raw[7] != NULL)
+        o.weight_decay = c->v[7].d;
+    if (c->raw[8] != NULL) {
+        if (c->v[8].i < 0 || c->v[8].i > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "grid_step(): rung_clip must be in "
+                         "0 .. 2**31-1, not %lld", c->v[8].i);
+            return NULL;
+        }
+        o.rung_clip = (int)c->v[8].i;
+    }
+    o.seed = c->q.seed;
+    o.stream = c->q.stream;
+    o.offset = c->q.offset;
+    o.threads = c->q.threads;
+    uint64_t updates = 0, nflips = 0;
+    ag_status st;
+    NOGIL(st = ag_grid_step(c->a[0].ptr, c->a[1].ptr, c->a[2].ptr, n, c->v[3].fmt,
+                            c->v[4].f, &o, &updates, &nflips));
+    if (st != AG_OK)
+        return fail_status(st, "grid_step");
+    return Py_BuildValue("(KK)", (unsigned long long)updates,
+                         (unsigned long long)nflips);
+}
+
 /* Every module function: X(name) needs sig_name, w_name and doc_name. */
 #define FUNCTIONS(X)                                                         \
     X(version) X(format_names) X(kernels) X(format_init) X(option) X(option_names)                     \
@@ -2351,7 +2504,8 @@ static PyObject *w_option_names(call *c)
     X(mx_scale_count) X(mx_scale_code) X(mx_encode) X(mx_decode)             \
     X(mx_quantize) X(mx_quantize_backward)                                   \
     X(bit_stall) X(flips) X(flips_codes) X(update_flips) X(stall_ratio)      \
-    X(ulp_distance) X(ulp_distance_stats) X(stiffness) X(exp_hist)
+    X(ulp_distance) X(ulp_distance_stats) X(stiffness) X(exp_hist)          \
+    X(adamw_step) X(grid_step)
 
 /* One vectorcall entry point per row, each handing its row to dispatch(). */
 #define X_ENTRY(name)                                                        \

@@ -4,7 +4,8 @@
 # (the build then says what it cannot find).
 set -u
 PKGS="gcc g++ make pkg-config libc6-dev zlib1g-dev libopenblas-dev python3 python3-dev \
-python3-numpy python3-torch python3-pytest python3-setuptools dataset-fashion-mnist bible-kjv"
+python3-numpy python3-torch python3-pytest python3-setuptools python3-pip dataset-fashion-mnist \
+bible-kjv"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -48,43 +48,6 @@ static inline int is_nan_code(const ag_format *f, uint32_t code)
     return ag__code_class(f, code) == AG__CODE_NAN;
 }
 
-/* Branch-free form of is_nan_code / is_zero_code / same_point for the
- * chunk loops, with the format's constants computed once: a code is NaN
- * iff its magnitude is above `thr` (IEEE: the inf code; FN: max_code; NONE:
- * never) or it is the FNUZ NaN `fnuz`. */
-typedef struct cmp_ctx {
-    uint32_t sm;    /* sign mask */
-    uint32_t thr;   /* NaN magnitude threshold */
-    uint32_t fnuz;  /* the FNUZ NaN code, or a value no code has */
-    uint32_t zok;   /* 1 when the format has zero(s) */
-} cmp_ctx;
-
-static void cmp_init(cmp_ctx *c, const ag_format *f)
-{
-    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
-    c->sm = f->sign_mask;
-    c->thr = f->specials == AG_SPECIALS_IEEE ? f->inf_code
-             : f->specials == AG_SPECIALS_FN ? f->max_code
-                                              : all;
-    c->fnuz = f->specials == AG_SPECIALS_FNUZ ? f->sign_mask : 0xffffffffu;
-    c->zok = !f->no_zero;
-}
-
-/* NaN-ness of a code whose input was x */
-static inline uint32_t cmp_nan(const cmp_ctx *c, uint32_t code, float x)
-{
-    return (uint32_t)(x != x) | (uint32_t)((code & ~c->sm) > c->thr) |
-           (uint32_t)(code == c->fnuz);
-}
-
-static inline uint32_t cmp_same(const cmp_ctx *c, uint32_t a, uint32_t nan_a,
-                                uint32_t b, uint32_t nan_b)
-{
-    const uint32_t zeros = c->zok & (uint32_t)((a & ~c->sm) == 0u) &
-                           (uint32_t)((b & ~c->sm) == 0u);
-    return (nan_a | nan_b) ^ 1u ? (uint32_t)(a == b) | zeros : 0u;
-}
-
 /* The encoder of the float diagnostics: codes of x[0 .. len), which are
  * the flat elements i0 .. i0+len of the tensor (stream offset). */
 typedef struct enc_ctx {
@@ -176,8 +139,8 @@ ag_status ag_bit_stall(uint64_t *stalled, uint64_t *considered, const float *w,
         return st;
     enc_ctx e;
     enc_init(&e, fmt, scale, opts);
-    cmp_ctx cm;
-    cmp_init(&cm, fmt);
+    ag__cmp_ctx cm;
+    ag__cmp_init(&cm, fmt);
     uint16_t ca[CHUNK], cb[CHUNK];
     float wn[CHUNK];
     uint64_t ns = 0, nc = 0;
@@ -195,8 +158,8 @@ ag_status ag_bit_stall(uint64_t *stalled, uint64_t *considered, const float *w,
         for (size_t i = 0; i < len; i++) {
             const uint32_t u = (uint32_t)updated(gc[i]);
             const uint32_t same =
-                cmp_same(&cm, ca[i], cmp_nan(&cm, ca[i], wc[i]), cb[i],
-                         cmp_nan(&cm, cb[i], wn[i]));
+                ag__cmp_same(&cm, ca[i], ag__cmp_nan(&cm, ca[i], wc[i]), cb[i],
+                         ag__cmp_nan(&cm, cb[i], wn[i]));
             cc += u;
             cs += u & same;
         }
@@ -217,8 +180,8 @@ static ag_status flips_run(uint64_t *updates, uint64_t *flips, const float *a,
 {
     enc_ctx e;
     enc_init(&e, fmt, scale, opts);
-    cmp_ctx cm;
-    cmp_init(&cm, fmt);
+    ag__cmp_ctx cm;
+    ag__cmp_init(&cm, fmt);
     uint16_t ca[CHUNK], cb[CHUNK];
     uint64_t nu = 0, nf = 0;
     for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
@@ -232,8 +195,8 @@ static ag_status flips_run(uint64_t *updates, uint64_t *flips, const float *a,
         for (size_t i = 0; i < len; i++) {
             const uint32_t u = g ? (uint32_t)updated(g[i0 + i]) : 1u;
             const uint32_t same =
-                cmp_same(&cm, ca[i], cmp_nan(&cm, ca[i], ac[i]), cb[i],
-                         cmp_nan(&cm, cb[i], bc[i]));
+                ag__cmp_same(&cm, ca[i], ag__cmp_nan(&cm, ca[i], ac[i]), cb[i],
+                         ag__cmp_nan(&cm, cb[i], bc[i]));
             cu += u;
             cf += u & (same ^ 1u);
         }
@@ -346,19 +309,6 @@ ag_status ag_stall_ratio(double *ratio, uint64_t flips, uint64_t updates)
 /* ULP distance                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Index of a non-NaN code on the ordered grid. Magnitudes are consecutive
- * grid points (ag__round relies on the same fact), so the index of a
- * positive code is its magnitude and a negative one mirrors it; +-0 meet at
- * 0. Formats without zero have no point between +-smallest: the negative
- * side is shifted by one so that they stay neighbours. */
-static inline int64_t grid_pos(const ag_format *f, uint32_t code)
-{
-    const int64_t mag = (int64_t)(code & ~f->sign_mask);
-    if (!(code & f->sign_mask))
-        return mag;
-    return f->no_zero ? -mag - 1 : -mag;
-}
-
 /* Shared loop: d (may be NULL) gets the distances; the aggregates always. */
 static ag_status ulp_run(int need_d, int32_t *d, uint64_t *sum_abs,
                          uint32_t *max_abs, uint64_t *nan_pairs,
@@ -367,18 +317,17 @@ static ag_status ulp_run(int need_d, int32_t *d, uint64_t *sum_abs,
                          const ag_qopts *opts)
 {
     ag__chk c = AG__CHK_INIT;
-    if (n) {
-        ag__chk_ptr(&c, a);
-        ag__chk_ptr(&c, b);
-        if (need_d)
-            ag__chk_ptr(&c, d);
-    }
     diag_args(&c, fmt, scale, opts);
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
     if (need_d) { /* d may not be a or b, not even exactly */
-        ag__chk_alias(&c, d, m * sizeof *d, a, m * sizeof *a, 0);
-        ag__chk_alias(&c, d, m * sizeof *d, b, m * sizeof *b, 0);
+        ag__chk_io(&c, d, sizeof *d, a, sizeof *a, n, 0);
+        ag__chk_io(&c, d, sizeof *d, b, sizeof *b, n, 0);
+    } else {
+        size_t m;
+        ag__chk_count(&c, &m, 1, n);
+        if (n) {
+            ag__chk_ptr(&c, a);
+            ag__chk_ptr(&c, b);
+        }
     }
     ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
@@ -403,7 +352,7 @@ static ag_status ulp_run(int need_d, int32_t *d, uint64_t *sum_abs,
                 continue;
             }
             /* |difference| < 2^17 for formats of <= 16 bits */
-            const int64_t diff = grid_pos(fmt, cb[i]) - grid_pos(fmt, ca[i]);
+            const int64_t diff = ag__grid_pos(fmt, cb[i]) - ag__grid_pos(fmt, ca[i]);
             const uint32_t ad = (uint32_t)(diff < 0 ? -diff : diff);
             sum += ad;
             mx = ad > mx ? ad : mx;
@@ -444,38 +393,18 @@ ag_status ag_stiffness(float *s, const float *w, size_t n, const ag_format *fmt,
                        float scale)
 {
     ag__chk c = AG__CHK_INIT;
-    if (n) {
-        ag__chk_ptr(&c, s);
-        ag__chk_ptr(&c, w);
-    }
     diag_args(&c, fmt, scale, NULL);
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
-    ag__chk_alias(&c, s, m * sizeof *s, w, m * sizeof *w, 1);
+    ag__chk_io(&c, s, sizeof *s, w, sizeof *w, n, 1);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
-    const int M = fmt->mbits, emin = fmt->emin;
     /* the lowest step: format init guarantees emin - M >= -149 */
-    const float low = ag__pow2f(emin - M);
+    const float low = ag__pow2f(fmt->emin - fmt->mbits);
     for (size_t i = 0; i < n; i++) {
         const float x = w[i];
-        float r;
-        if (x == 0.0f) {
-            r = 0.0f;
-        } else if (isnan(x)) {
-            r = x;
-        } else {
-            const float v = fabsf(x / scale);
-            if (isinf(v)) {
-                r = INFINITY;
-            } else if (fmt->ebits == 0 || v == 0.0f) {
-                r = low * scale; /* fixed point, or below float32's range */
-            } else {
-                const int e = ilogbf(v);
-                r = (e > emin ? ag__pow2f(e - M) : low) * scale;
-            }
-        }
+        const float r = x == 0.0f ? 0.0f
+                        : isnan(x) ? x
+                                   : ag__grid_step(fmt, x, scale, low);
         s[i] = r;
     }
     return AG_OK;

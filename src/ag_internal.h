@@ -17,6 +17,7 @@
 #include "altgrad.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -83,6 +84,71 @@ static inline uint32_t ag__random_u32(uint64_t seed, uint64_t stream,
     return out[g & 3];
 }
 
+/* Code comparisons of the diagnostics and the optimizers (the "same grid
+ * point" relation of altgrad.h) in branch-free form for chunk loops, with the format's constants computed once: a code is NaN
+ * iff its magnitude is above `thr` (IEEE: the inf code; FN: max_code; NONE:
+ * never) or it is the FNUZ NaN `fnuz`. */
+typedef struct ag__cmp_ctx {
+    uint32_t sm;    /* sign mask */
+    uint32_t thr;   /* NaN magnitude threshold */
+    uint32_t fnuz;  /* the FNUZ NaN code, or a value no code has */
+    uint32_t zok;   /* 1 when the format has zero(s) */
+} ag__cmp_ctx;
+
+static inline void ag__cmp_init(ag__cmp_ctx *c, const ag_format *f)
+{
+    const uint32_t all = (1u << (f->ebits + f->mbits)) - 1u;
+    c->sm = f->sign_mask;
+    c->thr = f->specials == AG_SPECIALS_IEEE ? f->inf_code
+             : f->specials == AG_SPECIALS_FN ? f->max_code
+                                              : all;
+    c->fnuz = f->specials == AG_SPECIALS_FNUZ ? f->sign_mask : 0xffffffffu;
+    c->zok = !f->no_zero;
+}
+
+/* NaN-ness of a code whose input was x */
+static inline uint32_t ag__cmp_nan(const ag__cmp_ctx *c, uint32_t code, float x)
+{
+    return (uint32_t)(x != x) | (uint32_t)((code & ~c->sm) > c->thr) |
+           (uint32_t)(code == c->fnuz);
+}
+
+static inline uint32_t ag__cmp_same(const ag__cmp_ctx *c, uint32_t a,
+                                    uint32_t nan_a, uint32_t b,
+                                    uint32_t nan_b)
+{
+    const uint32_t zeros = c->zok & (uint32_t)((a & ~c->sm) == 0u) &
+                           (uint32_t)((b & ~c->sm) == 0u);
+    return ((nan_a | nan_b) ^ 1u) & ((uint32_t)(a == b) | zeros);
+}
+
+
+/* Index of a non-NaN code on the ordered grid. Magnitudes are consecutive
+ * grid points (ag__round relies on the same fact), so the index of a
+ * positive code is its magnitude and a negative one mirrors it; +-0 meet at
+ * 0. Formats without zero have no point between +-smallest: the negative
+ * side is shifted by one so that they stay neighbours. (_p: the sign mask
+ * and no_zero as values, for vectorized loops.) */
+static inline int32_t ag__grid_pos_p(uint32_t sign_mask, int no_zero,
+                                     uint32_t code)
+{
+    const int32_t mag = (int32_t)(code & ~sign_mask);
+    const int32_t neg = (int32_t)((code & sign_mask) != 0u);
+    return mag - neg * (2 * mag + (no_zero != 0)); /* -mag (-1: no zero) */
+}
+
+static inline int64_t ag__grid_pos(const ag_format *f, uint32_t code)
+{
+    return (int64_t)ag__grid_pos_p(f->sign_mask, f->no_zero, code);
+}
+
+
+
+/* Threads for n elements under the option `threads` (0: the library's
+ * choice, 1: serial, > 1: at most): 1 below the size where a fork/join
+ * pays (defined in ag_quant.c). */
+int ag__thread_count(size_t n, int threads);
+
 /* Check word of a format (covers the defining and key derived fields). */
 uint32_t ag__format_checkword(const ag_format *f);
 /* 1 when f is an entry of the const registry (valid by construction). */
@@ -112,6 +178,10 @@ static inline uint32_t ag__overflow_code(const ag_format *f, uint32_t sign,
     return s | f->max_code;
 }
 
+/* Value i (0: the oldest) of the count values an amax history holds, for
+ * i < ag_amax_history_count(h) (ag_scaler's state bytes). In ag_scale.c. */
+float ag__amax_history_at(const ag_amax_history *h, size_t i);
+
 /* Classification of a code of a valid format (the specials conventions of
  * altgrad.h): finite, +-inf or NaN. */
 enum { AG__CODE_FINITE = 0, AG__CODE_INF = 1, AG__CODE_NAN = 2 };
@@ -135,14 +205,48 @@ static inline int ag__code_class(const ag_format *f, uint32_t code)
 }
 
 /* 2^e as a float32: the bit pattern in the normal and subnormal range (no
- * libm call), +0 below 2^-149 and +inf above 2^127. */
+ * libm call), +0 below 2^-149 and +inf above 2^127. Selects only, so that
+ * loops using it vectorize (the optimizer steps). */
 static inline float ag__pow2f(int e)
 {
-    if (e >= -126 && e <= 127)
-        return ag__u2f((uint32_t)(e + 127) << 23);
-    if (e >= -149 && e < -126)
-        return ag__u2f(1u << (e + 149));
-    return e < 0 ? 0.0f : ag__u2f(0x7f800000u);
+    const int en = e < -126 ? -126 : e > 128 ? 128 : e; /* 128: inf's bits */
+    const int sh = e + 149 < 0 ? 0 : e + 149 > 22 ? 22 : e + 149;
+    const float nrm = ag__u2f((uint32_t)(en + 127) << 23);
+    const float sub = e < -149 ? 0.0f : ag__u2f(1u << sh);
+    return e >= -126 ? nrm : sub;
+}
+
+/* floor(log2 v) of a finite v > 0 from its bit pattern (float32
+ * subnormals renormalised by an exact 2^24); -151 for v = 0, 128 for
+ * inf/NaN. */
+static inline int ag__ilogb_bits(float v)
+{
+    const uint32_t b = ag__f2u(v) & 0x7fffffffu;
+    const uint32_t bs = ag__f2u(v * 0x1p24f) & 0x7fffffffu;
+    return b >= 0x00800000u ? (int)(b >> 23) - 127 : (int)(bs >> 23) - 151;
+}
+
+/* The one definition of stiffness (altgrad.h, ag_stiffness): the grid
+ * spacing of f, times scale, at a nonzero non-NaN x; `low` is the lowest
+ * step ag__pow2f(f->emin - f->mbits). With v = |x / scale| (float32):
+ * +inf for infinite v, low * scale for fixed point or a quotient that
+ * underflowed to 0, else 2^(max(floor(log2 v), emin) - M) * scale.
+ * Branch-free (selects), so that the optimizer loops vectorize; _p takes
+ * the format's E, emin and M as values (loop constants). */
+static inline float ag__grid_step_p(int ebits, int emin, int mbits, float x,
+                                    float scale, float low)
+{
+    const float v = fabsf(x / scale);
+    const int e = ag__ilogb_bits(v); /* -151 for v == 0: below every emin */
+    const int normal = ebits != 0 && e > emin;
+    const float r = (normal ? ag__pow2f(e - mbits) : low) * scale;
+    return v > 3.4028234663852886e38f ? v : r;
+}
+
+static inline float ag__grid_step(const ag_format *f, float x, float scale,
+                                  float low)
+{
+    return ag__grid_step_p(f->ebits, f->emin, f->mbits, x, scale, low);
 }
 
 /* A scale (or margin, floor) is positive and finite: 0 < s < inf (NaN
@@ -292,6 +396,13 @@ static inline void ag__chk_shape(ag__chk *c, int ok)
         c->faults |= AG__FAULT_SHAPE;
 }
 
+/* An output of n elements of out_elt bytes read from an input of n elements
+ * of in_elt bytes: both non-NULL when n > 0, n floats' bytes fit size_t,
+ * and no overlap except exactly in place (exact_ok, same element size). */
+static inline void ag__chk_io(ag__chk *c, const void *out, size_t out_elt,
+                              const void *in, size_t in_elt, size_t n,
+                              int exact_ok);
+
 /* Output [out, out + nout) and input [in, in + nin) (bytes) may not share a
  * byte, except that with exact_ok they may be the very same region (same
  * start and length: in place). Empty regions overlap nothing. */
@@ -303,6 +414,19 @@ static inline void ag__chk_alias(ag__chk *c, const void *out, size_t nout,
         return;
     if (po < pi + nin && pi < po + nout)
         c->faults |= AG__FAULT_ALIAS;
+}
+
+static inline void ag__chk_io(ag__chk *c, const void *out, size_t out_elt,
+                              const void *in, size_t in_elt, size_t n,
+                              int exact_ok)
+{
+    if (n) {
+        ag__chk_ptr(c, out);
+        ag__chk_ptr(c, in);
+    }
+    size_t m;
+    ag__chk_count(c, &m, 1, n);
+    ag__chk_alias(c, out, m * out_elt, in, m * in_elt, exact_ok);
 }
 
 #endif /* AG_INTERNAL_H */

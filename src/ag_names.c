@@ -2,7 +2,8 @@
 /*
  * ag_names.c — the one vocabulary of option names: the canonical name of
  * every value of every option enum (rounding, overflow, STE, kernel,
- * specials, scaler first-step policy), their aliases, and parsing with the
+ * specials, scaler first-step policy, MX scale rule, optimizer
+ * preconditioning), their aliases, and parsing with the
  * message that lists the valid names. ag_specials_name and ag_kernel_name
  * read the same table. Canonical names are index = enum value.
  */
@@ -67,6 +68,12 @@ static const name_entry mx_scale_names[] = {
     {"rceil", {NULL, NULL, NULL}},
 };
 
+static const name_entry precondition_names[] = {
+    {"none", {NULL, NULL, NULL}},
+    {"grad", {NULL, NULL, NULL}},
+    {"update", {NULL, NULL, NULL}},
+};
+
 #define AG__N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Indexed by ag_option_kind; each table's index is the enum value (the
@@ -79,6 +86,7 @@ static const name_kind kinds[] = {
     {"specials", specials_names, AG__N(specials_names)},
     {"scaler-first", first_names, AG__N(first_names)},
     {"mx-scale", mx_scale_names, AG__N(mx_scale_names)},
+    {"precondition", precondition_names, AG__N(precondition_names)},
 };
 
 _Static_assert(AG__N(rounding_names) == AG_ROUND_STOCHASTIC + 1, "rounding names");
@@ -88,7 +96,9 @@ _Static_assert(AG__N(kernel_names) == AG_KERNEL_AVX512 + 1, "kernel names");
 _Static_assert(AG__N(specials_names) == AG_SPECIALS_FNUZ + 1, "specials names");
 _Static_assert(AG__N(first_names) == AG_SCALER_FIRST_SCALE_ONE + 1, "first names");
 _Static_assert(AG__N(mx_scale_names) == AG_MX_SCALE_RCEIL + 1, "mx-scale names");
-_Static_assert(AG__N(kinds) == AG_OPTION_MX_SCALE + 1, "option kinds");
+_Static_assert(AG__N(precondition_names) == AG_PRECONDITION_UPDATE + 1,
+               "precondition names");
+_Static_assert(AG__N(kinds) == AG_OPTION_PRECONDITION + 1, "option kinds");
 
 static const name_kind *kind_of(ag_option_kind kind)
 {

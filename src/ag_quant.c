@@ -29,23 +29,15 @@ static ag_status round_args(const void *out, size_t out_elt, const float *x,
                             float scale, const ag_qopts *opts)
 {
     ag__chk c = AG__CHK_INIT;
-    if (clipped && n) {
-        ag__chk_ptr(&c, fwd);
-        ag__chk_alias(&c, out, n * out_elt, fwd, n * sizeof *fwd, 1);
-    }
     if (storage_bits)
         ag__chk_fmt_storage(&c, fmt, storage_bits);
     else
         ag__chk_fmt(&c, fmt);
     ag__chk_scale(&c, scale);
     ag__chk_qopts(&c, opts);
-    if (n) {
-        ag__chk_ptr(&c, out);
-        ag__chk_ptr(&c, x);
-    }
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
-    ag__chk_alias(&c, out, m * out_elt, x, m * sizeof *x, 1);
+    ag__chk_io(&c, out, out_elt, x, sizeof *x, n, 1);
+    if (clipped)
+        ag__chk_io(&c, out, out_elt, fwd, sizeof *fwd, n, 1);
     return ag__chk_status(&c);
 }
 
@@ -63,7 +55,7 @@ static ag_status round_args(const void *out, size_t out_elt, const float *x,
 #define AG__STREAM_MIN ((size_t)1 << 22)
 
 /* Threads to use for n elements under the option `threads`. */
-static int thread_count(size_t n, int threads)
+int ag__thread_count(size_t n, int threads)
 {
 #ifdef _OPENMP
     if (threads == 1 || n < AG__PAR_MIN)
@@ -211,7 +203,7 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
     p.count = stats != NULL;
     const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, o.threads), &ks);
+    run_job(&j, n, ag__thread_count(n, o.threads), &ks);
     add_stats(stats, &ks, n);
     return AG_OK;
 }
@@ -252,7 +244,7 @@ ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
     const op_job j = {OP_BWD, k, &p, dx, dy, clipped ? x : NULL, 0, clipped,
                       0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, o.threads), &ks);
+    run_job(&j, n, ag__thread_count(n, o.threads), &ks);
     return AG_OK;
 }
 
@@ -261,20 +253,14 @@ static ag_status scale_call(float *y, const float *x, size_t n, float scale,
 {
     ag__chk c = AG__CHK_INIT;
     ag__chk_scale(&c, scale);
-    if (n) {
-        ag__chk_ptr(&c, y);
-        ag__chk_ptr(&c, x);
-    }
-    size_t m;
-    ag__chk_count(&c, &m, 1, n);
-    ag__chk_alias(&c, y, m * sizeof *y, x, m * sizeof *x, 1);
+    ag__chk_io(&c, y, sizeof *y, x, sizeof *x, n, 1);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK || n == 0)
         return st;
     const op_job j = {OP_SCALE, ag__kernel_table(AG_KERNEL_AUTO), NULL, y, x,
                       NULL, 0, accum, scale};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, 0), &ks);
+    run_job(&j, n, ag__thread_count(n, 0), &ks);
     return AG_OK;
 }
 
@@ -294,13 +280,7 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
     ag__chk ck = AG__CHK_INIT;
     ag__chk_fmt_storage(&ck, fmt, 8 * width);
     ag__chk_scale(&ck, scale);
-    if (n) {
-        ag__chk_ptr(&ck, y);
-        ag__chk_ptr(&ck, codes);
-    }
-    size_t m;
-    ag__chk_count(&ck, &m, 1, n);
-    ag__chk_alias(&ck, y, m * sizeof *y, codes, m * (size_t)width, 1);
+    ag__chk_io(&ck, y, sizeof *y, codes, (size_t)width, n, 1);
     const ag_status st = ag__chk_status(&ck);
     if (st != AG_OK || n == 0)
         return st;
@@ -324,7 +304,7 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
     const op_job j = {width == 1 ? OP_DEC8 : OP_DEC16, k, &p, y, codes, NULL,
                       0, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, thread_count(n, 0), &ks);
+    run_job(&j, n, ag__thread_count(n, 0), &ks);
     return AG_OK;
 }
 

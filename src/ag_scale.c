@@ -138,6 +138,13 @@ float ag_amax_history_max(const ag_amax_history *h)
     return m;
 }
 
+float ag__amax_history_at(const ag_amax_history *h, size_t i)
+{
+    assert(i < h->count);
+    /* the oldest held value is `count` slots before `next` */
+    return h->vals[(h->next + h->len - h->count + i) % h->len];
+}
+
 size_t ag_amax_history_count(const ag_amax_history *h)
 {
     return h ? h->count : 0;
@@ -244,15 +251,9 @@ ag_status ag_compute_scale_rows(float *scales, const float *amax, size_t rows,
                                 const ag_format *fmt, const ag_scale_opts *opts)
 {
     ag__chk c = AG__CHK_INIT;
-    if (rows) {
-        ag__chk_ptr(&c, scales);
-        ag__chk_ptr(&c, amax);
-    }
     ag__chk_fmt(&c, fmt);
     ag__chk_sopts(&c, opts);
-    size_t n;
-    ag__chk_count(&c, &n, 1, rows);
-    ag__chk_alias(&c, scales, n * sizeof *scales, amax, n * sizeof *amax, 1);
+    ag__chk_io(&c, scales, sizeof *scales, amax, sizeof *amax, rows, 1);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK || rows == 0)
         return st;

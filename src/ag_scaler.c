@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ag_scaler.c — delayed scaling: the one owner of "the scale of a tensor
- * from its amax window". A scaler is a format, a ring of the last
- * history_len amax values, the scale and quantize options, a first-step
- * policy, a step count, the stochastic offset and the last scale used. It
- * computes nothing itself: scales come from ag_compute_scale, rounding
- * from ag_quantize, amax from ag_amax.
+ * from its amax window". A scaler is a format, an amax window (an
+ * ag_amax_history of history_len values), the scale and quantize options, a
+ * first-step policy, a step count, the stochastic offset and the last scale
+ * used. It computes nothing itself: scales come from ag_compute_scale,
+ * rounding from ag_quantize, amax from ag_amax, the window is an
+ * ag_amax_history.
  *
  * State bytes (ag_scaler_save / ag_scaler_load), every field little-endian
  * whatever the host, written byte by byte (never a struct dump):
@@ -38,12 +39,10 @@
 struct ag_scaler {
     ag_format fmt;        /* own copy */
     ag_scaler_opts opts;  /* own copy; opts.quant.offset = starting offset */
-    size_t count;         /* values in the window, <= history_len */
-    size_t next;          /* ring slot of the next push */
+    ag_amax_history *win; /* the window */
     uint64_t steps;
     uint64_t offset;      /* stream element of the next call's element 0 */
     float last_scale;     /* 0 before the first step */
-    float vals[];         /* ring of history_len values */
 };
 
 #define REC_MAGIC "AGSC"
@@ -81,11 +80,13 @@ ag_status ag_scaler_create(ag_scaler **out, const ag_format *fmt,
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
         return st;
-    if (o.history_len > (SIZE_MAX - sizeof(ag_scaler)) / sizeof(float))
-        return AG_ERR_NOMEM;
-    ag_scaler *s = malloc(sizeof *s + o.history_len * sizeof(float));
+    ag_scaler *s = malloc(sizeof *s);
     if (!s)
         return AG_ERR_NOMEM;
+    if (ag_amax_history_create(&s->win, o.history_len) != AG_OK) {
+        free(s); /* history_len was checked: only memory can fail */
+        return AG_ERR_NOMEM;
+    }
     s->fmt = *fmt;
     s->opts = o;
     ag_scaler_reset(s);
@@ -95,6 +96,9 @@ ag_status ag_scaler_create(ag_scaler **out, const ag_format *fmt,
 
 void ag_scaler_free(ag_scaler *s)
 {
+    if (!s)
+        return;
+    ag_amax_history_free(s->win);
     free(s);
 }
 
@@ -102,31 +106,22 @@ void ag_scaler_reset(ag_scaler *s)
 {
     if (!s)
         return;
-    s->count = 0;
-    s->next = 0;
+    ag_amax_history_reset(s->win);
     s->steps = 0;
     s->offset = s->opts.quant.offset;
     s->last_scale = 0.0f;
-    memset(s->vals, 0, s->opts.history_len * sizeof(float));
 }
 
 float ag_scaler_window_max(const ag_scaler *s)
 {
-    if (!s)
-        return 0.0f;
-    /* the held values are `count` ring slots; while the window is not
-     * full they are slots 0 .. count-1 */
-    float m = 0.0f;
-    for (size_t i = 0; i < s->count; i++)
-        m = s->vals[i] > m ? s->vals[i] : m;
-    return m;
+    return s ? ag_amax_history_max(s->win) : 0.0f;
 }
 
 /* Step 1 for a checked amax_now (>= 0 or +inf); cannot fail. */
 static float scale_for(const ag_scaler *s, float amax_now)
 {
     float amax;
-    if (s->count > 0) {
+    if (ag_amax_history_count(s->win) > 0) {
         amax = ag_scaler_window_max(s);
     } else {
         switch (s->opts.first) {
@@ -152,11 +147,9 @@ static float scale_for(const ag_scaler *s, float amax_now)
  * `scale`. */
 static void record(ag_scaler *s, float amax, size_t n, float scale)
 {
-    const size_t len = s->opts.history_len;
-    s->vals[s->next] = amax == 0.0f ? 0.0f : amax; /* -0 -> +0 */
-    s->next = s->next + 1 == len ? 0 : s->next + 1;
-    if (s->count < len)
-        s->count++;
+    const ag_status st = ag_amax_history_push(s->win, amax); /* -0 -> +0 */
+    assert(st == AG_OK); /* amax was checked: >= 0 or +inf */
+    (void)st;
     s->steps++;
     s->offset += (uint64_t)n;
     s->last_scale = scale;
@@ -212,7 +205,8 @@ ag_status ag_scaler_scale(const ag_scaler *s, float amax_now, float *scale)
     ag__chk c = AG__CHK_INIT;
     ag__chk_ptr(&c, s);
     ag__chk_ptr(&c, scale);
-    ag__chk_arg(&c, !s || s->count > 0 || s->opts.first != AG_SCALER_FIRST_CURRENT ||
+    ag__chk_arg(&c, !s || ag_amax_history_count(s->win) > 0 ||
+                        s->opts.first != AG_SCALER_FIRST_CURRENT ||
                         amax_now >= 0.0f);
     const ag_status st = ag__chk_status(&c);
     if (st != AG_OK)
@@ -240,7 +234,7 @@ float ag_scaler_last_scale(const ag_scaler *s)
 
 size_t ag_scaler_window_count(const ag_scaler *s)
 {
-    return s ? s->count : 0;
+    return s ? ag_amax_history_count(s->win) : 0;
 }
 
 uint64_t ag_scaler_steps(const ag_scaler *s)
@@ -351,7 +345,7 @@ static void put_header(unsigned char *p, const ag_scaler *s)
     put32(p + 100, ag__f2u(s->last_scale));
     put64(p + 104, s->steps);
     put64(p + 112, s->offset);
-    put64(p + 120, (uint64_t)s->count);
+    put64(p + 120, (uint64_t)ag_amax_history_count(s->win));
 }
 
 ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
@@ -366,10 +360,9 @@ ag_status ag_scaler_save(const ag_scaler *s, void *buf, size_t cap)
     const size_t len = s->opts.history_len, size = record_size(len);
     unsigned char *p = buf;
     put_header(p, s);
-    /* oldest first: the ring's held values start `count` slots before next */
-    const size_t start = (s->next + len - s->count) % len;
-    for (size_t i = 0; i < len; i++) {
-        const float v = i < s->count ? s->vals[(start + i) % len] : 0.0f;
+    const size_t count = ag_amax_history_count(s->win);
+    for (size_t i = 0; i < len; i++) { /* oldest first */
+        const float v = i < count ? ag__amax_history_at(s->win, i) : 0.0f;
         put32(p + REC_WINDOW + 4 * i, ag__f2u(v));
     }
     put64(p + size - REC_TAIL, fnv1a64(p, size - REC_TAIL));
@@ -412,10 +405,13 @@ ag_status ag_scaler_load(ag_scaler *s, const void *buf, size_t size)
         if (i < count ? !(v >= 0.0f) || u == 0x80000000u : u != 0u)
             return AG_ERR_ARG;
     }
-    for (size_t i = 0; i < len; i++)
-        s->vals[i] = ag__u2f(get32(p + REC_WINDOW + 4 * i));
-    s->count = (size_t)count;
-    s->next = (size_t)count % len;
+    ag_amax_history_reset(s->win);
+    for (size_t i = 0; i < (size_t)count; i++) {
+        const ag_status pst =
+            ag_amax_history_push(s->win, ag__u2f(get32(p + REC_WINDOW + 4 * i)));
+        assert(pst == AG_OK); /* every value was checked above */
+        (void)pst;
+    }
     s->steps = steps;
     s->offset = offset;
     s->last_scale = last;

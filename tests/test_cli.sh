@@ -265,6 +265,33 @@ grep -Fq "line 2, value 4" "$tmp/err" && ok || fail "stdin error names line 2, v
 run_in '1e40' quantize -f E4M3
 expect_error 2 "'1e40' on stdin (line 1, value 1) is beyond float32's range" "stdin number beyond float32"
 
+# a NUL or other control byte on stdin is an error naming the line (a NUL
+# used to end the token: "1\0002" quantized 1 and dropped the 2)
+printf '1\0002' | "$bin" quantize -f E4M3 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_error 2 "control byte 0x00 on stdin (line 1, value 1)" "NUL on stdin"
+printf '1 2\n3\n4\0015\n' | "$bin" quantize -f E4M3 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_error 2 "control byte 0x01 on stdin (line 3, value 4)" "control byte on stdin"
+printf '1\0332' | "$bin" quantize -f E4M3 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_error 2 "control byte 0x1b" "escape byte on stdin"
+
+# messages never echo raw control bytes: they are written as \xHH
+esc=$(printf '\033')
+run quantize -f "E4${esc}[31mM3" 1
+expect_error 1 'E4\x1b[31mM3' "a format with an escape byte is named, escaped"
+run quantize -f E4M3 "1${esc}[2J"
+expect_error 1 '1\x1b[2J' "a value with an escape byte is named, escaped"
+run "frob${esc}"
+expect_error 1 'frob\x1b' "an unknown command with an escape byte, escaped"
+run train --name "$(printf 'a\tb')" --epochs "$(printf '1\r')" --data /nonexistent-agt
+expect_error 1 "'1\x0d'" "train: a number with a CR, escaped"
+for f in "$tmp/err"; do
+    if LC_ALL=C grep -q "$(printf '[\001-\010\013-\037\177]')" "$f"; then
+        fail "stderr holds a raw control byte"; else ok; fi
+done
+
 # table -> quantize round trip: every non-NaN value the table prints reads
 # back (stdin) as the same float and quantizes to its own code
 for f in E4M3 E5M2 E0M7 E7M0 float8_e8m0fnu float4_e2m1fn e3m4:bias=2:specials=fnuz; do
@@ -345,6 +372,86 @@ run tour
 cmp -s "$tmp/out" "$tmp/tour1" && ok || fail "tour: two runs differ"
 run tour extra
 expect_error 1 extra "tour with an extra argument"
+
+# --- train / compare: every option checked before anything runs --------------
+# (--data names no data set: a check that came after loading would say so,
+# exit 2, instead of the usage error)
+nodata=/nonexistent-agt
+for c in train compare; do
+    for h in --help -h; do
+        run $c $h
+        expect_rc 0 "$c $h"
+        expect_out "^usage: altgrad $c" "$c $h"
+    done
+done
+run compare --help
+expect_no_out '--save' "compare --help does not offer --save"
+expect_out 'compare\.csv \(one' "compare --help names the summary CSV"
+run train --help
+expect_no_out 'summary CSV' "train --help promises no summary CSV"
+expect_out 'NAME\.svg' "train --help names its plot"
+run compare --layer-formats fp32,fp32,fp32 --formats fp32,E3M4 --data $nodata
+expect_error 1 "entry 'E3M4' is applied to no tensor" "compare: a format applied to no tensor"
+run compare --layer-formats fp32,fp32,fp32 --formats fp8 --data $nodata
+expect_error 1 "entry 'fp8' is applied to no tensor" "compare: fp8 applied to no tensor"
+run compare --layer-formats fp32,fp32,fp32 --formats fp32/E5M2 --data $nodata
+expect_error 1 "'fp32/E5M2' is applied to no tensor" "compare: a gradient format applied to no tensor"
+run compare --formats fp32,E3M4/E4M3 --grad-format E5M2 --data $nodata
+expect_error 1 "--grad-format E5M2 is applied to no tensor" "compare: --grad-format no entry takes"
+run compare --formats fp32 --grad-format nosuch --data $nodata
+expect_error 1 nosuch "compare: --grad-format checked up front"
+run compare --formats E3M4,E3M4 --data $nodata
+expect_error 1 "'E3M4' is listed twice" "compare: an entry twice"
+run compare --formats fp32,E9M9 --data $nodata
+expect_error 1 E9M9 "compare: a bad format"
+run train --grad-format nosuch --data $nodata
+expect_error 1 nosuch "train: --grad-format checked when no layer is quantized"
+run train --grad-format E5M2 --data $nodata
+expect_error 1 "--grad-format E5M2 is applied to no tensor" "train: --grad-format on fp32 layers"
+run train --layer-formats fp32,E3M4/E4M3,fp32 --grad-format E5M2 --data $nodata
+expect_error 1 "--grad-format E5M2 is applied to no tensor" "train: every quantized layer has /G"
+run train --layer-formats 'fp32,*,fp32' --data $nodata
+expect_error 1 "'*' (the format under test) is for compare" "train: '*' in --layer-formats"
+run train --format fp32 --grad-format fp32 --data $nodata
+expect_error 2 "$nodata" "train: fp32 everywhere names no format (reaches the data)"
+run train --layer-formats fp32,E3M4,fp32 --grad-format E5M2 --data $nodata
+expect_error 2 "$nodata" "train: --grad-format taken by a layer (reaches the data)"
+for n in '' .hidden; do
+    run train --name "$n" --data $nodata
+    expect_error 1 "--name '$n'" "train --name '$n'"
+done
+run train --name "$(printf '%070d' 0)" --data $nodata
+expect_error 1 "--name" "train: a name too long for the files"
+# numbers: one parser, errors that say what is wrong
+for a in "--epochs 0:out of range" "--epochs -3:is negative" "--epochs 1x:not an integer" \
+         "--epochs 99999999999999999999:out of range" "--epochs= 1:not an integer" \
+         "--batch 1.5:not an integer" "--threads +2:not an integer" \
+         "--train-limit 0:out of range" "--max-steps -1:is negative" \
+         "--seed -1:is negative" "--seed 18446744073709551616:out of range" \
+         "--seed 0x10:not an integer" "--lr 0:too small" "--lr -1:is negative" \
+         "--lr nan:not a number" "--lr inf:too large" "--wd -0.5:is negative" \
+         "--wd abc:not a number" "--history 65:out of range"; do
+    opt=${a%%:*}; want=${a#*:}
+    # shellcheck disable=SC2086
+    run train $opt --data $nodata
+    expect_error 1 "$want" "train $opt"
+done
+run compare --jobs 65 --data $nodata
+expect_error 1 "--jobs: '65' is out of range" "compare --jobs 65"
+run train --epochs=2 --lr=1e-3 --seed=18446744073709551615 --data $nodata
+expect_error 2 "$nodata" "train: --opt=value forms and the largest seed are accepted"
+run train --epochs
+expect_error 1 "'--epochs' needs a value" "train --epochs without a value"
+# outputs that cannot be written: before the data is even loaded
+run train --save "$tmp/no-such-dir/ck.bin" --data $nodata
+expect_error 2 "no-such-dir/ck.bin: cannot save a checkpoint there" "train --save to a missing directory"
+run train --save "$tmp" --data $nodata
+expect_error 2 "is a directory" "train --save to a directory"
+: >"$tmp/file"
+run train --out "$tmp/file/sub" --data $nodata
+expect_error 2 "--out" "train --out under a file"
+run compare --out "$tmp/file" --data $nodata
+expect_error 2 "--out" "compare --out a file"
 
 # --- runtime errors -----------------------------------------------------------
 if [ -w /dev/full ]; then

@@ -5,7 +5,8 @@
  * / tampered formats, bad option values, partial overlap, storage too
  * narrow, codes out of range, malformed format specs (with a message that
  * names the bad part), and the status strings. Every failing call must
- * leave its outputs untouched.
+ * leave its outputs untouched. Then the one precedence of the statuses:
+ * each entry point family with every combination of its faults at once.
  */
 #include "ag_test.h"
 
@@ -471,6 +472,274 @@ static void test_parse_errors(void)
              "registry name as a spec");
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Precedence: several faults at once                                       */
+/* ------------------------------------------------------------------------ */
+/* One precedence for every entry point (altgrad.h, "Conventions"): NULL >
+ * FORMAT > STORAGE > SCALE > ARG > SHAPE > ALIAS, then the contents of
+ * arrays (codes, per-row scales). Each entry point below is called with
+ * every subset of the faults it can have; the status must be the first
+ * fault of the subset in that order. */
+enum { P_NULL, P_FORMAT, P_STORAGE, P_SCALE, P_ARG, P_SHAPE, P_ALIAS, P_DATA, P_N };
+#define PF(k) (1u << (k))
+static const char *const fault_name[P_N] = {"NULL", "FORMAT", "STORAGE", "SCALE",
+                                            "ARG",  "SHAPE",  "ALIAS",   "DATA"};
+static const ag_status fault_status[P_DATA] = {AG_ERR_NULL,  AG_ERR_FORMAT, AG_ERR_STORAGE,
+                                               AG_ERR_SCALE, AG_ERR_ARG,    AG_ERR_SHAPE,
+                                               AG_ERR_ALIAS};
+
+static float pa[4 * N + 8], pb[4 * N + 8], pscales[N];
+static uint8_t pc[4 * N + 8];
+static ag_format p_bad;
+#define HUGE_N (SIZE_MAX / 2)
+
+static const ag_format *p_fmt(unsigned m, const char *ok)
+{
+    if (m & PF(P_FORMAT))
+        return &p_bad;
+    return ag_format_get(m & PF(P_STORAGE) ? "BF16" : ok);
+}
+
+static size_t p_n(unsigned m)
+{
+    return m & PF(P_SHAPE) ? HUGE_N : N;
+}
+
+static ag_qopts p_opts(unsigned m, ag_ste ste)
+{
+    ag_qopts o = ag_qopts_default();
+    o.ste = ste;
+    if (m & PF(P_ARG))
+        o.rounding = (ag_rounding)99;
+    return o;
+}
+
+/* y: NULL (P_NULL), or overlapping x = pa partially (P_ALIAS), else pb */
+static float *p_out(unsigned m)
+{
+    return m & PF(P_NULL) ? NULL : m & PF(P_ALIAS) ? pa + 1 : pb;
+}
+
+static ag_status pc_quantize(unsigned m)
+{
+    const ag_qopts o = p_opts(m, AG_STE_IDENTITY);
+    return ag_quantize(p_out(m), pa, p_n(m), p_fmt(m, "E4M3"),
+                       m & PF(P_SCALE) ? 0.0f : 1.0f, &o, NULL);
+}
+
+static ag_status pc_encode(unsigned m)
+{
+    const ag_qopts o = p_opts(m, AG_STE_IDENTITY);
+    uint8_t *codes = m & PF(P_NULL) ? NULL : m & PF(P_ALIAS) ? (uint8_t *)(void *)pa + 3 : pc;
+    return ag_encode_u8(codes, pa, p_n(m), p_fmt(m, "E4M3"), m & PF(P_SCALE) ? -1.0f : 1.0f, &o,
+                        NULL);
+}
+
+static ag_status pc_decode(unsigned m)
+{
+    /* a 6-bit format: code 0xFF is out of range (DATA) */
+    memset(pc, 0, sizeof pc); /* codes in range (ag_encode_u8 above wrote others) */
+    pc[0] = m & PF(P_DATA) ? 0xFF : 0;
+    float *y = m & PF(P_NULL) ? NULL : m & PF(P_ALIAS) ? (float *)(void *)pc : pb;
+    return ag_decode_u8(y, pc, p_n(m), p_fmt(m, "float6_e2m3fn"),
+                        m & PF(P_SCALE) ? NAN : 1.0f);
+}
+
+static ag_status pc_backward(unsigned m)
+{
+    const ag_qopts o = p_opts(m, AG_STE_CLIPPED);
+    /* NULL: the forward input the clipped STE needs */
+    return ag_quantize_backward(m & PF(P_ALIAS) ? pa + 1 : pb, pa, m & PF(P_NULL) ? NULL : pa,
+                                p_n(m), p_fmt(m, "E5M2"), m & PF(P_SCALE) ? INFINITY : 1.0f, &o);
+}
+
+static ag_status pc_dequantize(unsigned m)
+{
+    return ag_dequantize(p_out(m), pa, p_n(m), m & PF(P_SCALE) ? 0.0f : 2.0f);
+}
+
+static ag_status pc_rows(unsigned m)
+{
+    const ag_qopts o = p_opts(m, AG_STE_IDENTITY);
+    for (size_t r = 0; r < N; r++)
+        pscales[r] = 1.0f;
+    pscales[0] = m & PF(P_DATA) ? 0.0f : 1.0f; /* a bad per-row scale (DATA) */
+    return ag_quantize_rows(p_out(m), pa, m & PF(P_SHAPE) ? HUGE_N : 2, N / 2, pscales,
+                            p_fmt(m, "E3M4"), &o, NULL);
+}
+
+static ag_status pc_mx(unsigned m)
+{
+    const ag_qopts o = ag_qopts_default();
+    return ag_mx_quantize(p_out(m), pa, m & PF(P_SHAPE) ? HUGE_N : 2, N / 2,
+                          m & PF(P_ARG) ? 0 : 8, p_fmt(m, "float8_e4m3fn"), &o, NULL);
+}
+
+static ag_status pc_mx_decode(unsigned m)
+{
+    static uint8_t sc[N];
+    memset(sc, 127, sizeof sc);
+    memset(pc, 0, sizeof pc); /* codes in range (ag_encode_u8 above wrote others) */
+    pc[0] = m & PF(P_DATA) ? 0xFF : 0;
+    float *y = m & PF(P_NULL) ? NULL : m & PF(P_ALIAS) ? (float *)(void *)pc : pb;
+    return ag_mx_decode(y, pc, sc, m & PF(P_SHAPE) ? HUGE_N : 2, N / 2, m & PF(P_ARG) ? 0 : 8,
+                        p_fmt(m, "float6_e2m3fn"));
+}
+
+static ag_status pc_bit_stall(unsigned m)
+{
+    uint64_t st, co;
+    const ag_qopts o = p_opts(m, AG_STE_IDENTITY);
+    return ag_bit_stall(m & PF(P_NULL) ? NULL : &st, &co, pa, pb, N, 0.1f, p_fmt(m, "E5M2"),
+                        m & PF(P_SCALE) ? -2.0f : 1.0f, &o);
+}
+
+static ag_status pc_ulp(unsigned m)
+{
+    static int32_t d[N];
+    const ag_qopts o = p_opts(m, AG_STE_IDENTITY);
+    /* ALIAS: d is a itself (not allowed even exactly) */
+    int32_t *dd = m & PF(P_NULL) ? NULL : m & PF(P_ALIAS) ? (int32_t *)(void *)pa : d;
+    return ag_ulp_distance(dd, pa, pb, p_n(m), p_fmt(m, "E4M3"), m & PF(P_SCALE) ? 0.0f : 1.0f,
+                           &o);
+}
+
+static ag_status pc_hist(unsigned m)
+{
+    static uint64_t counts[64];
+    const ag_qopts o = p_opts(m, AG_STE_IDENTITY);
+    return ag_exp_hist(m & PF(P_NULL) ? NULL : counts, m & PF(P_SHAPE) ? 3 : 64, pa, N,
+                       p_fmt(m, "E4M3"), m & PF(P_SCALE) ? 0.0f : 1.0f, &o);
+}
+
+static ag_status pc_flips_u8(unsigned m)
+{
+    static uint8_t a8[N], b8[N];
+    uint64_t f;
+    a8[0] = m & PF(P_DATA) ? 0xFF : 0;
+    return ag_flips_u8(m & PF(P_NULL) ? NULL : &f, a8, b8, N, p_fmt(m, "float6_e2m3fn"));
+}
+
+static ag_status pc_stiffness(unsigned m)
+{
+    return ag_stiffness(p_out(m), pa, p_n(m), p_fmt(m, "E3M4"), m & PF(P_SCALE) ? 0.0f : 1.0f);
+}
+
+static ag_status pc_compute_scale(unsigned m)
+{
+    float sc;
+    ag_scale_opts so = ag_scale_opts_default();
+    if (m & PF(P_ARG))
+        so.margin = -1.0f;
+    return ag_compute_scale(m & PF(P_NULL) ? NULL : &sc, 1.0f, p_fmt(m, "E4M3"), &so);
+}
+
+static ag_status pc_scale_rows(unsigned m)
+{
+    ag_scale_opts so = ag_scale_opts_default();
+    if (m & PF(P_ARG))
+        so.pow2 = 7;
+    for (size_t r = 0; r < N; r++)
+        pscales[r] = 1.0f;
+    return ag_compute_scale_rows(p_out(m), pa, m & PF(P_SHAPE) ? HUGE_N : N, p_fmt(m, "E4M3"),
+                                 &so);
+}
+
+static ag_status pc_amax_rows(unsigned m)
+{
+    return ag_amax_rows(p_out(m), pa, m & PF(P_SHAPE) ? HUGE_N : 2, N / 2, NULL);
+}
+
+static ag_status pc_scaler_create(unsigned m)
+{
+    ag_scaler_opts so = ag_scaler_opts_default();
+    if (m & PF(P_ARG))
+        so.history_len = 0;
+    ag_scaler *sc = NULL;
+    const ag_format *f = m & PF(P_NULL) ? NULL : p_fmt(m, "E4M3");
+    const ag_status st = ag_scaler_create(&sc, f, &so);
+    ag_scaler_free(sc);
+    return st;
+}
+
+static ag_status pc_scaler_backward(unsigned m)
+{
+    ag_scaler *sc = NULL;
+    if (ag_scaler_create(&sc, ag_format_get("E4M3"), NULL) != AG_OK)
+        return (ag_status)-1;
+    if (!(m & PF(P_ARG))) /* ARG: backward before any step */
+        ag_scaler_record(sc, 1.0f, N);
+    const ag_status st = ag_scaler_backward(sc, m & PF(P_NULL) ? NULL : pb, pa, NULL, N);
+    ag_scaler_free(sc);
+    return st;
+}
+
+static void test_precedence(void)
+{
+    p_bad = *ag_format_get("E4M3");
+    p_bad.bias = 3; /* check word wrong */
+    for (size_t i = 0; i < 4 * N + 8; i++)
+        pa[i] = (float)i * 0.25f;
+    const unsigned NL = PF(P_NULL), FM = PF(P_FORMAT), SG = PF(P_STORAGE), SC = PF(P_SCALE),
+                   AR = PF(P_ARG), SH = PF(P_SHAPE), AL = PF(P_ALIAS), DA = PF(P_DATA);
+    static const struct {
+        const char *name;
+        ag_status (*call)(unsigned);
+        unsigned faults;
+        ag_status data;
+    } ep[] = {
+        {"ag_quantize", pc_quantize, NL | FM | SC | AR | SH | AL, AG_OK},
+        {"ag_encode_u8", pc_encode, NL | FM | SG | SC | AR | SH | AL, AG_OK},
+        {"ag_decode_u8", pc_decode, NL | FM | SG | SC | SH | AL | DA, AG_ERR_CODE},
+        {"ag_quantize_backward", pc_backward, NL | FM | SC | AR | SH | AL, AG_OK},
+        {"ag_dequantize", pc_dequantize, NL | SC | SH | AL, AG_OK},
+        {"ag_quantize_rows", pc_rows, NL | FM | AR | SH | AL | DA, AG_ERR_SCALE},
+        {"ag_mx_quantize", pc_mx, NL | FM | SG | AR | SH | AL, AG_OK},
+        {"ag_mx_decode", pc_mx_decode, NL | FM | SG | AR | SH | AL | DA, AG_ERR_CODE},
+        {"ag_bit_stall", pc_bit_stall, NL | FM | SC | AR, AG_OK},
+        {"ag_ulp_distance", pc_ulp, NL | FM | SC | AR | SH | AL, AG_OK},
+        {"ag_exp_hist", pc_hist, NL | FM | SC | AR | SH, AG_OK},
+        {"ag_flips_u8", pc_flips_u8, NL | FM | SG | DA, AG_ERR_CODE},
+        {"ag_stiffness", pc_stiffness, NL | FM | SC | SH | AL, AG_OK},
+        {"ag_compute_scale", pc_compute_scale, NL | FM | AR, AG_OK},
+        {"ag_compute_scale_rows", pc_scale_rows, NL | FM | AR | SH | AL, AG_OK},
+        {"ag_amax_rows", pc_amax_rows, NL | SH | AL, AG_OK},
+        {"ag_scaler_create", pc_scaler_create, NL | FM | AR, AG_OK},
+        {"ag_scaler_backward", pc_scaler_backward, NL | AR, AG_OK},
+    };
+    for (size_t e = 0; e < sizeof ep / sizeof ep[0]; e++) {
+        const unsigned all = ep[e].faults;
+        unsigned bad = 0;
+        /* every subset of the entry point's faults */
+        for (unsigned m = all;; m = (m - 1) & all) {
+            ag_status want = AG_OK;
+            int first = -1;
+            for (int k = 0; k < P_N; k++)
+                if (m & PF(k)) {
+                    first = k;
+                    want = k == P_DATA ? ep[e].data : fault_status[k];
+                    break;
+                }
+            const ag_status got = ep[e].call(m);
+            if (got != want && bad++ < 3) {
+                char what[96] = "";
+                for (int k = 0; k < P_N; k++)
+                    if (m & PF(k))
+                        snprintf(what + strlen(what), sizeof what - strlen(what), " %s",
+                                 fault_name[k]);
+                AG_CHECK(got == want, "%s with faults%s: %s, want %s (%s first)", ep[e].name, what,
+                         ag_status_string(got), ag_status_string(want),
+                         first >= 0 ? fault_name[first] : "none");
+            } else {
+                AG_CHECK(got == want, "%s", ep[e].name);
+            }
+            if (m == 0)
+                break;
+        }
+    }
+}
+
 int main(void)
 {
     test_status_strings();
@@ -482,5 +751,6 @@ int main(void)
     test_storage_and_codes();
     test_format_init_errors();
     test_parse_errors();
+    test_precedence();
     return ag_test_summary("test_errors");
 }

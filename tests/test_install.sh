@@ -6,7 +6,10 @@
 # library") through pkg-config, run it against the installed shared library,
 # link it statically (pkg-config --static) and run it again, compile the
 # installed header as C++, stage an install with DESTDIR, and check that
-# `make uninstall` removes every installed file.
+# `make uninstall` removes every installed file. Then the Python package the
+# way README.md installs it: pip from a copy of the tree into a target
+# directory (the source tree stays clean), imported from elsewhere, running
+# the acceptance script (python/tests/test_acceptance.py) against it.
 # Ends with "test_install: N passed, N failed"; exits non-zero on failure.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -164,5 +167,47 @@ for d in "$prefix" "$stage$prefix"; do
     left=$(find "$d" ! -type d 2>/dev/null)
     [ -z "$left" ] && ok || fail "left after uninstall: $left"
 done
+
+# --- pip ----------------------------------------------------------------------
+# README.md's line, verbatim but for the directory: Debian 12 refuses a plain
+# `pip install` into the system Python (externally-managed-environment).
+py=${PYTHON:-/usr/bin/python3}
+pipline=$(sed -n 's/^\(.* -m pip install .*--target\) ~\/altgrad-py \.$/\1/p' "$root/README.md" | head -n 1)
+case $pipline in
+    "/usr/bin/python3 -m pip install"*) ok ;;
+    *) fail "README.md has no '/usr/bin/python3 -m pip install ... --target ~/altgrad-py .' line"
+       pipline="/usr/bin/python3 -m pip install --no-build-isolation --no-deps --target" ;;
+esac
+pipline=$(printf '%s' "$pipline" | sed "s|^/usr/bin/python3 |$py |")
+if ! "$py" -m pip --version >/dev/null 2>&1; then
+    echo "SKIP: no pip for $py (python3-pip): the pip install was not tested"
+else
+    # a copy of the tree as a clone has it: no build outputs
+    mkdir "$tmp/src"
+    (cd "$root" && tar --exclude=./.git --exclude=./build --exclude=./python/build \
+        --exclude='./python/*.egg-info' --exclude='./python/altgrad/_C*.so' \
+        --exclude='*/__pycache__' --exclude=./runs -cf - .) | tar -C "$tmp/src" -xf -
+    # shellcheck disable=SC2086
+    check "pip install (README.md's line) into a target directory" \
+        sh -c "cd '$tmp/src' && $pipline '$tmp/pysite' ."
+    mkdir "$tmp/elsewhere"
+    where=$(cd "$tmp/elsewhere" && PYTHONPATH=$tmp/pysite "$py" -c \
+        'import altgrad; print(altgrad.__file__)' 2>&1)
+    case $where in
+        "$tmp/pysite/altgrad/"*) ok ;;
+        *) fail "import altgrad from another directory: '$where'" ;;
+    esac
+    # the acceptance script, against the installed package: conftest.py
+    # (which pytest imports from python/tests) takes the altgrad it finds on
+    # PYTHONPATH, and hands its directory to the script
+    pydir=$(cd "$tmp/elsewhere" && PYTHONPATH=$tmp/pysite "$py" -c "import sys
+sys.path.insert(0, '$root/python/tests')
+import conftest
+print(conftest.PYDIR)" 2>&1)
+    [ "$pydir" = "$tmp/pysite" ] && ok || fail "the tests would use '$pydir', not $tmp/pysite"
+    check "the acceptance script against the pip-installed package" sh -c \
+        "cd '$tmp/elsewhere' && PYTHONPATH='$tmp/pysite' '$py' -m pytest -q -p no:cacheprovider \
+         '$root/python/tests/test_acceptance.py'"
+fi
 
 summary

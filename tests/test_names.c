@@ -26,6 +26,7 @@ static const struct {
     {AG_OPTION_SPECIALS, "specials", {"none", "ieee", "fn", "fnuz", NULL}},
     {AG_OPTION_SCALER_FIRST, "scaler-first", {"current", "amax-one", "scale-one", NULL}},
     {AG_OPTION_MX_SCALE, "mx-scale", {"floor", "rceil", NULL}},
+    {AG_OPTION_PRECONDITION, "precondition", {"none", "grad", "update", NULL}},
 };
 #define NKINDS (sizeof vocab / sizeof vocab[0])
 
@@ -194,15 +195,15 @@ static void test_nulls_kinds(void)
     AG_CHECK(ag_option_parse(&v, AG_OPTION_ROUNDING, NULL, err, sizeof err) == AG_ERR_NULL &&
                  v == 42 && err[0] != '\0',
              "NULL name: %s", err);
-    AG_CHECK(ag_option_parse(&v, (ag_option_kind)7, "up", err, sizeof err) == AG_ERR_ARG &&
-                 v == 42 && strcmp(err, "unknown option kind 7") == 0,
+    AG_CHECK(ag_option_parse(&v, (ag_option_kind)8, "up", err, sizeof err) == AG_ERR_ARG &&
+                 v == 42 && strcmp(err, "unknown option kind 8") == 0,
              "unknown kind: %s", err);
     AG_CHECK(ag_option_parse(&v, (ag_option_kind)-1, "up", err, sizeof err) == AG_ERR_ARG,
              "kind -1");
-    AG_CHECK(strcmp(ag_option_kind_name((ag_option_kind)7), "?") == 0 &&
+    AG_CHECK(strcmp(ag_option_kind_name((ag_option_kind)8), "?") == 0 &&
                  strcmp(ag_option_kind_name((ag_option_kind)-1), "?") == 0 &&
-                 ag_option_count((ag_option_kind)7) == 0 &&
-                 ag_option_name((ag_option_kind)7, 0) == NULL,
+                 ag_option_count((ag_option_kind)8) == 0 &&
+                 ag_option_name((ag_option_kind)8, 0) == NULL,
              "unknown kind: name, count, value names");
 }
 

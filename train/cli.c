@@ -17,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
+#include "../cli/ag_cli.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -38,11 +39,14 @@ static const char *const usage_train =
     "  --layer-formats L,..  per linear layer: fp32 | F | F/G | fp8\n"
     "                        (e.g. fp32,E3M4,fp32; default fp32,fp32,fp32)\n"
     "  --grad-format G       output-gradient format of the quantized layers\n"
-    "                        whose entry has no /G (default fp32)\n"
+    "                        whose entry has no /G (default fp32; an error\n"
+    "                        when no layer takes it)\n"
     "  --stochastic-grads    round gradients stochastically (seeded)\n"
     "  --name NAME           run name (file names); default from the formats\n"
-    "  --save FILE           write a checkpoint at the end (atomic)\n"
-    "  --resume FILE         continue from a checkpoint (same options)\n";
+    "  --save FILE           write a checkpoint at the end (atomic; checked\n"
+    "                        for writability before training)\n"
+    "  --resume FILE         continue from a checkpoint (same options); the\n"
+    "                        summary covers the whole run\n";
 
 static const char *const usage_compare =
     "usage: altgrad compare [options]\n"
@@ -52,8 +56,10 @@ static const char *const usage_compare =
     "  --formats L,...       runs to compare (default " DEFAULT_FORMATS ");\n"
     "                        each fp32 | F | F/G | fp8\n"
     "  --layer-formats L,..  template per linear layer, '*' = the format\n"
-    "                        under test (default *,*,*; e.g. fp32,*,fp32)\n"
+    "                        under test (default *,*,*; e.g. fp32,*,fp32;\n"
+    "                        without a '*' only fp32 may be under test)\n"
     "  --grad-format G       gradient format for entries without /G\n"
+    "                        (an error when no run takes it)\n"
     "  --stochastic-grads    round gradients stochastically (seeded)\n"
     "  --jobs N              runs trained at the same time (default: the\n"
     "                        number of CPUs; each run is single-threaded and\n"
@@ -75,14 +81,26 @@ static const char *const usage_common =
     "  --data DIR            IDX data set (default " AGT_DEFAULT_DATA ")\n"
     "  --train-limit N       use only the first N training images\n"
     "  --test-limit N        use only the first N test images\n"
-    "  --max-steps N         stop after N steps (mid-epoch; with --save)\n"
+    "  --max-steps N         stop after N training steps; an epoch cut short\n"
+    "                        is reported as partial (its steps so far)\n"
     "  --out DIR             output directory (default runs/)\n"
     "  --quiet               no progress on stderr\n"
     "  --help                this text\n"
     "\n"
+    "Numbers: decimal integers; X a decimal or hex float. A bad value, or a\n"
+    "format named but applied to no tensor, is a usage error (exit 1).\n";
+
+static const char *const output_train =
+    "\n"
+    "Output: a table on stdout, DIR/NAME.csv (one row per epoch, every\n"
+    "quantizer's saturated/underflow/NaN counts) and DIR/NAME.svg (loss and\n"
+    "accuracy curves).\n";
+
+static const char *const output_compare =
+    "\n"
     "Output: a table on stdout, DIR/RUN.csv per run (one row per epoch,\n"
-    "every quantizer's saturated/underflow/NaN counts), a summary CSV and an\n"
-    "SVG plot of the loss and accuracy curves.\n";
+    "every quantizer's saturated/underflow/NaN counts), DIR/compare.csv (one\n"
+    "row per run) and DIR/compare.svg (loss and accuracy curves).\n";
 
 typedef struct opts {
     agt_config cfg;
@@ -94,40 +112,6 @@ typedef struct opts {
     int help;
 } opts;
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "altgrad %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try 'altgrad %s --help')\n", cmd);
-    return 1;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *s, float *out)
-{
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < 0.0 || v > 1e6)
-        return -1;
-    *out = (float)v;
-    return 0;
-}
-
 static int parse_common(int argc, char **argv, opts *o, int compare)
 {
     const char *cmd = compare ? "compare" : "train";
@@ -135,131 +119,117 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
     o->cfg.epochs = 5;
     o->cfg.out_dir = "runs";
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-#define NEED()                                                         \
+        const char *a = argv[i], *v = NULL;
+        long long n = 0;
+        int m;
+/* `--name VALUE` or `--name=VALUE`: m = 1 (v set), 0 (another option) or
+ * -1 (the value is missing: cli_option printed why) */
+#define OPT(name) ((m = cli_option(argc, argv, &i, NULL, name, &v, cmd)) != 0)
+/* the value of the option just matched as an integer in lo..hi, in n */
+#define INT(name, lo, hi)                                              \
     do {                                                               \
-        if (!v)                                                        \
-            return usage_error(cmd, "%s needs a value", a);            \
-        i++;                                                           \
+        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
+            return CLI_USAGE;                                          \
     } while (0)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+/* a string value */
+#define STR(dst)                                                       \
+    do {                                                               \
+        if (m < 0)                                                     \
+            return CLI_USAGE;                                          \
+        dst = v;                                                       \
+    } while (0)
+        if (cli_is_help(a)) {
             o->help = 1;
         } else if (!strcmp(a, "--quiet")) {
             o->cfg.quiet = 1;
         } else if (!strcmp(a, "--stochastic-grads")) {
             o->cfg.stochastic_grads = 1;
-        } else if (!strcmp(a, "--epochs")) {
-            NEED();
-            if (parse_long(v, 1, 100000, &n))
-                return usage_error(cmd, "--epochs: '%s' is not an integer in 1..100000", v);
+        } else if (OPT("--epochs")) {
+            INT("--epochs", 1, 100000);
             o->cfg.epochs = (int)n;
-        } else if (!strcmp(a, "--batch")) {
-            NEED();
-            if (parse_long(v, 1, 65536, &n))
-                return usage_error(cmd, "--batch: '%s' is not an integer in 1..65536", v);
+        } else if (OPT("--batch")) {
+            INT("--batch", 1, 65536);
             o->cfg.batch = (int)n;
-        } else if (!strcmp(a, "--lr")) {
-            NEED();
-            if (parse_float(v, &o->cfg.lr) || o->cfg.lr <= 0.0f)
-                return usage_error(cmd, "--lr: '%s' is not a positive number", v);
-        } else if (!strcmp(a, "--wd")) {
-            NEED();
-            if (parse_float(v, &o->cfg.wd))
-                return usage_error(cmd, "--wd: '%s' is not a number >= 0", v);
-        } else if (!strcmp(a, "--optimizer")) {
-            NEED();
+        } else if (OPT("--lr")) {
+            if (m < 0 || cli_real_arg(&o->cfg.lr, v, 0.0, 1, 1e6, cmd, "--lr"))
+                return CLI_USAGE;
+        } else if (OPT("--wd")) {
+            if (m < 0 || cli_real_arg(&o->cfg.wd, v, 0.0, 0, 1e6, cmd, "--wd"))
+                return CLI_USAGE;
+        } else if (OPT("--optimizer")) {
+            if (m < 0)
+                return CLI_USAGE;
             if (!strcmp(v, "adamw"))
                 o->cfg.optimizer = AGT_ADAMW;
             else if (!strcmp(v, "sgd"))
                 o->cfg.optimizer = AGT_SGD;
-            else
-                return usage_error(cmd, "--optimizer: '%s' (expected adamw or sgd)", v);
-        } else if (!strcmp(a, "--seed")) {
-            NEED();
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || *end || !*v || *v == '-')
-                return usage_error(cmd, "--seed: '%s' is not a non-negative integer", v);
-            o->cfg.seed = (uint64_t)s;
-        } else if (!strcmp(a, "--threads")) {
-            NEED();
-            if (parse_long(v, 1, 256, &n))
-                return usage_error(cmd, "--threads: '%s' is not an integer in 1..256", v);
+            else {
+                cli_error(cmd, "--optimizer: '%s' is not an optimizer: expected "
+                          "adamw or sgd", v);
+                return CLI_USAGE;
+            }
+        } else if (OPT("--seed")) {
+            if (m < 0 || cli_u64_arg(&o->cfg.seed, v, cmd, "--seed"))
+                return CLI_USAGE;
+        } else if (OPT("--threads")) {
+            INT("--threads", 1, 256);
             o->cfg.threads = (int)n;
-        } else if (!strcmp(a, "--history")) {
-            NEED();
-            if (parse_long(v, 1, AGT_HIST_MAX, &n))
-                return usage_error(cmd, "--history: '%s' is not an integer in 1..64", v);
+        } else if (OPT("--history")) {
+            INT("--history", 1, AGT_HIST_MAX);
             o->cfg.hist_len = (size_t)n;
-        } else if (!strcmp(a, "--train-limit")) {
-            NEED();
-            if (parse_long(v, 1, LONG_MAX, &n))
-                return usage_error(cmd, "--train-limit: '%s' is not a positive integer", v);
+        } else if (OPT("--train-limit")) {
+            INT("--train-limit", 1, LLONG_MAX);
             o->cfg.train_limit = (size_t)n;
-        } else if (!strcmp(a, "--test-limit")) {
-            NEED();
-            if (parse_long(v, 1, LONG_MAX, &n))
-                return usage_error(cmd, "--test-limit: '%s' is not a positive integer", v);
+        } else if (OPT("--test-limit")) {
+            INT("--test-limit", 1, LLONG_MAX);
             o->cfg.test_limit = (size_t)n;
-        } else if (!strcmp(a, "--max-steps")) {
-            NEED();
-            if (parse_long(v, 1, LONG_MAX, &n))
-                return usage_error(cmd, "--max-steps: '%s' is not a positive integer", v);
-            o->cfg.max_steps = n;
-        } else if (!strcmp(a, "--data")) {
-            NEED();
-            o->cfg.data_dir = v;
-        } else if (!strcmp(a, "--out")) {
-            NEED();
-            o->cfg.out_dir = v;
-        } else if (!strcmp(a, "--layer-formats")) {
-            NEED();
-            o->layer_formats = v;
-        } else if (!strcmp(a, "--grad-format")) {
-            NEED();
-            o->grad_format = v;
-        } else if (!compare && !strcmp(a, "--format")) {
-            NEED();
-            o->formats = v;
-        } else if (compare && !strcmp(a, "--jobs")) {
-            NEED();
-            if (parse_long(v, 1, 64, &n))
-                return usage_error(cmd, "--jobs: '%s' is not an integer in 1..64", v);
+        } else if (OPT("--max-steps")) {
+            INT("--max-steps", 1, LONG_MAX);
+            o->cfg.max_steps = (long)n;
+        } else if (OPT("--data")) {
+            STR(o->cfg.data_dir);
+        } else if (OPT("--out")) {
+            STR(o->cfg.out_dir);
+        } else if (OPT("--layer-formats")) {
+            STR(o->layer_formats);
+        } else if (OPT("--grad-format")) {
+            STR(o->grad_format);
+        } else if (!compare && OPT("--format")) {
+            STR(o->formats);
+        } else if (compare && OPT("--jobs")) {
+            INT("--jobs", 1, 64);
             o->jobs = (int)n;
-        } else if (compare && !strcmp(a, "--formats")) {
-            NEED();
-            o->formats = v;
-        } else if (!compare && !strcmp(a, "--name")) {
-            NEED();
-            o->name = v;
-        } else if (!compare && !strcmp(a, "--save")) {
-            NEED();
-            o->cfg.save = v;
-        } else if (!compare && !strcmp(a, "--resume")) {
-            NEED();
-            o->cfg.resume = v;
+        } else if (compare && OPT("--formats")) {
+            STR(o->formats);
+        } else if (!compare && OPT("--name")) {
+            STR(o->name);
+        } else if (!compare && OPT("--save")) {
+            STR(o->cfg.save);
+        } else if (!compare && OPT("--resume")) {
+            STR(o->cfg.resume);
         } else {
-            return usage_error(cmd, "unknown option '%s'", a);
+            cli_error(cmd, "unknown option '%s' (see 'altgrad %s --help')", a, cmd);
+            return CLI_USAGE;
         }
-#undef NEED
+#undef OPT
+#undef INT
+#undef STR
     }
     return 0;
 }
 
-/* Copy the comma-separated item `idx` of list into out; returns the number
- * of items. */
+/* The comma-separated item `idx` of list into out (cap bytes); returns the
+ * number of items, or -1 when item idx does not fit out. */
 static int list_item(const char *list, int idx, char *out, size_t cap)
 {
-    int count = 0;
+    int count = 0, fits = 1;
     const char *p = list;
     for (;;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         if (count == idx && out) {
-            if (len >= cap)
+            fits = len < cap;
+            if (!fits)
                 len = cap - 1;
             memcpy(out, p, len);
             out[len] = '\0';
@@ -269,84 +239,121 @@ static int list_item(const char *list, int idx, char *out, size_t cap)
             break;
         p = e + 1;
     }
-    return count;
+    return fits ? count : -1;
 }
 
-static int check_spec(const char *cmd, const char *spec)
+/* 1 for the spellings of "no format: float32". */
+static int is_fp32(const char *s)
 {
-    if (!strcmp(spec, "fp32"))
-        return 0;
-    ag_format f;
-    char msg[200];
-    if (ag_format_parse(&f, spec, msg, sizeof msg) != AG_OK) {
-        fprintf(stderr, "altgrad %s: format '%s': %s\n", cmd, spec, msg);
-        return 1;
-    }
+    static const char *const f32[] = {"fp32", "f32", "float32", "none"};
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
+        if (!strcmp(s, f32[i]))
+            return 1;
     return 0;
 }
 
-/* Fill fmt from one entry (fp32 | F | F/G | fp8). */
+/* A format spec of an option: fp32 or anything ag_format_parse takes. */
+static int check_spec(const char *cmd, const char *spec)
+{
+    ag_format f;
+    if (is_fp32(spec))
+        return CLI_OK;
+    if (strlen(spec) >= 48) {
+        cli_error(cmd, "format spec too long (47 bytes at most): '%s'", spec);
+        return CLI_USAGE;
+    }
+    return cli_parse_format(&f, spec, cmd);
+}
+
+/* Fill fmt from one entry (fp32 | F | F/G | fp8); *grad_used is set to 1
+ * when the layer's gradient gets --grad-format (grad). */
 static int entry_to_fmt(const char *cmd, const char *entry, const char *grad,
-                        agt_layer_fmt *fmt)
+                        agt_layer_fmt *fmt, int *grad_used)
 {
     char e[100];
+    if (strlen(entry) >= sizeof e) {
+        cli_error(cmd, "format entry too long: '%s'", entry);
+        return CLI_USAGE;
+    }
     snprintf(e, sizeof e, "%s", entry);
     if (!strcmp(e, "fp8") || !strcmp(e, "FP8"))
         snprintf(e, sizeof e, "%s", FP8_RECIPE);
-    if (!e[0])
-        return usage_error(cmd, "empty format entry%s", "");
-    const char *g = grad ? grad : "fp32";
+    if (!e[0]) {
+        cli_error(cmd, "empty format entry");
+        return CLI_USAGE;
+    }
+    /* the gradient format: the entry's /G, else --grad-format */
+    int from_option = grad && !is_fp32(grad);
+    const char *g = from_option ? grad : "fp32";
     char *slash = strchr(e, '/');
     if (slash) {
         *slash = '\0';
         g = slash + 1;
+        from_option = 0;
     }
-    const char *f = e;
-    static const char *const f32[] = {"fp32", "f32", "float32", "none"};
-    for (size_t i = 0; i < 4; i++)
-        if (!strcmp(f, f32[i]))
-            f = "fp32";
-    int all32 = !strcmp(f, "fp32");
-    for (size_t i = 0; i < 4; i++)
-        if (!strcmp(g, f32[i]))
-            g = "fp32";
-    if (all32 && !slash)
+    const char *f = is_fp32(e) ? "fp32" : e;
+    if (is_fp32(g))
+        g = "fp32";
+    if (!strcmp(f, "fp32") && !slash) {
         g = "fp32"; /* an fp32 layer stays float32 through and through */
-    if (strlen(f) >= 48 || strlen(g) >= 48)
-        return usage_error(cmd, "format spec too long: '%s'", entry);
+        from_option = 0;
+    }
+    if (check_spec(cmd, f) || check_spec(cmd, g))
+        return CLI_USAGE;
     snprintf(fmt->spec[AGT_QW], 48, "%.47s", f);
     snprintf(fmt->spec[AGT_QX], 48, "%.47s", f);
     snprintf(fmt->spec[AGT_QG], 48, "%.47s", g);
-    if (check_spec(cmd, fmt->spec[AGT_QW]) || check_spec(cmd, fmt->spec[AGT_QG]))
-        return 1;
-    return 0;
+    if (from_option)
+        *grad_used = 1;
+    return CLI_OK;
 }
 
-/* Layer formats of one run: template entries ('*' = fmt_under_test). */
+/* Layer formats of one run: template entries ('*' = under_test; no
+ * template: '*' for every layer). *stars counts the '*' entries (where
+ * under_test went); *grad_used is set to 1 when --grad-format reached a
+ * layer. */
 static int build_layers(const char *cmd, agt_config *c, const char *tmpl,
-                        const char *under_test, const char *grad)
+                        const char *under_test, const char *grad, int *stars,
+                        int *grad_used)
 {
     const int nlin = c->nlin;
+    *stars = 0;
     if (tmpl) {
         int n = list_item(tmpl, 0, NULL, 0);
         if (n != nlin) {
-            fprintf(stderr, "altgrad %s: --layer-formats has %d entries, the "
-                    "model has %d linear layers\n", cmd, n, nlin);
-            return 1;
+            cli_error(cmd, "--layer-formats has %d entr%s, the model has %d "
+                      "linear layers", n, n == 1 ? "y" : "ies", nlin);
+            return CLI_USAGE;
         }
     }
     for (int l = 0; l < nlin; l++) {
         char item[100];
-        if (tmpl)
-            list_item(tmpl, l, item, sizeof item);
-        else
+        if (tmpl) {
+            if (list_item(tmpl, l, item, sizeof item) < 0) {
+                cli_error(cmd, "--layer-formats: entry %d is too long", l + 1);
+                return CLI_USAGE;
+            }
+        } else {
             snprintf(item, sizeof item, "*");
-        if (!strcmp(item, "*"))
+        }
+        if (!strcmp(item, "*")) {
+            (*stars)++;
             snprintf(item, sizeof item, "%s", under_test ? under_test : "fp32");
-        if (entry_to_fmt(cmd, item, grad, &c->fmt[l]))
-            return 1;
+        }
+        if (entry_to_fmt(cmd, item, grad, &c->fmt[l], grad_used))
+            return CLI_USAGE;
     }
-    return 0;
+    return CLI_OK;
+}
+
+/* A configuration that names a format no tensor gets is an error: a run
+ * that quantizes nothing would read as "this format loses nothing". */
+static int grad_option_unused(const char *cmd, const char *grad)
+{
+    cli_error(cmd, "--grad-format %s is applied to no tensor: it reaches the "
+              "output gradient of quantized layers whose entry has no /G, and "
+              "there is none", grad);
+    return CLI_USAGE;
 }
 
 static void file_safe(char *s)
@@ -357,16 +364,45 @@ static void file_safe(char *s)
             *s = '-';
 }
 
-static int load_data(const agt_config *c, agt_dataset *tr, agt_dataset *te)
+/* Everything a run writes must be writable before it starts: the output
+ * directory (created) and the checkpoint path. Runtime errors (2). */
+static int check_outputs(const char *cmd, const agt_config *c)
+{
+    agt_err err;
+    if (c->save && agt_check_save(c->save, &err)) {
+        cli_error(cmd, "--save: %s", err.msg);
+        return CLI_RUNTIME;
+    }
+    if (agt_mkdirs(c->out_dir, &err)) {
+        cli_error(cmd, "--out: %s", err.msg);
+        return CLI_RUNTIME;
+    }
+    if (access(c->out_dir, W_OK | X_OK) != 0) {
+        cli_error(cmd, "--out: %s: cannot write there: %s", c->out_dir,
+                  strerror(errno));
+        return CLI_RUNTIME;
+    }
+    return CLI_OK;
+}
+
+static int load_data(const char *cmd, const agt_config *c, agt_dataset *tr,
+                     agt_dataset *te)
 {
     agt_err err;
     if (agt_dataset_load_dir(tr, c->data_dir, 1, c->train_limit, &err) ||
         agt_dataset_load_dir(te, c->data_dir, 0, c->test_limit, &err)) {
-        fprintf(stderr, "altgrad: %s\n", err.msg);
+        cli_error(cmd, "%s", err.msg);
         agt_dataset_free(tr);
-        return 2;
+        return CLI_RUNTIME;
     }
-    return 0;
+    return CLI_OK;
+}
+
+/* "LABEL: PATH" on stdout, the path sanitized (it holds user input). */
+static void print_path(const char *label, const char *path)
+{
+    char safe[4096];
+    printf("%s: %s\n", label, cli_sanitize(safe, sizeof safe, path));
 }
 
 static int write_outputs(const char *cmd, agt_result *runs, int n,
@@ -374,33 +410,33 @@ static int write_outputs(const char *cmd, agt_result *runs, int n,
 {
     agt_err err;
     if (agt_mkdirs(out_dir, &err)) {
-        fprintf(stderr, "altgrad %s: %s\n", cmd, err.msg);
-        return 2;
+        cli_error(cmd, "%s", err.msg);
+        return CLI_RUNTIME;
     }
     char path[4096];
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s.csv", out_dir, runs[i].cfg.name);
         if (agt_write_csv(&runs[i], path, &err)) {
-            fprintf(stderr, "altgrad %s: %s\n", cmd, err.msg);
-            return 2;
+            cli_error(cmd, "%s", err.msg);
+            return CLI_RUNTIME;
         }
-        printf("log: %s\n", path);
+        print_path("log", path);
     }
     if (n > 1) {
         snprintf(path, sizeof path, "%s/%s.csv", out_dir, stem);
         if (agt_write_summary_csv(runs, n, path, &err)) {
-            fprintf(stderr, "altgrad %s: %s\n", cmd, err.msg);
-            return 2;
+            cli_error(cmd, "%s", err.msg);
+            return CLI_RUNTIME;
         }
-        printf("summary: %s\n", path);
+        print_path("summary", path);
     }
     snprintf(path, sizeof path, "%s/%s.svg", out_dir, stem);
     if (agt_write_svg(runs, n, path, &err)) {
-        fprintf(stderr, "altgrad %s: %s\n", cmd, err.msg);
-        return 2;
+        cli_error(cmd, "%s", err.msg);
+        return CLI_RUNTIME;
     }
-    printf("plot: %s\n", path);
-    return 0;
+    print_path("plot", path);
+    return CLI_OK;
 }
 
 int ag_train_main(int argc, char **argv)
@@ -413,16 +449,37 @@ int ag_train_main(int argc, char **argv)
     if (o.help) {
         fputs(usage_train, stdout);
         fputs(usage_common, stdout);
-        return 0;
+        fputs(output_train, stdout);
+        return CLI_OK;
     }
-    if (o.formats && o.layer_formats)
-        return usage_error("train", "%s", "--format and --layer-formats are exclusive");
-    if (build_layers("train", &o.cfg, o.layer_formats, o.formats, o.grad_format))
-        return 1;
+    if (o.formats && o.layer_formats) {
+        cli_error("train", "--format and --layer-formats are exclusive");
+        return CLI_USAGE;
+    }
+    /* every format option up front, used or not */
+    if (o.grad_format && check_spec("train", o.grad_format))
+        return CLI_USAGE;
+    int stars, grad_used = 0;
+    if (build_layers("train", &o.cfg, o.layer_formats, o.formats, o.grad_format,
+                     &stars, &grad_used))
+        return CLI_USAGE;
+    if (o.layer_formats && stars > 0) {
+        cli_error("train", "--layer-formats %s: '*' (the format under test) is "
+                  "for compare; name the layer's format", o.layer_formats);
+        return CLI_USAGE;
+    }
+    if (o.grad_format && !is_fp32(o.grad_format) && !grad_used)
+        return grad_option_unused("train", o.grad_format);
     if (o.name) {
+        if (!o.name[0] || o.name[0] == '.' || strlen(o.name) >= sizeof o.cfg.name) {
+            cli_error("train", "--name '%s': a run name is 1..%zu characters and "
+                      "does not start with '.' (it names the output files)",
+                      o.name, sizeof o.cfg.name - 1);
+            return CLI_USAGE;
+        }
         snprintf(o.cfg.name, sizeof o.cfg.name, "%s", o.name);
     } else if (o.formats || o.layer_formats) {
-        snprintf(o.cfg.name, sizeof o.cfg.name, "%s",
+        snprintf(o.cfg.name, sizeof o.cfg.name, "%.63s",
                  o.formats ? o.formats : o.layer_formats);
         if (o.grad_format) {
             size_t l = strlen(o.cfg.name);
@@ -430,21 +487,23 @@ int ag_train_main(int argc, char **argv)
         }
     }
     file_safe(o.cfg.name);
+    if ((rc = check_outputs("train", &o.cfg)))
+        return rc;
     agt_dataset tr, te;
-    if ((rc = load_data(&o.cfg, &tr, &te)))
+    if ((rc = load_data("train", &o.cfg, &tr, &te)))
         return rc;
     agt_result res;
     agt_err err;
     if (agt_run(&res, &o.cfg, &tr, &te, &err)) {
-        fprintf(stderr, "altgrad train: %s\n", err.msg);
+        cli_error("train", "%s", err.msg);
         agt_dataset_free(&tr);
         agt_dataset_free(&te);
-        return 2;
+        return CLI_RUNTIME;
     }
     agt_print_table(stdout, &res, 1);
     rc = write_outputs("train", &res, 1, o.cfg.out_dir, o.cfg.name);
     if (o.cfg.save && rc == 0)
-        printf("checkpoint: %s\n", o.cfg.save);
+        print_path("checkpoint", o.cfg.save);
     agt_result_free(&res);
     agt_dataset_free(&tr);
     agt_dataset_free(&te);
@@ -488,8 +547,12 @@ int ag_compare_main(int argc, char **argv)
     if (o.help) {
         fputs(usage_compare, stdout);
         fputs(usage_common, stdout);
-        return 0;
+        fputs(output_compare, stdout);
+        return CLI_OK;
     }
+    /* every format option up front, used or not */
+    if (o.grad_format && check_spec("compare", o.grad_format))
+        return CLI_USAGE;
     const char *list = o.formats ? o.formats : DEFAULT_FORMATS;
     const int n = list_item(list, 0, NULL, 0);
     agt_config *cfgs = calloc((size_t)n, sizeof *cfgs);
@@ -497,19 +560,30 @@ int ag_compare_main(int argc, char **argv)
     if (!cfgs || !runs) {
         free(cfgs);
         free(runs);
-        fprintf(stderr, "altgrad compare: out of memory\n");
-        return 2;
+        cli_error("compare", "out of memory");
+        return CLI_RUNTIME;
     }
+    int grad_used = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char item[100];
-        list_item(list, i, item, sizeof item);
         cfgs[i] = o.cfg;
-        if (!item[0]) {
-            rc = usage_error("compare", "--formats: empty entry%s", "");
+        rc = CLI_USAGE;
+        if (list_item(list, i, item, sizeof item) < 0) {
+            cli_error("compare", "--formats: entry %d is too long", i + 1);
             break;
         }
-        if (build_layers("compare", &cfgs[i], o.layer_formats, item, o.grad_format)) {
-            rc = 1;
+        if (!item[0]) {
+            cli_error("compare", "--formats: entry %d is empty", i + 1);
+            break;
+        }
+        int stars;
+        if (build_layers("compare", &cfgs[i], o.layer_formats, item,
+                         o.grad_format, &stars, &grad_used))
+            break;
+        if (stars == 0 && !is_fp32(item)) {
+            cli_error("compare", "--formats entry '%s' is applied to no tensor: "
+                      "--layer-formats %s has no '*' for the format under test",
+                      item, o.layer_formats);
             break;
         }
         if (!strcmp(item, "fp8") || !strcmp(item, "FP8"))
@@ -517,10 +591,23 @@ int ag_compare_main(int argc, char **argv)
         else
             snprintf(cfgs[i].name, sizeof cfgs[i].name, "%.63s", item);
         file_safe(cfgs[i].name);
+        int dup = 0;
+        for (int j = 0; j < i; j++)
+            dup |= !strcmp(cfgs[j].name, cfgs[i].name);
+        if (dup) {
+            cli_error("compare", "--formats: entry '%s' is listed twice (runs "
+                      "are named, and their files written, after it)", item);
+            break;
+        }
+        rc = CLI_OK;
     }
+    if (rc == CLI_OK && o.grad_format && !is_fp32(o.grad_format) && !grad_used)
+        rc = grad_option_unused("compare", o.grad_format);
+    if (rc == CLI_OK)
+        rc = check_outputs("compare", &o.cfg);
     agt_dataset tr, te;
-    if (rc == 0)
-        rc = load_data(&o.cfg, &tr, &te);
+    if (rc == CLI_OK)
+        rc = load_data("compare", &o.cfg, &tr, &te);
     if (rc) {
         free(cfgs);
         free(runs);
@@ -533,14 +620,16 @@ int ag_compare_main(int argc, char **argv)
     }
     if (jobs > n)
         jobs = n;
+    if (jobs > 64)
+        jobs = 64; /* the most --jobs takes */
     pool p = {cfgs, runs, NULL, &tr, &te, n, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
     p.failed = calloc((size_t)n, sizeof *p.failed);
     p.errs = calloc((size_t)n, sizeof *p.errs);
     if (!p.failed || !p.errs) {
         free(p.failed);
         p.failed = NULL;
-        rc = 2;
-        fprintf(stderr, "altgrad compare: out of memory\n");
+        rc = CLI_RUNTIME;
+        cli_error("compare", "out of memory");
         jobs = 0;
     }
     /* before any worker starts: the runs only ever set the same value */
@@ -560,9 +649,8 @@ int ag_compare_main(int argc, char **argv)
     int done = 0;
     for (int i = 0; i < n && p.failed && rc == 0; i++) {
         if (p.failed[i]) {
-            fprintf(stderr, "altgrad compare: run %s: %s\n", cfgs[i].name,
-                    p.errs[i].msg);
-            rc = 2;
+            cli_error("compare", "run %s: %s", cfgs[i].name, p.errs[i].msg);
+            rc = CLI_RUNTIME;
             break;
         }
         done++;
@@ -574,12 +662,14 @@ int ag_compare_main(int argc, char **argv)
     free(p.failed);
     free(p.errs);
     if (done > 0) {
-        printf("altgrad compare: MLP %d-%d-%d-%d, %d epochs, batch %d, %s lr %g, "
+        char data[4096];
+        printf("altgrad compare: MLP %d-%d-%d-%d, %d epoch%s, batch %d, %s lr %g, "
                "seed %llu, %zu train / %zu test images from %s\n",
                o.cfg.dims[0], o.cfg.dims[1], o.cfg.dims[2], o.cfg.dims[3],
-               o.cfg.epochs, o.cfg.batch,
+               o.cfg.epochs, o.cfg.epochs == 1 ? "" : "s", o.cfg.batch,
                o.cfg.optimizer == AGT_ADAMW ? "adamw" : "sgd", (double)o.cfg.lr,
-               (unsigned long long)o.cfg.seed, tr.n, te.n, o.cfg.data_dir);
+               (unsigned long long)o.cfg.seed, tr.n, te.n,
+               cli_sanitize(data, sizeof data, o.cfg.data_dir));
         agt_print_table(stdout, runs, done);
         int w = write_outputs("compare", runs, done, o.cfg.out_dir, "compare");
         if (rc == 0)

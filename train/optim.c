@@ -7,9 +7,12 @@
  * (seed, epoch), so a resumed run needs no generator state beyond the step
  * counter. No rand(), no time().
  *
- * Optimizers work on the flat parameter array. They compute the update into
- * o->upd first and apply it separately, so the run can measure bit stall
- * (does w - upd quantize to the same code as w?) on the exact update.
+ * Optimizers work on the flat parameter array in place. AdamW is the
+ * library's fused step (ag_adamw_step), which counts the bit stall of a
+ * quantized weight tensor in the same pass: among the weights with a
+ * nonzero gradient, those whose code (format and scale of this step's
+ * forward) the step left unchanged. SGD computes the new weights into
+ * o->upd and counts the same way with ag_update_flips.
  */
 #include "train.h"
 
@@ -90,39 +93,84 @@ void agt_optim_free(agt_optim *o)
     o->m = o->v = o->upd = NULL;
 }
 
-void agt_optim_compute(agt_optim *o, const float *params, const float *grads)
+/* AdamW over [off, off + n): the library's fused step, with the stall
+ * counters of seg (fmt and scale) when seg is given. */
+static int adamw_range(agt_optim *o, float *params, const float *grads,
+                       size_t off, size_t n, agt_optseg *seg, agt_err *err)
 {
-    o->t++;
-    const size_t n = o->n;
-    float *restrict m = o->m, *restrict v = o->v, *restrict u = o->upd;
-    const float lr = o->lr, wd = o->wd;
-    if (o->kind == AGT_ADAMW) {
-        const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-        /* bias corrections in double, then float (as torch: computed once) */
-        const float c1 = (float)(1.0 - pow((double)b1, (double)o->t));
-        const float c2 = (float)(1.0 - pow((double)b2, (double)o->t));
-        const float sc2 = sqrtf(c2);
-        const float step = lr / c1;
-        for (size_t i = 0; i < n; i++) {
-            const float g = grads[i];
-            m[i] = b1 * m[i] + (1.0f - b1) * g;
-            v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-            const float denom = sqrtf(v[i]) / sc2 + eps;
-            u[i] = step * (m[i] / denom) + lr * wd * params[i];
-        }
-    } else {
-        const float mom = o->momentum;
-        const int first = o->t == 1;
-        for (size_t i = 0; i < n; i++) {
-            const float g = grads[i] + wd * params[i];
-            m[i] = first ? g : mom * m[i] + g;
-            u[i] = lr * m[i];
-        }
+    ag_adamw_opts ao = ag_adamw_opts_default();
+    ao.lr = (double)o->lr;
+    ao.beta1 = (double)o->beta1;
+    ao.beta2 = (double)o->beta2;
+    ao.eps = (double)o->eps;
+    ao.weight_decay = (double)o->wd;
+    ao.threads = o->threads;
+    ag_optim_counts c = {0, 0, 0};
+    if (seg) {
+        ao.format = seg->fmt;
+        ao.scale = seg->scale;
     }
+    ag_status s = ag_adamw_step(params + off, o->m + off, o->v + off,
+                                grads + off, n, o->t, &ao, seg ? &c : NULL,
+                                NULL);
+    if (s != AG_OK)
+        return agt_fail(err, "adamw step: %s", ag_status_string(s));
+    if (seg) {
+        seg->stalled += c.stalls;
+        seg->considered += c.updates;
+    }
+    return 0;
 }
 
-void agt_optim_apply(const agt_optim *o, float *params)
+/* SGD with momentum over [off, off + n): the new weights go to o->upd
+ * first, so that the stall counters compare before and after. */
+static int sgd_range(agt_optim *o, float *params, const float *grads,
+                     size_t off, size_t n, agt_optseg *seg, agt_err *err)
 {
-    for (size_t i = 0; i < o->n; i++)
-        params[i] -= o->upd[i];
+    const float lr = o->lr, wd = o->wd, mom = o->momentum;
+    const int first = o->t == 1;
+    float *restrict m = o->m + off, *restrict nw = o->upd + off;
+    const float *restrict p = params + off, *restrict g = grads + off;
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] + wd * p[i];
+        m[i] = first ? gi : mom * m[i] + gi;
+        nw[i] = p[i] - lr * m[i];
+    }
+    if (seg) {
+        uint64_t upd = 0, fl = 0;
+        ag_status s = ag_update_flips(&upd, &fl, p, nw, g, n, seg->fmt,
+                                      seg->scale, NULL);
+        if (s != AG_OK)
+            return agt_fail(err, "update flips: %s", ag_status_string(s));
+        seg->considered += upd;
+        seg->stalled += upd - fl;
+    }
+    memcpy(params + off, nw, n * sizeof *nw);
+    return 0;
+}
+
+static int step_range(agt_optim *o, float *params, const float *grads,
+                      size_t off, size_t n, agt_optseg *seg, agt_err *err)
+{
+    if (n == 0)
+        return 0;
+    return o->kind == AGT_ADAMW ? adamw_range(o, params, grads, off, n, seg, err)
+                                : sgd_range(o, params, grads, off, n, seg, err);
+}
+
+int agt_optim_step(agt_optim *o, float *params, const float *grads,
+                   agt_optseg *segs, int nsegs, agt_err *err)
+{
+    o->t++;
+    size_t at = 0;
+    for (int i = 0; i < nsegs; i++) {
+        agt_optseg *sg = &segs[i];
+        if (sg->off < at || sg->n > o->n - sg->off)
+            return agt_fail(err, "optimizer segment %d out of order or range", i);
+        if (step_range(o, params, grads, at, sg->off - at, NULL, err) ||
+            step_range(o, params, grads, sg->off, sg->n, sg, err))
+            return -1;
+        at = sg->off + sg->n;
+    }
+    return step_range(o, params, grads, at, o->n - at, NULL, err);
 }

@@ -66,6 +66,9 @@ int agt_write_csv(const agt_result *r, const char *path, agt_err *err)
         char status[64];
         if (r->diverged_step && i == r->nepochs - 1)
             snprintf(status, sizeof status, "diverged@%ld", r->diverged_step);
+        else if (e->partial_steps)
+            snprintf(status, sizeof status, "partial@%llu/%zu",
+                     (unsigned long long)e->partial_steps, r->steps_per_epoch);
         else
             snprintf(status, sizeof status, "ok");
         double rate = e->considered ? (double)e->stalled / (double)e->considered
@@ -90,30 +93,17 @@ int agt_write_csv(const agt_result *r, const char *path, agt_err *err)
     return close_checked(f, path, err);
 }
 
-/* Totals of a run over its epochs. */
-typedef struct totals {
-    uint64_t total, sat, unf, nan, stalled, considered;
-    double acc, loss, sec_per_epoch;
-} totals;
-
-static totals run_totals(const agt_result *r)
+agt_totals agt_result_totals(const agt_result *r)
 {
-    totals t;
+    agt_totals t;
     memset(&t, 0, sizeof t);
+    t.c = r->counts_before;
     double sec = 0.0;
     for (int i = 0; i < r->nepochs; i++) {
-        const agt_epoch *e = &r->epochs[i];
-        for (int l = 0; l < r->cfg.nlin; l++)
-            for (int k = 0; k < AGT_NQ; k++) {
-                t.total += e->q[l][k].total;
-                t.sat += e->q[l][k].overflow;
-                t.unf += e->q[l][k].underflow;
-                t.nan += e->q[l][k].nan;
-            }
-        t.stalled += e->stalled;
-        t.considered += e->considered;
-        sec += e->seconds;
+        agt_counts_add(&t.c, &r->epochs[i], r->cfg.nlin);
+        sec += r->epochs[i].seconds;
     }
+    t.epochs = r->epochs_before + r->nepochs;
     t.acc = r->nepochs ? r->epochs[r->nepochs - 1].test_acc : (double)NAN;
     t.loss = r->nepochs ? r->epochs[r->nepochs - 1].train_loss : (double)NAN;
     t.sec_per_epoch = r->nepochs ? sec / r->nepochs : (double)NAN;
@@ -140,39 +130,50 @@ static const agt_result *baseline(const agt_result *runs, int n)
 void agt_print_table(FILE *f, const agt_result *runs, int nruns)
 {
     const agt_result *base = baseline(runs, nruns);
-    const double bacc = base ? run_totals(base).acc : (double)NAN;
+    const double bacc = base ? agt_result_totals(base).acc : (double)NAN;
+    int partial = 0;
     fprintf(f, "%-22s %10s %8s %8s %9s %9s %6s %8s %10s %8s  %s\n", "run",
             "train_loss", "test_acc", "vs_fp32", "saturated", "underflow",
             "nan", "stall", "flips", "s/epoch", "status");
     for (int i = 0; i < nruns; i++) {
         const agt_result *r = &runs[i];
-        const totals t = run_totals(r);
+        const agt_totals t = agt_result_totals(r);
+        const agt_epoch *last = r->nepochs ? &r->epochs[r->nepochs - 1] : NULL;
         char sat[16] = "-", unf[16] = "-", stall[16] = "-", flips[24] = "-",
              vs[16] = "-", status[48] = "ok";
-        if (t.total) {
-            snprintf(sat, sizeof sat, "%.3f%%", 100.0 * (double)t.sat / (double)t.total);
-            snprintf(unf, sizeof unf, "%.3f%%", 100.0 * (double)t.unf / (double)t.total);
+        if (t.c.total) {
+            snprintf(sat, sizeof sat, "%.3f%%", 100.0 * (double)t.c.sat / (double)t.c.total);
+            snprintf(unf, sizeof unf, "%.3f%%", 100.0 * (double)t.c.unf / (double)t.c.total);
         }
-        if (t.considered) {
+        if (t.c.considered) {
             snprintf(stall, sizeof stall, "%.2f%%",
-                     100.0 * (double)t.stalled / (double)t.considered);
+                     100.0 * (double)t.c.stalled / (double)t.c.considered);
             snprintf(flips, sizeof flips, "%llu",
-                     (unsigned long long)(t.considered - t.stalled));
+                     (unsigned long long)(t.c.considered - t.c.stalled));
         }
         if (base && r != base && isfinite(t.acc))
             snprintf(vs, sizeof vs, "%+.2f", 100.0 * (t.acc - bacc));
-        if (r->diverged_step)
+        if (r->diverged_step) {
             snprintf(status, sizeof status, "DIVERGED at step %ld",
                      r->diverged_step);
+        } else if (last && last->partial_steps) {
+            snprintf(status, sizeof status, "partial: epoch %d, %llu/%zu steps",
+                     last->epoch, (unsigned long long)last->partial_steps,
+                     r->steps_per_epoch);
+            partial = 1;
+        }
         fprintf(f, "%-22s %10.4f %7.2f%% %8s %9s %9s %6llu %8s %10s %8.2f  %s\n",
                 r->cfg.name, t.loss, 100.0 * t.acc, vs, sat, unf,
-                (unsigned long long)t.nan, stall, flips, t.sec_per_epoch,
+                (unsigned long long)t.c.nan, stall, flips, t.sec_per_epoch,
                 status);
     }
     fprintf(f, "(test_acc after the last epoch; vs_fp32 in accuracy points; "
                "saturated/underflow: share of all quantized elements;\n"
                " stall: updates that left the quantized weight code unchanged; "
-               "flips: updates that changed it)\n");
+               "flips: updates that changed it%s)\n",
+            partial ? ";\n partial: --max-steps stopped the run inside that "
+                      "epoch; train_loss is the mean over its steps so far and "
+                      "test_acc was measured there" : "");
 }
 
 int agt_write_summary_csv(const agt_result *runs, int nruns, const char *path,
@@ -182,19 +183,19 @@ int agt_write_summary_csv(const agt_result *runs, int nruns, const char *path,
     if (!f)
         return agt_fail(err, "%s: cannot create: %s", path, strerror(errno));
     const agt_result *base = baseline(runs, nruns);
-    const double bacc = base ? run_totals(base).acc : (double)NAN;
+    const double bacc = base ? agt_result_totals(base).acc : (double)NAN;
     fprintf(f, "run,epochs,train_loss,test_acc,acc_vs_fp32,quantized,"
                "saturated,underflow,nan,stalled,considered,seconds_per_epoch,"
                "diverged_step\n");
     for (int i = 0; i < nruns; i++) {
-        const totals t = run_totals(&runs[i]);
+        const agt_totals t = agt_result_totals(&runs[i]);
         fprintf(f, "%s,%d,%.10g,%.10g,%.10g,%llu,%llu,%llu,%llu,%llu,%llu,%.3f,%ld\n",
-                runs[i].cfg.name, runs[i].nepochs, t.loss, t.acc,
+                runs[i].cfg.name, t.epochs, t.loss, t.acc,
                 base ? t.acc - bacc : (double)NAN,
-                (unsigned long long)t.total, (unsigned long long)t.sat,
-                (unsigned long long)t.unf, (unsigned long long)t.nan,
-                (unsigned long long)t.stalled,
-                (unsigned long long)t.considered, t.sec_per_epoch,
+                (unsigned long long)t.c.total, (unsigned long long)t.c.sat,
+                (unsigned long long)t.c.unf, (unsigned long long)t.c.nan,
+                (unsigned long long)t.c.stalled,
+                (unsigned long long)t.c.considered, t.sec_per_epoch,
                 runs[i].diverged_step);
     }
     return close_checked(f, path, err);
@@ -221,6 +222,15 @@ static void xml_text(FILE *f, const char *s)
     }
 }
 
+/* Where an epoch record sits on the epoch axis: its end, or for a partial
+ * epoch the fraction of it that ran. */
+static double epoch_x(const agt_result *r, const agt_epoch *e)
+{
+    if (e->partial_steps && r->steps_per_epoch)
+        return e->epoch - 1 + (double)e->partial_steps / (double)r->steps_per_epoch;
+    return e->epoch;
+}
+
 typedef struct panel {
     double x0, y0, w, h;          /* pixel box */
     double xmin, xmax, ymin, ymax;
@@ -240,6 +250,44 @@ static double py(const panel *p, double y)
     return p->y0 + p->h - (y - p->ymin) / (p->ymax - p->ymin) * p->h;
 }
 
+int agt_axis_ticks(double lo, double hi, int max_ticks, double min_step,
+                   double *t, int cap, int *decimals)
+{
+    static const int mult[3] = {1, 2, 5};
+    *decimals = 0;
+    if (!isfinite(lo) || !isfinite(hi) || !(hi > lo) || max_ticks < 1 ||
+        cap < 1)
+        return 0;
+    const double raw = (hi - lo) / max_ticks;
+    /* from a decade below the raw step upwards: the first step that gives
+     * 1..max_ticks ticks */
+    int p0 = (int)floor(log10(raw)) - 1;
+    if (min_step > 0.0 && (int)floor(log10(min_step)) > p0)
+        p0 = (int)floor(log10(min_step));
+    for (int p = p0, tries = 0; tries < 12; p++) {
+        for (int j = 0; j < 3; j++, tries++) {
+            /* tick k is k * m * 10^p, computed as an integer divided by
+             * an exact power of ten, the nearest double to the decimal */
+            const double m = mult[j], ten = pow(10.0, p < 0 ? -p : p);
+            const double step = p < 0 ? m / ten : m * ten;
+            if (min_step > 0.0 && step < min_step)
+                continue;
+            const double slack = 1e-9 * (hi - lo);
+            const double kmin = ceil((lo - slack) / step);
+            const double kmax = floor((hi + slack) / step);
+            const double n = kmax - kmin + 1.0;
+            if (n < 1.0 || n > max_ticks)
+                continue;
+            int count = 0;
+            for (double k = kmin; k <= kmax && count < cap; k++)
+                t[count++] = (p < 0 ? k * m / ten : k * m * ten) + 0.0; /* no -0 */
+            *decimals = p < 0 ? -p : 0;
+            return count;
+        }
+    }
+    return 0;
+}
+
 static void axes(FILE *f, const panel *p, const char *title,
                  const char *ylabel, int percent)
 {
@@ -249,23 +297,25 @@ static void axes(FILE *f, const panel *p, const char *title,
                "font-size='15'>", p->x0 + p->w / 2, p->y0 - 10);
     xml_text(f, title);
     fputs("</text>\n", f);
-    for (int i = 0; i <= 5; i++) {
-        double v = p->ymin + (p->ymax - p->ymin) * i / 5.0, y = py(p, v);
+    /* round ticks (1, 2 or 5 times a power of ten), in percent on the
+     * accuracy panel */
+    const double unit = percent ? 100.0 : 1.0;
+    double t[16];
+    int dec;
+    int n = agt_axis_ticks(unit * p->ymin, unit * p->ymax, 6, 0.0, t, 16, &dec);
+    for (int i = 0; i < n; i++) {
+        double y = py(p, t[i] / unit);
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' "
                    "stroke='#ddd'/>\n", p->x0, y, p->x0 + p->w, y);
         fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end' "
-                   "font-size='11'>%.*f%s</text>\n", p->x0 - 4, y + 4,
-                percent ? 1 : 3, percent ? 100.0 * v : v, percent ? "%" : "");
+                   "font-size='11'>%.*f%s</text>\n", p->x0 - 4, y + 4, dec,
+                t[i], percent ? "%" : "");
     }
-    int ticks = (int)ceil(p->xmax - p->xmin);
-    int stride = ticks > 10 ? (ticks + 9) / 10 : 1;
-    for (int i = 0; i <= ticks; i += stride) {
-        double v = p->xmin + i, x = px(p, v);
-        if (v > p->xmax + 1e-9)
-            break;
+    n = agt_axis_ticks(p->xmin, p->xmax, 10, 1.0, t, 16, &dec);
+    for (int i = 0; i < n; i++)
         fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' "
-                   "font-size='11'>%g</text>\n", x, p->y0 + p->h + 15, v);
-    }
+                   "font-size='11'>%.*f</text>\n", px(p, t[i]),
+                p->y0 + p->h + 15, dec, t[i]);
     fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' "
                "font-size='12'>epoch</text>\n", p->x0 + p->w / 2,
             p->y0 + p->h + 32);
@@ -299,7 +349,7 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
                 amin = fmin(amin, r->epochs[j].test_acc);
                 amax = fmax(amax, r->epochs[j].test_acc);
             }
-            xmax = fmax(xmax, r->epochs[j].epoch);
+            xmax = fmax(xmax, epoch_x(r, &r->epochs[j]));
         }
     }
     if (!(lmin <= lmax)) {
@@ -347,13 +397,13 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
                    "points='", col, dash);
         for (int j = 0; j < r->nepochs; j++)
             if (isfinite(r->epochs[j].test_acc))
-                fprintf(f, "%.1f,%.1f ", px(&R, r->epochs[j].epoch),
+                fprintf(f, "%.1f,%.1f ", px(&R, epoch_x(r, &r->epochs[j])),
                         py(&R, r->epochs[j].test_acc));
         fputs("'/>\n", f);
         for (int j = 0; j < r->nepochs; j++)
             if (isfinite(r->epochs[j].test_acc))
                 fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n",
-                        px(&R, r->epochs[j].epoch),
+                        px(&R, epoch_x(r, &r->epochs[j])),
                         py(&R, r->epochs[j].test_acc), col);
         /* legend, right of the accuracy panel */
         double ly = 60 + 20 * i;

@@ -8,11 +8,14 @@
  *   (seed, epoch) — the last partial batch of an epoch is dropped;
  *   zero grads; forward (quantizers update their amax histories and
  *   counters); loss not finite -> the run diverged at step t+1 and stops;
- *   backward; optimizer computes the update; bit stall of every quantized
- *   weight tensor is measured on that exact update (w - upd quantized with
- *   the scale of this step's forward vs w); the update is applied.
+ *   backward; the optimizer step (agt_optim_step), which counts the bit
+ *   stall of every quantized weight tensor in the same pass: weights with a
+ *   nonzero gradient whose code (the scale of this step's forward) the
+ *   step left unchanged.
  * After each epoch the test set is evaluated (forward only, histories
- * frozen).
+ * frozen), and so it is when --max-steps stops the run inside an epoch:
+ * that epoch is recorded as partial (its steps so far), and stays open in
+ * the checkpoint so that a resume continues it.
  *
  * Determinism: everything above is a function of the seed and the data.
  * OpenBLAS is kept single-threaded: with 2 threads its sgemm gave different
@@ -26,7 +29,8 @@
  * files from a machine of the other endianness):
  *     "AGTCKPT\0"  u32 version  u32 0x01020304  u64 payload bytes
  *     payload      configuration (checked on resume), position (epoch,
- *                  step in epoch, global step), epoch accumulators,
+ *                  step in epoch, global step), epoch accumulators, the
+ *                  counters of the completed epochs (run-level totals),
  *                  per quantizer its ag_scaler state record (u64 size,
  *                  then ag_scaler_save's bytes; 0 for fp32) + counters,
  *                  per-layer stall
@@ -44,12 +48,15 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #define CKPT_MAGIC "AGTCKPT"
-#define CKPT_VERSION 2u /* 2: quantizer state as ag_scaler records */
+/* 2: quantizer state as ag_scaler records; 3: and the counters of the
+ * completed epochs */
+#define CKPT_VERSION 3u
 
 void agt_config_default(agt_config *c)
 {
@@ -85,6 +92,38 @@ void agt_result_free(agt_result *res)
     res->loss_x = res->loss_y = NULL;
 }
 
+void agt_counts_add(agt_counts *c, const agt_epoch *e, int nlin)
+{
+    for (int l = 0; l < nlin; l++)
+        for (int k = 0; k < AGT_NQ; k++) {
+            c->total += e->q[l][k].total;
+            c->sat += e->q[l][k].overflow;
+            c->unf += e->q[l][k].underflow;
+            c->nan += e->q[l][k].nan;
+        }
+    c->stalled += e->stalled;
+    c->considered += e->considered;
+}
+
+int agt_check_save(const char *path, agt_err *err)
+{
+    struct stat st;
+    if (!path[0])
+        return agt_fail(err, "empty checkpoint path");
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return agt_fail(err, "%s: cannot save a checkpoint there: it is a "
+                        "directory", path);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0)
+        return agt_fail(err, "%s: cannot save a checkpoint there: %s", path,
+                        strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -102,6 +141,7 @@ typedef struct run_state {
     double win_sum;          /* loss-curve window */
     uint64_t win_n;
     double seconds;          /* wall time of this epoch so far */
+    agt_counts done;         /* counters of the completed epochs */
 } run_state;
 
 /* ------------------------------------------------------- checkpoints --- */
@@ -492,6 +532,9 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
 {
     memset(res, 0, sizeof *res);
     res->cfg = *cfg;
+    /* before anything runs: a run must not be lost to an unwritable path */
+    if (cfg->save && agt_check_save(cfg->save, err))
+        return -1;
     if (cfg->batch < 1)
         return agt_fail(err, "--batch must be >= 1");
     if (cfg->epochs < 1)
@@ -518,6 +561,7 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
         agt_model_free(&m);
         return -1;
     }
+    o.threads = cfg->threads;
     float *x = malloc((size_t)cfg->batch * AGT_IMG * sizeof *x);
     uint8_t *y = malloc((size_t)cfg->batch);
     uint32_t *perm = malloc(train->n * sizeof *perm);
@@ -535,11 +579,13 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
         ckpt_load(cfg->resume, cfg, train->n, &m, &o, &rs, err))
         goto done;
     if (rs.epoch >= (uint64_t)cfg->epochs) {
-        agt_fail(err, "%s: the checkpoint already has %llu epochs done; ask "
+        agt_fail(err, "%s: the checkpoint already has %llu epoch%s done; ask "
                  "for more with --epochs", cfg->resume,
-                 (unsigned long long)rs.epoch);
+                 (unsigned long long)rs.epoch, rs.epoch == 1 ? "" : "s");
         goto done;
     }
+    res->epochs_before = (int)rs.epoch;
+    res->counts_before = rs.done;
 
     const size_t log_every = spe >= 20 ? spe / 10 : 1;
     const uint64_t total_steps = (uint64_t)cfg->epochs * spe;
@@ -572,27 +618,27 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             }
             if (agt_model_backward(&m, y, cfg->batch, &ctx, err))
                 goto done;
-            agt_optim_compute(&o, m.params, m.grads);
+            agt_optseg segs[AGT_MAX_LAYERS];
+            int nsegs = 0;
             for (int i = 0; i < m.nlayers; i++) {
+                const agt_layer *L = &m.layers[i];
+                if (L->kind != AGT_LINEAR || !L->q[AGT_QW].fmt)
+                    continue;
+                agt_optseg sg = {L->w_off, (size_t)L->in_dim * L->out_dim,
+                                 L->q[AGT_QW].fmt,
+                                 ag_scaler_last_scale(L->q[AGT_QW].sc), 0, 0};
+                segs[nsegs++] = sg;
+            }
+            if (agt_optim_step(&o, m.params, m.grads, segs, nsegs, err))
+                goto done;
+            for (int i = 0, k = 0; i < m.nlayers; i++) {
                 agt_layer *L = &m.layers[i];
                 if (L->kind != AGT_LINEAR || !L->q[AGT_QW].fmt)
                     continue;
-                uint64_t st = 0, co = 0;
-                const size_t n = (size_t)L->in_dim * L->out_dim;
-                ag_status s = ag_bit_stall(&st, &co, m.params + L->w_off,
-                                           o.upd + L->w_off, n, 1.0f,
-                                           L->q[AGT_QW].fmt,
-                                           ag_scaler_last_scale(L->q[AGT_QW].sc),
-                                           NULL);
-                if (s != AG_OK) {
-                    agt_fail(err, "bit_stall (layer %d): %s", L->index + 1,
-                             ag_status_string(s));
-                    goto done;
-                }
-                L->stalled += st;
-                L->considered += co;
+                L->stalled += segs[k].stalled;
+                L->considered += segs[k].considered;
+                k++;
             }
-            agt_optim_apply(&o, m.params);
             rs.step++;
             rs.loss_sum += (double)loss;
             rs.loss_n++;
@@ -620,10 +666,12 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
                         (double)loss, eta);
             }
         }
-        if (stop == 1)
-            break; /* max_steps: keep the epoch open for a resume */
+        if (stop == 1 && rs.step_in_epoch == 0)
+            break; /* max_steps at an epoch boundary: nothing to record */
         agt_epoch *e = &res->epochs[res->nepochs];
         record_epoch(e, &m, &rs);
+        if (stop == 1)
+            e->partial_steps = rs.step_in_epoch;
         if (stop == 2) {
             e->test_loss = e->test_acc = (double)NAN;
         } else if (evaluate(&m, test, x, y, idx, &e->test_loss,
@@ -632,10 +680,20 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
         }
         e->seconds = now_s() - t_epoch;
         res->nepochs++;
+        if (stop != 1)
+            agt_counts_add(&rs.done, e, cfg->nlin);
         if (!cfg->quiet) {
             if (stop == 2)
                 fprintf(stderr, "[%s] DIVERGED: loss not finite at step %ld\n",
                         cfg->name, res->diverged_step);
+            else if (stop == 1)
+                fprintf(stderr,
+                        "[%s] stopped by --max-steps after step %llu (%llu of "
+                        "%zu steps of epoch %d): train loss %.4f, test acc "
+                        "%.2f%%\n",
+                        cfg->name, (unsigned long long)rs.step,
+                        (unsigned long long)e->partial_steps, spe, e->epoch,
+                        e->train_loss, 100.0 * e->test_acc);
             else
                 fprintf(stderr,
                         "[%s] epoch %d: train loss %.4f, test acc %.2f%%, "
@@ -643,8 +701,8 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
                         cfg->name, e->epoch, e->train_loss,
                         100.0 * e->test_acc, e->seconds);
         }
-        if (stop == 2)
-            break;
+        if (stop)
+            break; /* diverged; or max_steps: the epoch stays open for a resume */
         rs.step_in_epoch = 0;
         rs.loss_sum = 0.0;
         rs.loss_n = 0;

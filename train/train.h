@@ -242,22 +242,33 @@ typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1 } agt_optkind;
 typedef struct agt_optim {
     agt_optkind kind;
     float lr, beta1, beta2, eps, wd, momentum;
+    int threads;             /* ag_adamw_opts.threads (results do not depend on it) */
     size_t n;
     uint64_t t;              /* steps taken */
     float *m, *v;            /* AdamW moments; SGD uses m as the velocity */
-    float *upd;              /* the last update: params -= upd */
+    float *upd;              /* SGD: scratch for the new weights */
 } agt_optim;
+
+/* A parameter range whose bit stall is counted: [off, off + n) quantized
+ * with fmt at scale. The step adds to stalled and considered. */
+typedef struct agt_optseg {
+    size_t off, n;
+    const ag_format *fmt;
+    float scale;
+    uint64_t stalled, considered;
+} agt_optseg;
 
 int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
                    float wd, agt_err *err);
 void agt_optim_free(agt_optim *o);
-/* Compute o->upd from the gradients (and move the optimizer state):
- *   AdamW: upd = lr * (mhat / (sqrt(vhat) + eps) + wd * p)
- *   SGD:   v = momentum * v + (g + wd * p); upd = lr * v
- * (torch's conventions, decoupled decay for AdamW). */
-void agt_optim_compute(agt_optim *o, const float *params, const float *grads);
-/* params -= upd. */
-void agt_optim_apply(const agt_optim *o, float *params);
+/* One step in place on params[0 .. o->n) (torch's conventions):
+ *   AdamW: ag_adamw_step (decoupled decay, bias correction);
+ *   SGD:   v = momentum * v + (g + wd * p); p -= lr * v.
+ * segs[0 .. nsegs) (sorted, disjoint; may be NULL with nsegs 0) get their
+ * stall counters: considered = weights with |g| > AG_GRAD_EPS, stalled =
+ * those of them whose code did not change. Returns 0, or -1 with err. */
+int agt_optim_step(agt_optim *o, float *params, const float *grads,
+                   agt_optseg *segs, int nsegs, agt_err *err);
 
 /* ------------------------------------------------------------------------ */
 /* Runs                                                                      */
@@ -291,6 +302,9 @@ void agt_config_default(agt_config *c);
 typedef struct agt_epoch {
     int epoch;                        /* 1-based */
     uint64_t step;                    /* global steps done at its end */
+    uint64_t partial_steps;           /* > 0: the run stopped (--max-steps)
+                                       * after this many of the epoch's
+                                       * steps; the record covers those */
     double train_loss;                /* mean over the epoch's steps */
     double test_loss, test_acc;       /* test set, after the epoch */
     double seconds;                   /* wall time of the epoch (training+eval) */
@@ -298,10 +312,25 @@ typedef struct agt_epoch {
     uint64_t stalled, considered;     /* bit stall over quantized weights */
 } agt_epoch;
 
+/* Counters summed over epochs and over every quantizer of every layer:
+ * quantized elements, saturated, underflowed, NaN; bit stall. */
+typedef struct agt_counts {
+    uint64_t total, sat, unf, nan, stalled, considered;
+} agt_counts;
+
+/* c += the counters of epoch e of a model with nlin linear layers. */
+void agt_counts_add(agt_counts *c, const agt_epoch *e, int nlin);
+
 typedef struct agt_result {
     agt_config cfg;
     int nepochs;
     agt_epoch *epochs;                /* nepochs records */
+    /* A resumed run: the epochs its checkpoint had completed, whose
+     * records are not in epochs[], and their counters (carried in the
+     * checkpoint), so that run-level totals cover the whole run. Zero for
+     * a fresh run. */
+    int epochs_before;
+    agt_counts counts_before;
     size_t nloss;                     /* loss curve: (x = epochs, y = loss) */
     double *loss_x, *loss_y;
     long diverged_step;               /* 0, or the global step (1-based) whose loss was not finite */
@@ -310,11 +339,28 @@ typedef struct agt_result {
     size_t steps_per_epoch;
 } agt_result;
 
-/* Run one configuration on loaded data. Writes OUT/NAME.csv when
- * cfg->out_dir is set, saves/resumes checkpoints as configured. */
+/* Run one configuration on loaded data; saves/resumes checkpoints as
+ * configured. A --save path that cannot be written is an error before any
+ * training (agt_check_save). */
 int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             const agt_dataset *test, agt_err *err);
 void agt_result_free(agt_result *res);
+
+/* 0 when a checkpoint can be written to path: it is not a directory and
+ * its directory takes a new file (probed by creating and removing
+ * path.tmp.PID, the file ckpt_save writes first); else -1 and err says
+ * why. */
+int agt_check_save(const char *path, agt_err *err);
+
+/* The run-level totals: counters over every epoch of the run (those before
+ * a resume included), the last epoch's train loss and test accuracy, and
+ * the mean wall time of this process's epochs. */
+typedef struct agt_totals {
+    agt_counts c;
+    int epochs;                       /* epochs of the whole run */
+    double acc, loss, sec_per_epoch;
+} agt_totals;
+agt_totals agt_result_totals(const agt_result *r);
 
 /* ------------------------------------------------------------------------ */
 /* Reports                                                                   */
@@ -325,6 +371,15 @@ int agt_write_summary_csv(const agt_result *runs, int nruns,
                           const char *path, agt_err *err);
 int agt_write_svg(const agt_result *runs, int nruns, const char *path,
                   agt_err *err);
+
+/* Axis ticks for [lo, hi]: the multiples of one step in [lo, hi], the step
+ * being 1, 2 or 5 times a power of ten (at least min_step when min_step > 0),
+ * the smallest such step that gives at most max_ticks ticks. Writes up to
+ * cap ticks into t and the decimals a label needs to show the step
+ * (labels %.*f with *decimals are distinct) and returns the tick count; 0
+ * for an empty or non-finite range or max_ticks < 1. */
+int agt_axis_ticks(double lo, double hi, int max_ticks, double min_step,
+                   double *t, int cap, int *decimals);
 /* mkdir -p */
 int agt_mkdirs(const char *dir, agt_err *err);
 

@@ -226,8 +226,7 @@ static void test_order_optim(void)
     AG_CHECK(agt_optim_init(&o, AGT_ADAMW, 3, 0.01f, 0.1f, &err) == 0, "init");
     double m[3] = {0}, v[3] = {0}, wd[3] = {1.0, -2.0, 0.5};
     for (int t = 1; t <= 3; t++) {
-        agt_optim_compute(&o, w, g);
-        agt_optim_apply(&o, w);
+        AG_CHECK(agt_optim_step(&o, w, g, NULL, 0, &err) == 0, "step");
         for (int i = 0; i < 3; i++) {
             m[i] = 0.9 * m[i] + 0.1 * (double)g[i];
             v[i] = 0.999 * v[i] + 0.001 * (double)g[i] * (double)g[i];
@@ -240,10 +239,8 @@ static void test_order_optim(void)
     agt_optim_free(&o);
     float w2[2] = {1.0f, 2.0f}, g2[2] = {0.5f, -1.0f};
     AG_CHECK(agt_optim_init(&o, AGT_SGD, 2, 0.1f, 0.0f, &err) == 0, "init sgd");
-    agt_optim_compute(&o, w2, g2);
-    agt_optim_apply(&o, w2);
-    agt_optim_compute(&o, w2, g2);
-    agt_optim_apply(&o, w2);
+    AG_CHECK(agt_optim_step(&o, w2, g2, NULL, 0, &err) == 0, "step");
+    AG_CHECK(agt_optim_step(&o, w2, g2, NULL, 0, &err) == 0, "step");
     /* v1 = g, v2 = 0.9 g + g = 1.9 g; w = w0 - 0.1*(g + 1.9g) = w0 - 0.29 g */
     AG_CHECK(fabs((double)w2[0] - (1.0 - 0.29 * 0.5)) < 1e-6 &&
              fabs((double)w2[1] - (2.0 + 0.29)) < 1e-6, "sgd momentum %g %g",

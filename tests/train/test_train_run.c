@@ -39,6 +39,15 @@ static int same_results(const agt_result *a, const agt_result *b, int a_from,
     return a->diverged_step == b->diverged_step;
 }
 
+/* The run-level totals of two results agree (counters, epochs, last
+ * epoch's loss and accuracy; not wall times). */
+static int same_totals(const agt_result *a, const agt_result *b)
+{
+    const agt_totals x = agt_result_totals(a), y = agt_result_totals(b);
+    return memcmp(&x.c, &y.c, sizeof x.c) == 0 && x.epochs == y.epochs &&
+           same_d(x.acc, y.acc) && same_d(x.loss, y.loss);
+}
+
 static int same_files(const char *p, const char *q)
 {
     FILE *f = fopen(p, "rb"), *g = fopen(q, "rb");
@@ -139,6 +148,11 @@ static void test_resume(const char *fmt, agt_optkind opt)
     if (run(&resumed, &c, &err)) return;
     AG_CHECK(resumed.nepochs == 1 && same_results(&full, &resumed, 1, 0, 1),
              "%s: resumed epoch 2 differs from the uninterrupted run", fmt);
+    /* the summary of the resumed run covers epoch 1 too */
+    AG_CHECK(same_totals(&full, &resumed) && resumed.epochs_before == 1,
+             "%s: resumed totals differ from the uninterrupted run's", fmt);
+    AG_CHECK(agt_result_totals(&full).c.total > agt_result_totals(&half).c.total ||
+             !strcmp(fmt, "fp32"), "%s: no counters to compare", fmt);
     AG_CHECK(same_results(&full, &half, 0, 0, 1), "%s: epoch 1 differs", fmt);
     AG_CHECK(same_files(pfull, presumed), "%s: resumed final state differs", fmt);
     /* middle of epoch 2 (steps per epoch = 10) */
@@ -146,20 +160,35 @@ static void test_resume(const char *fmt, agt_optkind opt)
     c.max_steps = 14;
     c.save = pmid;
     if (run(&mid, &c, &err)) return;
-    AG_CHECK(mid.nepochs == 1, "max_steps stops in epoch 2 (%d epochs)", mid.nepochs);
+    /* epoch 1 and the 4 steps of epoch 2 it measured, marked partial */
+    AG_CHECK(mid.nepochs == 2 && mid.epochs[0].partial_steps == 0 &&
+             mid.epochs[1].partial_steps == 4 && mid.epochs[1].step == 14 &&
+             isfinite(mid.epochs[1].train_loss) && isfinite(mid.epochs[1].test_acc),
+             "max_steps stops in epoch 2 after 4 steps (%d epochs)", mid.nepochs);
+    AG_CHECK(same_results(&full, &mid, 0, 0, 1), "%s: epoch 1 before max_steps differs", fmt);
     c.max_steps = 0;
     c.resume = pmid;
     c.save = pmid2;
     if (run(&mid2, &c, &err)) return;
     AG_CHECK(mid2.nepochs == 1 && same_results(&full, &mid2, 1, 0, 1),
              "%s: mid-epoch resume differs from the uninterrupted run", fmt);
+    AG_CHECK(same_totals(&full, &mid2),
+             "%s: mid-epoch resumed totals differ from the uninterrupted run's", fmt);
     AG_CHECK(same_files(pfull, pmid2), "%s: mid-epoch resumed state differs", fmt);
     /* resuming a finished run without more epochs is an error */
     c.resume = pfull;
     c.save = NULL;
     agt_result r;
     int rc = agt_run(&r, &c, &tr, &te, &err);
-    AG_CHECK(rc == -1 && strstr(err.msg, "--epochs"), "finished checkpoint: %s", err.msg);
+    AG_CHECK(rc == -1 && strstr(err.msg, "--epochs") && strstr(err.msg, "has 2 epochs done"),
+             "finished checkpoint: %s", err.msg);
+    c.resume = phalf;
+    c.epochs = 1;
+    rc = agt_run(&r, &c, &tr, &te, &err);
+    AG_CHECK(rc == -1 && strstr(err.msg, "has 1 epoch done;"), "finished checkpoint: %s",
+             err.msg);
+    c.resume = pfull;
+    c.epochs = 2;
     /* mismatched options */
     c.epochs = 3;
     c.lr *= 2.0f;
@@ -220,6 +249,64 @@ static void test_bad_checkpoints(void)
     c.save = bad;
     rc = agt_run(&r, &c, &tr, &te, &err);
     AG_CHECK(rc == -1 && strstr(err.msg, "no-such-dir"), "unwritable save: %s", err.msg);
+    /* ... found before training starts: it wins over a batch larger than
+     * the training set, which the run finds first thing */
+    c.batch = 4096;
+    rc = agt_run(&r, &c, &tr, &te, &err);
+    AG_CHECK(rc == -1 && strstr(err.msg, "no-such-dir"), "save checked late: %s", err.msg);
+    c.save = dir; /* a directory */
+    rc = agt_run(&r, &c, &tr, &te, &err);
+    AG_CHECK(rc == -1 && strstr(err.msg, "directory"), "save to a directory: %s", err.msg);
+    AG_CHECK(agt_check_save("", &err) == -1, "empty save path accepted");
+    sprintf(bad, "%s/ok.ckpt", dir);
+    AG_CHECK(agt_check_save(bad, &err) == 0, "writable path refused: %s", err.msg);
+    struct stat st;
+    AG_CHECK(stat(bad, &st) != 0, "the probe left %s behind", bad);
+}
+
+/* --max-steps inside the first epoch: the partial epoch is what the run
+ * reports (train loss of its steps, test accuracy there), not nan. */
+static void test_partial_epoch(void)
+{
+    agt_config c;
+    agt_err err;
+    base_cfg(&c, "E3M4", "fp32");
+    c.max_steps = 3;
+    agt_result r;
+    if (run(&r, &c, &err)) return;
+    AG_CHECK(r.nepochs == 1 && r.epochs[0].partial_steps == 3 && r.epochs[0].step == 3 &&
+             isfinite(r.epochs[0].train_loss) && isfinite(r.epochs[0].test_acc) &&
+             r.epochs[0].q[0][AGT_QW].total > 0,
+             "partial first epoch: %d records", r.nepochs);
+    char path[128];
+    snprintf(path, sizeof path, "%s/table.txt", dir);
+    FILE *f = fopen(path, "w+");
+    AG_CHECK(f != NULL, "cannot write %s", path);
+    if (!f) {
+        agt_result_free(&r);
+        return;
+    }
+    agt_print_table(f, &r, 1);
+    rewind(f);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    char *row = strchr(text, '\n'); /* the run's row, after the header */
+    row = row ? row + 1 : text;
+    row[strcspn(row, "\n")] = '\0';
+    const char *st = strstr(row, "partial: epoch 1, 3/10 steps");
+    AG_CHECK(st && st[28] == '\0' && !strstr(row, "nan") && !strstr(row, " ok"),
+             "table row of a partial run: %s", row);
+    snprintf(path, sizeof path, "%s/partial.csv", dir);
+    AG_CHECK(agt_write_csv(&r, path, &err) == 0, "csv: %s", err.msg);
+    f = fopen(path, "r");
+    n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    AG_CHECK(strstr(text, ",partial@3/10,") != NULL, "csv of a partial run:\n%.300s", text);
+    agt_result_free(&r);
 }
 
 static void test_divergence(void)
@@ -367,6 +454,7 @@ int main(void)
     test_resume("fp32", AGT_ADAMW);
     test_resume("E3M4", AGT_SGD);
     test_bad_checkpoints();
+    test_partial_epoch();
     test_divergence();
     test_cli();
     agt_dataset_free(&tr);

@@ -144,8 +144,7 @@ static int compare(const char *label, agt_optkind opt, float lr,
         memset(m.grads, 0, m.nparams * sizeof(float));
         rc = agt_model_forward(&m, x, y, B, &ctx, &loss, NULL, &err);
         rc |= agt_model_backward(&m, y, B, &ctx, &err);
-        agt_optim_compute(&o, m.params, m.grads);
-        agt_optim_apply(&o, m.params);
+        AG_CHECK(agt_optim_step(&o, m.params, m.grads, NULL, 0, &err) == 0, "step");
         double r = fabs((double)loss - (double)ref[1 + m.nparams + t]) /
                    fabs((double)ref[1 + m.nparams + t]);
         worst_traj = fmax(worst_traj, r);

@@ -118,3 +118,39 @@ __all__ = [
     "exponent_histogram",
     "exponent_histogram_labels",
 ]
+
+# issue 16: stability, advanced diagnostics, flip metrics, rank health
+from .stability import EmergencyMantissaShift, PartitionRelativeClipper
+from .advanced_diagnostics import (
+    compute_stiffness_field,
+    compute_ulp_distance,
+    gradient_stiffness_correlation,
+    grid_alignment_error,
+    grid_alignment_statistics,
+    ulp_statistics,
+)
+from .flip_metrics import WeightFlipTracker, compute_flip_rate, compute_stall_ratio
+from .rank_health import (
+    RankHealthMonitor,
+    RankTrendDetector,
+    compute_effective_rank,
+    compute_stable_rank,
+)
+
+__all__ += [
+    "PartitionRelativeClipper",
+    "EmergencyMantissaShift",
+    "compute_stiffness_field",
+    "grid_alignment_error",
+    "grid_alignment_statistics",
+    "compute_ulp_distance",
+    "ulp_statistics",
+    "gradient_stiffness_correlation",
+    "WeightFlipTracker",
+    "compute_flip_rate",
+    "compute_stall_ratio",
+    "compute_stable_rank",
+    "compute_effective_rank",
+    "RankTrendDetector",
+    "RankHealthMonitor",
+]
