@@ -489,32 +489,48 @@ void agt_gpt_reset_stats(agt_gpt *m)
 
 /* ------------------------------------------------------------ optim --- */
 
-int agt_gpt_optim_init(agt_gpt_optim *o, const agt_gpt *m, float lr,
-                       float wd, agt_err *err)
+int agt_gpt_optim_init(agt_gpt_optim *o, const agt_gpt *m, double lr,
+                       double wd, ag_precondition pre, int mantissa_bits,
+                       agt_err *err)
 {
     memset(o, 0, sizeof *o);
+    o->o = ag_adamw_opts_default();
+    o->o.lr = lr;
+    o->o.weight_decay = wd;
+    o->o.precondition = pre;
+    o->o.mantissa_bits = mantissa_bits;
+    o->o.threads = m->cfg.qc.threads;
+    o->n = m->nparams;
     o->ndecay = m->ndecay;
-    if (agt_optim_init(&o->decay, AGT_ADAMW, m->ndecay, lr, wd, err))
-        return -1;
-    if (agt_optim_init(&o->nodecay, AGT_ADAMW, m->nparams - m->ndecay, lr,
-                       0.0f, err)) {
-        agt_optim_free(&o->decay);
-        return -1;
+    o->m = calloc(o->n, sizeof(float));
+    o->v = calloc(o->n, sizeof(float));
+    if (!o->m || !o->v) {
+        agt_gpt_optim_free(o);
+        return agt_fail(err, "out of memory (optimizer, %zu parameters)", o->n);
     }
     return 0;
 }
 
 void agt_gpt_optim_free(agt_gpt_optim *o)
 {
-    agt_optim_free(&o->decay);
-    agt_optim_free(&o->nodecay);
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
 }
 
-void agt_gpt_optim_step(agt_gpt_optim *o, agt_gpt *m)
+int agt_gpt_optim_step(agt_gpt_optim *o, agt_gpt *m, agt_err *err)
 {
-    agt_optim_compute(&o->decay, m->params, m->grads);
-    agt_optim_apply(&o->decay, m->params);
-    agt_optim_compute(&o->nodecay, m->params + o->ndecay,
-                      m->grads + o->ndecay);
-    agt_optim_apply(&o->nodecay, m->params + o->ndecay);
+    o->t++;
+    ag_adamw_opts nd = o->o;
+    nd.weight_decay = 0.0;
+    ag_status st = ag_adamw_step(m->params, o->m, o->v, m->grads, o->ndecay,
+                                 o->t, &o->o, &o->counts, NULL);
+    if (st == AG_OK)
+        st = ag_adamw_step(m->params + o->ndecay, o->m + o->ndecay,
+                           o->v + o->ndecay, m->grads + o->ndecay,
+                           o->n - o->ndecay, o->t, &nd, &o->counts, NULL);
+    if (st != AG_OK)
+        return agt_fail(err, "AdamW step %llu: %s", (unsigned long long)o->t,
+                        ag_status_string(st));
+    return 0;
 }

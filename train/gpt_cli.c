@@ -24,6 +24,11 @@ static const char *const usage_gpt =
     "  --batch B          sequences per step (default 16)\n"
     "  --layers N --heads N --embd N --ctx N   model size (2 4 128 64)\n"
     "  --lr X --wd X      AdamW (default 1e-3, 0.1; 2-D tensors decayed)\n"
+    "  --precondition P   none (AdamW), grad or update (manifold AdamW:\n"
+    "                     AltGrad's ManifoldAdamW modes; update: lr in grid\n"
+    "                     steps)\n"
+    "  --mantissa-bits M  the manifold's stiffness 2^(floor(log2|w|) - M)\n"
+    "                     (default 2)\n"
     "  --format SPEC      weights and inputs of every linear (default fp32)\n"
     "  --attn SPEC --mlp SPEC --head SPEC   the same per layer type\n"
     "                     (attn: c_attn and attn.c_proj; mlp: c_fc and\n"
@@ -108,7 +113,8 @@ int ag_gpt_main(int argc, char **argv)
                *fmt_head = NULL, *fmt_grad = NULL;
     double steps = 200, batch = 16, lr = 1e-3, wd = 0.1, seed = 1,
            eval_every = 50, eval_batches = 8, threads = 0, hist = 16;
-    int quiet = 0;
+    int quiet = 0, pre = AG_PRECONDITION_NONE;
+    double mbits = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -148,6 +154,15 @@ int ag_gpt_main(int argc, char **argv)
         NUM("--eval-batches", 1, 1e4, eval_batches)
         NUM("--threads", 1, 1024, threads)
         NUM("--history", 1, AGT_HIST_MAX, hist)
+        NUM("--mantissa-bits", 0, 23, mbits)
+        if (!strcmp(a, "--precondition")) {
+            char msg[200];
+            if (!v || ag_option_parse(&pre, AG_OPTION_PRECONDITION, v, msg,
+                                      sizeof msg) != AG_OK)
+                return bad("--precondition: %s", v ? msg : "needs a value");
+            i++;
+            continue;
+        }
         STR("--data", data)
         STR("--csv", csv)
         STR("--format", fmt_all)
@@ -201,7 +216,8 @@ int ag_gpt_main(int argc, char **argv)
         agt_text_free(&tx);
         return 2;
     }
-    if (agt_gpt_optim_init(&o, &m, (float)lr, (float)wd, &err)) {
+    if (agt_gpt_optim_init(&o, &m, lr, wd, (ag_precondition)pre,
+                           (int)mbits, &err)) {
         fprintf(stderr, "altgrad gpt: %s\n", err.msg);
         agt_gpt_free(&m);
         agt_text_free(&tx);
@@ -242,7 +258,10 @@ int ag_gpt_main(int argc, char **argv)
             diverged = s;
             break;
         }
-        agt_gpt_optim_step(&o, &m);
+        if (agt_gpt_optim_step(&o, &m, &err)) {
+            rc = 2;
+            break;
+        }
         tstep += now() - ts;
         train_sum += loss;
         nsum++;
@@ -291,6 +310,10 @@ int ag_gpt_main(int argc, char **argv)
                c.n_layer, c.n_embd, c.n_head, T, m.nparams, done, B, T);
         if (diverged)
             printf("diverged at step %ld (non-finite loss)\n", diverged);
+        printf("optimizer %s: %llu updates, %.4f of them stalled\n",
+               ag_option_name(AG_OPTION_PRECONDITION, pre),
+               (unsigned long long)o.counts.updates,
+               o.counts.updates ? (double)o.counts.stalls / (double)o.counts.updates : 0.0);
         printf("val loss %.4f nats/byte (unigram baseline %.4f); %.0f tokens/s "
                "(training steps)\n",
                val, unigram, done > 0 && tstep > 0 ? (double)done * B * T / tstep : 0.0);

@@ -43,7 +43,7 @@ static int run(const agt_gpt_cfg *c, int threads, float *grads, double *loss)
     uint8_t tok[NB * NT], tgt[NB * NT];
     batch(tok, tgt, c->vocab_size);
     omp_set_num_threads(threads);
-    if (agt_gpt_init(&m, c, NB, 3, &err) || agt_gpt_optim_init(&o, &m, 1e-2f, 0.1f, &err)) {
+    if (agt_gpt_init(&m, c, NB, 3, &err) || agt_gpt_optim_init(&o, &m, 1e-2, 0.1, AG_PRECONDITION_UPDATE, 3, &err)) {
         AG_CHECK(0, "init: %s", err.msg);
         return -1;
     }
@@ -51,8 +51,8 @@ static int run(const agt_gpt_cfg *c, int threads, float *grads, double *loss)
     for (int s = 0; s < 3 && rc == 0; s++) {
         memset(m.grads, 0, m.nparams * sizeof(float));
         rc = agt_gpt_forward(&m, tok, tgt, NB, NT, 1, loss, &err) ||
-             agt_gpt_backward(&m, tgt, 1, &err);
-        agt_gpt_optim_step(&o, &m);
+             agt_gpt_backward(&m, tgt, 1, &err) ||
+             agt_gpt_optim_step(&o, &m, &err);
     }
     AG_CHECK(rc == 0, "steps: %s", err.msg);
     memcpy(grads, m.grads, m.nparams * sizeof(float));
@@ -217,8 +217,54 @@ static void test_text(void)
     tt_rmdir(dir);
 }
 
+static int gpt_cli(const char *const *args, int n)
+{
+    char *argv[32];
+    argv[0] = (char *)"gpt";
+    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+    return ag_gpt_main(n + 1, argv);
+}
+
+/* altgrad gpt: usage errors exit 1, runtime errors 2, a tiny run 0 with
+ * its CSV */
+static void test_cli(void)
+{
+    char dir[64], text[96], csv[96];
+    AG_CHECK(tt_tmpdir(dir, sizeof dir) == 0, "tmpdir");
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    snprintf(csv, sizeof csv, "%s/log.csv", dir);
+    static char buf[16384];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = "abc de\n"[i * 7 % 7];
+    tt_write(text, buf, sizeof buf, 0);
+    const char *bad_opt[] = {"--bogus"};
+    AG_CHECK(gpt_cli(bad_opt, 1) == 1, "unknown option not exit 1");
+    const char *bad_fmt[] = {"--format", "E9M9", "--data", text};
+    AG_CHECK(gpt_cli(bad_fmt, 4) == 1, "bad format not exit 1");
+    const char *bad_pre[] = {"--precondition", "sideways"};
+    AG_CHECK(gpt_cli(bad_pre, 2) == 1, "bad precondition not exit 1");
+    const char *bad_heads[] = {"--embd", "30", "--heads", "4"};
+    AG_CHECK(gpt_cli(bad_heads, 4) == 1, "embd not a multiple of heads not exit 1");
+    const char *no_file[] = {"--data", "/nonexistent/x.txt"};
+    AG_CHECK(gpt_cli(no_file, 2) == 2, "missing data file not exit 2");
+    const char *run[] = {"--data", text, "--steps", "4", "--eval-every", "2",
+                         "--eval-batches", "1", "--layers", "1", "--embd", "16",
+                         "--heads", "2", "--ctx", "8", "--batch", "2", "--quiet",
+                         "--format", "E3M4", "--precondition", "grad", "--csv", csv};
+    AG_CHECK(gpt_cli(run, 25) == 0, "tiny run failed");
+    FILE *f = fopen(csv, "r");
+    int lines = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) lines++;
+    if (f) fclose(f);
+    AG_CHECK(lines == 3, "CSV has %d lines, want header + 2", lines);
+    remove(csv);
+    remove(text);
+    tt_rmdir(dir);
+}
+
 int main(void)
 {
+    test_cli();
     test_threads();
     test_numeric_gradient();
     test_errors();
