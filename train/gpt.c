@@ -281,16 +281,7 @@ int agt_gpt_init(agt_gpt *m, const agt_gpt_cfg *cfg, int bmax, uint64_t seed,
                   : ty == AGT_LT_HEAD ? c->vocab_size
                                       : c->n_embd;
         ag_scaler_opts so[AGT_NQ];
-        for (int k = 0; k < AGT_NQ; k++) {
-            so[k] = ag_scaler_opts_default();
-            so[k].history_len = c->qc.hist_len;
-            so[k].first = AG_SCALER_FIRST_CURRENT;
-            so[k].quant.threads = c->qc.threads;
-            so[k].quant.seed = c->qc.seed;
-            so[k].quant.stream = (uint64_t)i * AGT_NQ + (uint64_t)k;
-            if (k == AGT_QG && c->qc.stochastic_grads)
-                so[k].quant.rounding = AG_ROUND_STOCHASTIC;
-        }
+        agt_quant_opts(so, &c->qc, (uint64_t)i * AGT_NQ);
         if (agt_qlinear_init(&m->lin[i], in, out, rows,
                              (const char(*)[48])c->spec[ty], so, err)) {
             char tmp[sizeof err->msg];

@@ -8,8 +8,8 @@
  *     train/ops.c      forward/backward pairs of the GPT's ops over flat
  *                      arrays (destination first; backward ACCUMULATES):
  *                      embedding, layernorm, causal attention, GELU,
- *                      residual add, token cross-entropy, the quantized
- *                      linear
+ *                      residual add, token cross-entropy (the quantized
+ *                      linear, agt_qlinear, is train/nn.c's)
  *     train/gpt.c      the model: parameter table, forward, backward,
  *                      quantizers per (layer type, role), optimizer step
  *     train/tokens.c   the token stream (a UTF-8 text file or the King
@@ -72,30 +72,6 @@ double agt_token_xent_forward(float *probs, const float *logits,
 /* dlogits += (probs - onehot(tgt)) / N. */
 void agt_token_xent_backward(float *dlogits, const float *probs,
                              const uint8_t *tgt, int N, int V);
-
-/* A quantized linear layer's quantizers and buffers (AltGrad's
- * QuantizedLinear, as train/nn.c's layer): xq = Qx(x), wq = Qw(W),
- * y = xq wq^T + b; backward gq = Qg(dy), dW += STE(gq^T xq), db += sum gq,
- * dx += STE(gq wq). */
-typedef struct agt_qlinear {
-    int in, out, rows;       /* rows: the most input rows it holds */
-    agt_quant q[AGT_NQ];
-    float *wq, *xq, *gq, *dwq, *dxq;   /* only for quantized roles */
-} agt_qlinear;
-
-/* specs[AGT_NQ] as agt_quant_init; *so per role (stream, rounding set by
- * the caller through so[k]). */
-int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
-                     const char (*specs)[48], const ag_scaler_opts *so,
-                     agt_err *err);
-void agt_qlinear_free(agt_qlinear *L);
-int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
-                        const float *W, const float *b, int N, int update,
-                        agt_err *err);
-/* x, W: the forward's inputs; dx may be NULL; db may be NULL. */
-int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
-                         const float *dy, const float *x, const float *W,
-                         int N, int update, agt_err *err);
 
 /* ------------------------------------------------------------------------ */
 /* The model (train/gpt.c)                                                   */
