@@ -46,19 +46,6 @@
 
 static char dir[64];
 
-static double tensor_rel(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (d != d) return HUGE_VAL;
-        num = fmax(num, d);
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return den > 0 ? num / den : num;
-}
-
-static void put32(FILE *f, int32_t v) { fwrite(&v, 4, 1, f); }
 
 static int compare(const char *label, const agt_gpt_cfg *cfg, int quantized,
                    double tol)
@@ -85,10 +72,10 @@ static int compare(const char *label, const agt_gpt_cfg *cfg, int quantized,
     FILE *f = fopen(in, "wb");
     if (!f) { AG_CHECK(0, "cannot write %s", in); agt_gpt_free(&m); return -1; }
     fwrite("AGTG", 1, 4, f);
-    put32(f, 1); put32(f, cfg->n_layer); put32(f, cfg->n_head); put32(f, cfg->n_embd);
-    put32(f, cfg->block_size); put32(f, cfg->vocab_size); put32(f, NB); put32(f, NT);
-    put32(f, NSTEPS); put32(f, quantized); put32(f, (int32_t)cfg->qc.hist_len);
-    put32(f, m.ntensors);
+    tt_put32(f, 1); tt_put32(f, cfg->n_layer); tt_put32(f, cfg->n_head); tt_put32(f, cfg->n_embd);
+    tt_put32(f, cfg->block_size); tt_put32(f, cfg->vocab_size); tt_put32(f, NB); tt_put32(f, NT);
+    tt_put32(f, NSTEPS); tt_put32(f, quantized); tt_put32(f, (int32_t)cfg->qc.hist_len);
+    tt_put32(f, m.ntensors);
     fwrite(&lr, 4, 1, f);
     fwrite(&wd, 4, 1, f);
     for (int t = 0; t < AGT_NLT; t++)
@@ -139,7 +126,7 @@ static int compare(const char *label, const agt_gpt_cfg *cfg, int quantized,
     char worst_name[48] = "";
     for (int i = 0; i < m.ntensors; i++) {
         const agt_tensor *t = &m.tensors[i];
-        double r = tensor_rel(m.grads + t->off, ref + 1 + t->off, t->n);
+        double r = tt_tensor_rel(m.grads + t->off, ref + 1 + t->off, t->n);
         AG_CHECK(r <= tol, "%s: grad %s rel %.3g", label, t->name, r);
         if (r > worst) {
             worst = r;

@@ -11,6 +11,7 @@
 #include "train.h"
 #include "ag_test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,5 +133,22 @@ static inline void tt_rmdir(const char *dir)
     if (strncmp(dir, "/tmp/agt_test_", 14) == 0 && system(cmd) != 0)
         fprintf(stderr, "warning: could not remove %s\n", dir);
 }
+
+/* max |a - b| / max |b| over n elements (HUGE_VAL on a NaN difference):
+ * the tensor-wise relative error of the PyTorch comparisons. */
+static inline double tt_tensor_rel(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d != d)
+            return HUGE_VAL;
+        num = fmax(num, d);
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static inline void tt_put32(FILE *f, int32_t v) { fwrite(&v, 4, 1, f); }
 
 #endif
