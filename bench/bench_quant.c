@@ -12,7 +12,11 @@
  *    1-thread time), plus the scalar reference path (AG_KERNEL_SCALAR, 1
  *    thread) as a second yardstick;
  *  - ag_encode_u8 / ag_decode_u8 (E4M3) vs a loop that reads the same input
- *    and writes the same output bytes.
+ *    and writes the same output bytes;
+ *  - in cache with a non-power-of-two scale, ns per vector beside the
+ *    divider's own throughput (vdivps of the kernel's width) in the run;
+ *  - all threads / one thread at 2^16 and 2^24 for quantize (both modes),
+ *    encode_u8 and decode_u8.
  * Each ratio is the median over 7 rounds (3 for the slow scalar path) of
  * one yardstick run followed by one run of the call, so that both sides of
  * a ratio ran under the same conditions on a shared machine; GB/s are the
@@ -24,9 +28,13 @@
  * without counters, and ag_grid_step) over 2^22 elements against a memcpy
  * of the bytes they touch.
  *
- * Usage: bench_quant [--quick] [--optim] [--kernel portable|avx2|avx512]
+ * Usage: bench_quant [--quick] [--min] [--optim] [--kernel portable|avx2|avx512]
  *   --quick: 2^20 instead of 2^24 (optimizers: 2^20 instead of 2^22),
- *   3 runs; --optim: the optimizer steps only; --kernel: quantize and encode
+ *   3 runs; --min: minimum times (the fastest single call of each side; in
+ *   cache, of every call in the ~2 ms runs) and the ratio of the minimums,
+ *   for cores shared with other processes, where medians mostly measure the
+ *   preemptions; --optim: the optimizer steps only; --kernel: quantize and
+ *   encode
  *   on that path instead of the best one the CPU has (decode, which takes
  *   no options, stays on the best one).
  */
@@ -43,6 +51,7 @@
 #endif
 
 static int g_runs = 7;
+static int g_min = 0; /* --min: minimum times instead of medians (see time_once) */
 static int g_kernel = AG_KERNEL_AUTO; /* --kernel: the path of every ag_ call but decode */
 
 static double now(void)
@@ -65,13 +74,18 @@ static double time_once(bench_fn fn, void *ctx, double min_s)
 {
     long reps = 0;
     const double t0 = now();
-    double t1;
+    double t1, tc = t0, best = 1e30;
     do {
         fn(ctx);
         reps++;
         t1 = now();
+        if (t1 - tc < best)
+            best = t1 - tc;
+        tc = t1;
     } while (t1 - t0 < min_s);
-    return (t1 - t0) / (double)reps;
+    /* --min: the fastest single call (on cores shared with other
+     * processes, the one that nothing preempted) */
+    return g_min ? best : (t1 - t0) / (double)reps;
 }
 
 static double median(double *t, int n)
@@ -97,6 +111,15 @@ static double time_vs(bench_fn fn, bench_fn yard, void *ctx, int runs,
         const double ty = time_once(yard, ctx, min_s);
         tf[r] = time_once(fn, ctx, min_s);
         rt[r] = ty / tf[r];
+    }
+    if (g_min) { /* the ratio of the two sides' minimums */
+        double ty = 1e30, tm = 1e30;
+        for (int r = 0; r < runs; r++) {
+            ty = ty < tf[r] * rt[r] ? ty : tf[r] * rt[r];
+            tm = tm < tf[r] ? tm : tf[r];
+        }
+        *t = tm;
+        return ty / tm;
     }
     *t = median(tf, runs);
     return median(rt, runs);
@@ -198,6 +221,151 @@ static void run_byte_dec(void *p)
     byte_loop_dec(c->y, c->c, c->n);
 }
 
+/* The divider alone: seconds per division of one vector of `lanes`
+ * floats (8: AVX2 vdivps ymm; 16: AVX-512 zmm), twelve independent
+ * chains in flight so that the figure is the throughput, not the latency
+ * (each chain divides by 1 + 2^-20 a few million times: the values stay
+ * normal). 0 where the CPU or compiler lacks that width. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* twelve named registers: an array of them is kept in memory by GCC,
+ * and the store-to-load round trip of each division (slow for 64-byte
+ * vectors on some cores) would be timed instead of the divider */
+#define DIV_CHAINS(T, SET1, DIV, ADD, X)                                      \
+    do {                                                                      \
+        const T d = SET1(1.0f + 0x1p-20f);                                    \
+        T a0 = SET1(1.0f), a1 = SET1(2.0f), a2 = SET1(3.0f), a3 = SET1(4.0f);  \
+        T a4 = SET1(5.0f), a5 = SET1(6.0f), a6 = SET1(7.0f), a7 = SET1(8.0f);  \
+        T a8 = SET1(9.0f), a9 = SET1(10.0f), a10 = SET1(11.0f), a11 = SET1(12.0f); \
+        for (long r = 0; r < reps; r++) {                                     \
+            a0 = DIV(a0, d); a1 = DIV(a1, d); a2 = DIV(a2, d); a3 = DIV(a3, d); \
+            a4 = DIV(a4, d); a5 = DIV(a5, d); a6 = DIV(a6, d); a7 = DIV(a7, d); \
+            a8 = DIV(a8, d); a9 = DIV(a9, d); a10 = DIV(a10, d); a11 = DIV(a11, d); \
+            __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5)); \
+            __asm__("" : "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11)); \
+        }                                                                     \
+        X = ADD(ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7))), \
+                ADD(ADD(a8, a9), ADD(a10, a11)));                             \
+    } while (0)
+__attribute__((target("avx2"))) static void div_run8(long reps, float *sink)
+{
+    __m256 acc;
+    DIV_CHAINS(__m256, _mm256_set1_ps, _mm256_div_ps, _mm256_add_ps, acc);
+    *sink = _mm256_cvtss_f32(acc);
+}
+__attribute__((target("avx512f"))) static void div_run16(long reps, float *sink)
+{
+    __m512 acc;
+    DIV_CHAINS(__m512, _mm512_set1_ps, _mm512_div_ps, _mm512_add_ps, acc);
+    *sink = _mm512_cvtss_f32(acc);
+}
+static double div_seconds(int lanes)
+{
+    if (lanes == 8 ? !__builtin_cpu_supports("avx2") : !__builtin_cpu_supports("avx512f"))
+        return 0.0;
+    const long reps = 200000;
+    double t[7];
+    float sink = 0;
+    for (int r = 0; r < 7; r++) {
+        const double t0 = now();
+        if (lanes == 8)
+            div_run8(reps, &sink);
+        else
+            div_run16(reps, &sink);
+        t[r] = (now() - t0) / (double)(reps * 12);
+    }
+    if (sink == 42.0f)
+        printf(" ");
+    const double med = median(t, 7); /* sorts t */
+    return g_min ? t[0] : med;
+}
+#else
+static double div_seconds(int lanes)
+{
+    (void)lanes;
+    return 0.0;
+}
+#endif
+
+/* All threads against one thread at 2^16 and 2^24 elements for each
+ * operation (the library picks the thread count: below its threshold the
+ * "all threads" call runs on one thread too): the median over the rounds
+ * of t(1 thread) / t(all), each round one run of each. Decode takes no
+ * options: its 1-thread run sets OpenMP's thread count to 1 around it. */
+static void run_decode_1t(void *p)
+{
+#ifdef _OPENMP
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    run_decode(p);
+    omp_set_num_threads(nt);
+#else
+    run_decode(p);
+#endif
+}
+
+typedef struct {
+    ctx_t *c;
+    bench_fn fn;
+    int threads;
+} thr_ctx;
+
+static void run_thr(void *p)
+{
+    thr_ctx *t = p;
+    t->c->o.threads = t->threads;
+    t->fn(t->c);
+}
+
+static void bench_threads(float *x, float *y, uint8_t *c, size_t nmax, int nthreads)
+{
+    printf("\nthreads: all (%d) / 1 thread, time ratio t(1) / t(all), %s of %d "
+           "(> 1: faster on all; the library keeps calls below its threshold on one)\n",
+           nthreads, g_min ? "minimums" : "median", g_runs);
+    printf("  %-28s | %8s | %8s\n", "operation (E4M3)", "2^16", nmax >= ((size_t)1 << 24) ? "2^24" : "2^20");
+    static const char *names[] = {"quantize ne", "quantize sr", "encode_u8 ne", "decode_u8"};
+    for (int op = 0; op < 4; op++) {
+        double r[2];
+        for (int si = 0; si < 2; si++) {
+            const size_t n = si == 0 ? (size_t)1 << 16 : nmax;
+            ctx_t cx = {y, x, c, n, ag_format_get("E4M3"), 4.0f / 448.0f * 1.1f,
+                        ag_qopts_default(), nthreads};
+            cx.o.kernel = g_kernel;
+            cx.o.rounding = op == 1 ? AG_ROUND_STOCHASTIC : AG_ROUND_NEAREST_EVEN;
+            const double min_s = n >= ((size_t)1 << 20) ? 0.0 : 2e-3;
+            double t;
+            if (op == 3) {
+                cx.o.threads = 1;
+                run_encode(&cx); /* the codes to decode */
+                r[si] = time_vs(run_decode, run_decode_1t, &cx, g_runs, min_s, &t);
+            } else {
+                bench_fn fn = op == 2 ? run_encode : run_quant;
+                thr_ctx one = {&cx, fn, 1}, all = {&cx, fn, 0};
+                /* one run of each per round: all threads against one */
+                double ta[16], rt[16];
+                run_thr(&all);
+                run_thr(&one);
+                for (int k = 0; k < g_runs && k < 16; k++) {
+                    const double t1 = time_once(run_thr, &one, min_s);
+                    ta[k] = time_once(run_thr, &all, min_s);
+                    rt[k] = t1 / ta[k];
+                }
+                if (g_min) { /* min(t1) / min(t_all) */
+                    double m1 = 1e30, ma = 1e30;
+                    for (int k = 0; k < g_runs && k < 16; k++) {
+                        m1 = m1 < rt[k] * ta[k] ? m1 : rt[k] * ta[k];
+                        ma = ma < ta[k] ? ma : ta[k];
+                    }
+                    r[si] = m1 / ma;
+                } else {
+                    r[si] = median(rt, g_runs < 16 ? g_runs : 16);
+                }
+            }
+        }
+        printf("  %-28s | %8.2f | %8.2f\n", names[op], r[0], r[1]);
+    }
+}
+
 static void cpu_model(char *buf, size_t len)
 {
     snprintf(buf, len, "unknown");
@@ -280,6 +448,27 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
         const double rn = time_vs(run_quant, run_parcopy, &cx, g_runs, min_s, &tn);
         printf("  %-14s %-5s | %7.2f %6.2f | %7.2f %6.2f %6.2f | (scale 2^-6: a multiply)\n",
                "E4M3", "ne", gbps(bytes, t1), r1, gbps(bytes, tn), rn, t1 / tn);
+    }
+    /* in cache, a non-power-of-two scale: the exact division bounds the
+     * loop; its time per vector beside the divider's own throughput */
+    if (!big) {
+        const int k = g_kernel == AG_KERNEL_AUTO
+                          ? (ag_kernel_available(AG_KERNEL_AVX512) ? AG_KERNEL_AVX512
+                                                                   : AG_KERNEL_AVX2)
+                          : g_kernel;
+        const int lanes = k == AG_KERNEL_AVX512 ? 16 : 8;
+        const double tdiv = div_seconds(lanes);
+        double t1;
+        cx.f = ag_format_get("E4M3");
+        cx.scale = 4.0f / 448.0f * 1.1f;
+        cx.o = ag_qopts_default();
+        cx.o.kernel = g_kernel;
+        cx.o.threads = 1;
+        (void)time_vs(run_quant, run_memcpy, &cx, g_runs, min_s, &t1);
+        const double per = t1 / ((double)n / lanes);
+        printf("  E4M3 ne, scale 4/448*1.1: %.2f ns per %d-lane vector; the divider alone "
+               "(vdivps, %d lanes, 12 in flight): %.2f ns per vector%s\n",
+               per * 1e9, lanes, lanes, tdiv * 1e9, tdiv > 0 ? "" : " (not measured here)");
     }
     /* packed uint8: 4 bytes in, 1 out (encode) and 1 in, 4 out (decode) */
     cx.f = ag_format_get("E4M3");
@@ -426,6 +615,8 @@ int main(int argc, char **argv)
             quick = 1;
         } else if (strcmp(argv[i], "--optim") == 0) {
             optim_only = 1;
+        } else if (strcmp(argv[i], "--min") == 0) {
+            g_min = 1;
         } else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) {
             const char *k = argv[++i];
             g_kernel = strcmp(k, "portable") == 0 ? AG_KERNEL_PORTABLE
@@ -437,7 +628,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_quant [--quick] [--optim] [--kernel portable|avx2|avx512]\n");
+            fprintf(stderr, "usage: bench_quant [--quick] [--min] [--optim] [--kernel portable|avx2|avx512]\n");
             return 2;
         }
     }
@@ -458,7 +649,7 @@ int main(int argc, char **argv)
     printf("columns: 1T = 1 thread (/memcpy of the same bytes); nT = all threads "
            "(/parallel copy split the same way, /the 1-thread time);\n"
            "scalar = AG_KERNEL_SCALAR, 1 thread; ne = nearest-even, sr = stochastic; "
-           "median of %d runs (scalar at 2^24: 3)\n", g_runs);
+           "%s of %d runs (scalar at 2^24: 3)\n", g_min ? "minimum" : "median", g_runs);
     const size_t nmax = quick ? (size_t)1 << 20 : (size_t)1 << 24;
     float *x = malloc(nmax * sizeof *x), *y = malloc(nmax * sizeof *y);
     uint8_t *c = malloc(nmax);
@@ -480,6 +671,7 @@ int main(int argc, char **argv)
     if (!optim_only) {
         bench_size(nmax, nthreads, x, y, c);
         bench_size((size_t)1 << 14, nthreads, x, y, c);
+        bench_threads(x, y, c, nmax, nthreads);
     }
     bench_optim(quick ? (size_t)1 << 20 : (size_t)1 << 22, nthreads);
     free(x);

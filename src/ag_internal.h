@@ -60,11 +60,50 @@ void ag__ars4x32(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);
 void ag__ars4x32_soft(uint32_t out[4], const uint32_t ctr[4], uint64_t seed);
 /* Blocks blk0 .. blk0 + nblk - 1 (block index modulo 2^64) of stream
  * `stream`: out[4 j + w] is word w of block blk0 + j, whose counter is
- * (block lo, block hi, stream lo, stream hi). AES-NI where the CPU has it;
- * _soft: portable C always. */
+ * (block lo, block hi, stream lo, stream hi). VAES on 256-bit vectors
+ * where the CPU has it, else AES-NI where it has that; _soft: portable C
+ * always; _vaes: the VAES one, returning 0 (nothing written) where the CPU
+ * lacks VAES or AVX2. */
 void ag__ars_fill(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed, uint64_t stream);
 void ag__ars_fill_soft(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
                        uint64_t stream);
+int ag__ars_fill_vaes(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
+                      uint64_t stream);
+
+/* Threads of the bulk calls: each operation's parallel threshold comes
+ * from what one element costs it (ag_quant.c: a table of picoseconds per
+ * element on a fast core), so that a call runs on several threads only
+ * when its estimated one-thread time is well above what a fork/join can
+ * cost, also on shared cores (where a worker may wait to be scheduled):
+ * ag__par_threads(op, n, threads, avail) is 1 below ag__par_min(op)
+ * elements or when threads == 1; else at most `threads` (0: avail) and at
+ * most one thread per AG__PAR_THREAD_NS of estimated work. Deterministic:
+ * a pure function of its arguments (avail is omp_get_max_threads() and
+ * busy the load check in the library). The results never depend on it
+ * (tests/test_kernels.c). */
+typedef enum {
+    AG__PAR_QUANT,     /* quantize, nearest / directed rounding */
+    AG__PAR_QUANT_SR,  /* quantize, stochastic */
+    AG__PAR_ENCODE,    /* encode_u8 / u16, nearest / directed */
+    AG__PAR_ENCODE_SR, /* encode, stochastic */
+    AG__PAR_DECODE,    /* decode_u8 / u16 */
+    AG__PAR_BACKWARD,  /* straight-through backward (reads three arrays) */
+    AG__PAR_SCALE,     /* dequantize and its backward */
+    AG__PAR_ADAMW,     /* ag_adamw_step (reads w, g, m, v; writes w, m, v) */
+    AG__PAR_GRID,      /* ag_grid_step (grid search and the generator) */
+    AG__PAR_NOPS
+} ag__par_op;
+#define AG__PAR_MIN_NS 200000.0    /* one-thread work below which a call stays on one thread */
+#define AG__PAR_THREAD_NS 100000.0 /* estimated work per thread at least */
+/* busy (the machine's load average has reached its processor count:
+ * other processes keep every core busy, and a woken worker can wait a
+ * whole time slice, milliseconds, to run, while the caller waits for it
+ * at the end of the parallel region): calls of less than this estimated
+ * work stay on one thread, unless the caller set an explicit thread count
+ * (threads > 1) */
+#define AG__PAR_BUSY_NS 20000000.0
+int ag__par_threads(ag__par_op op, size_t n, int threads, int avail, int busy);
+size_t ag__par_min(ag__par_op op);
 
 /* 1 when the CPU has VAES (AES rounds on 256- and 512-bit vectors). */
 int ag__cpu_vaes(void);
@@ -144,10 +183,10 @@ static inline int64_t ag__grid_pos(const ag_format *f, uint32_t code)
 
 
 
-/* Threads for n elements under the option `threads` (0: the library's
- * choice, 1: serial, > 1: at most): 1 below the size where a fork/join
- * pays (defined in ag_quant.c). */
-int ag__thread_count(size_t n, int threads);
+/* Threads for n elements of op under the option `threads` (0: the
+ * library's choice, 1: serial, > 1: at most): ag__par_threads with this
+ * machine's thread count and load (defined in ag_quant.c). */
+int ag__thread_count(ag__par_op op, size_t n, int threads);
 
 /* Check word of a format (covers the defining and key derived fields). */
 uint32_t ag__format_checkword(const ag_format *f);

@@ -1,8 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ag_kernels_avx2.c — the kernel body compiled for AVX2 (picked at run time
- * by ag__kernel_table when the CPU has it; a portable build still uses it).
- * FMA is not enabled, so no product is ever fused: bit-exact with scalar.
+ * by ag__kernel_table when the CPU has it; a portable build still uses it),
+ * plus hand-written loops for the hot cases, eight lanes a vector:
+ *  - the default quantize in nearest-even (saturating to max_finite, no
+ *    stats; p->nefast, p->sym, C finite up to max_finite): |v| clamped to
+ *    max_finite, then the float sum |v| + C - C, as the body's
+ *    k_round_ne_satq and the AVX-512 loop do it;
+ *  - nearest-even encodes without stats (M >= 1, the same C): the code
+ *    read off the sum, as the AVX-512 "codeonly" loop, packed four
+ *    vectors to one store;
+ *  - the default stochastic quantize (p->sr_fast) with ARS-7 computed in
+ *    registers through VAES on 256-bit vectors (two blocks, eight
+ *    elements, a register; where the CPU has VAES, else the body runs it
+ *    with AES-NI), rounded by integer steps on the float pattern.
+ * Whole vectors only: the few elements before the first whole vector (a
+ * stream offset not a multiple of 4, a code store not aligned for a
+ * non-temporal store) and after the last one take the body, which gives
+ * the same bits. Everything else (counted calls, other modes and formats)
+ * runs the body. tests/test_kernels.c checks every path against the scalar
+ * specification. FMA is not enabled, so no product is ever fused:
+ * bit-exact with scalar.
  */
 #include "ag_kernels.h"
 
@@ -14,8 +32,390 @@
 #pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
 #endif
 
-#define AG_KTABLE ag__kernels_avx2
+#define AG_K_NO_TABLE 1 /* the table is defined below */
 #include "ag_kernels_body.h"
+
+#include <immintrin.h>
+
+/* ---- shared pieces ---------------------------------------------------------- */
+
+/* Per-call constants, broadcast once. */
+typedef struct {
+    __m256 scale, inv, signf;
+    __m256i abs, expm, one, maxb, kexp, magic, infb, infpat;
+} y_k;
+
+AG_K_INLINE void y_k_init(y_k *k, const ag__kparams *p)
+{
+    k->scale = _mm256_set1_ps(p->scale);
+    k->inv = _mm256_set1_ps(p->inv_scale);
+    k->signf = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    k->abs = _mm256_set1_epi32(0x7fffffff);
+    k->expm = _mm256_set1_epi32(0x7f800000);
+    k->one = _mm256_set1_epi32(1);
+    k->maxb = _mm256_set1_epi32((int)p->ne_maxb);
+    k->kexp = _mm256_set1_epi32((int)(p->ne_sh << 23));
+    k->magic = _mm256_set1_epi32((int)k_f2u(p->ne_magic));
+    k->infb = _mm256_set1_epi32((int)p->inf_val[0]);
+    k->infpat = _mm256_set1_epi32(0x7f800000);
+}
+
+/* |v| bits of v = x / scale as the scalar path divides it (x * (1/scale)
+ * where that is exact: p->use_inv). */
+AG_K_INLINE __m256i y_absq(__m256 xv, const y_k *k, const int use_inv)
+{
+    const __m256 v = use_inv ? _mm256_mul_ps(xv, k->inv) : _mm256_div_ps(xv, k->scale);
+    return _mm256_and_si256(_mm256_castps_si256(v), k->abs);
+}
+
+/* The end of the default quantize (k_satq_out): r (|v| rounded, at most
+ * max_finite) becomes the policy's inf result where |v| = inf (hasinf: a
+ * format with inf; elsewhere that result is max_finite, which r already
+ * is), takes the sign of x (= that of v), times the scale; NaN keeps x. */
+AG_K_INLINE __m256 y_out_q(__m256i r, __m256i a, __m256 xv, const y_k *k, const int hasinf)
+{
+    if (hasinf)
+        r = _mm256_blendv_epi8(r, k->infb, _mm256_cmpeq_epi32(a, k->infpat));
+    const __m256 o = _mm256_or_ps(_mm256_castsi256_ps(r), _mm256_and_ps(xv, k->signf));
+    const __m256 y = _mm256_mul_ps(o, k->scale);
+    return _mm256_blendv_ps(y, xv, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q));
+}
+
+/* ---- nearest-even quantize ----------------------------------------------------- */
+
+/* One vector of the default nearest-even quantize (k_round_ne_satq): |v|
+ * clamped to max_finite (NaN and inf too: their lanes are set at the end),
+ * C = max(2^(e + 23 - M), magic) from the exponent of the clamped |v|, r =
+ * (|v| + C) - C. par (M = 0): C gets its last bit where bit 23 of |v| is
+ * clear (the tie then goes down, see k_round_ne_satq). Every value is
+ * below 2^31 as an integer, so the signed min and max are the unsigned
+ * ones. */
+AG_K_INLINE __m256 y_ne_q(__m256 xv, const y_k *k, const int use_inv, const int par,
+                          const int hasinf)
+{
+    const __m256i a = y_absq(xv, k, use_inv);
+    const __m256i ac = _mm256_min_epi32(a, k->maxb);
+    __m256i ce = _mm256_add_epi32(_mm256_and_si256(ac, k->expm), k->kexp);
+    if (par)
+        ce = _mm256_or_si256(ce, _mm256_andnot_si256(_mm256_srli_epi32(ac, 23), k->one));
+    const __m256 c = _mm256_castsi256_ps(_mm256_max_epi32(ce, k->magic));
+    const __m256 r = _mm256_sub_ps(_mm256_add_ps(_mm256_castsi256_ps(ac), c), c);
+    return y_out_q(_mm256_castps_si256(r), a, xv, k, hasinf);
+}
+
+AG_K_INLINE size_t y_ne_q_run(float *y, const float *x, size_t n, const ag__kparams *p,
+                              const int use_inv, const int par, const int hasinf)
+{
+    y_k k;
+    y_k_init(&k, p);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 r0 = y_ne_q(_mm256_loadu_ps(x + i), &k, use_inv, par, hasinf);
+        const __m256 r1 = y_ne_q(_mm256_loadu_ps(x + i + 8), &k, use_inv, par, hasinf);
+        _mm256_storeu_ps(y + i, r0);
+        _mm256_storeu_ps(y + i + 8, r1);
+    }
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, y_ne_q(_mm256_loadu_ps(x + i), &k, use_inv, par, hasinf));
+    return i;
+}
+
+/* ---- nearest-even encodes -------------------------------------------------------- */
+
+/* Constants of the encodes, beside y_k. */
+typedef struct {
+    __m256i ovft, ovfcode, infcode, nancode, signcode;
+    __m128i sh;
+} y_ek;
+
+/* Codes of one vector (the AVX-512 codeonly loop, x_ne_vec): with C as
+ * for quantize, the bits s - C of the sum s = |v| + C are the rounded |v|
+ * in steps of ulp(C), and (C - magic) >> (23 - M) is (e - emin) << M, so
+ * code = (s - C) + ((C - magic) >> (23 - M)). sat (saturating, overflow
+ * code = max code): |v| clamped to ne_ovft first (rounds to the max
+ * code), else |v| > ne_ovft selects the overflow code (C is garbage
+ * there, and only there). Then inf (hasinf), the sign bit (of x, = that
+ * of v) and NaN. */
+AG_K_INLINE __m256i y_ne_code(__m256 xv, const y_k *k, const y_ek *e, const int use_inv,
+                              const int sat, const int hasinf)
+{
+    const __m256i a = y_absq(xv, k, use_inv);
+    const __m256i ac = sat ? _mm256_min_epi32(a, e->ovft) : a;
+    const __m256i cc =
+        _mm256_max_epi32(_mm256_add_epi32(_mm256_and_si256(ac, k->expm), k->kexp), k->magic);
+    const __m256i s = _mm256_castps_si256(
+        _mm256_add_ps(_mm256_castsi256_ps(ac), _mm256_castsi256_ps(cc)));
+    __m256i code = _mm256_add_epi32(_mm256_sub_epi32(s, cc),
+                                    _mm256_srl_epi32(_mm256_sub_epi32(cc, k->magic), e->sh));
+    if (!sat)
+        code = _mm256_blendv_epi8(code, e->ovfcode, _mm256_cmpgt_epi32(a, e->ovft));
+    if (hasinf)
+        code = _mm256_blendv_epi8(code, e->infcode, _mm256_cmpeq_epi32(a, k->infpat));
+    code = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(code),
+                                                _mm256_castsi256_ps(_mm256_or_si256(code, e->signcode)),
+                                                xv));
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(code),
+                                                _mm256_castsi256_ps(e->nancode),
+                                                _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q)));
+}
+
+/* Whole groups of out[i ..) (32 codes of 8 bits or 16 of 16 bits, one
+ * 32-byte store each) from element 0; returns the elements done. stream:
+ * non-temporal stores (the caller aligned out to 32 bytes). */
+AG_K_INLINE size_t y_ne_enc_run(void *out, const float *x, size_t n, const ag__kparams *p,
+                                const int wide, const int use_inv, const int sat,
+                                const int hasinf, const int stream)
+{
+    y_k k;
+    y_k_init(&k, p);
+    y_ek e;
+    e.ovft = _mm256_set1_epi32((int)p->ne_ovft);
+    e.ovfcode = _mm256_set1_epi32((int)p->ovf_code[0]);
+    e.infcode = _mm256_set1_epi32((int)p->inf_code[0]);
+    e.nancode = _mm256_set1_epi32((int)p->nan_code);
+    e.signcode = _mm256_set1_epi32((int)p->sign_mask);
+    e.sh = _mm_cvtsi32_si128((int)p->ne_sh);
+    size_t i = 0;
+    if (!wide) {
+        /* the in-lane packs leave dword j of the 32 bytes from vector
+         * (j mod 4), half (j / 4): put them back in order */
+        const __m256i ord = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (; i + 32 <= n; i += 32) {
+            const __m256i q0 = y_ne_code(_mm256_loadu_ps(x + i), &k, &e, use_inv, sat, hasinf);
+            const __m256i q1 = y_ne_code(_mm256_loadu_ps(x + i + 8), &k, &e, use_inv, sat, hasinf);
+            const __m256i q2 = y_ne_code(_mm256_loadu_ps(x + i + 16), &k, &e, use_inv, sat, hasinf);
+            const __m256i q3 = y_ne_code(_mm256_loadu_ps(x + i + 24), &k, &e, use_inv, sat, hasinf);
+            const __m256i b = _mm256_permutevar8x32_epi32(
+                _mm256_packus_epi16(_mm256_packus_epi32(q0, q1), _mm256_packus_epi32(q2, q3)), ord);
+            __m256i *d = (__m256i *)(void *)((uint8_t *)out + i);
+            if (stream)
+                _mm256_stream_si256(d, b);
+            else
+                _mm256_storeu_si256(d, b);
+        }
+    } else {
+        for (; i + 16 <= n; i += 16) {
+            const __m256i q0 = y_ne_code(_mm256_loadu_ps(x + i), &k, &e, use_inv, sat, hasinf);
+            const __m256i q1 = y_ne_code(_mm256_loadu_ps(x + i + 8), &k, &e, use_inv, sat, hasinf);
+            const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(q0, q1), 0xd8);
+            __m256i *d = (__m256i *)(void *)((uint16_t *)out + i);
+            if (stream)
+                _mm256_stream_si256(d, w);
+            else
+                _mm256_storeu_si256(d, w);
+        }
+    }
+    if (stream)
+        _mm_sfence();
+    return i;
+}
+
+/* ---- stochastic quantize ---------------------------------------------------------- */
+
+#define Y_VAES __attribute__((target("avx2,vaes,aes")))
+
+/* ARS-7 of blocks blk .. blk + 15 (counter (block, stream), block modulo
+ * 2^64) as the random words of stream elements 4 blk .. 4 blk + 63 in
+ * order: w[q] holds blocks blk + 2 q (low lane) and blk + 2 q + 1, the
+ * words of elements 4 blk + 8 q .. + 7. Eight registers in flight hide the
+ * latency of the AES unit. */
+Y_VAES static inline __attribute__((always_inline)) void
+y_ars8(uint64_t blk, uint64_t stream, const __m256i *rk, __m256i w[8])
+{
+    const __m256i two = _mm256_set_epi64x(0, 2, 0, 2);
+    __m256i ctr = _mm256_set_epi64x((long long)stream, (long long)(blk + 1), (long long)stream,
+                                    (long long)blk);
+    for (int q = 0; q < 8; q++) {
+        w[q] = _mm256_xor_si256(ctr, rk[0]);
+        ctr = _mm256_add_epi64(ctr, two);
+    }
+    for (int r = 1; r < AG__ARS_ROUNDS; r++)
+        for (int q = 0; q < 8; q++)
+            w[q] = _mm256_aesenc_epi128(w[q], rk[r]);
+    for (int q = 0; q < 8; q++)
+        w[q] = _mm256_aesenclast_epi128(w[q], rk[AG__ARS_ROUNDS]);
+}
+
+/* Constants of the stochastic loop, beside y_k. */
+typedef struct {
+    __m256i stepb, sfloor, qs150, c32;
+} y_sk;
+
+/* One vector of the default stochastic quantize with random words rnd, by
+ * integer steps on the pattern of |v| clamped to max_finite (whose dropped
+ * bits are zero, so it stays). For |v| = 1.f * 2^e at least the smallest
+ * step 2^q_sub, the step is 2^s ulps of |v| with s = max(23 - M, q_sub +
+ * 23 - e) (s = q_sub + 23 - e alone when E = 0: sfloor 0), 1 <= s <= 23,
+ * and frac * 2^32 = f << (32 - s) for the s dropped bits f, so the spec's
+ * rnd < floor(frac * 2^32) is (rnd >> (32 - s)) < f: exactly when f +
+ * (2^s - 1 - (rnd >> (32 - s))) carries into the kept bits, r = (|v| +
+ * lowm - (rnd >> (32 - s))) & ~lowm (the carry runs on into the exponent
+ * where the kept fraction is full). Zero: s >= 32, where the variable
+ * shifts give 0, so lowm is all ones and r = 0. Nonzero |v| below the
+ * smallest step (rare: float subnormals among them) make the vector take
+ * the body's float-sum loop k_round_sr_satq with the same words. Returns 0
+ * when it did not store (the caller runs the body), else 1. */
+AG_K_INLINE int y_sr_vec(float *y, const float *x, __m256i rnd, const y_k *k, const y_sk *s,
+                         const int use_inv, const int hasinf)
+{
+    const __m256 xv = _mm256_loadu_ps(x);
+    const __m256i a = y_absq(xv, k, use_inv);
+    const __m256i ac = _mm256_min_epi32(a, k->maxb);
+    if (!_mm256_testz_si256(_mm256_cmpgt_epi32(s->stepb, ac), ac))
+        return 0;
+    const __m256i sh = _mm256_max_epi32(s->sfloor, _mm256_sub_epi32(s->qs150, _mm256_srli_epi32(ac, 23)));
+    const __m256i lowm = _mm256_sub_epi32(_mm256_sllv_epi32(k->one, sh), k->one);
+    const __m256i u = _mm256_srlv_epi32(rnd, _mm256_sub_epi32(s->c32, sh));
+    const __m256i r = _mm256_andnot_si256(lowm, _mm256_sub_epi32(_mm256_add_epi32(ac, lowm), u));
+    _mm256_storeu_ps(y, y_out_q(r, a, xv, k, hasinf));
+    return 1;
+}
+
+/* Elements [i0, n) of the default stochastic quantize from i0 with g0 + i0
+ * a multiple of 4, 64 a step (sixteen ARS blocks); returns the end of the
+ * whole steps. */
+Y_VAES static inline __attribute__((always_inline)) size_t
+y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag__kparams *p,
+           const int use_inv, const int hasinf)
+{
+    y_k k;
+    y_k_init(&k, p);
+    y_sk s;
+    s.stepb = _mm256_set1_epi32((int)((uint32_t)(p->q_sub + 127) << 23));
+    s.sfloor = _mm256_set1_epi32(p->fixed ? 0 : (int)p->ne_sh);
+    s.qs150 = _mm256_set1_epi32(p->q_sub + 150);
+    s.c32 = _mm256_set1_epi32(32);
+    uint32_t wk[AG__ARS_ROUNDS + 1][4];
+    ag__ars_keys(wk, p->seed);
+    __m256i rk[AG__ARS_ROUNDS + 1];
+    for (int r = 0; r <= AG__ARS_ROUNDS; r++)
+        rk[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)wk[r]));
+    size_t i = i0;
+    uint64_t blk = (g0 + i0) >> 2;
+    for (; i + 64 <= n; i += 64, blk += 16) {
+        __m256i w[8];
+        y_ars8(blk, p->stream, rk, w);
+        for (int q = 0; q < 8; q++) {
+            const size_t iq = i + 8 * (size_t)q;
+            if (!y_sr_vec(y + iq, x + iq, w[q], &k, &s, use_inv, hasinf)) {
+                uint32_t rb[8];
+                _mm256_storeu_si256((__m256i *)(void *)rb, w[q]);
+                k_round_sr_satq(y + iq, x + iq, rb, 8, p, use_inv, (int)p->fixed);
+            }
+        }
+    }
+    return i;
+}
+
+/* y_sr_steps with its constant arguments: one loop each (a function of its
+ * own: the VAES target stays out of the callers). */
+Y_VAES static size_t y_sr_run(float *y, const float *x, size_t i0, size_t n, uint64_t g0,
+                              const ag__kparams *p, int use_inv, int hasinf)
+{
+    if (use_inv)
+        return hasinf ? y_sr_steps(y, x, i0, n, g0, p, 1, 1) : y_sr_steps(y, x, i0, n, g0, p, 1, 0);
+    return hasinf ? y_sr_steps(y, x, i0, n, g0, p, 0, 1) : y_sr_steps(y, x, i0, n, g0, p, 0, 0);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+/* The default quantize (k_round_run's satq): float output, no stats,
+ * overflow and inf by sign bit, saturating to max_finite, C finite up to
+ * max_finite, M = 0 only with normals. */
+AG_K_INLINE int y_satq(const ag__kparams *p)
+{
+    return !p->count && p->sym && p->ovf_val[0] == p->ne_maxb &&
+           (p->mbits >= 1 || !p->fixed) && p->ne_cfin;
+}
+
+static void y_quantize(float *y, const float *x, size_t n, uint64_t g0, const ag__kparams *p,
+                       ag__kstats *st)
+{
+    size_t i = 0;
+    const int hi = p->inf_val[0] != p->ne_maxb; /* v = +-inf gives +-inf */
+    if (p->mode == AG_ROUND_NEAREST_EVEN && p->nefast && y_satq(p)) {
+        const int par = p->mbits == 0, inv = p->use_inv;
+#define Y_NE(I, P) (hi ? y_ne_q_run(y, x, n, p, I, P, 1) : y_ne_q_run(y, x, n, p, I, P, 0))
+        if (inv)
+            i = par ? Y_NE(1, 1) : Y_NE(1, 0);
+        else
+            i = par ? Y_NE(0, 1) : Y_NE(0, 0);
+#undef Y_NE
+    } else if (p->mode == AG_ROUND_STOCHASTIC && p->sr_fast && y_satq(p) && ag__cpu_vaes()) {
+        /* the first whole step starts at a stream index that is a
+         * multiple of 4 */
+        const size_t h = (size_t)((4u - (g0 & 3u)) & 3u);
+        if (h < n) {
+            if (h)
+                k_quantize(y, x, h, g0, p, st);
+            i = y_sr_run(y, x, h, n, g0, p, p->use_inv, hi);
+        }
+    }
+    if (i < n)
+        k_quantize(y + i, x + i, n - i, g0 + i, p, st);
+}
+
+/* Nearest-even encodes without stats (M >= 1, C finite: the sum's code);
+ * the rest in the body. */
+AG_K_INLINE void y_encode(void *c, const float *x, size_t n, uint64_t g0, const ag__kparams *p,
+                          ag__kstats *st, const int wide)
+{
+    const size_t esz = wide ? 2 : 1;
+    size_t h = 0, i = 0;
+    if (p->mode == AG_ROUND_NEAREST_EVEN && p->nefast && p->sym && !p->count && p->mbits >= 1 &&
+        p->ne_cfin) {
+        /* large outputs: non-temporal stores from a 32-byte boundary on */
+        const uintptr_t addr = (uintptr_t)c;
+        const int stream = p->stream_out && (addr & (esz - 1u)) == 0;
+        if (stream)
+            h = ((32u - (addr & 31u)) & 31u) / esz;
+        if (h < n) {
+            const int sat = p->ovf_code[0] == p->max_code;
+            const int hi = p->inf_code[0] != p->ovf_code[0];
+            const int inv = p->use_inv;
+            void *o = (char *)c + h * esz;
+            const float *xh = x + h;
+            const size_t m = n - h;
+#define Y_E(I, S, H, T) y_ne_enc_run(o, xh, m, p, wide, I, S, H, T)
+#define Y_E2(I, T)                                                            \
+    (sat ? (hi ? Y_E(I, 1, 1, T) : Y_E(I, 1, 0, T)) : (hi ? Y_E(I, 0, 1, T) : Y_E(I, 0, 0, T)))
+            i = h + (inv ? (stream ? Y_E2(1, 1) : Y_E2(1, 0)) : (stream ? Y_E2(0, 1) : Y_E2(0, 0)));
+#undef Y_E2
+#undef Y_E
+            if (h) {
+                if (wide)
+                    k_encode_u16((uint16_t *)c, x, h, g0, p, st);
+                else
+                    k_encode_u8((uint8_t *)c, x, h, g0, p, st);
+            }
+        } else {
+            h = 0;
+        }
+    }
+    if (i < n) {
+        if (wide)
+            k_encode_u16((uint16_t *)c + i, x + i, n - i, g0 + i, p, st);
+        else
+            k_encode_u8((uint8_t *)c + i, x + i, n - i, g0 + i, p, st);
+    }
+}
+
+static void y_encode_u8(uint8_t *c, const float *x, size_t n, uint64_t g0, const ag__kparams *p,
+                        ag__kstats *st)
+{
+    y_encode(c, x, n, g0, p, st, 0);
+}
+
+static void y_encode_u16(uint16_t *c, const float *x, size_t n, uint64_t g0,
+                         const ag__kparams *p, ag__kstats *st)
+{
+    y_encode(c, x, n, g0, p, st, 1);
+}
+
+const ag__kernel_ops ag__kernels_avx2 = {
+    y_quantize, y_encode_u8, y_encode_u16, k_decode_u8,
+    k_decode_u16, k_backward, k_scale_mul, k_max_u16,
+};
 
 #if defined(__clang__)
 #pragma clang attribute pop

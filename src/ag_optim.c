@@ -312,7 +312,7 @@ ag_status ag_adamw_step(float *w, float *m, float *v, const float *g, size_t n,
     const ag_precondition pre = o->precondition;
     const int want = counts != NULL || movement != NULL;
     const size_t nch = (n + CHUNK - 1) / CHUNK;
-    const int nt = ag__thread_count(n, o->threads);
+    const int nt = ag__thread_count(AG__PAR_ADAMW, n, o->threads);
     uint64_t nu = 0, nf = 0, ns = 0;
     ptrdiff_t c;
     (void)nt;
@@ -507,7 +507,7 @@ ag_status ag_grid_step(float *w, float *vel, const float *g, size_t n,
     k.stream = o->stream;
     k.offset = o->offset;
     const size_t nch = (n + CHUNK - 1) / CHUNK;
-    const int nt = ag__thread_count(n, o->threads);
+    const int nt = ag__thread_count(AG__PAR_GRID, n, o->threads);
     uint64_t nu = 0, nf = 0;
     ptrdiff_t c;
     (void)nt;

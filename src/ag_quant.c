@@ -11,7 +11,12 @@
  * random bits by its global index offset + i, and the stats are sums of
  * per-chunk counts.
  */
+#if !defined(_DEFAULT_SOURCE) && defined(__linux__)
+#define _DEFAULT_SOURCE 1 /* getloadavg */
+#endif
 #include "ag_kernels.h"
+
+#include <stdlib.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,49 +46,81 @@ static ag_status round_args(const void *out, size_t out_elt, const float *x,
     return ag__chk_status(&c);
 }
 
-/* Arrays shorter than this stay on one thread, and every thread gets at
- * least AG__PAR_GRAIN elements: below that the fork/join (a few
- * microseconds, far more when the cores are shared and a worker waits to
- * be scheduled) costs more than it saves. Measured on the 2-core build
- * machine: one thread takes ~0.3-0.6 ms for 2^18 elements, so a 2^18
- * threshold keeps the fork/join under a few percent of the work. */
-#define AG__PAR_MIN ((size_t)1 << 18)
-#define AG__PAR_GRAIN ((size_t)1 << 15)
+/* Picoseconds per element of each operation on one fast core (the
+ * AVX-512 and AVX2 paths of this project at 2^24 elements, 1 thread,
+ * rounded down: a low estimate of the work, so the thresholds err toward
+ * one thread). Memory-bound calls cost their bytes: quantize moves 8 per
+ * element, an encode 5 or 6, backward 12 to 16; stochastic rounding adds
+ * the generator. */
+static const double par_ps[AG__PAR_NOPS] = {
+    [AG__PAR_QUANT] = 250.0,    [AG__PAR_QUANT_SR] = 400.0, [AG__PAR_ENCODE] = 170.0,
+    [AG__PAR_ENCODE_SR] = 350.0, [AG__PAR_DECODE] = 170.0,  [AG__PAR_BACKWARD] = 400.0,
+    [AG__PAR_SCALE] = 250.0,    [AG__PAR_ADAMW] = 600.0,    [AG__PAR_GRID] = 1000.0,
+};
+
+size_t ag__par_min(ag__par_op op)
+{
+    if ((int)op < 0 || op >= AG__PAR_NOPS)
+        return SIZE_MAX;
+    /* the smallest n with n * cost >= AG__PAR_MIN_NS, rounded up to whole
+     * chunks of 64 elements */
+    const size_t n = (size_t)(AG__PAR_MIN_NS * 1000.0 / par_ps[op]) + 1u;
+    return (n + 63u) & ~(size_t)63u;
+}
+
+int ag__par_threads(ag__par_op op, size_t n, int threads, int avail, int busy)
+{
+    if (threads == 1 || n < ag__par_min(op))
+        return 1;
+    int t = threads > 0 ? threads : avail;
+    const double work_ns = (double)n * par_ps[op] * 1e-3;
+    if (busy && threads == 0 && work_ns < AG__PAR_BUSY_NS)
+        return 1; /* (an explicit thread count is the caller's call) */
+    const double cap = work_ns / AG__PAR_THREAD_NS;
+    if ((double)t > cap)
+        t = (int)cap;
+    return t < 1 ? 1 : t;
+}
 
 /* Code outputs (encodes) of at least this many floats' bytes (16 MiB) are
  * streamed past the caches (see round_call). */
 #define AG__STREAM_MIN ((size_t)1 << 22)
 
-/* Threads to use for n elements under the option `threads`. */
-int ag__thread_count(size_t n, int threads)
+/* Threads to use for n elements of op under the option `threads`. */
+int ag__thread_count(ag__par_op op, size_t n, int threads)
 {
 #ifdef _OPENMP
-    if (threads == 1 || n < AG__PAR_MIN)
+    const int avail = omp_get_max_threads();
+    if (threads == 1 || ag__par_threads(op, n, threads, avail, 0) == 1)
         return 1;
-    int t = threads > 0 ? threads : omp_get_max_threads();
-    const size_t cap = n / AG__PAR_GRAIN;
-    if ((size_t)t > cap)
-        t = (int)cap;
-    return t < 1 ? 1 : t;
+    /* several threads: is every core busy with other work? (the 1-minute
+     * load average, read only for calls that would use threads: a few
+     * microseconds against at least AG__PAR_MIN_NS of work) */
+    int busy = 0;
+#if defined(__linux__) || defined(__APPLE__) || defined(__FreeBSD__)
+    double la = 0.0;
+    if (threads == 0)
+        busy = getloadavg(&la, 1) == 1 && la + 0.5 >= (double)omp_get_num_procs();
+#endif
+    return ag__par_threads(op, n, threads, avail, busy);
 #else
+    (void)op;
     (void)n;
     (void)threads;
     return 1;
 #endif
 }
 
-/* Chunk c of nc over [0, n): [*lo, *hi), boundaries on multiples of 64
- * elements (whole cache lines for every element size). */
-static void chunk_range(size_t n, int c, int nc, size_t *lo, size_t *hi)
+/* Chunks of a parallel call: about eight per thread, multiples of 64
+ * elements (whole cache lines for every element size), handed out one at
+ * a time (dynamic schedule), so that a thread which starts late or shares
+ * its core with another process takes fewer of them instead of holding
+ * the call up for a fixed share of the array. */
+static size_t chunk_size(size_t n, int nt)
 {
-    const size_t per = ((n / (size_t)nc) + 63u) & ~(size_t)63u;
-    size_t a = per * (size_t)c, b = a + per;
-    if (a > n)
-        a = n;
-    if (b > n || c == nc - 1)
-        b = n;
-    *lo = a;
-    *hi = b;
+    const size_t per = n / (8u * (size_t)nt);
+    const size_t c = per < 4096u ? 4096u : per;
+    return (c + 63u) & ~(size_t)63u;
 }
 
 /* What a parallel call does per chunk. */
@@ -136,7 +173,8 @@ static void run_chunk(const op_job *j, size_t lo, size_t hi, ag__kstats *st)
     }
 }
 
-/* Run job j over [0, n) on up to nt threads; stats summed into *st. */
+/* Run job j over [0, n) on up to nt threads; stats summed into *st (sums
+ * of integers: the same whatever the chunks and their order). */
 static void run_job(const op_job *j, size_t n, int nt, ag__kstats *st)
 {
     if (nt <= 1) {
@@ -145,13 +183,16 @@ static void run_job(const op_job *j, size_t n, int nt, ag__kstats *st)
     }
 #ifdef _OPENMP
     uint64_t ov = 0, un = 0, nn = 0;
+    const size_t cs = chunk_size(n, nt);
+    const long long nch = (long long)((n + cs - 1u) / cs);
 #pragma omp parallel num_threads(nt) reduction(+ : ov, un, nn)
     {
-        const int c = omp_get_thread_num(), nc = omp_get_num_threads();
-        size_t lo, hi;
         ag__kstats local = {0, 0, 0};
-        chunk_range(n, c, nc, &lo, &hi);
-        run_chunk(j, lo, hi, &local);
+#pragma omp for schedule(dynamic, 1) nowait
+        for (long long c = 0; c < nch; c++) {
+            const size_t lo = (size_t)c * cs, hi = n - lo < cs ? n : lo + cs;
+            run_chunk(j, lo, hi, &local);
+        }
         ov += local.overflow;
         un += local.underflow;
         nn += local.nan;
@@ -203,7 +244,10 @@ static ag_status round_call(op_kind op, void *out, size_t out_elt,
     p.count = stats != NULL;
     const op_job j = {op, k, &p, out, x, NULL, o.offset, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, ag__thread_count(n, o.threads), &ks);
+    const int sr = o.rounding == AG_ROUND_STOCHASTIC;
+    const ag__par_op po = op == OP_QUANT ? (sr ? AG__PAR_QUANT_SR : AG__PAR_QUANT)
+                                         : (sr ? AG__PAR_ENCODE_SR : AG__PAR_ENCODE);
+    run_job(&j, n, ag__thread_count(po, n, o.threads), &ks);
     add_stats(stats, &ks, n);
     return AG_OK;
 }
@@ -244,7 +288,7 @@ ag_status ag_quantize_backward(float *dx, const float *dy, const float *x,
     const op_job j = {OP_BWD, k, &p, dx, dy, clipped ? x : NULL, 0, clipped,
                       0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, ag__thread_count(n, o.threads), &ks);
+    run_job(&j, n, ag__thread_count(AG__PAR_BACKWARD, n, o.threads), &ks);
     return AG_OK;
 }
 
@@ -260,7 +304,7 @@ static ag_status scale_call(float *y, const float *x, size_t n, float scale,
     const op_job j = {OP_SCALE, ag__kernel_table(AG_KERNEL_AUTO), NULL, y, x,
                       NULL, 0, accum, scale};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, ag__thread_count(n, 0), &ks);
+    run_job(&j, n, ag__thread_count(AG__PAR_SCALE, n, 0), &ks);
     return AG_OK;
 }
 
@@ -304,7 +348,7 @@ static ag_status decode(float *y, const void *codes, int width, size_t n,
     const op_job j = {width == 1 ? OP_DEC8 : OP_DEC16, k, &p, y, codes, NULL,
                       0, 0, 0.0f};
     ag__kstats ks = {0, 0, 0};
-    run_job(&j, n, ag__thread_count(n, 0), &ks);
+    run_job(&j, n, ag__thread_count(AG__PAR_DECODE, n, 0), &ks);
     return AG_OK;
 }
 

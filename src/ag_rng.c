@@ -6,8 +6,9 @@
  * rounds): the AES round function applied to a 128-bit counter, with round
  * keys that step by a Weyl constant instead of the AES key schedule.
  *
- * Two implementations of the same function: AES-NI (x86 CPUs that have it,
- * checked at run time) and portable C (a table of SubBytes and MixColumns
+ * Three implementations of the same function: VAES on 256-bit vectors (two
+ * blocks a register, x86 CPUs with VAES and AVX2), AES-NI on 128-bit ones
+ * (checked at run time) and portable C (a table of SubBytes and MixColumns
  * in one, as the AES specification suggests for 32-bit words). The tests
  * check both against an independent reference and the published
  * known-answer vectors. Every call derives its round keys from the seed;
@@ -33,10 +34,13 @@ static int ag_rng_have_ni, ag_rng_have_vaes;
 __attribute__((constructor)) static void ag_rng_cpu(void)
 {
     unsigned a, b, c, d;
+    __builtin_cpu_init(); /* constructors may run before libgcc's */
     if (__get_cpuid(1, &a, &b, &c, &d))
         ag_rng_have_ni = (int)((c >> 25) & 1u);
+    /* VAES counts only with AVX2 usable (the OS saves the ymm state):
+     * its 256-bit form is a VEX instruction */
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d))
-        ag_rng_have_vaes = (int)((c >> 9) & 1u);
+        ag_rng_have_vaes = (int)((c >> 9) & 1u) && __builtin_cpu_supports("avx2");
 }
 #endif
 
@@ -167,9 +171,32 @@ AG_RNG_NI static inline __m128i ars_block_ni(__m128i ctr, const __m128i *rk)
     return _mm_aesenclast_si128(v, rk[AG__ARS_ROUNDS]);
 }
 
-/* Blocks blk0 .. blk0 + nblk - 1, eight a step in named registers (one
- * block alone waits on the latency of the AES unit; an array of eight is
- * kept in memory by some compilers). */
+/* One step of the block fills: eight registers of type T (one block each,
+ * or two) from the counter ctr, advanced by inc after each, the rounds
+ * with the keys rk, stored in order at the T pointer o. Named registers:
+ * one block alone waits on the latency of the AES unit, and an array of
+ * eight is kept in memory by some compilers. */
+#define AG_RNG_ALL8(M, ...)                                                   \
+    M(v0, __VA_ARGS__); M(v1, __VA_ARGS__); M(v2, __VA_ARGS__); M(v3, __VA_ARGS__); \
+    M(v4, __VA_ARGS__); M(v5, __VA_ARGS__); M(v6, __VA_ARGS__); M(v7, __VA_ARGS__)
+#define AG_RNG_START(v, XOR, ADD, inc) v = XOR(ctr, rk[0]); ctr = ADD(ctr, inc)
+#define AG_RNG_APPLY(v, F) v = F(v, k)
+#define AG_RNG_STEP8(T, XOR, ADD, ENC, LAST, STORE, inc, o)                   \
+    do {                                                                      \
+        T v0, v1, v2, v3, v4, v5, v6, v7, k;                                  \
+        AG_RNG_ALL8(AG_RNG_START, XOR, ADD, inc);                             \
+        for (int r = 1; r < AG__ARS_ROUNDS; r++) {                            \
+            k = rk[r];                                                        \
+            AG_RNG_ALL8(AG_RNG_APPLY, ENC);                                   \
+        }                                                                     \
+        k = rk[AG__ARS_ROUNDS];                                               \
+        AG_RNG_ALL8(AG_RNG_APPLY, LAST);                                      \
+        T *o_ = (o);                                                          \
+        STORE(o_ + 0, v0); STORE(o_ + 1, v1); STORE(o_ + 2, v2); STORE(o_ + 3, v3); \
+        STORE(o_ + 4, v4); STORE(o_ + 5, v5); STORE(o_ + 6, v6); STORE(o_ + 7, v7); \
+    } while (0)
+
+/* Blocks blk0 .. blk0 + nblk - 1, eight a step. */
 AG_RNG_NI static void ars_fill_ni(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
                                   uint64_t stream)
 {
@@ -178,38 +205,42 @@ AG_RNG_NI static void ars_fill_ni(uint32_t *out, uint64_t blk0, size_t nblk, uin
     const __m128i one = _mm_set_epi64x(0, 1);
     __m128i ctr = _mm_set_epi64x((long long)stream, (long long)blk0);
     size_t j = 0;
-#define AG_RNG_8(OP) OP(v0); OP(v1); OP(v2); OP(v3); OP(v4); OP(v5); OP(v6); OP(v7)
-#define AG_RNG_START(v) v = _mm_xor_si128(ctr, rk[0]); ctr = _mm_add_epi64(ctr, one)
-#define AG_RNG_ROUND(v) v = _mm_aesenc_si128(v, k)
-#define AG_RNG_LAST(v) v = _mm_aesenclast_si128(v, k)
-    for (; j + 8 <= nblk; j += 8) {
-        __m128i v0, v1, v2, v3, v4, v5, v6, v7, k;
-        AG_RNG_8(AG_RNG_START);
-        for (int r = 1; r < AG__ARS_ROUNDS; r++) {
-            k = rk[r];
-            AG_RNG_8(AG_RNG_ROUND);
-        }
-        k = rk[AG__ARS_ROUNDS];
-        AG_RNG_8(AG_RNG_LAST);
-        __m128i *o = (__m128i *)(void *)(out + 4 * j);
-        _mm_storeu_si128(o + 0, v0);
-        _mm_storeu_si128(o + 1, v1);
-        _mm_storeu_si128(o + 2, v2);
-        _mm_storeu_si128(o + 3, v3);
-        _mm_storeu_si128(o + 4, v4);
-        _mm_storeu_si128(o + 5, v5);
-        _mm_storeu_si128(o + 6, v6);
-        _mm_storeu_si128(o + 7, v7);
-    }
-#undef AG_RNG_8
-#undef AG_RNG_START
-#undef AG_RNG_ROUND
-#undef AG_RNG_LAST
+    for (; j + 8 <= nblk; j += 8)
+        AG_RNG_STEP8(__m128i, _mm_xor_si128, _mm_add_epi64, _mm_aesenc_si128, _mm_aesenclast_si128,
+                     _mm_storeu_si128, one, (__m128i *)(void *)(out + 4 * j));
     for (; j < nblk; j++) {
         _mm_storeu_si128((__m128i *)(void *)(out + 4 * j), ars_block_ni(ctr, rk));
         ctr = _mm_add_epi64(ctr, one);
     }
 }
+
+/* The same on 256-bit vectors (VAES): each register holds blocks b and b +
+ * 1 (low lane first, so a store writes them in order), eight registers
+ * (sixteen blocks) a step; the rest through AES-NI. */
+#define AG_RNG_VAES __attribute__((target("avx2,vaes,aes")))
+AG_RNG_VAES static void ars_fill_vaes(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
+                                      uint64_t stream)
+{
+    uint32_t w[AG__ARS_ROUNDS + 1][4];
+    ag__ars_keys(w, seed);
+    __m256i rk[AG__ARS_ROUNDS + 1];
+    for (int r = 0; r <= AG__ARS_ROUNDS; r++)
+        rk[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)w[r]));
+    const __m256i two = _mm256_set_epi64x(0, 2, 0, 2);
+    __m256i ctr = _mm256_set_epi64x((long long)stream, (long long)(blk0 + 1), (long long)stream,
+                                    (long long)blk0);
+    size_t j = 0;
+    for (; j + 16 <= nblk; j += 16)
+        AG_RNG_STEP8(__m256i, _mm256_xor_si256, _mm256_add_epi64, _mm256_aesenc_epi128,
+                     _mm256_aesenclast_epi128, _mm256_storeu_si256, two,
+                     (__m256i *)(void *)(out + 4 * j));
+    if (j < nblk)
+        ars_fill_ni(out + 4 * j, blk0 + j, nblk - j, seed, stream);
+}
+#undef AG_RNG_STEP8
+#undef AG_RNG_APPLY
+#undef AG_RNG_START
+#undef AG_RNG_ALL8
 
 AG_RNG_NI static void ars4x32_ni(uint32_t out[4], const uint32_t ctr[4], uint64_t seed)
 {
@@ -249,9 +280,29 @@ void ag__ars_fill_soft(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
     }
 }
 
+int ag__ars_fill_vaes(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed,
+                      uint64_t stream)
+{
+#if AG_RNG_X86
+    if (ag_rng_have_vaes && have_ni()) {
+        ars_fill_vaes(out, blk0, nblk, seed, stream);
+        return 1;
+    }
+#else
+    (void)out;
+    (void)blk0;
+    (void)nblk;
+    (void)seed;
+    (void)stream;
+#endif
+    return 0;
+}
+
 void ag__ars_fill(uint32_t *out, uint64_t blk0, size_t nblk, uint64_t seed, uint64_t stream)
 {
 #if AG_RNG_X86
+    if (nblk >= 16 && ag__ars_fill_vaes(out, blk0, nblk, seed, stream))
+        return;
     if (have_ni()) {
         ars_fill_ni(out, blk0, nblk, seed, stream);
         return;

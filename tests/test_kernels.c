@@ -13,8 +13,8 @@
  *     subnormals, random bit patterns; odd lengths, misaligned pointers,
  *     in place.
  *  2. Decode (per path, white box through ag_kernels.h) == to_real * scale.
- *  3. Threads 1, 2, 7 and 0 give identical outputs and stats (n above the
- *     threading threshold).
+ *  3. The rule that picks a call's thread count; threads 1, 2, 7 and 0 give
+ *     identical outputs and stats (n above every threading threshold).
  *  4. Stochastic rounding: reproducible from the seed, streams and seeds
  *     differ, offset continues a stream, results land on the two
  *     neighbours only, and the number of round-ups over N draws is within
@@ -326,10 +326,75 @@ out:
     free(bk);
 }
 
-/* Part 3: thread counts. */
+/* Part 3a: the rule that picks the thread count of (operation, n): one
+ * thread below the operation's threshold and when asked for one; above
+ * it never more than asked for (or available), never a thread for less
+ * than AG__PAR_THREAD_NS of estimated work, never fewer threads for more
+ * elements; with every core busy, one thread below AG__PAR_BUSY_NS of
+ * work; costlier elements (stochastic) reach it with fewer elements; a
+ * pure function of its arguments. (Not a timing test: the rule only.) */
+static void check_thread_rule(void)
+{
+    size_t bad = 0;
+    for (int op = 0; op < AG__PAR_NOPS; op++) {
+        const size_t m = ag__par_min((ag__par_op)op);
+        AG_CHECK(m > ((size_t)1 << 16) && m < ((size_t)1 << 24), "op %d: threshold %zu", op, m);
+        for (int avail = 1; avail <= 64; avail *= 4) {
+            int prev = 1;
+            for (size_t n = 1; n < ((size_t)1 << 28); n = n * 5 / 4 + 1) {
+                const int t = ag__par_threads((ag__par_op)op, n, 0, avail, 0);
+                const size_t b0 = bad;
+                bad += t < 1 || t > avail || t < prev;
+                bad += n < m && t != 1;
+                bad += ag__par_threads((ag__par_op)op, n, 1, avail, 0) != 1;
+                bad += ag__par_threads((ag__par_op)op, n, 3, avail, 0) > 3;
+                bad += ag__par_threads((ag__par_op)op, n, 0, avail, 0) != t; /* pure */
+                if (bad != b0 && bad < 4)
+                    printf("thread rule: op %d n %zu avail %d: %d threads\n", op, n, avail, t);
+                prev = t;
+            }
+            /* busy cores: one thread below AG__PAR_BUSY_NS of work (m
+             * holds AG__PAR_MIN_NS of it), the same as not busy far above */
+            for (size_t n = m; n < ((size_t)1 << 28); n = n * 5 / 4 + 1) {
+                const int tb = ag__par_threads((ag__par_op)op, n, 0, avail, 1);
+                const int tq = ag__par_threads((ag__par_op)op, n, 0, avail, 0);
+                bad += tb != 1 && tb != tq;
+                bad += n < m * (size_t)(AG__PAR_BUSY_NS / AG__PAR_MIN_NS) / 2 && tb != 1;
+                bad += n > m * (size_t)(AG__PAR_BUSY_NS / AG__PAR_MIN_NS) * 2 && tb != tq;
+                /* an explicit count is not lowered for busy cores */
+                bad += ag__par_threads((ag__par_op)op, n, 3, avail, 1) !=
+                       ag__par_threads((ag__par_op)op, n, 3, avail, 0);
+            }
+            /* far above the threshold every available thread is used */
+            bad += ag__par_threads((ag__par_op)op, (size_t)1 << 30, 0, avail, 0) != avail;
+        }
+        /* the per-thread work: t threads only when n holds t times the
+         * work of AG__PAR_THREAD_NS (m holds twice that, rounded up to
+         * 64 elements) */
+        size_t bt = 0;
+        for (int t = 2; t <= 8; t++) {
+            bt += ag__par_threads((ag__par_op)op, m / 2 * (size_t)t - m / 8, 0, 64, 0) >= t;
+            bt += ag__par_threads((ag__par_op)op, m / 2 * (size_t)t + m / 8, 0, 64, 0) < t;
+        }
+        AG_CHECK(bt == 0, "op %d: threads against the work per thread: %zu wrong", op, bt);
+        bad += ag__par_threads((ag__par_op)op, m, 0, 64, 0) != 2;
+        bad += ag__par_threads((ag__par_op)op, m - 1, 0, 64, 0) != 1;
+    }
+    AG_CHECK(bad == 0, "thread rule: %zu violations", bad);
+    AG_CHECK(ag__par_min(AG__PAR_QUANT_SR) < ag__par_min(AG__PAR_QUANT) &&
+                 ag__par_min(AG__PAR_ENCODE_SR) < ag__par_min(AG__PAR_ENCODE),
+             "stochastic (costlier per element) reaches threads sooner");
+    AG_CHECK(ag__par_min((ag__par_op)-1) == SIZE_MAX && ag__par_min(AG__PAR_NOPS) == SIZE_MAX,
+             "unknown operation: never threaded");
+    printf("thread rule: thresholds quantize %zu, stochastic %zu, encode %zu, decode %zu\n",
+           ag__par_min(AG__PAR_QUANT), ag__par_min(AG__PAR_QUANT_SR),
+           ag__par_min(AG__PAR_ENCODE), ag__par_min(AG__PAR_DECODE));
+}
+
+/* Part 3: thread counts (n above every operation's threshold). */
 static void check_threads(void)
 {
-    const size_t n = (size_t)1 << 18 | 13;
+    const size_t n = (size_t)5 << 19 | 13;
     float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1),
           *y2 = malloc(n * sizeof *y2);
     uint8_t *c1 = malloc(n), *c2 = malloc(n);
@@ -598,8 +663,8 @@ static void check_sr_exact_threshold(void)
 }
 
 /* Part 7: the generator itself. Every implementation of ARS-7 in the
- * library (one block and the block fill; AES-NI where the CPU has it, and
- * the portable C one always) against the reference, for random seeds,
+ * library (one block and the block fill; VAES and AES-NI where the CPU has
+ * them, and the portable C one always) against the reference, for random seeds,
  * streams and blocks, block counters where the low word carries and where
  * the 64-bit counter wraps, and fill lengths around the 8-block step. */
 static void check_generator(void)
@@ -608,14 +673,17 @@ static void check_generator(void)
     static const uint64_t edge[] = {0, 1, 0xfffffff0u, 0xfffffffdull, 0xfffffffffffffff0ull,
                                     0xfffffffffffffffdull};
     size_t bad = 0, n = 0;
+    int nvaes = 0;
     for (int t = 0; t < 64; t++) {
         const uint64_t seed = t == 0 ? 0 : rng_next();
         const uint64_t stream = t < 2 ? 0 : rng_next();
         const uint64_t blk0 = t < 12 ? edge[t % 6] : rng_next();
         const size_t nblk = (size_t)t % (NB + 1);
-        uint32_t a[4 * NB], b[4 * NB];
+        uint32_t a[4 * NB], b[4 * NB], v[4 * NB];
         ag__ars_fill(a, blk0, nblk, seed, stream);
         ag__ars_fill_soft(b, blk0, nblk, seed, stream);
+        const int hv = ag__ars_fill_vaes(v, blk0, nblk, seed, stream);
+        nvaes += hv;
         for (size_t j = 0; j < nblk; j++) {
             const uint64_t blk = blk0 + j;
             const uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)stream,
@@ -627,6 +695,7 @@ static void check_generator(void)
             ag__ars4x32_soft(soft, ctr, seed);
             bad += memcmp(r, a + 4 * j, sizeof r) != 0;
             bad += memcmp(r, b + 4 * j, sizeof r) != 0;
+            bad += hv && memcmp(r, v + 4 * j, sizeof r) != 0;
             bad += memcmp(r, one, sizeof r) != 0;
             bad += memcmp(r, soft, sizeof r) != 0;
             for (int w = 0; w < 4 && blk < ((uint64_t)1 << 62); w++) /* g = 4 blk + w */
@@ -635,7 +704,8 @@ static void check_generator(void)
         }
     }
     AG_CHECK(bad == 0, "ARS-7: %zu mismatches against the reference in %zu blocks", bad, n);
-    printf("generator: %zu blocks, 6 implementations, against the reference\n", n);
+    printf("generator: %zu blocks, %d implementations, against the reference\n", n,
+           nvaes ? 7 : 6);
 }
 
 static void check_options(void)
@@ -837,6 +907,7 @@ int main(void)
             check_format(&f, x, cap);
     }
     free(x);
+    check_thread_rule();
     check_threads();
     check_stochastic();
     check_sr_threshold();

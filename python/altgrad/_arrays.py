@@ -18,8 +18,10 @@ Rules, for every array argument (``x``, ``codes``, ``dy``...):
   contiguous array first (documented copy); the result is contiguous with the
   input's shape. A non-contiguous ``out=`` is a ValueError (results cannot be
   written through a copy).
-- **A tensor on another device** (CUDA, meta...) raises ValueError: altgrad
-  runs on the CPU; move it with ``x.cpu()``.
+- **A tensor on another device** (CUDA...) is not read by the C extension
+  (ValueError there); the raw functions below hand it to the device-generic
+  torch path of :mod:`altgrad.backends`, which computes the same bits on
+  that device (``backend="torch"`` forces it for CPU tensors).
 - **A tensor that requires grad**, passed to these raw (no-autograd)
   functions while grad mode is on, raises ValueError: the result would
   silently cut the autograd graph. Use :func:`altgrad.quantization.quantize`
@@ -171,9 +173,18 @@ def options(rounding="nearest_even", overflow="saturate", seed=0, stream=0,
 # --- the raw array functions --------------------------------------------------
 
 
+def _torch_path(backend, x):
+    """True when the call on x runs on the torch path (altgrad.backends)."""
+    if backend == "auto" and not (is_tensor(x) and x.device.type != "cpu"):
+        return False  # the common case, before any import
+    from .backends import use_torch
+
+    return use_torch(backend, x)
+
+
 def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
                    overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-                   stats=None, kernel="auto"):
+                   stats=None, kernel="auto", backend="auto"):
     """``to_real(to_bits(x / scale)) * scale`` element by element, in float32,
     without autograd (the C library's ``ag_quantize``).
 
@@ -186,8 +197,16 @@ def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
     ``overflow``, ``underflow`` and ``nan`` are added. Array rules: see the
     module documentation. ``kernel``: the C code path (``auto``, or one of
     ``altgrad._C.kernels()``), all bit-identical; for tests and benchmarks.
-    Returns ``out`` or a new array/tensor.
+    ``backend``: ``auto`` (the C core; the torch path for a tensor on
+    another device), ``c`` or ``torch`` (see :mod:`altgrad.backends`; the
+    same bits). Returns ``out`` or a new array/tensor.
     """
+    if _torch_path(backend, x):
+        from .backends import dispatch
+
+        return dispatch.raw("quantize", x, format, scale, out, rounding=rounding,
+                            overflow=overflow, seed=seed, stream=stream, offset=offset,
+                            threads=threads, stats=stats, kernel=kernel)
     f = fmt(format)
     s = scale_value(scale)
     return _C.quantize(read(x, "x"), f, s, out_arg(x, out), rounding=rounding,
@@ -195,18 +214,29 @@ def quantize_array(x, format, scale=1.0, out=None, *, rounding="nearest_even",
                        threads=threads, stats=stats, kernel=kernel)
 
 
-def dequantize_array(x, scale=1.0, out=None):
-    """``x * scale`` in float32, without autograd (``ag_dequantize``)."""
+def dequantize_array(x, scale=1.0, out=None, *, backend="auto"):
+    """``x * scale`` in float32, without autograd (``ag_dequantize``).
+    ``backend`` as :func:`quantize_array`."""
+    if _torch_path(backend, x):
+        from .backends import dispatch
+
+        return dispatch.raw("dequantize", x, None, scale, out)
     s = scale_value(scale)
     return _C.dequantize(read(x, "x"), s, out_arg(x, out))
 
 
 def encode(x, format, scale=1.0, out=None, *, rounding="nearest_even",
            overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-           stats=None, kernel="auto"):
+           stats=None, kernel="auto", backend="auto"):
     """Packed codes of ``x / scale``: uint8 for formats of at most 8 bits,
     uint16 above (torch: ``torch.uint8``, or ``torch.int16`` holding the 16
     bits, since torch has no uint16). Options as :func:`quantize_array`."""
+    if _torch_path(backend, x):
+        from .backends import dispatch
+
+        return dispatch.raw("encode", x, format, scale, out, rounding=rounding,
+                            overflow=overflow, seed=seed, stream=stream, offset=offset,
+                            threads=threads, stats=stats, kernel=kernel)
     f = fmt(format)
     s = scale_value(scale)
     return _C.encode(read(x, "x"), f, s, out_arg(x, out), rounding=rounding,
@@ -214,10 +244,14 @@ def encode(x, format, scale=1.0, out=None, *, rounding="nearest_even",
                      threads=threads, stats=stats, kernel=kernel)
 
 
-def decode(codes, format, scale=1.0, out=None):
+def decode(codes, format, scale=1.0, out=None, *, backend="auto"):
     """``to_real(codes) * scale`` as float32 (``ag_decode_u8``/``_u16`` by
     the dtype of ``codes``: uint8, or uint16 / torch.int16). ValueError for
-    a code outside the format."""
+    a code outside the format. ``backend`` as :func:`quantize_array`."""
+    if _torch_path(backend, codes):
+        from .backends import dispatch
+
+        return dispatch.raw("decode", codes, format, scale, out)
     f = fmt(format)
     s = scale_value(scale)
     return _C.decode(read(codes, "codes"), f, s, out_arg(codes, out))

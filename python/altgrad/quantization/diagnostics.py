@@ -9,7 +9,12 @@ library (``altgrad.h``, section Diagnostics)::
     det.get_stats()   # {'stall_rate': ..., 'stall_count': ..., 'total_count': ..., 'steps': 1}
 
 Inputs: float32 CPU torch tensors or numpy arrays of one element count
-(read only: tensors that require grad are fine). "Same grid point": two
+(read only: tensors that require grad are fine). :func:`detect_bit_stall`,
+:class:`BitStallDetector` and every function below also take tensors on
+another device (CUDA...), computed there by the device-generic torch path
+with the same result (``backend="torch"`` among the options forces it on
+CPU tensors; :mod:`altgrad.backends`); counts come back as numbers,
+distances and stiffness stay on the device. "Same grid point": two
 values are the same point when ``to_bits(v / scale)`` (nearest-even,
 saturating unless told otherwise) gives equal codes or both zeros; a NaN is
 never the same point as anything, so a diverged element never counts as
@@ -23,6 +28,9 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as _a
+from ..backends import dispatch as _dispatch
+from ..backends import torch_path as _tp
+from ..backends import use_torch
 
 __all__ = [
     "GRAD_EPS",
@@ -58,6 +66,16 @@ def _read(x, name):
     return _a.read(x, name, allow_grad=True)  # read only: no graph to cut
 
 
+def _torch_path(options, *xs):
+    """True when the call runs on the device-generic torch path (a tensor
+    on another device, or ``backend="torch"`` in ``options``, which is
+    popped); then ``threads``/``kernel`` are checked and popped too."""
+    if not use_torch(options.pop("backend", "auto"), *xs):
+        return False
+    _dispatch.check_c_only(options.pop("threads", 0), options.pop("kernel", "auto"))
+    return True
+
+
 def _pair(a, b, na, nb):
     av = _read(a, na)
     bv = _read(b, nb)
@@ -73,6 +91,9 @@ def detect_bit_stall(weight, grad, lr, format, scale=1.0, **options):
     SGD update ``weight - lr * grad`` (float32), i.e. ``to_bits((w - lr*g) /
     scale)`` and ``to_bits(w / scale)`` are the same grid point
     (``ag_bit_stall``). ValueError for a NaN / infinite lr or a bad scale."""
+    if _torch_path(options, weight, grad):
+        return _tp.bit_stall(_read(weight, "weight"), _read(grad, "grad"), lr, format,
+                               scale, **options)
     w, g = _pair(weight, grad, "weight", "grad")
     return _C.bit_stall(w, g, lr, _a.fmt(format), _a.scale_value(scale),
                         **_a.options(**options))
@@ -119,14 +140,18 @@ class BitStallDetector:
 def count_flips(a, b, format, scale=1.0, **options):
     """Elements where two snapshots ``a`` and ``b`` of a tensor quantize to
     different grid points (``ag_flips``), as an int."""
+    if _torch_path(options, a, b):
+        return _tp.flips(_read(a, "a"), _read(b, "b"), format, scale, **options)
     av, bv = _pair(a, b, "a", "b")
     return _C.flips(av, bv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
 
 
-def count_code_flips(a, b, format):
+def count_code_flips(a, b, format, *, backend="auto"):
     """Flips between two code snapshots (from :func:`altgrad.encode`: uint8,
     or uint16 / torch.int16 for wider formats; one dtype for both)
     (``ag_flips_u8`` / ``_u16``). ValueError for a code outside the format."""
+    if _torch_path({"backend": backend}, a, b):
+        return _tp.code_flips(_read(a, "a"), _read(b, "b"), format)
     av, bv = _pair(a, b, "a", "b")
     if av.dtype != bv.dtype:
         raise TypeError(f"a and b must have one dtype, got {av.dtype} and {bv.dtype}")
@@ -137,6 +162,9 @@ def update_flips(before, after, grad, format, scale=1.0, **options):
     """``(updates, flips)`` of one optimizer step: ``updates`` = elements
     with ``|grad| > 1e-10``, ``flips`` = how many of those moved to another
     grid point between ``before`` and ``after`` (``ag_update_flips``)."""
+    if _torch_path(options, before, after, grad):
+        return _tp.update_flips(_read(before, "before"), _read(after, "after"),
+                                  _read(grad, "grad"), format, scale, **options)
     bv, av = _pair(before, after, "before", "after")
     gv = _read(grad, "grad")
     if _a.numel(gv) != _a.numel(bv):
@@ -157,6 +185,8 @@ def ulp_distance(a, b, format, scale=1.0, **options):
     grid (``ag_ulp_distance``): int32 of ``a``'s shape and kind,
     :data:`ULP_NAN` where either side is NaN or rounds to NaN. +0 and -0
     are one point; a distance across zero counts the steps on both sides."""
+    if _torch_path(options, a, b):
+        return _tp.ulp_distance(_read(a, "a"), _read(b, "b"), format, scale, **options)
     av, bv = _pair(a, b, "a", "b")
     ret, out = _a.new(_a.is_tensor(a), av.shape, np.int32)
     _C.ulp_distance(out, av, bv, _a.fmt(format), _a.scale_value(scale),
@@ -169,22 +199,28 @@ def ulp_distance_stats(a, b, format, scale=1.0, **options):
     ``sum_abs``, ``max_abs`` (over the pairs without NaN; 0 when none),
     ``nan_pairs``, ``count`` (all pairs) and ``mean_abs`` (sum_abs / pairs
     without NaN; 0.0 when none)."""
-    av, bv = _pair(a, b, "a", "b")
-    s, m, nans = _C.ulp_distance_stats(av, bv, _a.fmt(format), _a.scale_value(scale),
-                                       **_a.options(**options))
+    if _torch_path(options, a, b):
+        av, bv = _read(a, "a"), _read(b, "b")
+        s, m, nans = _tp.ulp_distance_stats(av, bv, format, scale, **options)
+    else:
+        av, bv = _pair(a, b, "a", "b")
+        s, m, nans = _C.ulp_distance_stats(av, bv, _a.fmt(format), _a.scale_value(scale),
+                                           **_a.options(**options))
     count = int(_a.numel(av))
     finite = count - nans
     return {"sum_abs": s, "max_abs": m, "nan_pairs": nans, "count": count,
             "mean_abs": s / finite if finite else 0.0}
 
 
-def stiffness(w, format, scale=1.0):
+def stiffness(w, format, scale=1.0, *, backend="auto"):
     """The grid spacing of the (scaled) format at each weight
     (``ag_stiffness``): ``2**(floor(log2|w/scale|) - M) * scale`` in the
     normal range (continued beyond max_finite), the subnormal step below
     min_normal, the fixed step ``2**(-M - bias) * scale`` for E = 0 formats;
     0 for +-0, NaN for NaN, inf for +-inf. float32 of w's shape and kind."""
     wv = _read(w, "w")
+    if _torch_path({"backend": backend}, w):
+        return _tp.stiffness(wv, format, scale)
     ret, out = _a.new(_a.is_tensor(w), wv.shape, np.float32)
     _C.stiffness(out, wv, _a.fmt(format), _a.scale_value(scale))
     return ret
@@ -198,6 +234,8 @@ def exponent_histogram(x, format, scale=1.0, **options):
     ``HIST_FIELD + e`` for a normal code with exponent field e (binade
     ``2**(e - bias)``). Labels: :func:`exponent_histogram_labels`."""
     xv = _read(x, "x")
+    if _torch_path(options, x):
+        return np.array(_tp.exp_hist(xv, format, scale, **options), dtype=np.int64)
     counts = _C.exp_hist(xv, _a.fmt(format), _a.scale_value(scale), **_a.options(**options))
     return np.array(counts, dtype=np.int64)
 

@@ -9,12 +9,14 @@
 - :func:`dequantize` ``(x, scale)``: ``x * scale``, gradient ``dy * scale``
   (:class:`DequantizeFunc`); no gradient for the scale.
 
-Inputs: ``x`` is a float32 torch tensor on the CPU (any shape, 0-d and empty
-included) or a float32 numpy array (then no autograd, a numpy result). A
-C-contiguous ``x`` is read in place (zero copy); a non-contiguous one is
-copied to a contiguous tensor first (documented copy; gradients are
-unaffected). Another dtype (float64, float16, bfloat16...) is a TypeError and
-a tensor on another device (CUDA, meta) a ValueError: nothing is cast or
+Inputs: ``x`` is a float32 torch tensor (any shape, 0-d and empty included)
+or a float32 numpy array (then no autograd, a numpy result). On the CPU a
+C-contiguous ``x`` is read in place by the C library (zero copy); a
+non-contiguous one is copied to a contiguous tensor first (documented copy;
+gradients are unaffected). A tensor on another device (CUDA...) is quantized
+there by the device-generic torch path (:mod:`altgrad.backends`), with the
+same bits; ``backend="torch"`` forces that path on CPU tensors. Another
+dtype (float64, float16, bfloat16...) is a TypeError: nothing is cast or
 moved silently. ``scale`` is a positive finite Python number or one-element
 tensor/array, rounded to float32 (a bad scale is a ValueError). The result is
 a new contiguous float32 tensor of ``x``'s shape.
@@ -35,6 +37,7 @@ import torch
 
 from .. import _C
 from .. import _arrays
+from .. import backends
 
 __all__ = ["quantize", "dequantize", "QuantizeFunc", "DequantizeFunc", "straight_through",
            "clipped_backward"]
@@ -79,10 +82,10 @@ def straight_through(name, forward, doc=None):
         (x,) = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a function of dy, mask from C
             x = x.detach()
-            keep = torch.zeros(x.shape, dtype=torch.float32)
-            backward(keep, torch.ones(x.shape, dtype=torch.float32), x)
+            keep = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+            backward(keep, torch.ones(x.shape, dtype=torch.float32, device=x.device), x)
             return (torch.where(keep != 0, dy, torch.zeros((), dtype=dy.dtype)),) + none
-        dx = torch.zeros(x.shape, dtype=torch.float32)
+        dx = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         backward(dx, _arrays.read(dy, "dy"), x)
         return (dx,) + none
 
@@ -177,7 +180,7 @@ def _check_input(x):
 
 def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturate",
              ste="identity", seed=None, stream=0, offset=0, threads=0, stats=None,
-             kernel="auto"):
+             kernel="auto", backend="auto"):
     """Round ``x / scale`` onto ``format``'s grid and scale back:
     ``to_real(to_bits(x / scale)) * scale`` in float32, with the
     straight-through gradient (see the module documentation for inputs,
@@ -185,9 +188,19 @@ def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturat
 
     ``format``: an :class:`FP8Format`, an :class:`altgrad.Format` or a spec
     string (``"E5M2"``, ``"float8_e4m3fn"``, ``"e3m4:bias=2"``).
-    ``x``: a float32 CPU tensor (autograd) or float32 numpy array (no
-    autograd; returns a numpy array).
+    ``x``: a float32 tensor (autograd) or float32 numpy array (no
+    autograd; returns a numpy array). ``backend``: ``"auto"`` (the C core
+    for CPU tensors and arrays, the torch path on the tensor's own device
+    for others), ``"c"`` or ``"torch"`` (see :mod:`altgrad.backends`).
     """
+    if backend != "auto" or (isinstance(x, torch.Tensor) and x.device.type != "cpu"):
+        if backends.select(backend, x) == "torch":
+            from ..backends import dispatch
+
+            return dispatch.quantize(x, format, scale, rounding=rounding,
+                                     overflow=overflow, ste=ste, seed=seed, stream=stream,
+                                     offset=offset, threads=threads, stats=stats,
+                                     kernel=kernel)
     if not isinstance(x, torch.Tensor):
         _check_input(x)
         ste, opts = _c_options(rounding, overflow, ste, seed, stream, offset, threads,
@@ -204,11 +217,16 @@ def quantize(x, format, scale=1.0, *, rounding="nearest_even", overflow="saturat
     return _C.quantize(x if x.is_contiguous() else x.contiguous(), f, s, None, **opts)
 
 
-def dequantize(x, scale=1.0):
+def dequantize(x, scale=1.0, *, backend="auto"):
     """``x * scale`` in float32 with gradient ``dy * scale`` (none for the
-    scale). ``x``: a float32 CPU tensor, or a float32 numpy array (no
-    autograd)."""
+    scale). ``x``: a float32 tensor, or a float32 numpy array (no
+    autograd). ``backend`` as :func:`quantize` (the torch path is torch's
+    own float32 product, with torch's gradient)."""
     _check_input(x)
+    if backends.select(backend, x) == "torch":
+        from ..backends import torch_path
+
+        return torch_path.dequantize(x, scale)
     if isinstance(x, np.ndarray):
         return _arrays.dequantize_array(x, scale)
     return DequantizeFunc.apply(x, scale)

@@ -11,7 +11,10 @@ quantization, all in the C library (``altgrad.h``, section Scaling)::
 Inputs are float32 CPU torch tensors or numpy arrays (results of the same
 kind); the fake quantizers (:func:`quantize_rows`, :func:`mx_quantize`)
 have the straight-through gradient for tensors, computed by the C backward
-functions. A "matrix" is a tensor cut along its last axis: rows = the
+functions. Tensors on another device (CUDA...) take the device-generic
+torch path on that device, with the same bits (:mod:`altgrad.backends`;
+``backend="torch"`` forces it on CPU tensors); amax and the history read
+back one number per call. A "matrix" is a tensor cut along its last axis: rows = the
 product of the leading dimensions, cols = the last one (a 0-d tensor is
 1 x 1); per-row results have shape ``x.shape[:-1]``.
 
@@ -30,6 +33,9 @@ import torch
 
 from .. import _C
 from .. import _arrays as _a
+from ..backends import dispatch as _dispatch
+from ..backends import torch_path as _tp
+from ..backends import use_torch as _torch_path
 from .ops import clipped_backward, straight_through
 
 __all__ = [
@@ -87,11 +93,21 @@ class ScalingConfig:
             raise ValueError(f"scale_min must be positive and finite, got {self.scale_min}")
 
 
-def amax(x, *, with_nan_count=False):
+def _amax(x, name, backend="auto"):
+    """(amax, NaN count) as Python numbers, on x's device."""
+    if _torch_path(backend, x):
+        m, nans = _tp.amax(_a.read(x, name, allow_grad=True))
+        return m.item(), int(nans.item())
+    return _C.amax(_a.read(x, name, allow_grad=True))
+
+
+def amax(x, *, with_nan_count=False, backend="auto"):
     """``max |x|`` over the non-NaN elements (0.0 for an empty or all-NaN
     input; inf when x holds +-inf), as a float. ``with_nan_count=True``:
-    ``(amax, number of NaN elements)``."""
-    m, nans = _C.amax(_a.read(x, "x", allow_grad=True))
+    ``(amax, number of NaN elements)``. ``backend``: ``auto`` (the C core;
+    the torch path on the device of a non-CPU tensor), ``c`` or ``torch``
+    (:mod:`altgrad.backends`), here and in every function below."""
+    m, nans = _amax(x, "x", backend)
     return (m, nans) if with_nan_count else m
 
 
@@ -158,16 +174,30 @@ class DelayedScaler:
         self.ste = _C.option("ste", ste)
         self.first = _C.option("scaler_first", first)
         self._threads, self._kernel = threads, kernel
+        seed = _a.seed_for(rounding, seed)
         self._s = _C.scaler_create(
             self._f, self.history_len, margin, scale_min, bool(pow2), first,
             rounding=rounding, overflow=overflow, ste=ste,
-            seed=_a.seed_for(rounding, seed), stream=stream, offset=offset,
+            seed=seed, stream=stream, offset=offset,
             threads=threads, kernel=kernel)
+        # the rounding options again, for steps on the torch path
+        self._qopts = dict(rounding=rounding, overflow=overflow, seed=seed, stream=stream)
 
-    def quantize(self, x, stats=None):
+    def quantize(self, x, stats=None, *, backend="auto"):
         """One step: ``x`` quantized with the scale from the window (or the
         first-step policy), then its amax (NaN left out) joins the window.
-        ``stats``: a dict the counters are added to."""
+        ``stats``: a dict the counters are added to. A tensor on another
+        device (or ``backend="torch"``) is quantized on its device by the
+        torch path: its amax is read back (one number), the scale and the
+        window stay in the library, the bits are those of the C step."""
+        if _torch_path(backend, x):
+            m, _ = _amax(x, "x", "torch")
+            s = _C.scaler_scale(self._s, m)
+            y = _dispatch.quantize(x, self._f, s, ste=self.ste, offset=self.offset,
+                                     stats=stats, threads=self._threads,
+                                     kernel=self._kernel, **self._qopts)
+            self.record(m, _a.numel(x))
+            return y
         if _a.is_tensor(x) and x.requires_grad and torch.is_grad_enabled():
             return _ScalerQuantize.apply(x, self, stats)
         return _C.scaler_quantize(self._s, _a.read(x, "x"), None, stats)
@@ -250,8 +280,8 @@ class AmaxHistory:
         self.scaler = DelayedScaler("E5M2", self.history_len, first="amax_one")
         self.nan_count = 0
 
-    def update(self, tensor):
-        m, nans = _C.amax(_a.read(tensor, "tensor", allow_grad=True))
+    def update(self, tensor, *, backend="auto"):
+        m, nans = _amax(tensor, "tensor", backend)
         self.scaler.record(m, _a.numel(tensor))
         self.nan_count += nans
         return m
@@ -274,7 +304,8 @@ class AmaxHistory:
                 f"amax={self.get_amax()})")
 
 
-def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
+def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False,
+                  backend="auto"):
     """``max(amax * margin / max_finite, scale_min)``
     (``ag_compute_scale``); ``pow2=True`` rounds it up to a power of two so
     that ``amax / scale <= max_finite``.
@@ -289,6 +320,9 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
     and for a margin / scale_min that is not positive and finite.
     """
     f = _a.fmt(format)
+    if _a.is_tensor(amax) and _torch_path(backend, amax):
+        return _tp.compute_scale(_a.read(amax, "amax", allow_grad=True), f, scale_min,
+                                   margin=margin, pow2=pow2)
     if _a.is_tensor(amax) or isinstance(amax, np.ndarray):
         a = _a.read(amax, "amax", allow_grad=True)
         ret, out = _a.new(_a.is_tensor(amax), a.shape, np.float32)
@@ -303,19 +337,23 @@ def compute_scale(amax, format, scale_min=1e-10, *, margin=1.0, pow2=False):
     return max(q, float(scale_min))
 
 
-def amax_rows(x):
+def amax_rows(x, *, backend="auto"):
     """Per-row amax of x (NaN-aware, ``ag_amax_rows``): shape
     ``x.shape[:-1]``, float32, of x's kind."""
     v = _a.read(x, "x", allow_grad=True)
+    if _torch_path(backend, x):
+        return _tp.amax_rows(v)
     rows, cols = _a.matrix(v.shape)
     ret, out = _a.new(_a.is_tensor(x), v.shape[:-1], np.float32)
     _C.amax_rows(out, v, rows, cols)
     return ret
 
 
-def channel_scales(x, format, scale_min=1e-10, *, margin=1.0, pow2=False):
+def channel_scales(x, format, scale_min=1e-10, *, margin=1.0, pow2=False,
+                   backend="auto"):
     """One scale per row: ``compute_scale(amax_rows(x), format, ...)``."""
-    return compute_scale(amax_rows(x), format, scale_min, margin=margin, pow2=pow2)
+    return compute_scale(amax_rows(x, backend=backend), format, scale_min, margin=margin,
+                         pow2=pow2, backend=backend)
 
 
 def _row_scales(scales, rows):
@@ -365,7 +403,8 @@ gradient from ``ag_quantize_rows_backward`` (identity, or ``clipped``:
 
 def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=False,
                   ste="identity", rounding="nearest_even", overflow="saturate",
-                  seed=None, stream=0, offset=0, threads=0, stats=None, kernel="auto"):
+                  seed=None, stream=0, offset=0, threads=0, stats=None, kernel="auto",
+                  backend="auto"):
     """Per-channel fake quantization: row r of x (last axis) quantized with
     ``scales[r]`` (``ag_quantize_rows``); ``scales=None`` computes them with
     :func:`channel_scales` (``scale_min``, ``margin``, ``pow2``). ``scales``:
@@ -377,7 +416,12 @@ def quantize_rows(x, format, scales=None, *, scale_min=1e-10, margin=1.0, pow2=F
     """
     _ste(ste)
     if scales is None:
-        scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2)
+        scales = channel_scales(x, format, scale_min, margin=margin, pow2=pow2,
+                                backend=backend)
+    if _torch_path(backend, x):
+        return _dispatch.quantize_rows(
+            x, format, scales, ste=ste, rounding=rounding, overflow=overflow, seed=seed,
+            stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
     if stats is not None:
@@ -432,7 +476,7 @@ def mx_scale_value(code):
 
 def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
               overflow="saturate", seed=0, stream=0, offset=0, threads=0,
-              stats=None, kernel="auto", mx_scale="floor"):
+              stats=None, kernel="auto", mx_scale="floor", backend="auto"):
     """MX block encode (``ag_mx_encode``): returns ``(codes, scales)``,
     ``codes`` uint8 of x's shape (element codes), ``scales`` uint8 E8M0
     codes of shape ``x.shape[:-1] + (ceil(cols / block),)``. Blocks of
@@ -444,6 +488,10 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     f = _a.fmt(format)
     b = _block(block)
     xv = _a.read(x, "x", allow_grad=True)
+    if _torch_path(backend, x):
+        _dispatch.check_c_only(threads, kernel)
+        return _tp.mx_encode(xv, f, b, rounding=rounding, overflow=overflow, seed=seed,
+                             stream=stream, offset=offset, stats=stats, mx_scale=mx_scale)
     rows, cols = _a.matrix(xv.shape)
     t = _a.is_tensor(x)
     codes, cbuf = _a.new(t, xv.shape, np.uint8)
@@ -453,7 +501,7 @@ def mx_encode(x, format, block=MX_BLOCK, *, rounding="nearest_even",
     return codes, scales
 
 
-def mx_decode(codes, scales, format, block=MX_BLOCK):
+def mx_decode(codes, scales, format, block=MX_BLOCK, *, backend="auto"):
     """MX block decode (``ag_mx_decode``): float32 of the codes' shape,
     ``to_real(code) * 2**(scale - 127)``, NaN in a block whose scale code is
     255. ValueError for a code outside the format or a wrong scales count."""
@@ -461,6 +509,8 @@ def mx_decode(codes, scales, format, block=MX_BLOCK):
     b = _block(block)
     cv = _a.read(codes, "codes")
     sv = _a.read(scales, "scales")
+    if _torch_path(backend, codes):
+        return _tp.mx_decode(cv, sv, f, b)
     rows, cols = _a.matrix(cv.shape)
     ret, out = _a.new(_a.is_tensor(codes), cv.shape, np.float32)
     _C.mx_decode(out, cv, sv, rows, cols, b, f)
@@ -486,7 +536,7 @@ from ``ag_mx_quantize_backward``.
 
 def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_even",
                 overflow="saturate", seed=None, stream=0, offset=0, threads=0,
-                stats=None, kernel="auto", mx_scale="floor"):
+                stats=None, kernel="auto", mx_scale="floor", backend="auto"):
     """MX fake quantization: ``mx_decode(*mx_encode(x))`` bit for bit in one
     call (``ag_mx_quantize``). Tensors get the straight-through gradient
     (``ste='identity'``, or ``'clipped'``: 0 where an element saturated);
@@ -494,6 +544,11 @@ def mx_quantize(x, format, block=MX_BLOCK, *, ste="identity", rounding="nearest_
     (``"floor"`` or ``"rceil"``, as :func:`mx_encode`)."""
     _ste(ste)
     b = _block(block)
+    if _torch_path(backend, x):
+        return _dispatch.mx_quantize(
+            x, format, b, ste=ste, rounding=rounding, overflow=overflow, seed=seed,
+            stream=stream, offset=offset, threads=threads, stats=stats, kernel=kernel,
+            mx_scale=mx_scale)
     opts = _a.options(rounding, overflow, seed, stream, offset, threads, kernel,
                       draw_seed=True)
     opts["mx_scale"] = mx_scale
