@@ -90,13 +90,8 @@ static int compare(const char *label, const agt_gpt_cfg *cfg, int quantized,
     fwrite(tgt, 1, sizeof tgt, f);
     fclose(f);
 
-    const char *py = getenv("AG_PYTHON") ? getenv("AG_PYTHON") : "/usr/bin/python3";
-    const char *pp = getenv("PYTHONPATH");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "PYTHONPATH=python%s%s %s tests/train/gpt_ref.py %s %s",
-             pp ? ":" : "", pp ? pp : "", py, in, out);
-    int rc = system(cmd);
-    int code = rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+    int rc, code = tt_run_python(cmd, sizeof cmd, "gpt_ref.py", in, out);
     if (code == 77) {
         printf("SKIPPED: %s: the PyTorch comparison did not run (torch, the twin or "
                "altgrad.integration is not importable)\n", label);

@@ -74,13 +74,8 @@ static int compare(const char *label, agt_optkind opt, float lr,
     fwrite(y32, sizeof y32, 1, f);
     fclose(f);
 
-    const char *py = getenv("AG_PYTHON") ? getenv("AG_PYTHON") : "/usr/bin/python3";
-    const char *pp = getenv("PYTHONPATH");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "PYTHONPATH=python%s%s %s tests/train/torch_ref.py %s %s",
-             pp ? ":" : "", pp ? pp : "", py, in, out);
-    int rc = system(cmd);
-    int code = rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+    int rc, code = tt_run_python(cmd, sizeof cmd, "torch_ref.py", in, out);
     if (code == 77) {
         printf("SKIPPED: %s: the PyTorch comparison did not run (%s)\n", label,
                quantized ? "torch or the altgrad Python package (make python) is missing"

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <zlib.h>
 
 /* A fresh directory under /tmp; the caller fills dir (>= 64 bytes). */
@@ -150,5 +151,20 @@ static inline double tt_tensor_rel(const float *a, const float *b, size_t n)
 }
 
 static inline void tt_put32(FILE *f, int32_t v) { fwrite(&v, 4, 1, f); }
+
+/* Run `python3 tests/train/SCRIPT IN OUT` (AG_PYTHON overrides the
+ * interpreter; python/ first on PYTHONPATH); returns its exit status (77:
+ * the script could not import what it needs), -1 when it could not run,
+ * 128 when it died. cmd (>= 1024 bytes) gets the command line. */
+static inline int tt_run_python(char *cmd, size_t cap, const char *script,
+                                const char *in, const char *out)
+{
+    const char *py = getenv("AG_PYTHON") ? getenv("AG_PYTHON") : "/usr/bin/python3";
+    const char *pp = getenv("PYTHONPATH");
+    snprintf(cmd, cap, "PYTHONPATH=python%s%s %s tests/train/%s %s %s", pp ? ":" : "",
+             pp ? pp : "", py, script, in, out);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
 
 #endif
