@@ -126,8 +126,9 @@ $(BUILD)/tests/train/%: tests/train/%.c $(CLI_SRC) $(CLI_HDR) $(wildcard tests/*
 # The bench vs PyTorch once more after `make python`: check-c runs before the
 # Python package exists on a fresh clone, so there its quantized comparison
 # is reported as skipped; this run has the package.
-test-train-torch: python $(BUILD)/tests/train/test_train_torch
+test-train-torch: python $(BUILD)/tests/train/test_train_torch $(BUILD)/tests/train/test_gpt_torch
 	AG_REQUIRE_TORCH=1 $(BUILD)/tests/train/test_train_torch
+	AG_REQUIRE_TORCH=1 $(BUILD)/tests/train/test_gpt_torch
 
 # Run every C test binary; the last line sums them up.
 check-c: $(TEST_BIN) $(TRAIN_TEST_BIN) $(CLI)

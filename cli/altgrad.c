@@ -24,6 +24,7 @@
  */
 #include "ag_cli.h"
 #include "../train/train.h" /* ag_train_main, ag_compare_main */
+#include "../train/gpt.h"   /* ag_gpt_main */
 
 #include <ctype.h>
 #include <errno.h>
@@ -1038,6 +1039,7 @@ static const struct cli_command {
     {"tour", cmd_tour, "the AltGrad formats and a sample tensor in five of them"},
     {"train", ag_train_main, "train the MLP on Fashion-MNIST in one format setting"},
     {"compare", ag_compare_main, "train once per format and compare them (the main job)"},
+    {"gpt", ag_gpt_main, "train a small GPT on byte-level text (the King James Bible) in one format setting"},
     {"help", cmd_help, "help on a command: " PROG " help COMMAND"},
 };
 /* ==== END OF THE COMMAND TABLE ========================================= */

@@ -205,6 +205,136 @@ int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
     return 0;
 }
 
+/* --------------------------------------------------- quantized linear --- */
+
+void agt_quant_opts(ag_scaler_opts *so, const agt_quant_cfg *qc,
+                    uint64_t stream0)
+{
+    for (int k = 0; k < AGT_NQ; k++) {
+        so[k] = ag_scaler_opts_default();
+        so[k].history_len = qc->hist_len;
+        so[k].first = AG_SCALER_FIRST_CURRENT;
+        so[k].quant.threads = qc->threads;
+        so[k].quant.seed = qc->seed;
+        so[k].quant.stream = stream0 + (uint64_t)k;
+        if (k == AGT_QG && qc->stochastic_grads)
+            so[k].quant.rounding = AG_ROUND_STOCHASTIC;
+    }
+}
+
+static float *falloc(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+
+void agt_qlinear_free(agt_qlinear *L)
+{
+    for (int k = 0; k < AGT_NQ; k++)
+        agt_quant_free(&L->q[k]);
+    free(L->wq);
+    free(L->xq);
+    free(L->gq);
+    free(L->dwq);
+    free(L->dxq);
+    memset(L, 0, sizeof *L);
+}
+
+int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
+                     const char (*specs)[48], const ag_scaler_opts *so,
+                     agt_err *err)
+{
+    static const char *const role[AGT_NQ] = {"weights", "inputs",
+                                             "gradients"};
+    memset(L, 0, sizeof *L);
+    L->in = in;
+    L->out = out;
+    L->rows = rows;
+    for (int k = 0; k < AGT_NQ; k++)
+        if (agt_quant_init(&L->q[k], specs[k], &so[k], err)) {
+            char tmp[sizeof err->msg];
+            snprintf(tmp, sizeof tmp, "%s", err->msg);
+            agt_qlinear_free(L);
+            return agt_fail(err, "%s: %s", role[k], tmp);
+        }
+    const size_t wn = (size_t)in * out, xn = (size_t)rows * in,
+                 gn = (size_t)rows * out;
+    if ((L->q[AGT_QW].fmt && (!(L->wq = falloc(wn)) || !(L->dwq = falloc(wn)))) ||
+        (L->q[AGT_QX].fmt && (!(L->xq = falloc(xn)) || !(L->dxq = falloc(xn)))) ||
+        (L->q[AGT_QG].fmt && !(L->gq = falloc(gn)))) {
+        agt_qlinear_free(L);
+        return agt_fail(err, "out of memory (linear %d x %d)", out, in);
+    }
+    return 0;
+}
+
+int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
+                        const float *W, const float *b, int N, int update,
+                        agt_err *err)
+{
+    const float *wq = W, *xq = x;
+    if (L->q[AGT_QW].fmt) {
+        if (agt_quant_apply(&L->q[AGT_QW], L->wq, W, (size_t)L->out * L->in,
+                            update, err))
+            return -1;
+        wq = L->wq;
+    }
+    if (L->q[AGT_QX].fmt) {
+        if (agt_quant_apply(&L->q[AGT_QX], L->xq, x, (size_t)N * L->in,
+                            update, err))
+            return -1;
+        xq = L->xq;
+    }
+    agt_linear_forward(y, xq, wq, b, N, L->in, L->out);
+    return 0;
+}
+
+static int ste(float *dx, const float *dy, const float *x, size_t n,
+               const agt_quant *q, agt_err *err)
+{
+    ag_status st = ag_scaler_backward(q->sc, dx, dy, x, n);
+    if (st != AG_OK)
+        return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
+                        ag_status_string(st));
+    return 0;
+}
+
+int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
+                         const float *dy, const float *x, const float *W,
+                         int N, int update, agt_err *err)
+{
+    const int C = L->in, OC = L->out;
+    const agt_quant *qw = &L->q[AGT_QW], *qx = &L->q[AGT_QX];
+    const float *wq = qw->fmt ? L->wq : W;
+    const float *xq = qx->fmt ? L->xq : x;
+    const float *g = dy;
+    if (L->q[AGT_QG].fmt) {
+        if (agt_quant_apply(&L->q[AGT_QG], L->gq, dy, (size_t)N * OC, update,
+                            err))
+            return -1;
+        g = L->gq;
+    }
+    if (qw->fmt) {
+        memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
+        agt_linear_backward(NULL, L->dwq, db, g, xq, wq, N, C, OC);
+        if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
+            return -1;
+    } else {
+        agt_linear_backward(NULL, dW, db, g, xq, wq, N, C, OC);
+    }
+    if (dx) {
+        if (qx->fmt) {
+            memset(L->dxq, 0, (size_t)N * C * sizeof *L->dxq);
+            agt_linear_backward(L->dxq, NULL, NULL, g, xq, wq, N, C, OC);
+            if (ste(dx, L->dxq, x, (size_t)N * C, qx, err))
+                return -1;
+        } else {
+            agt_linear_backward(dx, NULL, NULL, g, xq, wq, N, C, OC);
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------- layers --- */
 
 static int layer_forward(agt_model *m, agt_layer *L, float *out,
@@ -215,34 +345,8 @@ static int layer_forward(agt_model *m, agt_layer *L, float *out,
         agt_relu_forward(out, in, (size_t)B * L->in_dim);
         return 0;
     }
-    const int C = L->in_dim, OC = L->out_dim;
-    const float *W = m->params + L->w_off, *b = m->params + L->b_off;
-    const float *wq = W, *xq = in;
-    if (L->q[AGT_QW].fmt) {
-        if (agt_quant_apply(&L->q[AGT_QW], L->wq, W, (size_t)OC * C,
-                            ctx->update, err))
-            return -1;
-        wq = L->wq;
-    }
-    if (L->q[AGT_QX].fmt) {
-        if (agt_quant_apply(&L->q[AGT_QX], L->xq, in, (size_t)B * C,
-                            ctx->update, err))
-            return -1;
-        xq = L->xq;
-    }
-    agt_linear_forward(out, xq, wq, b, B, C, OC);
-    return 0;
-}
-
-/* dx += STE of q's last step (identity: the scaler's ste mode). */
-static int ste(float *dx, const float *dy, const float *x, size_t n,
-               const agt_quant *q, agt_err *err)
-{
-    ag_status st = ag_scaler_backward(q->sc, dx, dy, x, n);
-    if (st != AG_OK)
-        return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
-                        ag_status_string(st));
-    return 0;
+    return agt_qlinear_forward(&L->lin, out, in, m->params + L->w_off,
+                               m->params + L->b_off, B, ctx->update, err);
 }
 
 static int layer_backward(agt_model *m, agt_layer *L, float *din,
@@ -254,48 +358,12 @@ static int layer_backward(agt_model *m, agt_layer *L, float *din,
             agt_relu_backward(din, dout, in, (size_t)B * L->in_dim);
         return 0;
     }
-    const int C = L->in_dim, OC = L->out_dim;
-    const float *W = m->params + L->w_off;
-    float *dW = m->grads + L->w_off, *db = m->grads + L->b_off;
-    const agt_quant *qw = &L->q[AGT_QW], *qx = &L->q[AGT_QX];
-    const float *wq = qw->fmt ? L->wq : W;
-    const float *xq = qx->fmt ? L->xq : in;
-    const float *g = dout;
-    if (L->q[AGT_QG].fmt) {
-        if (agt_quant_apply(&L->q[AGT_QG], L->gq, dout, (size_t)B * OC,
-                            ctx->update, err))
-            return -1;
-        g = L->gq;
-    }
-    /* weights: dWq = g^T xq, then STE into the master gradient */
-    if (qw->fmt) {
-        memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
-        agt_linear_backward(NULL, L->dwq, db, g, xq, wq, B, C, OC);
-        if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
-            return -1;
-    } else {
-        agt_linear_backward(NULL, dW, db, g, xq, wq, B, C, OC);
-    }
-    /* input: dxq = g wq, then STE into din */
-    if (din) {
-        if (qx->fmt) {
-            memset(L->dxq, 0, (size_t)B * C * sizeof *L->dxq);
-            agt_linear_backward(L->dxq, NULL, NULL, g, xq, wq, B, C, OC);
-            if (ste(din, L->dxq, in, (size_t)B * C, qx, err))
-                return -1;
-        } else {
-            agt_linear_backward(din, NULL, NULL, g, xq, wq, B, C, OC);
-        }
-    }
-    return 0;
+    return agt_qlinear_backward(&L->lin, din, m->grads + L->w_off,
+                                m->grads + L->b_off, dout, in,
+                                m->params + L->w_off, B, ctx->update, err);
 }
 
 /* -------------------------------------------------------------- model --- */
-
-static float *falloc(size_t n)
-{
-    return calloc(n ? n : 1, sizeof(float));
-}
 
 void agt_model_free(agt_model *m)
 {
@@ -303,14 +371,7 @@ void agt_model_free(agt_model *m)
         return;
     if (m->layers)
         for (int i = 0; i < m->nlayers; i++) {
-            agt_layer *L = &m->layers[i];
-            for (int k = 0; k < AGT_NQ; k++)
-                agt_quant_free(&L->q[k]);
-            free(L->wq);
-            free(L->xq);
-            free(L->gq);
-            free(L->dwq);
-            free(L->dxq);
+            agt_qlinear_free(&m->layers[i].lin);
         }
     if (m->acts)
         for (int i = 0; i <= m->nlayers; i++)
@@ -367,34 +428,15 @@ int agt_model_mlp(agt_model *m, const int *dims, int ndims,
         off += (size_t)L->in_dim * L->out_dim;
         L->b_off = off;
         off += (size_t)L->out_dim;
-        for (int k = 0; k < AGT_NQ; k++) {
-            ag_scaler_opts so = ag_scaler_opts_default();
-            so.history_len = qc->hist_len;
-            so.first = AG_SCALER_FIRST_CURRENT;
-            so.quant.threads = qc->threads;
-            so.quant.seed = qc->seed;
-            so.quant.stream = (uint64_t)li * AGT_NQ + (uint64_t)k;
-            if (k == AGT_QG && qc->stochastic_grads)
-                so.quant.rounding = AG_ROUND_STOCHASTIC;
-            if (agt_quant_init(&L->q[k], fmts[li].spec[k], &so, err)) {
-                char tmp[sizeof err->msg];
-                snprintf(tmp, sizeof tmp, "%s", err->msg);
-                agt_model_free(m);
-                return agt_fail(err, "layer %d %s: %s", li + 1,
-                                k == AGT_QW ? "weights"
-                                : k == AGT_QX ? "inputs" : "gradients",
-                                tmp);
-            }
+        ag_scaler_opts so[AGT_NQ];
+        agt_quant_opts(so, qc, (uint64_t)li * AGT_NQ);
+        if (agt_qlinear_init(&L->lin, L->in_dim, L->out_dim, bmax,
+                             (const char(*)[48])fmts[li].spec, so, err)) {
+            char tmp[sizeof err->msg];
+            snprintf(tmp, sizeof tmp, "%s", err->msg);
+            agt_model_free(m);
+            return agt_fail(err, "layer %d %s", li + 1, tmp);
         }
-        const size_t wn = (size_t)L->in_dim * L->out_dim;
-        const size_t xn = (size_t)bmax * L->in_dim;
-        const size_t gn = (size_t)bmax * L->out_dim;
-        if (L->q[AGT_QW].fmt && (!(L->wq = falloc(wn)) || !(L->dwq = falloc(wn))))
-            goto oom;
-        if (L->q[AGT_QX].fmt && (!(L->xq = falloc(xn)) || !(L->dxq = falloc(xn))))
-            goto oom;
-        if (L->q[AGT_QG].fmt && !(L->gq = falloc(gn)))
-            goto oom;
         li++;
     }
     m->nparams = off;

@@ -227,7 +227,7 @@ static void put_model(buf *b, const agt_model *m, const agt_optim *o,
         for (int k = 0; k < AGT_NQ; k++) {
             /* the scaler's own state record (0 bytes for fp32), then the
              * epoch counters */
-            const agt_quant *q = &L->q[k];
+            const agt_quant *q = &L->lin.q[k];
             size_t sz = 0;
             if (q->sc && ag_scaler_state_size(q->sc, &sz) != AG_OK)
                 b->bad = 1;
@@ -263,7 +263,7 @@ static int get_model(buf *b, agt_model *m, agt_optim *o, run_state *rs,
         GET(b, L->stalled);
         GET(b, L->considered);
         for (int k = 0; k < AGT_NQ; k++) {
-            agt_quant *q = &L->q[k];
+            agt_quant *q = &L->lin.q[k];
             size_t want = 0;
             if (q->sc)
                 ag_scaler_state_size(q->sc, &want);
@@ -459,7 +459,7 @@ static void reset_counters(agt_model *m)
         agt_layer *L = &m->layers[i];
         L->stalled = L->considered = 0;
         for (int k = 0; k < AGT_NQ; k++)
-            memset(&L->q[k].stats, 0, sizeof L->q[k].stats);
+            memset(&L->lin.q[k].stats, 0, sizeof L->lin.q[k].stats);
     }
 }
 
@@ -521,7 +521,7 @@ static void record_epoch(agt_epoch *e, const agt_model *m,
         if (L->kind != AGT_LINEAR)
             continue;
         for (int k = 0; k < AGT_NQ; k++)
-            e->q[L->index][k] = L->q[k].stats;
+            e->q[L->index][k] = L->lin.q[k].stats;
         e->stalled += L->stalled;
         e->considered += L->considered;
     }
@@ -622,18 +622,18 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             int nsegs = 0;
             for (int i = 0; i < m.nlayers; i++) {
                 const agt_layer *L = &m.layers[i];
-                if (L->kind != AGT_LINEAR || !L->q[AGT_QW].fmt)
+                if (L->kind != AGT_LINEAR || !L->lin.q[AGT_QW].fmt)
                     continue;
                 agt_optseg sg = {L->w_off, (size_t)L->in_dim * L->out_dim,
-                                 L->q[AGT_QW].fmt,
-                                 ag_scaler_last_scale(L->q[AGT_QW].sc), 0, 0};
+                                 L->lin.q[AGT_QW].fmt,
+                                 ag_scaler_last_scale(L->lin.q[AGT_QW].sc), 0, 0};
                 segs[nsegs++] = sg;
             }
             if (agt_optim_step(&o, m.params, m.grads, segs, nsegs, err))
                 goto done;
             for (int i = 0, k = 0; i < m.nlayers; i++) {
                 agt_layer *L = &m.layers[i];
-                if (L->kind != AGT_LINEAR || !L->q[AGT_QW].fmt)
+                if (L->kind != AGT_LINEAR || !L->lin.q[AGT_QW].fmt)
                     continue;
                 L->stalled += segs[k].stalled;
                 L->considered += segs[k].considered;

@@ -163,6 +163,37 @@ void agt_quant_free(agt_quant *q);
 int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
                     int update, agt_err *err);
 
+/* Roles of a linear layer's quantizers. */
+enum { AGT_QW = 0, AGT_QX = 1, AGT_QG = 2, AGT_NQ = 3 };
+
+/* A quantized linear layer's quantizers and buffers (AltGrad's
+ * QuantizedLinear, as train/nn.c's layer): xq = Qx(x), wq = Qw(W),
+ * y = xq wq^T + b; backward gq = Qg(dy), dW += STE(gq^T xq), db += sum gq,
+ * dx += STE(gq wq). */
+typedef struct agt_qlinear {
+    int in, out, rows;       /* rows: the most input rows it holds */
+    agt_quant q[AGT_NQ];
+    float *wq, *xq, *gq, *dwq, *dxq;   /* only for quantized roles */
+} agt_qlinear;
+
+/* so[0..AGT_NQ) = the scaler options of one layer's quantizers under qc:
+ * window, empty window read as the current amax, threads, seed, streams
+ * stream0 + role, stochastic rounding of the gradient role when asked. */
+void agt_quant_opts(ag_scaler_opts *so, const agt_quant_cfg *qc,
+                    uint64_t stream0);
+/* specs[AGT_NQ] as agt_quant_init, so[k] the options of role k. */
+int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
+                     const char (*specs)[48], const ag_scaler_opts *so,
+                     agt_err *err);
+void agt_qlinear_free(agt_qlinear *L);
+int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
+                        const float *W, const float *b, int N, int update,
+                        agt_err *err);
+/* x, W: the forward's inputs; dx may be NULL; db may be NULL. */
+int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
+                         const float *dy, const float *x, const float *W,
+                         int N, int update, agt_err *err);
+
 /* ------------------------------------------------------------------------ */
 /* Layers and the model                                                      */
 /* ------------------------------------------------------------------------ */
@@ -174,7 +205,6 @@ typedef enum agt_kind {
     AGT_RELU = 1
 } agt_kind;
 
-enum { AGT_QW = 0, AGT_QX = 1, AGT_QG = 2, AGT_NQ = 3 };
 
 /* Per-layer quantizer specs: w, x (forward) and g (output gradient). */
 typedef struct agt_layer_fmt {
@@ -186,12 +216,8 @@ typedef struct agt_layer {
     int in_dim, out_dim;
     int index;               /* position among the linear layers (0-based) */
     size_t w_off, b_off;     /* offsets into the model's params / grads */
-    agt_quant q[AGT_NQ];     /* LINEAR: weight, input, output-gradient */
-    float *wq;               /* LINEAR: quantized weights [out,in] (or W) */
-    float *xq;               /* LINEAR: quantized input [Bmax,in] */
-    float *gq;               /* LINEAR: quantized output grad [Bmax,out] */
-    float *dwq;              /* LINEAR: scratch [out,in] */
-    float *dxq;              /* LINEAR: scratch [Bmax,in] */
+    agt_qlinear lin;         /* LINEAR: quantizers (weight, input, output
+                                gradient) and their buffers */
     /* bit-stall counters of the last reset (LINEAR with quantized weights) */
     uint64_t stalled, considered;
 } agt_layer;

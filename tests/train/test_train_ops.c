@@ -170,9 +170,9 @@ static void test_quant_layer(void)
     int same = 1;
     for (int i = 0; i < 12; i++) same &= ag_test_same(yout[i], yref[i]);
     AG_CHECK(same, "quantized forward equals the hand-made product");
-    AG_CHECK(m.layers[0].q[AGT_QX].stats.total == 24, "x stats total %llu",
-             (unsigned long long)m.layers[0].q[AGT_QX].stats.total);
-    AG_CHECK(ag_scaler_window_count(m.layers[0].q[AGT_QX].sc) == 1, "history holds the first amax");
+    AG_CHECK(m.layers[0].lin.q[AGT_QX].stats.total == 24, "x stats total %llu",
+             (unsigned long long)m.layers[0].lin.q[AGT_QX].stats.total);
+    AG_CHECK(ag_scaler_window_count(m.layers[0].lin.q[AGT_QX].sc) == 1, "history holds the first amax");
     /* backward: STE identity => dW = Qg(dy)^T xq exactly */
     memset(m.grads, 0, m.nparams * sizeof(float));
     rc = agt_model_backward(&m, y, 3, &ctx, &err);
@@ -193,10 +193,10 @@ static void test_quant_layer(void)
     float x2[24];
     for (int i = 0; i < 24; i++) x2[i] = 4.0f * x[i];
     rc = agt_model_forward(&m, x2, y, 3, &ctx, &loss, NULL, &err);
-    AG_CHECK(rc == 0 && m.layers[0].q[AGT_QX].stats.overflow > 0,
+    AG_CHECK(rc == 0 && m.layers[0].lin.q[AGT_QX].stats.overflow > 0,
              "delayed scaling: step 2 saturates with step 1's scale (%llu)",
-             (unsigned long long)m.layers[0].q[AGT_QX].stats.overflow);
-    AG_CHECK(ag_scaler_last_scale(m.layers[0].q[AGT_QX].sc) == sx, "step 2 used step 1's scale");
+             (unsigned long long)m.layers[0].lin.q[AGT_QX].stats.overflow);
+    AG_CHECK(ag_scaler_last_scale(m.layers[0].lin.q[AGT_QX].sc) == sx, "step 2 used step 1's scale");
     agt_model_free(&m);
 
     /* bad format spec */

@@ -38,19 +38,6 @@ static const int dims[4] = {784, 256, 256, 10};
 static const agt_quant_cfg qc = {16, 1, 0, 1};
 static char dir[64];
 
-static double tensor_rel(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (d != d) return HUGE_VAL;
-        num = fmax(num, d);
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return den > 0 ? num / den : num;
-}
-
-static void put32(FILE *f, int32_t v) { fwrite(&v, 4, 1, f); }
 
 /* Returns 0 compared, 1 skipped, -1 error. */
 static int compare(const char *label, agt_optkind opt, float lr,
@@ -75,9 +62,9 @@ static int compare(const char *label, agt_optkind opt, float lr,
     FILE *f = fopen(in, "wb");
     if (!f) { AG_CHECK(0, "cannot write %s", in); agt_model_free(&m); return -1; }
     fwrite("AGTT", 1, 4, f);
-    put32(f, 1); put32(f, B); put32(f, 4);
-    for (int i = 0; i < 4; i++) put32(f, dims[i]);
-    put32(f, NSTEPS); put32(f, opt == AGT_ADAMW ? 0 : 1); put32(f, quantized); put32(f, 16);
+    tt_put32(f, 1); tt_put32(f, B); tt_put32(f, 4);
+    for (int i = 0; i < 4; i++) tt_put32(f, dims[i]);
+    tt_put32(f, NSTEPS); tt_put32(f, opt == AGT_ADAMW ? 0 : 1); tt_put32(f, quantized); tt_put32(f, 16);
     fwrite(&lr, 4, 1, f);
     fwrite(&wd, 4, 1, f);
     for (int l = 0; l < 3; l++)
@@ -87,13 +74,8 @@ static int compare(const char *label, agt_optkind opt, float lr,
     fwrite(y32, sizeof y32, 1, f);
     fclose(f);
 
-    const char *py = getenv("AG_PYTHON") ? getenv("AG_PYTHON") : "/usr/bin/python3";
-    const char *pp = getenv("PYTHONPATH");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "PYTHONPATH=python%s%s %s tests/train/torch_ref.py %s %s",
-             pp ? ":" : "", pp ? pp : "", py, in, out);
-    int rc = system(cmd);
-    int code = rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+    int rc, code = tt_run_python(cmd, sizeof cmd, "torch_ref.py", in, out);
     if (code == 77) {
         printf("SKIPPED: %s: the PyTorch comparison did not run (%s)\n", label,
                quantized ? "torch or the altgrad Python package (make python) is missing"
@@ -127,8 +109,8 @@ static int compare(const char *label, agt_optkind opt, float lr,
         const agt_layer *L = &m.layers[i];
         if (L->kind != AGT_LINEAR) continue;
         size_t wn = (size_t)L->in_dim * L->out_dim;
-        double rw = tensor_rel(m.grads + L->w_off, ref + 1 + L->w_off, wn);
-        double rb = tensor_rel(m.grads + L->b_off, ref + 1 + L->b_off, (size_t)L->out_dim);
+        double rw = tt_tensor_rel(m.grads + L->w_off, ref + 1 + L->w_off, wn);
+        double rb = tt_tensor_rel(m.grads + L->b_off, ref + 1 + L->b_off, (size_t)L->out_dim);
         AG_CHECK(rw <= tol, "%s: dW%d rel %.3g", label, L->index + 1, rw);
         AG_CHECK(rb <= tol, "%s: db%d rel %.3g", label, L->index + 1, rb);
         worst = fmax(worst, fmax(rw, rb));

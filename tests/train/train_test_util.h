@@ -11,10 +11,12 @@
 #include "train.h"
 #include "ag_test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <zlib.h>
 
 /* A fresh directory under /tmp; the caller fills dir (>= 64 bytes). */
@@ -131,6 +133,38 @@ static inline void tt_rmdir(const char *dir)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (strncmp(dir, "/tmp/agt_test_", 14) == 0 && system(cmd) != 0)
         fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+/* max |a - b| / max |b| over n elements (HUGE_VAL on a NaN difference):
+ * the tensor-wise relative error of the PyTorch comparisons. */
+static inline double tt_tensor_rel(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d != d)
+            return HUGE_VAL;
+        num = fmax(num, d);
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static inline void tt_put32(FILE *f, int32_t v) { fwrite(&v, 4, 1, f); }
+
+/* Run `python3 tests/train/SCRIPT IN OUT` (AG_PYTHON overrides the
+ * interpreter; python/ first on PYTHONPATH); returns its exit status (77:
+ * the script could not import what it needs), -1 when it could not run,
+ * 128 when it died. cmd (>= 1024 bytes) gets the command line. */
+static inline int tt_run_python(char *cmd, size_t cap, const char *script,
+                                const char *in, const char *out)
+{
+    const char *py = getenv("AG_PYTHON") ? getenv("AG_PYTHON") : "/usr/bin/python3";
+    const char *pp = getenv("PYTHONPATH");
+    snprintf(cmd, cap, "PYTHONPATH=python%s%s %s tests/train/%s %s %s", pp ? ":" : "",
+             pp ? pp : "", py, script, in, out);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
 #endif
