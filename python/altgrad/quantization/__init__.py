@@ -137,20 +137,9 @@ from .rank_health import (
     compute_stable_rank,
 )
 
-__all__ += [
-    "PartitionRelativeClipper",
-    "EmergencyMantissaShift",
-    "compute_stiffness_field",
-    "grid_alignment_error",
-    "grid_alignment_statistics",
-    "compute_ulp_distance",
-    "ulp_statistics",
-    "gradient_stiffness_correlation",
-    "WeightFlipTracker",
-    "compute_flip_rate",
-    "compute_stall_ratio",
-    "compute_stable_rank",
-    "compute_effective_rank",
-    "RankTrendDetector",
-    "RankHealthMonitor",
-]
+# each research module owns its export list; the package re-exports it whole
+from . import advanced_diagnostics as _ad, flip_metrics as _fm, rank_health as _rh
+from . import stability as _st
+
+__all__ += [*_st.__all__, *_ad.__all__, *_fm.__all__, *_rh.__all__]
+del _st, _ad, _fm, _rh
