@@ -20,6 +20,7 @@
  */
 #include "gpt.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,9 @@ int agt_gpt_init(agt_gpt *m, const agt_gpt_cfg *cfg, int bmax, uint64_t seed,
     if (c->qc.hist_len < 1 || c->qc.hist_len > AGT_HIST_MAX)
         return agt_fail(err, "amax history length %zu out of range 1..%d",
                         c->qc.hist_len, AGT_HIST_MAX);
+    /* the products split themselves over OpenMP threads (agt_gemm); an
+     * OpenBLAS pool of its own would fight that team for the cores */
+    openblas_set_num_threads(1);
     m->cfg = *c;
     m->bmax = bmax;
     const int L = c->n_layer;

@@ -22,42 +22,141 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- ops --- */
 
+/* The tiling of an M x N product: about AGT_GEMM_TILES tiles, rows first,
+ * at least 64 rows / columns each (rounded up to 16, OpenBLAS's register
+ * block), from the shape alone. */
+#define AGT_GEMM_TILES 4
+
+static int round16(int x)
+{
+    return (x + 15) / 16 * 16;
+}
+
+static void gemm_tiling(int M, int N, int *mt, int *nt, int *mtiles,
+                        int *ntiles)
+{
+    int mk = M / 64, nk;
+    mk = mk < 1 ? 1 : mk > AGT_GEMM_TILES ? AGT_GEMM_TILES : mk;
+    *mt = round16((M + mk - 1) / mk);
+    *mtiles = (M + *mt - 1) / *mt;
+    nk = (AGT_GEMM_TILES + *mtiles - 1) / *mtiles;
+    if (nk > N / 64)
+        nk = N / 64;
+    if (nk < 1)
+        nk = 1;
+    *nt = round16((N + nk - 1) / nk);
+    *ntiles = (N + *nt - 1) / *nt;
+}
+
+static int team(int threads)
+{
+    return threads > 0 ? threads : omp_get_max_threads();
+}
+
+/* agt_gemm with, when bias, C's rows set to bias first (beta ignored). */
+static void gemm_tiles(int threads, int ta, int tb, int M, int N, int K,
+                       float alpha, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc,
+                       const float *bias)
+{
+    if (M < 1 || N < 1)
+        return;
+    int mt, nt, mtiles, ntiles;
+    gemm_tiling(M, N, &mt, &nt, &mtiles, &ntiles);
+    const int ntile = mtiles * ntiles;
+#pragma omp parallel for schedule(static) num_threads(team(threads)) \
+    if (threads != 1 && ntile > 1)
+    for (int t = 0; t < ntile; t++) {
+        const int i0 = t / ntiles * mt, j0 = t % ntiles * nt;
+        const int m = M - i0 < mt ? M - i0 : mt, n = N - j0 < nt ? N - j0 : nt;
+        float *c = C + (size_t)i0 * ldc + j0;
+        float bt = beta;
+        if (bias) {
+            for (int i = 0; i < m; i++)
+                memcpy(c + (size_t)i * ldc, bias + j0, (size_t)n * sizeof *c);
+            bt = 1.0f;
+        }
+        if (K < 1) {
+            if (!bias)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                        c[(size_t)i * ldc + j] =
+                            bt == 0.0f ? 0.0f : c[(size_t)i * ldc + j] * bt;
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                    tb ? CblasTrans : CblasNoTrans, m, n, K, alpha,
+                    ta ? A + i0 : A + (size_t)i0 * lda, lda,
+                    tb ? B + (size_t)j0 * ldb : B + j0, ldb, bt, c, ldc);
+    }
+}
+
+void agt_gemm(int threads, int ta, int tb, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc)
+{
+    gemm_tiles(threads, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+               NULL);
+}
+
+/* db[OC] += column sums of dout[B,OC]: columns in blocks over the threads,
+ * each column summed in row order. */
+static void bias_grad(int threads, float *db, const float *dout, int B,
+                      int OC)
+{
+    const int nb = (OC + 63) / 64;
+#pragma omp parallel for schedule(static) num_threads(team(threads)) \
+    if (threads != 1 && nb > 1 && (size_t)B * OC >= 65536)
+    for (int k = 0; k < nb; k++) {
+        const int o0 = k * 64, o1 = o0 + 64 < OC ? o0 + 64 : OC;
+        for (int i = 0; i < B; i++) {
+            const float *d = dout + (size_t)i * OC;
+            for (int o = o0; o < o1; o++)
+                db[o] += d[o];
+        }
+    }
+}
+
+static void linear_forward(int threads, float *out, const float *inp,
+                           const float *w, const float *b, int B, int C,
+                           int OC)
+{
+    /* out[B,OC] = b (broadcast), then out += inp[B,C] @ w[OC,C]^T */
+    gemm_tiles(threads, 0, 1, B, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC,
+               b);
+}
+
+static void linear_backward(int threads, float *dinp, float *dw, float *db,
+                            const float *dout, const float *inp,
+                            const float *w, int B, int C, int OC)
+{
+    if (dinp) /* dinp[B,C] += dout[B,OC] @ w[OC,C] */
+        agt_gemm(threads, 0, 0, B, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp,
+                 C);
+    if (dw) /* dw[OC,C] += dout^T[OC,B] @ inp[B,C] */
+        agt_gemm(threads, 1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f, dw,
+                 C);
+    if (db)
+        bias_grad(threads, db, dout, B, OC);
+}
+
 void agt_linear_forward(float *out, const float *inp, const float *w,
                         const float *b, int B, int C, int OC)
 {
-    /* out[B,OC] = b (broadcast), then out += inp[B,C] @ w[OC,C]^T */
-    for (int i = 0; i < B; i++) {
-        float *o = out + (size_t)i * OC;
-        if (b)
-            memcpy(o, b, (size_t)OC * sizeof *o);
-        else
-            memset(o, 0, (size_t)OC * sizeof *o);
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp,
-                C, w, C, 1.0f, out, OC);
+    linear_forward(1, out, inp, w, b, B, C, OC);
 }
 
 void agt_linear_backward(float *dinp, float *dw, float *db, const float *dout,
                          const float *inp, const float *w, int B, int C,
                          int OC)
 {
-    if (dinp) /* dinp[B,C] += dout[B,OC] @ w[OC,C] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f,
-                    dout, OC, w, C, 1.0f, dinp, C);
-    if (dw) /* dw[OC,C] += dout^T[OC,B] @ inp[B,C] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f,
-                    dout, OC, inp, C, 1.0f, dw, C);
-    if (db)
-        for (int i = 0; i < B; i++) {
-            const float *d = dout + (size_t)i * OC;
-            for (int o = 0; o < OC; o++)
-                db[o] += d[o];
-        }
+    linear_backward(1, dinp, dw, db, dout, inp, w, B, C, OC);
 }
 
 void agt_relu_forward(float *out, const float *inp, size_t n)
@@ -250,6 +349,7 @@ int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
     L->in = in;
     L->out = out;
     L->rows = rows;
+    L->threads = so[AGT_QW].quant.threads;
     for (int k = 0; k < AGT_NQ; k++)
         if (agt_quant_init(&L->q[k], specs[k], &so[k], err)) {
             char tmp[sizeof err->msg];
@@ -285,7 +385,7 @@ int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
             return -1;
         xq = L->xq;
     }
-    agt_linear_forward(y, xq, wq, b, N, L->in, L->out);
+    linear_forward(L->threads, y, xq, wq, b, N, L->in, L->out);
     return 0;
 }
 
@@ -316,20 +416,20 @@ int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
     }
     if (qw->fmt) {
         memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
-        agt_linear_backward(NULL, L->dwq, db, g, xq, wq, N, C, OC);
+        linear_backward(L->threads, NULL, L->dwq, db, g, xq, wq, N, C, OC);
         if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
             return -1;
     } else {
-        agt_linear_backward(NULL, dW, db, g, xq, wq, N, C, OC);
+        linear_backward(L->threads, NULL, dW, db, g, xq, wq, N, C, OC);
     }
     if (dx) {
         if (qx->fmt) {
             memset(L->dxq, 0, (size_t)N * C * sizeof *L->dxq);
-            agt_linear_backward(L->dxq, NULL, NULL, g, xq, wq, N, C, OC);
+            linear_backward(L->threads, L->dxq, NULL, NULL, g, xq, wq, N, C, OC);
             if (ste(dx, L->dxq, x, (size_t)N * C, qx, err))
                 return -1;
         } else {
-            agt_linear_backward(dx, NULL, NULL, g, xq, wq, N, C, OC);
+            linear_backward(L->threads, dx, NULL, NULL, g, xq, wq, N, C, OC);
         }
     }
     return 0;

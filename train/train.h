@@ -100,7 +100,18 @@ void agt_epoch_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch);
 /* Backward functions ACCUMULATE into their gradient outputs: the caller     */
 /* zeroes them first.                                                        */
 /* ------------------------------------------------------------------------ */
-/* out[B,OC] = inp[B,C] @ w[OC,C]^T + b[OC] (b may be NULL). */
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major with CBLAS's conventions
+ * (ta / tb: op is the transpose; lda, ldb, ldc row strides). The output is
+ * cut into tiles whose sizes depend on M and N only, one cblas_sgemm call
+ * (OpenBLAS kept on one thread) per tile with the whole K loop, the tiles
+ * spread over `threads` OpenMP threads (0: OpenMP's count, 1: serial): each
+ * element is computed by the same call for any thread count, so results do
+ * not depend on it. */
+void agt_gemm(int threads, int ta, int tb, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc);
+/* out[B,OC] = inp[B,C] @ w[OC,C]^T + b[OC] (b may be NULL); serial, the
+ * same bits as the threaded products of agt_qlinear. */
 void agt_linear_forward(float *out, const float *inp, const float *w,
                         const float *b, int B, int C, int OC);
 /* dinp[B,C] += dout @ w (dinp may be NULL); dw[OC,C] += dout^T @ inp;
@@ -172,6 +183,8 @@ enum { AGT_QW = 0, AGT_QX = 1, AGT_QG = 2, AGT_NQ = 3 };
  * dx += STE(gq wq). */
 typedef struct agt_qlinear {
     int in, out, rows;       /* rows: the most input rows it holds */
+    int threads;             /* of its products (the quantizers' threads:
+                                0 all, 1 serial); no effect on results */
     agt_quant q[AGT_NQ];
     float *wq, *xq, *gq, *dwq, *dxq;   /* only for quantized roles */
 } agt_qlinear;
