@@ -275,6 +275,41 @@ void agt_quant_free(agt_quant *q)
     q->fmt = NULL;
 }
 
+/* Elementwise library calls split into chunks over the OpenMP team (the
+ * library keeps calls this small on one thread): every chunk is the same
+ * call on a sub-range, stochastic rounding continuing the stream at the
+ * chunk's offset, so the result is the same for any split. */
+#define AGT_CHUNK 16384
+
+static int quant_team(const agt_quant *q, size_t n)
+{
+    const int t = ag_scaler_options(q->sc)->quant.threads;
+    return n < 2 * AGT_CHUNK || t == 1 ? 1 : team(t);
+}
+
+/* amax of x as ag_amax (max |x| over the non-NaN elements): the maximum is
+ * exact, so chunk maxima combine to the same value. */
+static ag_status par_amax(const agt_quant *q, float *amax, const float *x,
+                          size_t n)
+{
+    const size_t nc = (n + AGT_CHUNK - 1) / AGT_CHUNK;
+    float m = 0.0f;
+    int est = AG_OK;
+#pragma omp parallel for schedule(static) num_threads(quant_team(q, n)) \
+    reduction(max : m, est)
+    for (size_t c = 0; c < nc; c++) {
+        const size_t lo = c * AGT_CHUNK;
+        float a = 0.0f;
+        const int sc = (int)ag_amax(&a, x + lo,
+                                    n - lo < AGT_CHUNK ? n - lo : AGT_CHUNK,
+                                    NULL);
+        est = sc > est ? sc : est;
+        m = a > m ? a : m;
+    }
+    *amax = m;
+    return (ag_status)est;
+}
+
 int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
                     int update, agt_err *err)
 {
@@ -283,20 +318,45 @@ int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
             memcpy(y, x, n * sizeof *y);
         return 0;
     }
-    ag_status st;
-    if (update) {
-        st = ag_scaler_quantize(q->sc, y, x, n, &q->stats);
-    } else {
-        /* the scale and stream position the next step would use, without
-         * recording anything */
-        float amax = 0.0f, scale = 0.0f;
+    /* ag_scaler_quantize in its steps (amax, the delayed scale, quantize
+     * at the scaler's stream offset, record), the two passes over x split
+     * over the threads; evaluation (update == 0) records nothing */
+    float amax = 0.0f, scale = 0.0f;
+    ag_status st = par_amax(q, &amax, x, n);
+    if (st == AG_OK)
+        st = ag_scaler_scale(q->sc, amax, &scale);
+    if (st == AG_OK) {
         ag_qopts o = ag_scaler_options(q->sc)->quant;
-        o.offset = ag_scaler_offset(q->sc);
-        st = ag_amax(&amax, x, n, NULL);
-        if (st == AG_OK)
-            st = ag_scaler_scale(q->sc, amax, &scale);
-        if (st == AG_OK)
-            st = ag_quantize(y, x, n, q->fmt, scale, &o, NULL);
+        const uint64_t off = ag_scaler_offset(q->sc);
+        o.threads = 1;
+        const size_t nc = (n + AGT_CHUNK - 1) / AGT_CHUNK;
+        uint64_t tot = 0, ov = 0, un = 0, nn = 0;
+        int est = AG_OK;
+#pragma omp parallel for schedule(static) num_threads(quant_team(q, n)) \
+    reduction(+ : tot, ov, un, nn) reduction(max : est)
+        for (size_t c = 0; c < nc; c++) {
+            const size_t lo = c * AGT_CHUNK;
+            ag_qopts oc = o;
+            ag_stats cs = {0, 0, 0, 0};
+            oc.offset = off + lo;
+            const int sc = (int)ag_quantize(
+                y + lo, x + lo, n - lo < AGT_CHUNK ? n - lo : AGT_CHUNK,
+                q->fmt, scale, &oc, &cs);
+            est = sc > est ? sc : est;
+            tot += cs.total;
+            ov += cs.overflow;
+            un += cs.underflow;
+            nn += cs.nan;
+        }
+        if (est != AG_OK)
+            st = (ag_status)est; /* the largest code of the chunks' errors */
+        else if (update) {
+            q->stats.total += tot;
+            q->stats.overflow += ov;
+            q->stats.underflow += un;
+            q->stats.nan += nn;
+            st = ag_scaler_record(q->sc, amax, n);
+        }
     }
     if (st != AG_OK)
         return agt_fail(err, "quantize to %s: %s", q->fmt->name,
@@ -389,14 +449,36 @@ int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
     return 0;
 }
 
+/* dx += STE(dy) of quantizer q: the scaler's straight-through backward,
+ * in chunks over the threads as agt_quant_apply. */
 static int ste(float *dx, const float *dy, const float *x, size_t n,
                const agt_quant *q, agt_err *err)
 {
-    ag_status st = ag_scaler_backward(q->sc, dx, dy, x, n);
-    if (st != AG_OK)
+    const size_t nc = (n + AGT_CHUNK - 1) / AGT_CHUNK;
+    int est = AG_OK;
+#pragma omp parallel for schedule(static) num_threads(quant_team(q, n)) \
+    reduction(max : est)
+    for (size_t c = 0; c < nc; c++) {
+        const size_t lo = c * AGT_CHUNK;
+        const int sc = (int)ag_scaler_backward(
+            q->sc, dx + lo, dy + lo, x ? x + lo : NULL,
+            n - lo < AGT_CHUNK ? n - lo : AGT_CHUNK);
+        est = sc > est ? sc : est;
+    }
+    if (est != AG_OK)
         return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
-                        ag_status_string(st));
+                        ag_status_string((ag_status)est));
     return 0;
+}
+
+/* 1 when q's backward is more than the identity (a clipped STE): the
+ * product then goes to a scratch buffer that the STE masks and adds in.
+ * Under the identity STE the product accumulates straight into the
+ * gradient (no scratch pass; the library's check that the quantizer ran
+ * first is kept). */
+static int ste_masks(const agt_quant *q)
+{
+    return q->fmt && ag_scaler_options(q->sc)->quant.ste != AG_STE_IDENTITY;
 }
 
 int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
@@ -414,21 +496,28 @@ int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
             return -1;
         g = L->gq;
     }
-    if (qw->fmt) {
+    if (ste_masks(qw)) {
         memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
         linear_backward(L->threads, NULL, L->dwq, db, g, xq, wq, N, C, OC);
         if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
             return -1;
     } else {
+        if (qw->fmt && ag_scaler_steps(qw->sc) == 0)
+            return agt_fail(err, "quantize_backward (%s): %s", qw->fmt->name,
+                            ag_status_string(AG_ERR_ARG));
         linear_backward(L->threads, NULL, dW, db, g, xq, wq, N, C, OC);
     }
     if (dx) {
-        if (qx->fmt) {
+        if (ste_masks(qx)) {
             memset(L->dxq, 0, (size_t)N * C * sizeof *L->dxq);
-            linear_backward(L->threads, L->dxq, NULL, NULL, g, xq, wq, N, C, OC);
+            linear_backward(L->threads, L->dxq, NULL, NULL, g, xq, wq, N, C,
+                            OC);
             if (ste(dx, L->dxq, x, (size_t)N * C, qx, err))
                 return -1;
         } else {
+            if (qx->fmt && ag_scaler_steps(qx->sc) == 0)
+                return agt_fail(err, "quantize_backward (%s): %s",
+                                qx->fmt->name, ag_status_string(AG_ERR_ARG));
             linear_backward(L->threads, dx, NULL, NULL, g, xq, wq, N, C, OC);
         }
     }
