@@ -71,8 +71,14 @@ static void test_threads(void)
     agt_gpt_cfg_set(&q, 0x1fu, AGT_QG, "E5M2");
     q.qc.stochastic_grads = 1;
     q.qc.threads = 0;
-    const agt_gpt_cfg *cs[2] = {&c, &q};
-    for (int k = 0; k < 2; k++) {
+    /* float32 with the products on all threads, wide enough that every
+     * product is cut into several tiles (agt_gemm) */
+    agt_gpt_cfg w = c;
+    w.n_embd = 64;
+    w.qc.threads = 0;
+    const agt_gpt_cfg *cs[3] = {&c, &q, &w};
+    static const char *const label[3] = {"fp32", "quantized", "fp32 wide"};
+    for (int k = 0; k < 3; k++) {
         agt_gpt m;
         agt_err err;
         AG_CHECK(agt_gpt_init(&m, cs[k], NB, 3, &err) == 0, "%s", err.msg);
@@ -84,7 +90,7 @@ static void test_threads(void)
         run(cs[k], 2, g2, &l2);
         AG_CHECK(memcmp(&l1, &l2, sizeof l1) == 0 && memcmp(g1, g2, n * sizeof *g1) == 0,
                  "%s: 1 and 2 threads differ (loss %.17g vs %.17g)",
-                 k ? "quantized" : "fp32", l1, l2);
+                 label[k], l1, l2);
         free(g1);
         free(g2);
     }
