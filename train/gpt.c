@@ -149,6 +149,7 @@ void agt_gpt_free(agt_gpt *m)
             agt_qlinear_free(&m->lin[i]);
     free(m->lin);
     acts_free(m->a);
+    agt_pool_free(m->pool);
     free(m->params);
     free(m->grads);
     free(m->tensors);
@@ -215,7 +216,7 @@ int agt_gpt_init(agt_gpt *m, const agt_gpt_cfg *cfg, int bmax, uint64_t seed,
     if (c->qc.hist_len < 1 || c->qc.hist_len > AGT_HIST_MAX)
         return agt_fail(err, "amax history length %zu out of range 1..%d",
                         c->qc.hist_len, AGT_HIST_MAX);
-    /* the products split themselves over OpenMP threads (agt_gemm); an
+    /* the products split themselves over the model's pool (agt_gemm); an
      * OpenBLAS pool of its own would fight that team for the cores */
     openblas_set_num_threads(1);
     m->cfg = *c;
@@ -259,6 +260,10 @@ int agt_gpt_init(agt_gpt *m, const agt_gpt_cfg *cfg, int bmax, uint64_t seed,
         agt_gpt_free(m);
         return agt_fail(err, "out of memory (GPT, %zu parameters)", off);
     }
+    if (agt_pool_create(&m->pool, c->qc.threads, err)) {
+        agt_gpt_free(m);
+        return -1;
+    }
     /* nanoGPT's initialisation */
     uint64_t s = seed;
     const double pstd = 0.02 / sqrt(2.0 * L);
@@ -293,6 +298,7 @@ int agt_gpt_init(agt_gpt *m, const agt_gpt_cfg *cfg, int bmax, uint64_t seed,
             agt_gpt_free(m);
             return agt_fail(err, "%s: %s", agt_layer_type_names[ty], tmp);
         }
+        agt_qlinear_set_pool(&m->lin[i], m->pool);
     }
     return 0;
 }
@@ -322,7 +328,7 @@ int agt_gpt_forward(agt_gpt *m, const uint8_t *tok, const uint8_t *tgt,
         float *att = a->att + (size_t)l * TT;
         float *m1 = a->lnm + (size_t)(2 * l) * N, *r1 = a->lnr + (size_t)(2 * l) * N;
         float *m2 = m1 + N, *r2 = r1 + N;
-        agt_layernorm_forward(A[A_LN1], m1, r1, x,
+        agt_layernorm_forward(m->pool, A[A_LN1], m1, r1, x,
                               P(m, "transformer.h.%d.ln_1.weight", l),
                               P(m, "transformer.h.%d.ln_1.bias", l), N, C);
         if (agt_qlinear_forward(lin_of(m, l, AGT_LT_QKV), A[A_QKV], A[A_LN1],
@@ -330,14 +336,14 @@ int agt_gpt_forward(agt_gpt *m, const uint8_t *tok, const uint8_t *tgt,
                                 P(m, "transformer.h.%d.attn.c_attn.bias", l),
                                 N, update, err))
             return -1;
-        agt_attention_forward(A[A_ATTY], att, A[A_QKV], B, T, C, NH);
+        agt_attention_forward(m->pool, A[A_ATTY], att, A[A_QKV], B, T, C, NH);
         if (agt_qlinear_forward(lin_of(m, l, AGT_LT_PROJ), A[A_PROJ], A[A_ATTY],
                                 P(m, "transformer.h.%d.attn.c_proj.weight", l),
                                 P(m, "transformer.h.%d.attn.c_proj.bias", l),
                                 N, update, err))
             return -1;
         agt_residual_forward(A[A_RES2], x, A[A_PROJ], (size_t)N * C);
-        agt_layernorm_forward(A[A_LN2], m2, r2, A[A_RES2],
+        agt_layernorm_forward(m->pool, A[A_LN2], m2, r2, A[A_RES2],
                               P(m, "transformer.h.%d.ln_2.weight", l),
                               P(m, "transformer.h.%d.ln_2.bias", l), N, C);
         if (agt_qlinear_forward(lin_of(m, l, AGT_LT_FC), A[A_FCH], A[A_LN2],
@@ -345,7 +351,7 @@ int agt_gpt_forward(agt_gpt *m, const uint8_t *tok, const uint8_t *tgt,
                                 P(m, "transformer.h.%d.mlp.c_fc.bias", l),
                                 N, update, err))
             return -1;
-        agt_gelu_forward(A[A_FCHG], A[A_FCH], (size_t)N * 4 * C);
+        agt_gelu_forward(m->pool, A[A_FCHG], A[A_FCH], (size_t)N * 4 * C);
         if (agt_qlinear_forward(lin_of(m, l, AGT_LT_MPROJ), A[A_MPROJ],
                                 A[A_FCHG],
                                 P(m, "transformer.h.%d.mlp.c_proj.weight", l),
@@ -356,14 +362,14 @@ int agt_gpt_forward(agt_gpt *m, const uint8_t *tok, const uint8_t *tgt,
         x = A[A_RES3];
     }
     const size_t lf = (size_t)(2 * c->n_layer) * N;
-    agt_layernorm_forward(a->lnf, a->lnm + lf, a->lnr + lf, x,
+    agt_layernorm_forward(m->pool, a->lnf, a->lnm + lf, a->lnr + lf, x,
                           P(m, "transformer.ln_f.weight", 0),
                           P(m, "transformer.ln_f.bias", 0), N, C);
     if (agt_qlinear_forward(lin_of(m, 0, AGT_LT_HEAD), a->logits, a->lnf,
                             P(m, "transformer.wte.weight", 0), NULL, N,
                             update, err))
         return -1;
-    *loss = agt_token_xent_forward(a->logits, a->logits, tgt, N, V);
+    *loss = agt_token_xent_forward(m->pool, a->logits, a->logits, tgt, N, V);
     return 0;
 }
 
@@ -386,7 +392,7 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
         for (int k = 0; k < A_NPER; k++)
             memset(a->g[(size_t)l * A_NPER + k], 0,
                    per_size(k, (size_t)N, (size_t)C) * sizeof(float));
-    agt_token_xent_backward(a->glogits, a->logits, tgt, N, V);
+    agt_token_xent_backward(m->pool, a->glogits, a->logits, tgt, N, V);
     const float *xlast = c->n_layer ? a->a[(size_t)(c->n_layer - 1) * A_NPER + A_RES3]
                                     : a->enc;
     float *gxlast = a->g[(size_t)(c->n_layer - 1) * A_NPER + A_RES3];
@@ -397,7 +403,7 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
                              err))
         return -1;
     const size_t lf = (size_t)(2 * c->n_layer) * N;
-    agt_layernorm_backward(gxlast, G(m, "transformer.ln_f.weight", 0),
+    agt_layernorm_backward(m->pool, gxlast, G(m, "transformer.ln_f.weight", 0),
                            G(m, "transformer.ln_f.bias", 0), a->glnf, xlast,
                            P(m, "transformer.ln_f.weight", 0), a->lnm + lf,
                            a->lnr + lf, N, C);
@@ -418,7 +424,7 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
                                  P(m, "transformer.h.%d.mlp.c_proj.weight", l),
                                  N, update, err))
             return -1;
-        agt_gelu_backward(D[A_FCH], D[A_FCHG], A[A_FCH], NC * 4);
+        agt_gelu_backward(m->pool, D[A_FCH], D[A_FCHG], A[A_FCH], NC * 4);
         if (agt_qlinear_backward(lin_of(m, l, AGT_LT_FC), D[A_LN2],
                                  G(m, "transformer.h.%d.mlp.c_fc.weight", l),
                                  G(m, "transformer.h.%d.mlp.c_fc.bias", l),
@@ -426,7 +432,7 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
                                  P(m, "transformer.h.%d.mlp.c_fc.weight", l),
                                  N, update, err))
             return -1;
-        agt_layernorm_backward(D[A_RES2], G(m, "transformer.h.%d.ln_2.weight", l),
+        agt_layernorm_backward(m->pool, D[A_RES2], G(m, "transformer.h.%d.ln_2.weight", l),
                                G(m, "transformer.h.%d.ln_2.bias", l), D[A_LN2],
                                A[A_RES2], P(m, "transformer.h.%d.ln_2.weight", l),
                                m2, r2, N, C);
@@ -440,7 +446,7 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
                                  P(m, "transformer.h.%d.attn.c_proj.weight", l),
                                  N, update, err))
             return -1;
-        agt_attention_backward(D[A_QKV], gatt, D[A_ATTY], A[A_QKV], att, B, T,
+        agt_attention_backward(m->pool, D[A_QKV], gatt, D[A_ATTY], A[A_QKV], att, B, T,
                                C, NH);
         if (agt_qlinear_backward(lin_of(m, l, AGT_LT_QKV), D[A_LN1],
                                  G(m, "transformer.h.%d.attn.c_attn.weight", l),
@@ -449,7 +455,7 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
                                  P(m, "transformer.h.%d.attn.c_attn.weight", l),
                                  N, update, err))
             return -1;
-        agt_layernorm_backward(gx, G(m, "transformer.h.%d.ln_1.weight", l),
+        agt_layernorm_backward(m->pool, gx, G(m, "transformer.h.%d.ln_1.weight", l),
                                G(m, "transformer.h.%d.ln_1.bias", l), D[A_LN1],
                                x, P(m, "transformer.h.%d.ln_1.weight", l), m1,
                                r1, N, C);

@@ -17,9 +17,10 @@
  *     train/gpt_cli.c  `altgrad gpt`: one training run with a CSV log
  *
  * Determinism: every op is either elementwise, row-parallel (each output
- * row written by one thread) or reduces in a fixed serial order, and
- * OpenBLAS's sgemm splits its work over output blocks only, so results do
- * not depend on the thread count.
+ * row written by one task) or reduces in a fixed serial order, and each
+ * matrix product is cut into tiles fixed by its shape, one single-threaded
+ * sgemm per tile (agt_gemm), so results do not depend on the thread count.
+ * The threads are the model's own pool (train/pool.c), not OpenMP's.
  */
 #ifndef AGT_GPT_H
 #define AGT_GPT_H
@@ -29,7 +30,8 @@
 int ag_gpt_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
-/* Ops (train/ops.c). [N,C] is row-major; N = B*T rows.                      */
+/* Ops (train/ops.c). [N,C] is row-major; N = B*T rows. pool: the team that  */
+/* runs the op's tasks (NULL: the caller alone); results do not depend on it. */
 /* ------------------------------------------------------------------------ */
 /* out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]. */
 void agt_embed_forward(float *out, const uint8_t *tok, const float *wte,
@@ -39,39 +41,43 @@ void agt_embed_backward(float *dwte, float *dwpe, const float *dout,
                         const uint8_t *tok, int B, int T, int C);
 /* out = (x - mean) * rstd * w + b per row (eps 1e-5, biased variance);
  * mean[N], rstd[N] kept for the backward. */
-void agt_layernorm_forward(float *out, float *mean, float *rstd,
-                           const float *inp, const float *w, const float *b,
-                           int N, int C);
+void agt_layernorm_forward(agt_pool *pool, float *out, float *mean,
+                           float *rstd, const float *inp, const float *w,
+                           const float *b, int N, int C);
 /* dinp += ..., dw += ..., db += ... (accumulate). */
-void agt_layernorm_backward(float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp,
+void agt_layernorm_backward(agt_pool *pool, float *dinp, float *dw,
+                            float *db, const float *dout, const float *inp,
                             const float *w, const float *mean,
                             const float *rstd, int N, int C);
 /* Causal self-attention of qkv[B,T,3C] (q, k, v each C = NH heads of
  * C/NH): att[B,NH,T,T] keeps the softmax (rows t, columns <= t; the rest
  * 0), out[B,T,C] the heads side by side. */
-void agt_attention_forward(float *out, float *att, const float *qkv, int B,
-                           int T, int C, int NH);
+void agt_attention_forward(agt_pool *pool, float *out, float *att,
+                           const float *qkv, int B, int T, int C, int NH);
 /* dqkv += d/dqkv (accumulates); datt is scratch [B,NH,T,T]. */
-void agt_attention_backward(float *dqkv, float *datt, const float *dout,
-                            const float *qkv, const float *att, int B, int T,
-                            int C, int NH);
-/* out = x * Phi(x) (exact, erf: torch's nn.GELU()). out == inp allowed. */
-void agt_gelu_forward(float *out, const float *inp, size_t n);
+void agt_attention_backward(agt_pool *pool, float *dqkv, float *datt,
+                            const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH);
+/* out = x * Phi(x) (the exact GELU, torch's nn.GELU(); Phi within 1e-6
+ * relative, see ops.c). out == inp allowed. */
+void agt_gelu_forward(agt_pool *pool, float *out, const float *inp,
+                      size_t n);
 /* dinp += dout * gelu'(inp). */
-void agt_gelu_backward(float *dinp, const float *dout, const float *inp,
-                       size_t n);
+void agt_gelu_backward(agt_pool *pool, float *dinp, const float *dout,
+                       const float *inp, size_t n);
 /* out = a + b. */
 void agt_residual_forward(float *out, const float *a, const float *b,
                           size_t n);
 /* probs[N,V] = softmax(logits) (may equal logits); returns the mean over the
  * N rows of -log probs[row, tgt[row]] (NaN when a logit is NaN), summed in
  * double in row order. */
-double agt_token_xent_forward(float *probs, const float *logits,
-                              const uint8_t *tgt, int N, int V);
+double agt_token_xent_forward(agt_pool *pool, float *probs,
+                              const float *logits, const uint8_t *tgt, int N,
+                              int V);
 /* dlogits += (probs - onehot(tgt)) / N. */
-void agt_token_xent_backward(float *dlogits, const float *probs,
-                             const uint8_t *tgt, int N, int V);
+void agt_token_xent_backward(agt_pool *pool, float *dlogits,
+                             const float *probs, const uint8_t *tgt, int N,
+                             int V);
 
 /* ------------------------------------------------------------------------ */
 /* The model (train/gpt.c)                                                   */
@@ -122,6 +128,7 @@ typedef struct agt_gpt {
                                 mproj; then the head */
     size_t ndecay;           /* params [0, ndecay) are the 2-D tensors */
     agt_gpt_acts *a;
+    agt_pool *pool;          /* threads of the ops and products (cfg.qc.threads) */
     int B, T;                /* of the last forward */
 } agt_gpt;
 

@@ -22,7 +22,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,109 +53,147 @@ static void gemm_tiling(int M, int N, int *mt, int *nt, int *mtiles,
     *ntiles = (N + *nt - 1) / *nt;
 }
 
-static int team(int threads)
+/* One product C = alpha op(A) op(B) + beta C (C's rows set to bias first
+ * when bias, beta then ignored) and its tiling. */
+typedef struct gemm_job {
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B, *bias;
+    float *C;
+    int mt, nt, mtiles, ntiles;
+} gemm_job;
+
+static int job_init(gemm_job *j, int ta, int tb, int M, int N, int K,
+                    float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc, const float *bias)
 {
-    return threads > 0 ? threads : omp_get_max_threads();
+    *j = (gemm_job){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, A, B, bias,
+                    C, 0, 0, 0, 0};
+    if (M < 1 || N < 1)
+        return 0;
+    gemm_tiling(M, N, &j->mt, &j->nt, &j->mtiles, &j->ntiles);
+    return j->mtiles * j->ntiles;
 }
 
-/* agt_gemm with, when bias, C's rows set to bias first (beta ignored). */
-static void gemm_tiles(int threads, int ta, int tb, int M, int N, int K,
-                       float alpha, const float *A, int lda, const float *B,
-                       int ldb, float beta, float *C, int ldc,
-                       const float *bias)
+static void job_tile(const gemm_job *j, int t)
 {
-    if (M < 1 || N < 1)
-        return;
-    int mt, nt, mtiles, ntiles;
-    gemm_tiling(M, N, &mt, &nt, &mtiles, &ntiles);
-    const int ntile = mtiles * ntiles;
-#pragma omp parallel for schedule(static) num_threads(team(threads)) \
-    if (threads != 1 && ntile > 1)
-    for (int t = 0; t < ntile; t++) {
-        const int i0 = t / ntiles * mt, j0 = t % ntiles * nt;
-        const int m = M - i0 < mt ? M - i0 : mt, n = N - j0 < nt ? N - j0 : nt;
-        float *c = C + (size_t)i0 * ldc + j0;
-        float bt = beta;
-        if (bias) {
+    const int i0 = t / j->ntiles * j->mt, j0 = t % j->ntiles * j->nt;
+    const int m = j->M - i0 < j->mt ? j->M - i0 : j->mt,
+              n = j->N - j0 < j->nt ? j->N - j0 : j->nt;
+    float *c = j->C + (size_t)i0 * j->ldc + j0;
+    float bt = j->beta;
+    if (j->bias) {
+        for (int i = 0; i < m; i++)
+            memcpy(c + (size_t)i * j->ldc, j->bias + j0, (size_t)n * sizeof *c);
+        bt = 1.0f;
+    }
+    if (j->K < 1) {
+        if (!j->bias)
             for (int i = 0; i < m; i++)
-                memcpy(c + (size_t)i * ldc, bias + j0, (size_t)n * sizeof *c);
-            bt = 1.0f;
-        }
-        if (K < 1) {
-            if (!bias)
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < n; j++)
-                        c[(size_t)i * ldc + j] =
-                            bt == 0.0f ? 0.0f : c[(size_t)i * ldc + j] * bt;
-            continue;
-        }
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                    tb ? CblasTrans : CblasNoTrans, m, n, K, alpha,
-                    ta ? A + i0 : A + (size_t)i0 * lda, lda,
-                    tb ? B + (size_t)j0 * ldb : B + j0, ldb, bt, c, ldc);
+                for (int k = 0; k < n; k++)
+                    c[(size_t)i * j->ldc + k] =
+                        bt == 0.0f ? 0.0f : c[(size_t)i * j->ldc + k] * bt;
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
+                j->tb ? CblasTrans : CblasNoTrans, m, n, j->K, j->alpha,
+                j->ta ? j->A + i0 : j->A + (size_t)i0 * j->lda, j->lda,
+                j->tb ? j->B + (size_t)j0 * j->ldb : j->B + j0, j->ldb, bt, c,
+                j->ldc);
+}
+
+/* db[o0, o1) += column sums of dout[B,OC], each column in row order. */
+static void bias_cols(float *db, const float *dout, int B, int OC, int o0,
+                      int o1)
+{
+    for (int i = 0; i < B; i++) {
+        const float *d = dout + (size_t)i * OC;
+        for (int o = o0; o < o1; o++)
+            db[o] += d[o];
     }
 }
 
-void agt_gemm(int threads, int ta, int tb, int M, int N, int K, float alpha,
+#define AGT_BIAS_COLS 64
+
+/* Up to two products and a bias gradient as one loop of tasks over the
+ * pool (one hand-out and join; a thread that starts late takes fewer). */
+typedef struct jobs_ctx {
+    const gemm_job *j1, *j2;
+    int n1, n2, B, OC;
+    float *db;
+    const float *dout;
+} jobs_ctx;
+
+static void jobs_task(void *arg, int t)
+{
+    const jobs_ctx *c = arg;
+    if (t < c->n1)
+        job_tile(c->j1, t);
+    else if (t < c->n1 + c->n2)
+        job_tile(c->j2, t - c->n1);
+    else {
+        const int o0 = (t - c->n1 - c->n2) * AGT_BIAS_COLS;
+        bias_cols(c->db, c->dout, c->B, c->OC, o0,
+                  o0 + AGT_BIAS_COLS < c->OC ? o0 + AGT_BIAS_COLS : c->OC);
+    }
+}
+
+static void run_jobs(agt_pool *pool, const gemm_job *j1, int n1,
+                     const gemm_job *j2, int n2, float *db, const float *dout,
+                     int B, int OC)
+{
+    const int nb = db ? (OC + AGT_BIAS_COLS - 1) / AGT_BIAS_COLS : 0;
+    jobs_ctx c = {j1, j2, n1, n2, B, OC, db, dout};
+    agt_pool_run(pool, n1 + n2 + nb, jobs_task, &c);
+}
+
+void agt_gemm(agt_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc)
 {
-    gemm_tiles(threads, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-               NULL);
+    gemm_job j;
+    const int n = job_init(&j, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta,
+                           C, ldc, NULL);
+    run_jobs(pool, &j, n, NULL, 0, NULL, NULL, 0, 0);
 }
 
-/* db[OC] += column sums of dout[B,OC]: columns in blocks over the threads,
- * each column summed in row order. */
-static void bias_grad(int threads, float *db, const float *dout, int B,
-                      int OC)
-{
-    const int nb = (OC + 63) / 64;
-#pragma omp parallel for schedule(static) num_threads(team(threads)) \
-    if (threads != 1 && nb > 1 && (size_t)B * OC >= 65536)
-    for (int k = 0; k < nb; k++) {
-        const int o0 = k * 64, o1 = o0 + 64 < OC ? o0 + 64 : OC;
-        for (int i = 0; i < B; i++) {
-            const float *d = dout + (size_t)i * OC;
-            for (int o = o0; o < o1; o++)
-                db[o] += d[o];
-        }
-    }
-}
-
-static void linear_forward(int threads, float *out, const float *inp,
+static void linear_forward(agt_pool *pool, float *out, const float *inp,
                            const float *w, const float *b, int B, int C,
                            int OC)
 {
     /* out[B,OC] = b (broadcast), then out += inp[B,C] @ w[OC,C]^T */
-    gemm_tiles(threads, 0, 1, B, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC,
-               b);
+    gemm_job j;
+    const int n = job_init(&j, 0, 1, B, OC, C, 1.0f, inp, C, w, C, 0.0f, out,
+                           OC, b);
+    run_jobs(pool, &j, n, NULL, 0, NULL, NULL, 0, 0);
 }
 
-static void linear_backward(int threads, float *dinp, float *dw, float *db,
+static void linear_backward(agt_pool *pool, float *dinp, float *dw, float *db,
                             const float *dout, const float *inp,
                             const float *w, int B, int C, int OC)
 {
+    gemm_job jx, jw;
+    int nx = 0, nw = 0;
     if (dinp) /* dinp[B,C] += dout[B,OC] @ w[OC,C] */
-        agt_gemm(threads, 0, 0, B, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp,
-                 C);
+        nx = job_init(&jx, 0, 0, B, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp,
+                      C, NULL);
     if (dw) /* dw[OC,C] += dout^T[OC,B] @ inp[B,C] */
-        agt_gemm(threads, 1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f, dw,
-                 C);
-    if (db)
-        bias_grad(threads, db, dout, B, OC);
+        nw = job_init(&jw, 1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f, dw,
+                      C, NULL);
+    run_jobs(pool, &jx, nx, &jw, nw, db, dout, B, OC);
 }
 
 void agt_linear_forward(float *out, const float *inp, const float *w,
                         const float *b, int B, int C, int OC)
 {
-    linear_forward(1, out, inp, w, b, B, C, OC);
+    linear_forward(NULL, out, inp, w, b, B, C, OC);
 }
 
 void agt_linear_backward(float *dinp, float *dw, float *db, const float *dout,
                          const float *inp, const float *w, int B, int C,
                          int OC)
 {
-    linear_backward(1, dinp, dw, db, dout, inp, w, B, C, OC);
+    linear_backward(NULL, dinp, dw, db, dout, inp, w, B, C, OC);
 }
 
 void agt_relu_forward(float *out, const float *inp, size_t n)
@@ -275,39 +312,71 @@ void agt_quant_free(agt_quant *q)
     q->fmt = NULL;
 }
 
-/* Elementwise library calls split into chunks over the OpenMP team (the
- * library keeps calls this small on one thread): every chunk is the same
- * call on a sub-range, stochastic rounding continuing the stream at the
- * chunk's offset, so the result is the same for any split. */
+/* Elementwise library calls split into chunks over the quantizer's pool
+ * (the library keeps calls this small on one thread): every chunk is the
+ * same call on a sub-range, stochastic rounding continuing the stream at
+ * the chunk's offset, so the result is the same for any split. Without a
+ * pool, one chunk: the library's whole-array call with its own threads. */
 #define AGT_CHUNK 16384
 
-static int quant_team(const agt_quant *q, size_t n)
+typedef struct quant_ctx {
+    const agt_quant *q;
+    float *y;
+    const float *x, *dy;
+    size_t n, len;           /* elements, per chunk */
+    float scale;
+    ag_qopts o;
+    float amax[64];          /* per task (tasks < 64: see chunks()) */
+    int st[64];
+    ag_stats stats[64];
+} quant_ctx;
+
+/* Tasks of n elements: chunks of AGT_CHUNK or more, at most 64. */
+static int chunks(quant_ctx *c, const agt_quant *q, size_t n)
 {
-    const int t = ag_scaler_options(q->sc)->quant.threads;
-    return n < 2 * AGT_CHUNK || t == 1 ? 1 : team(t);
+    c->q = q;
+    c->n = n;
+    size_t len = q->pool && agt_pool_threads(q->pool) > 1 ? AGT_CHUNK : n;
+    if (len < (n + 63) / 64)
+        len = (n + 63) / 64;
+    c->len = len ? len : 1;
+    return (int)((n + c->len - 1) / c->len);
 }
 
-/* amax of x as ag_amax (max |x| over the non-NaN elements): the maximum is
- * exact, so chunk maxima combine to the same value. */
-static ag_status par_amax(const agt_quant *q, float *amax, const float *x,
-                          size_t n)
+static size_t chunk_len(const quant_ctx *c, int t)
 {
-    const size_t nc = (n + AGT_CHUNK - 1) / AGT_CHUNK;
-    float m = 0.0f;
-    int est = AG_OK;
-#pragma omp parallel for schedule(static) num_threads(quant_team(q, n)) \
-    reduction(max : m, est)
-    for (size_t c = 0; c < nc; c++) {
-        const size_t lo = c * AGT_CHUNK;
-        float a = 0.0f;
-        const int sc = (int)ag_amax(&a, x + lo,
-                                    n - lo < AGT_CHUNK ? n - lo : AGT_CHUNK,
-                                    NULL);
-        est = sc > est ? sc : est;
-        m = a > m ? a : m;
-    }
-    *amax = m;
-    return (ag_status)est;
+    const size_t lo = (size_t)t * c->len;
+    return c->n - lo < c->len ? c->n - lo : c->len;
+}
+
+/* amax as ag_amax (max |x| over the non-NaN elements): the maximum is
+ * exact, so chunk maxima combine to the same value. */
+static void amax_task(void *arg, int t)
+{
+    quant_ctx *c = arg;
+    c->amax[t] = 0.0f;
+    c->st[t] = (int)ag_amax(&c->amax[t], c->x + (size_t)t * c->len,
+                            chunk_len(c, t), NULL);
+}
+
+static void quant_task(void *arg, int t)
+{
+    quant_ctx *c = arg;
+    const size_t lo = (size_t)t * c->len;
+    ag_qopts o = c->o;
+    o.offset += lo;
+    memset(&c->stats[t], 0, sizeof c->stats[t]);
+    c->st[t] = (int)ag_quantize(c->y + lo, c->x + lo, chunk_len(c, t),
+                                c->q->fmt, c->scale, &o, &c->stats[t]);
+}
+
+/* The largest status code of the tasks (0: all AG_OK). */
+static ag_status worst(const quant_ctx *c, int nt)
+{
+    int w = AG_OK;
+    for (int t = 0; t < nt; t++)
+        w = c->st[t] > w ? c->st[t] : w;
+    return (ag_status)w;
 }
 
 int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
@@ -320,43 +389,34 @@ int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
     }
     /* ag_scaler_quantize in its steps (amax, the delayed scale, quantize
      * at the scaler's stream offset, record), the two passes over x split
-     * over the threads; evaluation (update == 0) records nothing */
-    float amax = 0.0f, scale = 0.0f;
-    ag_status st = par_amax(q, &amax, x, n);
+     * into chunks; evaluation (update == 0) records nothing */
+    quant_ctx c;
+    const int nt = chunks(&c, q, n);
+    c.x = x;
+    c.y = y;
+    agt_pool_run(q->pool, nt, amax_task, &c);
+    ag_status st = worst(&c, nt);
+    float amax = 0.0f;
+    for (int t = 0; t < nt; t++)
+        amax = c.amax[t] > amax ? c.amax[t] : amax;
     if (st == AG_OK)
-        st = ag_scaler_scale(q->sc, amax, &scale);
+        st = ag_scaler_scale(q->sc, amax, &c.scale);
     if (st == AG_OK) {
-        ag_qopts o = ag_scaler_options(q->sc)->quant;
-        const uint64_t off = ag_scaler_offset(q->sc);
-        o.threads = 1;
-        const size_t nc = (n + AGT_CHUNK - 1) / AGT_CHUNK;
-        uint64_t tot = 0, ov = 0, un = 0, nn = 0;
-        int est = AG_OK;
-#pragma omp parallel for schedule(static) num_threads(quant_team(q, n)) \
-    reduction(+ : tot, ov, un, nn) reduction(max : est)
-        for (size_t c = 0; c < nc; c++) {
-            const size_t lo = c * AGT_CHUNK;
-            ag_qopts oc = o;
-            ag_stats cs = {0, 0, 0, 0};
-            oc.offset = off + lo;
-            const int sc = (int)ag_quantize(
-                y + lo, x + lo, n - lo < AGT_CHUNK ? n - lo : AGT_CHUNK,
-                q->fmt, scale, &oc, &cs);
-            est = sc > est ? sc : est;
-            tot += cs.total;
-            ov += cs.overflow;
-            un += cs.underflow;
-            nn += cs.nan;
+        c.o = ag_scaler_options(q->sc)->quant;
+        c.o.offset = ag_scaler_offset(q->sc);
+        if (nt > 1)
+            c.o.threads = 1;
+        agt_pool_run(q->pool, nt, quant_task, &c);
+        st = worst(&c, nt);
+    }
+    if (st == AG_OK && update) {
+        for (int t = 0; t < nt; t++) {
+            q->stats.total += c.stats[t].total;
+            q->stats.overflow += c.stats[t].overflow;
+            q->stats.underflow += c.stats[t].underflow;
+            q->stats.nan += c.stats[t].nan;
         }
-        if (est != AG_OK)
-            st = (ag_status)est; /* the largest code of the chunks' errors */
-        else if (update) {
-            q->stats.total += tot;
-            q->stats.overflow += ov;
-            q->stats.underflow += un;
-            q->stats.nan += nn;
-            st = ag_scaler_record(q->sc, amax, n);
-        }
+        st = ag_scaler_record(q->sc, amax, n);
     }
     if (st != AG_OK)
         return agt_fail(err, "quantize to %s: %s", q->fmt->name,
@@ -409,7 +469,6 @@ int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
     L->in = in;
     L->out = out;
     L->rows = rows;
-    L->threads = so[AGT_QW].quant.threads;
     for (int k = 0; k < AGT_NQ; k++)
         if (agt_quant_init(&L->q[k], specs[k], &so[k], err)) {
             char tmp[sizeof err->msg];
@@ -426,6 +485,13 @@ int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
         return agt_fail(err, "out of memory (linear %d x %d)", out, in);
     }
     return 0;
+}
+
+void agt_qlinear_set_pool(agt_qlinear *L, agt_pool *pool)
+{
+    L->pool = pool;
+    for (int k = 0; k < AGT_NQ; k++)
+        L->q[k].pool = pool;
 }
 
 int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
@@ -445,29 +511,34 @@ int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
             return -1;
         xq = L->xq;
     }
-    linear_forward(L->threads, y, xq, wq, b, N, L->in, L->out);
+    linear_forward(L->pool, y, xq, wq, b, N, L->in, L->out);
     return 0;
 }
 
 /* dx += STE(dy) of quantizer q: the scaler's straight-through backward,
- * in chunks over the threads as agt_quant_apply. */
+ * in chunks as agt_quant_apply. */
+static void ste_task(void *arg, int t)
+{
+    quant_ctx *c = arg;
+    const size_t lo = (size_t)t * c->len;
+    c->st[t] = (int)ag_scaler_backward(c->q->sc, c->y + lo, c->dy + lo,
+                                       c->x ? c->x + lo : NULL,
+                                       chunk_len(c, t));
+}
+
 static int ste(float *dx, const float *dy, const float *x, size_t n,
                const agt_quant *q, agt_err *err)
 {
-    const size_t nc = (n + AGT_CHUNK - 1) / AGT_CHUNK;
-    int est = AG_OK;
-#pragma omp parallel for schedule(static) num_threads(quant_team(q, n)) \
-    reduction(max : est)
-    for (size_t c = 0; c < nc; c++) {
-        const size_t lo = c * AGT_CHUNK;
-        const int sc = (int)ag_scaler_backward(
-            q->sc, dx + lo, dy + lo, x ? x + lo : NULL,
-            n - lo < AGT_CHUNK ? n - lo : AGT_CHUNK);
-        est = sc > est ? sc : est;
-    }
-    if (est != AG_OK)
+    quant_ctx c;
+    const int nt = chunks(&c, q, n);
+    c.y = dx;
+    c.dy = dy;
+    c.x = x;
+    agt_pool_run(q->pool, nt, ste_task, &c);
+    const ag_status st = worst(&c, nt);
+    if (st != AG_OK)
         return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
-                        ag_status_string((ag_status)est));
+                        ag_status_string(st));
     return 0;
 }
 
@@ -496,30 +567,28 @@ int agt_qlinear_backward(agt_qlinear *L, float *dx, float *dW, float *db,
             return -1;
         g = L->gq;
     }
-    if (ste_masks(qw)) {
+    if ((qw->fmt && ag_scaler_steps(qw->sc) == 0) ||
+        (dx && qx->fmt && ag_scaler_steps(qx->sc) == 0)) {
+        const agt_quant *q = qw->fmt && ag_scaler_steps(qw->sc) == 0 ? qw : qx;
+        return agt_fail(err, "quantize_backward (%s): %s", q->fmt->name,
+                        ag_status_string(AG_ERR_ARG));
+    }
+    const int mw = ste_masks(qw), mx = dx && ste_masks(qx);
+    /* the products that accumulate straight into their gradients run as
+     * one parallel loop; a masked one goes through its scratch buffer */
+    linear_backward(L->pool, dx && !mx ? dx : NULL, mw ? NULL : dW,
+                    mw ? NULL : db, g, xq, wq, N, C, OC);
+    if (mw) {
         memset(L->dwq, 0, (size_t)OC * C * sizeof *L->dwq);
-        linear_backward(L->threads, NULL, L->dwq, db, g, xq, wq, N, C, OC);
+        linear_backward(L->pool, NULL, L->dwq, db, g, xq, wq, N, C, OC);
         if (ste(dW, L->dwq, W, (size_t)OC * C, qw, err))
             return -1;
-    } else {
-        if (qw->fmt && ag_scaler_steps(qw->sc) == 0)
-            return agt_fail(err, "quantize_backward (%s): %s", qw->fmt->name,
-                            ag_status_string(AG_ERR_ARG));
-        linear_backward(L->threads, NULL, dW, db, g, xq, wq, N, C, OC);
     }
-    if (dx) {
-        if (ste_masks(qx)) {
-            memset(L->dxq, 0, (size_t)N * C * sizeof *L->dxq);
-            linear_backward(L->threads, L->dxq, NULL, NULL, g, xq, wq, N, C,
-                            OC);
-            if (ste(dx, L->dxq, x, (size_t)N * C, qx, err))
-                return -1;
-        } else {
-            if (qx->fmt && ag_scaler_steps(qx->sc) == 0)
-                return agt_fail(err, "quantize_backward (%s): %s",
-                                qx->fmt->name, ag_status_string(AG_ERR_ARG));
-            linear_backward(L->threads, dx, NULL, NULL, g, xq, wq, N, C, OC);
-        }
+    if (mx) {
+        memset(L->dxq, 0, (size_t)N * C * sizeof *L->dxq);
+        linear_backward(L->pool, L->dxq, NULL, NULL, g, xq, wq, N, C, OC);
+        if (ste(dx, L->dxq, x, (size_t)N * C, qx, err))
+            return -1;
     }
     return 0;
 }

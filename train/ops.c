@@ -4,11 +4,13 @@
  * flat float32 arrays (llm.c style; shapes in gpt.h). Destination first;
  * backward functions ACCUMULATE into their gradient outputs.
  *
- * Threads (OpenMP) only where every output element is written by one
- * thread in a fixed order: rows of a layernorm, (batch, head) pairs of the
- * attention, elements of GELU. Sums over rows (parameter gradients of
- * layernorm, embeddings, biases) run serially in row order. So the
- * results are the same for any thread count.
+ * Threads: each op is a loop of tasks on the model's pool (agt_pool_run;
+ * NULL runs them in order on the caller), and every output element is
+ * written by one task in a fixed order: blocks of rows of a layernorm or
+ * the loss, (batch, head) pairs of the attention, blocks of elements of
+ * GELU, blocks of columns of the layernorm's parameter gradients (each
+ * column summed over the rows in row order). Embedding gradients run
+ * serially in row order. So the results are the same for any team size.
  */
 /* GCC if-converts the selects of the GELU loops (so that they vectorize)
  * only when it may assume that floating-point operations do not trap;
@@ -56,14 +58,22 @@ void agt_embed_backward(float *dwte, float *dwpe, const float *dout,
 
 /* ---------------------------------------------------------- layernorm --- */
 
-void agt_layernorm_forward(float *out, float *mean, float *rstd,
-                           const float *inp, const float *w, const float *b,
-                           int N, int C)
+#define AGT_ROWS 32   /* rows per task of the row-wise ops */
+
+typedef struct ln_ctx {
+    float *out, *mean, *rstd, *dinp, *dw, *db;
+    const float *inp, *w, *b, *dout;
+    const float *cmean, *crstd;
+    int N, C, nrow;
+} ln_ctx;
+
+static void ln_fwd_task(void *arg, int t)
 {
-#pragma omp parallel for schedule(static) if (N >= 256)
-    for (int r = 0; r < N; r++) {
-        const float *x = inp + (size_t)r * C;
-        float *o = out + (size_t)r * C;
+    const ln_ctx *c = arg;
+    const int C = c->C, r1 = (t + 1) * AGT_ROWS < c->N ? (t + 1) * AGT_ROWS : c->N;
+    for (int r = t * AGT_ROWS; r < r1; r++) {
+        const float *x = c->inp + (size_t)r * C;
+        float *o = c->out + (size_t)r * C;
         double m = 0;
         for (int i = 0; i < C; i++)
             m += (double)x[i];
@@ -77,44 +87,68 @@ void agt_layernorm_forward(float *out, float *mean, float *rstd,
         float s = (float)(1.0 / sqrt(v + 1e-5));
         float mf = (float)m;
         for (int i = 0; i < C; i++)
-            o[i] = (x[i] - mf) * s * w[i] + b[i];
-        mean[r] = mf;
-        rstd[r] = s;
+            o[i] = (x[i] - mf) * s * c->w[i] + c->b[i];
+        c->mean[r] = mf;
+        c->rstd[r] = s;
     }
 }
 
-void agt_layernorm_backward(float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp,
+void agt_layernorm_forward(agt_pool *pool, float *out, float *mean,
+                           float *rstd, const float *inp, const float *w,
+                           const float *b, int N, int C)
+{
+    ln_ctx c = {out, mean, rstd, NULL, NULL, NULL, inp, w, b, NULL, NULL,
+                NULL, N, C, 0};
+    agt_pool_run(pool, (N + AGT_ROWS - 1) / AGT_ROWS, ln_fwd_task, &c);
+}
+
+/* tasks [0, nrow): rows of dinp; then blocks of 64 columns of dw and db,
+ * each column summed over the rows in row order */
+static void ln_bwd_task(void *arg, int t)
+{
+    const ln_ctx *c = arg;
+    const int C = c->C, N = c->N;
+    if (t < c->nrow) {
+        const int r1 = (t + 1) * AGT_ROWS < N ? (t + 1) * AGT_ROWS : N;
+        for (int r = t * AGT_ROWS; r < r1; r++) {
+            const float *x = c->inp + (size_t)r * C, *d = c->dout + (size_t)r * C;
+            float *dx = c->dinp + (size_t)r * C;
+            const float m = c->cmean[r], s = c->crstd[r];
+            double dn_mean = 0, dn_dot = 0;
+            for (int i = 0; i < C; i++) {
+                float n = (x[i] - m) * s;
+                float dn = c->w[i] * d[i];
+                dn_mean += (double)dn;
+                dn_dot += (double)dn * (double)n;
+            }
+            float a = (float)(dn_mean / C), cc = (float)(dn_dot / C);
+            for (int i = 0; i < C; i++) {
+                float n = (x[i] - m) * s;
+                float dn = c->w[i] * d[i];
+                dx[i] += (dn - a - n * cc) * s;
+            }
+        }
+        return;
+    }
+    const int i0 = (t - c->nrow) * 64, i1 = i0 + 64 < C ? i0 + 64 : C;
+    for (int r = 0; r < N; r++) {
+        const float *x = c->inp + (size_t)r * C, *d = c->dout + (size_t)r * C;
+        const float m = c->cmean[r], s = c->crstd[r];
+        for (int i = i0; i < i1; i++) {
+            c->dw[i] += (x[i] - m) * s * d[i];
+            c->db[i] += d[i];
+        }
+    }
+}
+
+void agt_layernorm_backward(agt_pool *pool, float *dinp, float *dw,
+                            float *db, const float *dout, const float *inp,
                             const float *w, const float *mean,
                             const float *rstd, int N, int C)
 {
-#pragma omp parallel for schedule(static) if (N >= 256)
-    for (int r = 0; r < N; r++) {
-        const float *x = inp + (size_t)r * C, *d = dout + (size_t)r * C;
-        float *dx = dinp + (size_t)r * C;
-        const float m = mean[r], s = rstd[r];
-        double dn_mean = 0, dn_dot = 0;
-        for (int i = 0; i < C; i++) {
-            float n = (x[i] - m) * s;
-            float dn = w[i] * d[i];
-            dn_mean += (double)dn;
-            dn_dot += (double)dn * (double)n;
-        }
-        float a = (float)(dn_mean / C), c = (float)(dn_dot / C);
-        for (int i = 0; i < C; i++) {
-            float n = (x[i] - m) * s;
-            float dn = w[i] * d[i];
-            dx[i] += (dn - a - n * c) * s;
-        }
-    }
-    for (int r = 0; r < N; r++) {
-        const float *x = inp + (size_t)r * C, *d = dout + (size_t)r * C;
-        const float m = mean[r], s = rstd[r];
-        for (int i = 0; i < C; i++) {
-            dw[i] += (x[i] - m) * s * d[i];
-            db[i] += d[i];
-        }
-    }
+    ln_ctx c = {NULL, NULL, NULL, dinp, dw, db, inp, w, NULL, dout, mean,
+                rstd, N, C, (N + AGT_ROWS - 1) / AGT_ROWS};
+    agt_pool_run(pool, c.nrow + (C + 63) / 64, ln_bwd_task, &c);
 }
 
 /* ---------------------------------------------------------- attention --- */
@@ -123,78 +157,97 @@ void agt_layernorm_backward(float *dinp, float *dw, float *db,
  * of qkv (row stride 3C): pre = q k^T * scale over all T x T (the masked
  * half is computed and then ignored: cheaper than a scalar triangle), the
  * causal softmax row by row, out = att v. */
-void agt_attention_forward(float *out, float *att, const float *qkv, int B,
-                           int T, int C, int NH)
+typedef struct att_ctx {
+    float *out, *att, *dqkv, *datt;
+    const float *qkv, *catt, *dout;
+    int T, C, NH;
+} att_ctx;
+
+/* task b * NH + h: batch b, head h */
+static void att_fwd_task(void *arg, int task)
 {
+    const att_ctx *c = arg;
+    const int T = c->T, C = c->C, NH = c->NH, b = task / NH, h = task % NH;
+    const float *qkv = c->qkv;
+    float *att = c->att, *out = c->out;
     const int hs = C / NH, C3 = 3 * C;
     const float scale = (float)(1.0 / sqrt((double)hs));
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * hs;
-            const float *k = q + C, *v = q + 2 * C;
-            float *A = att + ((size_t)b * NH + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
-                        scale, q, C3, k, C3, 0.0f, A, T);
-            for (int t = 0; t < T; t++) {
-                float *a = A + (size_t)t * T;
-                float mx = -INFINITY;
-                for (int u = 0; u <= t; u++)
-                    if (a[u] > mx)
-                        mx = a[u];
-                float sum = 0;
-                for (int u = 0; u <= t; u++) {
-                    a[u] = expf(a[u] - mx);
-                    sum += a[u];
-                }
-                float inv = sum > 0 ? 1.0f / sum : 0.0f;
-                for (int u = 0; u < T; u++)
-                    a[u] = u <= t ? a[u] * inv : 0.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
-                        1.0f, A, T, v, C3, 0.0f,
-                        out + (size_t)b * T * C + h * hs, C);
+    const float *q = qkv + (size_t)b * T * C3 + h * hs;
+    const float *k = q + C, *v = q + 2 * C;
+    float *A = att + ((size_t)b * NH + h) * T * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
+                scale, q, C3, k, C3, 0.0f, A, T);
+    for (int t = 0; t < T; t++) {
+        float *a = A + (size_t)t * T;
+        float mx = -INFINITY;
+        for (int u = 0; u <= t; u++)
+            if (a[u] > mx)
+                mx = a[u];
+        float sum = 0;
+        for (int u = 0; u <= t; u++) {
+            a[u] = expf(a[u] - mx);
+            sum += a[u];
         }
+        float inv = sum > 0 ? 1.0f / sum : 0.0f;
+        for (int u = 0; u < T; u++)
+            a[u] = u <= t ? a[u] * inv : 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+                1.0f, A, T, v, C3, 0.0f,
+                out + (size_t)b * T * C + h * hs, C);
 }
 
-void agt_attention_backward(float *dqkv, float *datt, const float *dout,
-                            const float *qkv, const float *att, int B, int T,
-                            int C, int NH)
+void agt_attention_forward(agt_pool *pool, float *out, float *att,
+                           const float *qkv, int B, int T, int C, int NH)
 {
+    att_ctx c = {out, att, NULL, NULL, qkv, NULL, NULL, T, C, NH};
+    agt_pool_run(pool, B * NH, att_fwd_task, &c);
+}
+
+/* each (b, h) writes only its own columns of dqkv and its datt block */
+static void att_bwd_task(void *arg, int task)
+{
+    const att_ctx *c = arg;
+    const int T = c->T, C = c->C, NH = c->NH, b = task / NH, h = task % NH;
+    const float *qkv = c->qkv, *att = c->catt, *dout = c->dout;
+    float *dqkv = c->dqkv, *datt = c->datt;
     const int hs = C / NH, C3 = 3 * C;
     const float scale = (float)(1.0 / sqrt((double)hs));
-    /* each (b, h) writes only its own columns of dqkv and its datt block */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * hs;
-            const float *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + (size_t)b * T * C3 + h * hs;
-            float *dk = dq + C, *dv = dq + 2 * C;
-            const float *A = att + ((size_t)b * NH + h) * T * T;
-            float *D = datt + ((size_t)b * NH + h) * T * T;
-            const float *d = dout + (size_t)b * T * C + h * hs;
-            /* out = A v: dA = d v^T, dv += A^T d */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
-                        1.0f, d, C, v, C3, 0.0f, D, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
-                        1.0f, A, T, d, C, 1.0f, dv, C3);
-            /* softmax: dpre = A * (dA - sum A dA) * scale (0 where masked) */
-            for (int t = 0; t < T; t++) {
-                const float *a = A + (size_t)t * T;
-                float *da = D + (size_t)t * T;
-                float dot = 0;
-                for (int u = 0; u <= t; u++)
-                    dot += a[u] * da[u];
-                for (int u = 0; u < T; u++)
-                    da[u] = u <= t ? a[u] * (da[u] - dot) * scale : 0.0f;
-            }
-            /* pre = q k^T: dq += dpre k, dk += dpre^T q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
-                        1.0f, D, T, k, C3, 1.0f, dq, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
-                        1.0f, D, T, q, C3, 1.0f, dk, C3);
-        }
+    const float *q = qkv + (size_t)b * T * C3 + h * hs;
+    const float *k = q + C, *v = q + 2 * C;
+    float *dq = dqkv + (size_t)b * T * C3 + h * hs;
+    float *dk = dq + C, *dv = dq + 2 * C;
+    const float *A = att + ((size_t)b * NH + h) * T * T;
+    float *D = datt + ((size_t)b * NH + h) * T * T;
+    const float *d = dout + (size_t)b * T * C + h * hs;
+    /* out = A v: dA = d v^T, dv += A^T d */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
+                1.0f, d, C, v, C3, 0.0f, D, T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
+                1.0f, A, T, d, C, 1.0f, dv, C3);
+    /* softmax: dpre = A * (dA - sum A dA) * scale (0 where masked) */
+    for (int t = 0; t < T; t++) {
+        const float *a = A + (size_t)t * T;
+        float *da = D + (size_t)t * T;
+        float dot = 0;
+        for (int u = 0; u <= t; u++)
+            dot += a[u] * da[u];
+        for (int u = 0; u < T; u++)
+            da[u] = u <= t ? a[u] * (da[u] - dot) * scale : 0.0f;
+    }
+    /* pre = q k^T: dq += dpre k, dk += dpre^T q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+                1.0f, D, T, k, C3, 1.0f, dq, C3);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
+                1.0f, D, T, q, C3, 1.0f, dk, C3);
+}
+
+void agt_attention_backward(agt_pool *pool, float *dqkv, float *datt,
+                            const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH)
+{
+    att_ctx c = {NULL, NULL, dqkv, datt, qkv, att, dout, T, C, NH};
+    agt_pool_run(pool, B * NH, att_bwd_task, &c);
 }
 
 /* --------------------------------------------------------------- gelu --- */
@@ -278,26 +331,58 @@ AGT_INLINE void gauss(float x, float *cdf, float *pdf)
     *pdf = 0.398942280f * e;
 }
 
-void agt_gelu_forward(float *out, const float *inp, size_t n)
+#define AGT_ELEMS 16384   /* elements per task of the elementwise ops */
+
+typedef struct gelu_ctx {
+    float *out;
+    const float *inp, *dout;
+    size_t n;
+} gelu_ctx;
+
+static void gelu_fwd_task(void *arg, int t)
 {
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
+    const gelu_ctx *c = arg;
+    const size_t lo = (size_t)t * AGT_ELEMS,
+                 hi = c->n - lo < AGT_ELEMS ? c->n : lo + AGT_ELEMS;
+    float *restrict out = c->out;
+    const float *restrict inp = c->inp;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
         float cdf, pdf;
         gauss(inp[i], &cdf, &pdf);
         out[i] = inp[i] * cdf;
     }
 }
 
-void agt_gelu_backward(float *dinp, const float *dout, const float *inp,
-                       size_t n)
+void agt_gelu_forward(agt_pool *pool, float *out, const float *inp, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
+    gelu_ctx c = {out, inp, NULL, n};
+    agt_pool_run(pool, (int)((n + AGT_ELEMS - 1) / AGT_ELEMS), gelu_fwd_task,
+                 &c);
+}
+
+static void gelu_bwd_task(void *arg, int t)
+{
+    const gelu_ctx *c = arg;
+    const size_t lo = (size_t)t * AGT_ELEMS,
+                 hi = c->n - lo < AGT_ELEMS ? c->n : lo + AGT_ELEMS;
+    float *restrict dinp = c->out;
+    const float *restrict inp = c->inp, *restrict dout = c->dout;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
         float cdf, pdf;
         const float x = inp[i];
         gauss(x, &cdf, &pdf);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
+}
+
+void agt_gelu_backward(agt_pool *pool, float *dinp, const float *dout,
+                       const float *inp, size_t n)
+{
+    gelu_ctx c = {dinp, inp, dout, n};
+    agt_pool_run(pool, (int)((n + AGT_ELEMS - 1) / AGT_ELEMS), gelu_bwd_task,
+                 &c);
 }
 
 void agt_residual_forward(float *out, const float *a, const float *b,
@@ -309,16 +394,21 @@ void agt_residual_forward(float *out, const float *a, const float *b,
 
 /* ------------------------------------------------------ cross-entropy --- */
 
-double agt_token_xent_forward(float *probs, const float *logits,
-                              const uint8_t *tgt, int N, int V)
+typedef struct xent_ctx {
+    float *probs, *dlogits;
+    const float *logits, *cprobs;
+    const uint8_t *tgt;
+    double *nll;
+    int N, V;
+} xent_ctx;
+
+static void xent_fwd_task(void *arg, int t)
 {
-    double *nll = malloc((size_t)(N > 0 ? N : 1) * sizeof *nll);
-    if (!nll)
-        return NAN;
-#pragma omp parallel for schedule(static) if (N >= 256)
-    for (int r = 0; r < N; r++) {
-        const float *l = logits + (size_t)r * V;
-        float *p = probs + (size_t)r * V;
+    const xent_ctx *c = arg;
+    const int V = c->V, r1 = (t + 1) * AGT_ROWS < c->N ? (t + 1) * AGT_ROWS : c->N;
+    for (int r = t * AGT_ROWS; r < r1; r++) {
+        const float *l = c->logits + (size_t)r * V;
+        float *p = c->probs + (size_t)r * V;
         float mx = -INFINITY;
         int nan = 0;
         for (int i = 0; i < V; i++) {
@@ -331,10 +421,21 @@ double agt_token_xent_forward(float *probs, const float *logits,
         for (int i = 0; i < V; i++)
             sum += exp((double)l[i] - (double)mx);
         double lse = log(sum) + (double)mx;
-        nll[r] = nan ? (double)NAN : lse - (double)l[tgt[r]];
+        c->nll[r] = nan ? (double)NAN : lse - (double)l[c->tgt[r]];
         for (int i = 0; i < V; i++)
             p[i] = nan ? NAN : (float)exp((double)l[i] - lse);
     }
+}
+
+double agt_token_xent_forward(agt_pool *pool, float *probs,
+                              const float *logits, const uint8_t *tgt, int N,
+                              int V)
+{
+    double *nll = malloc((size_t)(N > 0 ? N : 1) * sizeof *nll);
+    if (!nll)
+        return NAN;
+    xent_ctx c = {probs, NULL, logits, NULL, tgt, nll, N, V};
+    agt_pool_run(pool, (N + AGT_ROWS - 1) / AGT_ROWS, xent_fwd_task, &c);
     double s = 0;
     for (int r = 0; r < N; r++)
         s += nll[r];
@@ -342,15 +443,23 @@ double agt_token_xent_forward(float *probs, const float *logits,
     return N > 0 ? s / N : 0.0;
 }
 
-void agt_token_xent_backward(float *dlogits, const float *probs,
-                             const uint8_t *tgt, int N, int V)
+static void xent_bwd_task(void *arg, int t)
 {
-    const float inv = 1.0f / (float)N;
-#pragma omp parallel for schedule(static) if (N >= 256)
-    for (int r = 0; r < N; r++) {
-        const float *p = probs + (size_t)r * V;
-        float *d = dlogits + (size_t)r * V;
+    const xent_ctx *c = arg;
+    const int V = c->V, r1 = (t + 1) * AGT_ROWS < c->N ? (t + 1) * AGT_ROWS : c->N;
+    const float inv = 1.0f / (float)c->N;
+    for (int r = t * AGT_ROWS; r < r1; r++) {
+        const float *p = c->cprobs + (size_t)r * V;
+        float *d = c->dlogits + (size_t)r * V;
         for (int i = 0; i < V; i++)
-            d[i] += (p[i] - (i == tgt[r] ? 1.0f : 0.0f)) * inv;
+            d[i] += (p[i] - (i == c->tgt[r] ? 1.0f : 0.0f)) * inv;
     }
+}
+
+void agt_token_xent_backward(agt_pool *pool, float *dlogits,
+                             const float *probs, const uint8_t *tgt, int N,
+                             int V)
+{
+    xent_ctx c = {NULL, dlogits, NULL, probs, tgt, NULL, N, V};
+    agt_pool_run(pool, (N + AGT_ROWS - 1) / AGT_ROWS, xent_bwd_task, &c);
 }

@@ -100,16 +100,30 @@ void agt_epoch_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch);
 /* Backward functions ACCUMULATE into their gradient outputs: the caller     */
 /* zeroes them first.                                                        */
 /* ------------------------------------------------------------------------ */
+/* A team of worker threads (train/pool.c) for loops of independent tasks:
+ * workers spin briefly, then sleep (OpenMP's spinning team stalls on a
+ * shared machine). No result may depend on the team size. */
+typedef struct agt_pool agt_pool;
+/* threads: the team size, the caller included (0: omp_get_max_threads()). */
+int agt_pool_create(agt_pool **p, int threads, agt_err *err);
+void agt_pool_free(agt_pool *p);
+/* The team size (1 for NULL). */
+int agt_pool_threads(const agt_pool *p);
+/* fn(ctx, t) for every t in [0, ntasks), tasks handed to the team (the
+ * caller included) one at a time; returns when all are done. p NULL or of
+ * one thread: a plain loop. Not reentrant on one pool. */
+void agt_pool_run(agt_pool *p, int ntasks, void (*fn)(void *ctx, int t),
+                  void *ctx);
+
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major with CBLAS's conventions
  * (ta / tb: op is the transpose; lda, ldb, ldc row strides). The output is
  * cut into tiles whose sizes depend on M and N only, one cblas_sgemm call
  * (OpenBLAS kept on one thread) per tile with the whole K loop, the tiles
- * spread over `threads` OpenMP threads (0: OpenMP's count, 1: serial): each
- * element is computed by the same call for any thread count, so results do
- * not depend on it. */
-void agt_gemm(int threads, int ta, int tb, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta,
-              float *C, int ldc);
+ * run as tasks of pool (NULL: serial): each element is computed by the
+ * same call for any team, so results do not depend on it. */
+void agt_gemm(agt_pool *pool, int ta, int tb, int M, int N, int K,
+              float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
 /* out[B,OC] = inp[B,C] @ w[OC,C]^T + b[OC] (b may be NULL); serial, the
  * same bits as the threaded products of agt_qlinear. */
 void agt_linear_forward(float *out, const float *inp, const float *w,
@@ -157,6 +171,8 @@ typedef struct agt_quant {
                                else the scaler's own copy of the format */
     ag_scaler *sc;          /* delayed scaling: window, scale, stream, state */
     ag_stats stats;         /* counters since the last reset (per epoch) */
+    agt_pool *pool;         /* NULL: whole-array library calls (their own
+                               threads); else chunks over this team */
 } agt_quant;
 
 /* Parse "fp32" (or "f32", "float32", "none") or any format spec accepted by
@@ -183,8 +199,8 @@ enum { AGT_QW = 0, AGT_QX = 1, AGT_QG = 2, AGT_NQ = 3 };
  * dx += STE(gq wq). */
 typedef struct agt_qlinear {
     int in, out, rows;       /* rows: the most input rows it holds */
-    int threads;             /* of its products (the quantizers' threads:
-                                0 all, 1 serial); no effect on results */
+    agt_pool *pool;          /* its products' and quantizers' team (NULL:
+                                serial products); set by agt_qlinear_set_pool */
     agt_quant q[AGT_NQ];
     float *wq, *xq, *gq, *dwq, *dxq;   /* only for quantized roles */
 } agt_qlinear;
@@ -199,6 +215,8 @@ int agt_qlinear_init(agt_qlinear *L, int in, int out, int rows,
                      const char (*specs)[48], const ag_scaler_opts *so,
                      agt_err *err);
 void agt_qlinear_free(agt_qlinear *L);
+/* Run L's products and quantizers on pool (not owned; NULL: serial). */
+void agt_qlinear_set_pool(agt_qlinear *L, agt_pool *pool);
 int agt_qlinear_forward(agt_qlinear *L, float *y, const float *x,
                         const float *W, const float *b, int N, int update,
                         agt_err *err);

@@ -12,7 +12,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 
 static float frand(uint64_t *s)
 {
@@ -253,7 +252,7 @@ static void test_order_optim(void)
 
 /* agt_gemm against double loops, on shapes cut into several tiles (ragged
  * edges, both transposes, padded row strides, beta 0 / 1 / 0.5, K = 0), and
- * the same bits for 1, 2 and 3 threads. */
+ * the same bits on pools of 1, 2 and 3 threads. */
 static void test_gemm(void)
 {
     static const int shp[][5] = {{300, 200, 70, 0, 1}, {130, 257, 33, 1, 0},
@@ -276,8 +275,11 @@ static void test_gemm(void)
         for (int t = 0; t < 3; t++) {
             C[t] = malloc(nc * sizeof *C[t]);
             memcpy(C[t], C0, nc * sizeof *C0);
-            omp_set_num_threads(t + 1);
-            agt_gemm(0, ta, tb, M, N, K, 0.75f, A, lda, B, ldb, beta, C[t], ldc);
+            agt_pool *pool = NULL;
+            agt_err err;
+            AG_CHECK(agt_pool_create(&pool, t + 1, &err) == 0, "%s", err.msg);
+            agt_gemm(pool, ta, tb, M, N, K, 0.75f, A, lda, B, ldb, beta, C[t], ldc);
+            agt_pool_free(pool);
         }
         for (int i = 0; i < M; i++)
             for (int j = 0; j < ldc; j++) {
@@ -299,7 +301,6 @@ static void test_gemm(void)
         free(C0);
         free(R);
     }
-    omp_set_num_threads(2);
 }
 
 /* GELU forward and backward against double-precision erfc and exp over
@@ -315,8 +316,12 @@ static void test_gelu(void)
         d[i] = 0.5f;
         one[i] = 1.0f;
     }
-    agt_gelu_forward(y, x, N);
-    agt_gelu_backward(d, one, x, N);
+    agt_pool *pool = NULL;
+    agt_err err;
+    AG_CHECK(agt_pool_create(&pool, 2, &err) == 0, "%s", err.msg);
+    agt_gelu_forward(pool, y, x, N);
+    agt_gelu_backward(pool, d, one, x, N);
+    agt_pool_free(pool);
     double wf = 0, wb = 0;
     for (int i = 0; i < N; i++) {
         const double X = x[i], phi = 0.5 * erfc(-X / sqrt(2.0)),
@@ -329,8 +334,8 @@ static void test_gelu(void)
     AG_CHECK(wf < 1e-6, "gelu forward: relative error %.3g", wf);
     AG_CHECK(wb < 1e-6, "gelu backward: relative error %.3g", wb);
     float sp[4] = {NAN, INFINITY, -INFINITY, 0.0f}, so[4], sd[4] = {0, 0, 0, 0};
-    agt_gelu_forward(so, sp, 4);
-    agt_gelu_backward(sd, one, sp, 4);
+    agt_gelu_forward(NULL, so, sp, 4);
+    agt_gelu_backward(NULL, sd, one, sp, 4);
     /* (the derivative at +-inf is Phi + inf * 0 = NaN, as erff's was) */
     AG_CHECK(so[0] != so[0] && so[1] == INFINITY && so[3] == 0.0f && sd[0] != sd[0] &&
              sd[3] == 0.5f, "gelu NaN / inf / 0: %g %g %g, %g %g", (double)so[0],
@@ -341,9 +346,9 @@ static void test_gelu(void)
     free(one);
 }
 
-/* agt_quant_apply splits ag_scaler_quantize's work into chunks over the
- * threads: the same outputs, counters, scales and stochastic stream as the
- * library's call on a twin scaler, for 1 and 2 threads; evaluation
+/* agt_quant_apply splits ag_scaler_quantize's work into chunks over its
+ * pool: the same outputs, counters, scales and stochastic stream as the
+ * library's call on a twin scaler, for pools of 1 and 2 threads; evaluation
  * (update 0) quantizes at the next step's scale and records nothing. The
  * chunked straight-through backward (clipped) against one library call. */
 static void test_quant_chunks(void)
@@ -357,11 +362,13 @@ static void test_quant_chunks(void)
     ag_scaler_opts so[AGT_NQ];
     agt_quant_opts(so, &qc, 6);
     for (int threads = 1; threads <= 2; threads++) {
-        omp_set_num_threads(threads);
         agt_quant q;
         agt_err err;
         ag_scaler *tw = NULL;
+        agt_pool *pool = NULL;
+        AG_CHECK(agt_pool_create(&pool, threads, &err) == 0, "%s", err.msg);
         AG_CHECK(agt_quant_init(&q, "E4M3", &so[AGT_QG], &err) == 0, "%s", err.msg);
+        q.pool = pool;
         AG_CHECK(ag_scaler_create(&tw, q.fmt, &so[AGT_QG]) == AG_OK, "twin scaler");
         ag_stats st2 = {0, 0, 0, 0};
         int same = 1;
@@ -395,6 +402,7 @@ static void test_quant_chunks(void)
         const char specs[AGT_NQ][48] = {"fp32", "E2M1", "fp32"};
         agt_qlinear L;
         AG_CHECK(agt_qlinear_init(&L, IN, OUT, R, specs, sc3, &err) == 0, "%s", err.msg);
+        agt_qlinear_set_pool(&L, pool);
         float *w = malloc(sizeof(float) * IN * OUT), *yy = malloc(sizeof(float) * R * OUT),
               *dx = calloc((size_t)R * IN, sizeof(float)), *ref = calloc((size_t)R * IN, sizeof(float)),
               *dxq = calloc((size_t)R * IN, sizeof(float)), *dW = calloc((size_t)IN * OUT, sizeof(float));
@@ -415,6 +423,7 @@ static void test_quant_chunks(void)
         free(w); free(yy); free(dx); free(ref); free(dxq); free(dW);
         ag_scaler_free(tw);
         agt_quant_free(&q);
+        agt_pool_free(pool);
         for (int i = 0; i < N; i++) x[i] = 3.0f * frand(&s);
         x[17] = NAN;
     }
