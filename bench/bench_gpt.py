@@ -6,12 +6,14 @@ same configuration, float32 and with the FP8 recipe (float8_e4m3fn weights
 and inputs, float8_e5m2 output gradients, delayed scaling; the twin
 converted with altgrad.integration), both on all cores.
 
-    PYTHONPATH=python /usr/bin/python3 bench/bench_gpt.py [--rounds 3] [--steps 20]
+    PYTHONPATH=python /usr/bin/python3 bench/bench_gpt.py [--rounds 5] [--steps 20]
 
 Prints tokens per second (training steps only: forward, backward, optimizer
-step), the median of the rounds, with C and torch interleaved in each round
-so that load from other processes hits both alike, and the ratios C/torch
-and quantized/float32. Sizes: the bench's default (2 layers x 128, 4 heads,
+step; the C figure includes its first, cold step, torch's excludes a
+warm-up step), the median of the rounds, with C and torch interleaved in
+each round so that load from other processes hits both alike, the ratios
+C/torch and quantized/float32, and the load average before and after (the
+figures of a shared machine move with it). Sizes: the bench's default (2 layers x 128, 4 heads,
 context 64, batch 16) and a larger one (4 x 256, 8 heads, context 128,
 batch 16). The numbers are for this machine only.
 """
@@ -76,14 +78,15 @@ def c_tps(exe, size, quantized, steps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--exe", default=os.path.join(os.environ.get("BUILD", "build"), "altgrad"))
     ap.add_argument("--sizes", default="default,larger")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count())  # all cores, as the C side
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{os.cpu_count()} CPUs; median of {a.rounds} rounds of {a.steps} steps")
+          f"{os.cpu_count()} CPUs; median of {a.rounds} rounds of {a.steps} steps; "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'size':8} {'setting':8} {'C tok/s':>10} {'torch tok/s':>12} {'C/torch':>8}")
     for size in a.sizes.split(","):
         res = {}
@@ -98,6 +101,7 @@ def main():
                   f"{res[q][0] / res[q][1]:8.2f}")
         print(f"{size:8} fp8 step / fp32 step: C {res[0][0] / res[1][0]:.2f}x, "
               f"torch {res[0][1] / res[1][1]:.2f}x")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
     sys.stdout.flush()
 
 

@@ -284,7 +284,7 @@ static void test_gemm(void)
         for (int i = 0; i < M; i++)
             for (int j = 0; j < ldc; j++) {
                 double acc = 0;
-                for (int l = 0; l < K; l++)
+                for (int l = 0; l < K && j < N; l++)
                     acc += (double)(ta ? A[(size_t)l * lda + i] : A[(size_t)i * lda + l]) *
                            (double)(tb ? B[(size_t)j * ldb + l] : B[(size_t)l * ldb + j]);
                 const size_t o = (size_t)i * ldc + j;
