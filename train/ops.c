@@ -333,13 +333,23 @@ AGT_INLINE void gauss(float x, float *cdf, float *pdf)
 
 #define AGT_ELEMS 16384   /* elements per task of the elementwise ops */
 
+/* The GELU loops in AVX-512, AVX2 and baseline clones, chosen when the
+ * program loads: the same IEEE operations in each (no contraction under
+ * -std=c11), so the same bits, 16, 8 or 4 lanes at a time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__linux__)
+#define AGT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AGT_CLONES
+#endif
+
 typedef struct gelu_ctx {
     float *out;
     const float *inp, *dout;
     size_t n;
 } gelu_ctx;
 
-static void gelu_fwd_task(void *arg, int t)
+AGT_CLONES static void gelu_fwd_task(void *arg, int t)
 {
     const gelu_ctx *c = arg;
     const size_t lo = (size_t)t * AGT_ELEMS,
@@ -361,7 +371,7 @@ void agt_gelu_forward(agt_pool *pool, float *out, const float *inp, size_t n)
                  &c);
 }
 
-static void gelu_bwd_task(void *arg, int t)
+AGT_CLONES static void gelu_bwd_task(void *arg, int t)
 {
     const gelu_ctx *c = arg;
     const size_t lo = (size_t)t * AGT_ELEMS,

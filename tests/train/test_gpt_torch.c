@@ -26,8 +26,9 @@
  * against torch's float ones): each op contributes a few ulps (~1e-7)
  * relative to the tensor's largest element, and the backward chains about
  * ten such ops per block through two blocks, so the expected error is
- * ~1e-6; measured: loss 8e-9, worst gradient 3.5e-7, 10-step losses
- * 1.7e-7 (OpenBLAS on Zen 4). 1e-4 leaves that margin
+ * ~1e-6; measured: loss 7e-9, worst gradient 4.9e-7, 10-step losses
+ * 1.7e-7 (OpenBLAS on Zen 4, products cut into tiles by agt_gemm, the
+ * polynomial GELU of ops.c). 1e-4 leaves that margin
  * while a wrong op (a missing 1/sqrt(hs), a transposed head, an untied
  * head gradient) moves the numbers by 1e-2 or more. The 10-step
  * trajectory: Adam divides by sqrt(v), so a gradient that is ~0 can flip
@@ -37,7 +38,7 @@
 /* Quantized: a 1-ulp difference of a pre-quantization value can cross a
  * rounding boundary of the 8-bit grid and move that element by a whole
  * grid step (~6 % for E3M4). With identical weights and scales this is
- * rare: measured loss 2e-9, worst gradient 4.7e-7 and the 10-step losses
+ * rare: measured loss 2e-9, worst gradient 5.9e-7 and the 10-step losses
  * 6.7e-7 (the library's AdamW repeats torch's arithmetic), so the float32
  * bound holds;
  * a wrong scale, window or missing quantizer moves the loss by ~1e-4 on
