@@ -86,6 +86,7 @@ enum {
     AGT_NLT = 5
 };
 extern const char *const agt_layer_type_names[AGT_NLT];
+_Static_assert(AGT_NLT == AGT_GPT_GROUPS, "the GPT's counter groups");
 
 typedef struct agt_gpt_cfg {
     int n_layer, n_head, n_embd, block_size, vocab_size;
@@ -188,5 +189,13 @@ void agt_text_batch(uint8_t *tok, uint8_t *tgt, const agt_text *t, int train,
 /* The loss of predicting the train split's byte frequencies on the val
  * split (nats per byte). */
 double agt_text_unigram_loss(const agt_text *t);
+
+/* The run loop's feed over a text (train/net.c): training batches of B
+ * sequences of T bytes at positions drawn from (seed, step), periods of
+ * eval_every steps, each evaluated on the first eval_batches validation
+ * batches (the same every time). */
+int agt_feed_text(agt_feed *f, const agt_text *text, int B, int T,
+                  int eval_every, int eval_batches, uint64_t seed,
+                  agt_err *err);
 
 #endif /* AGT_GPT_H */

@@ -263,11 +263,18 @@ int agt_model_backward(agt_model *m, const uint8_t *y, int B,
 /* ------------------------------------------------------------------------ */
 /* Optimizers                                                                */
 /* ------------------------------------------------------------------------ */
-typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1 } agt_optkind;
+/* AdamW (torch's), SGD with momentum, AltGrad's grid optimizer
+ * (GridOptim: weights move by whole rungs of their storage grid; float32
+ * weights on the grid of grid_fmt at the tensor's current scale). */
+typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1, AGT_GRID = 2 } agt_optkind;
 
 typedef struct agt_optim {
     agt_optkind kind;
     float lr, beta1, beta2, eps, wd, momentum;
+    ag_precondition pre;     /* AdamW: none, or manifold AdamW's grad/update */
+    int mantissa_bits;       /* manifold stiffness of float32 ranges */
+    const ag_format *grid_fmt; /* GRID: the grid of float32 ranges */
+    ag_grid_opts grid;       /* GRID: rate (--lr), momentum, decay, seed */
     int threads;             /* ag_adamw_opts.threads (results do not depend on it) */
     size_t n;
     uint64_t t;              /* steps taken */
@@ -275,37 +282,175 @@ typedef struct agt_optim {
     float *upd;              /* SGD: scratch for the new weights */
 } agt_optim;
 
-/* A parameter range whose bit stall is counted: [off, off + n) quantized
- * with fmt at scale. The step adds to stalled and considered. */
+/* A parameter range of the step: [off, off + n), decayed or not, whose
+ * weights are stored in fmt at scale (NULL: float32). With a format the
+ * step counts the range's bit stall (stalled and considered are ADDED to),
+ * manifold AdamW takes its stiffness from that grid, and the grid
+ * optimizer moves on it. group: the counter group it reports to (the
+ * model's layer or layer type). */
 typedef struct agt_optseg {
     size_t off, n;
     const ag_format *fmt;
     float scale;
+    int decay;
+    int group;
     uint64_t stalled, considered;
 } agt_optseg;
 
 int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
                    float wd, agt_err *err);
+/* Option names of agt_optkind ("adamw", "sgd", "grid"): the kind, or -1. */
+int agt_optim_parse(const char *name);
+const char *agt_optim_name(agt_optkind k);
 void agt_optim_free(agt_optim *o);
 /* One step in place on params[0 .. o->n) (torch's conventions):
- *   AdamW: ag_adamw_step (decoupled decay, bias correction);
- *   SGD:   v = momentum * v + (g + wd * p); p -= lr * v.
- * segs[0 .. nsegs) (sorted, disjoint; may be NULL with nsegs 0) get their
- * stall counters: considered = weights with |g| > AG_GRAD_EPS, stalled =
- * those of them whose code did not change. Returns 0, or -1 with err. */
+ *   AdamW: ag_adamw_step (decoupled decay, bias correction; o->pre);
+ *   SGD:   v = momentum * v + (g + wd * p); p -= lr * v;
+ *   GRID:  ag_grid_step on each range's grid (o->grid, stream = range
+ *          index, offsets advancing by the range's size every step).
+ * segs[0 .. nsegs) (sorted, disjoint; may be NULL with nsegs 0): the
+ * ranges with a storage format or no decay; elements outside them are
+ * float32 and decayed. Ranges with a format get their stall counters:
+ * considered = weights with |g| > AG_GRAD_EPS, stalled = those of them
+ * whose code did not change. Returns 0, or -1 with err. */
 int agt_optim_step(agt_optim *o, float *params, const float *grads,
                    agt_optseg *segs, int nsegs, agt_err *err);
 
 /* ------------------------------------------------------------------------ */
-/* Runs                                                                      */
+/* Checkpoint byte buffers (little-endian host order; the run loop writes   */
+/* the file around them)                                                     */
 /* ------------------------------------------------------------------------ */
-#define AGT_MAX_LAYERS 8
+typedef struct agt_buf {
+    unsigned char *p;
+    size_t len, cap, rd;
+    int bad;                 /* out of memory, or a read past the end */
+} agt_buf;
+void agt_buf_put(agt_buf *b, const void *src, size_t n);
+/* Reads n bytes (zeroes and sets bad past the end). */
+void agt_buf_get(agt_buf *b, void *dst, size_t n);
+#define AGT_PUT(b, v) agt_buf_put((b), &(v), sizeof(v))
+#define AGT_GET(b, v) agt_buf_get((b), &(v), sizeof(v))
 
-typedef struct agt_config {
+/* A linear layer's checkpoint section: per role the scaler's state record
+ * and the counters. Load: -1 with err (naming what) when it does not fit. */
+void agt_qlinear_save(const agt_qlinear *L, agt_buf *b);
+int agt_qlinear_load(agt_qlinear *L, agt_buf *b, const char *what,
+                     agt_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* The model and data interfaces of the run loop: train/run.c trains any     */
+/* agt_net on any agt_feed and knows nothing else of either.                 */
+/* ------------------------------------------------------------------------ */
+#define AGT_MAX_LAYERS 8     /* counter groups of a model */
+
+typedef struct agt_config agt_config;   /* a run's options (below) */
+
+/* A batch: images x[B,784] with labels y[B] (the MLP), or token sequences
+ * tok[B,T] with their next tokens tgt[B,T] (the GPT). */
+typedef struct agt_batch {
+    int B, T;
+    const float *x;
+    const uint8_t *y;
+    const uint8_t *tok, *tgt;
+} agt_batch;
+
+typedef struct agt_net agt_net;
+typedef struct agt_net_ops {
+    /* Forward: *loss = mean loss; *correct (may be NULL) += rows whose
+     * argmax is right (models without it leave it). update: training. */
+    int (*forward)(agt_net *n, const agt_batch *b, int update, double *loss,
+                   size_t *correct, agt_err *err);
+    /* grads += d loss / d params of the last forward. */
+    int (*backward)(agt_net *n, const agt_batch *b, agt_err *err);
+    /* The counters of group g, role k since the last reset_stats. */
+    void (*stats)(const agt_net *n, int g, int k, ag_stats *out);
+    void (*reset_stats)(agt_net *n);
+    /* The optimizer's ranges (agt_optseg) now: one per parameter tensor,
+     * in order, with the storage format and scale of the quantized
+     * weights. Returns the count (<= cap). */
+    int (*segs)(const agt_net *n, agt_optseg *segs, int cap);
+    /* Checkpoint section: the quantizers' states and counters. */
+    void (*save)(const agt_net *n, agt_buf *b);
+    int (*load)(agt_net *n, agt_buf *b, const char *path, agt_err *err);
+    /* stable[g], eff[g]: mean ranks of group g's weight matrices (NaN:
+     * none, or not finite). */
+    void (*ranks)(const agt_net *n, double *stable, double *eff);
+    void (*free)(agt_net *n);
+} agt_net_ops;
+
+/* Stable rank |W|_F^2 / sigma_max^2 and effective rank exp(-sum p log p),
+ * p = sigma / sum sigma, of the rows x cols matrix w (from the Gram
+ * matrix's eigenvalues in double, LAPACK's dsyev); NaN for a zero or
+ * non-finite matrix. -1: out of memory. */
+int agt_matrix_ranks(const float *w, int rows, int cols, double *stable,
+                     double *eff);
+
+/* The MLP of cfg (dims, fmt, seed, quantizers) as a net for batches up to
+ * cfg->batch; groups "L1".. (its linear layers). */
+int agt_net_mlp(agt_net *n, const agt_config *cfg, agt_err *err);
+/* The GPT of cfg (dims = layers, heads, width, context; fmt per layer
+ * type) as a net; groups the layer types. */
+int agt_net_gpt(agt_net *n, const agt_config *cfg, agt_err *err);
+/* Either, by cfg->model. */
+int agt_net_make(agt_net *n, const agt_config *cfg, agt_err *err);
+void agt_net_free(agt_net *n);
+
+struct agt_net {
+    const agt_net_ops *ops;
+    void *self;                       /* the model (agt_model, agt_gpt) */
+    size_t nparams;
+    float *params, *grads;            /* the model's flat arrays */
+    int ntensors;                     /* the parameter table, for segs */
+    int ngroups;                      /* counter groups (<= AGT_MAX_LAYERS) */
+    char group[AGT_MAX_LAYERS][16];   /* their names: layer 1.. / type */
+};
+
+/* Batches of a run: training steps come in periods (the MLP: an epoch
+ * of a permutation drawn from (seed, epoch); the GPT: eval_every steps of
+ * positions drawn from (seed, step)), each followed by an evaluation over
+ * the batches eval(0), eval(1), ... until one has B == 0. */
+typedef struct agt_feed agt_feed;
+struct agt_feed {
+    int (*train)(agt_feed *f, uint64_t period, uint64_t k, uint64_t step,
+                 agt_batch *b);
+    int (*eval)(agt_feed *f, int k, agt_batch *b);
+    void *self;
+    size_t ntrain;                    /* examples or bytes of the train
+                                         split (checkpoints check it) */
+    uint64_t steps_per_period;
+    /* buffers of the batches */
+    float *x;
+    uint8_t *y, *tok, *tgt;
+    uint32_t *perm, *idx;
+    uint64_t perm_period;             /* period of perm (UINT64_MAX: none) */
+    int B, T;
+    uint64_t seed;
+};
+void agt_feed_free(agt_feed *f);
+/* The IDX data sets in batches of B (the last eval batch may be short). */
+int agt_feed_idx(agt_feed *f, const agt_dataset *train,
+                 const agt_dataset *test, int B, uint64_t seed,
+                 agt_err *err);
+
+typedef enum agt_model_kind { AGT_MODEL_MLP = 0, AGT_MODEL_GPT = 1 } agt_model_kind;
+
+struct agt_config {
     char name[64];                    /* run name (file names, table) */
-    int nlin;                         /* linear layers */
-    int dims[AGT_MAX_LAYERS + 1];
-    agt_layer_fmt fmt[AGT_MAX_LAYERS];
+    agt_model_kind model;
+    int nlin;                         /* counter groups: the MLP's linear
+                                         layers; the GPT's 5 layer types */
+    int dims[AGT_MAX_LAYERS + 1];     /* MLP sizes; GPT: layers, heads,
+                                         width, context */
+    agt_layer_fmt fmt[AGT_MAX_LAYERS];/* formats per group and role */
+    /* GPT: steps in periods of eval_every, eval_batches validation
+     * batches, the text (text_path, NULL: the Bible) split at val_frac;
+     * precondition / mantissa_bits of manifold AdamW */
+    long steps;
+    int eval_every, eval_batches;
+    double val_frac;
+    const char *text_path;
+    ag_precondition precondition;
+    int mantissa_bits;
     int stochastic_grads;
     int epochs;
     int batch;
@@ -320,9 +465,14 @@ typedef struct agt_config {
     const char *data_dir;
     const char *out_dir;              /* NULL: no files */
     const char *save, *resume;        /* checkpoint paths or NULL */
-} agt_config;
+};
 
 void agt_config_default(agt_config *c);
+/* The GPT's defaults: 2 layers, 4 heads, 128 wide, context 64, batch 16,
+ * 200 steps in periods of 50, 8 validation batches, AdamW lr 1e-3 wd 0.1,
+ * the Bible split 90/10. */
+#define AGT_GPT_GROUPS 5
+void agt_config_default_gpt(agt_config *c);
 
 /* Per-epoch record. */
 typedef struct agt_epoch {
@@ -336,6 +486,11 @@ typedef struct agt_epoch {
     double seconds;                   /* wall time of the epoch (training+eval) */
     ag_stats q[AGT_MAX_LAYERS][AGT_NQ];
     uint64_t stalled, considered;     /* bit stall over quantized weights */
+    uint64_t g_stalled[AGT_MAX_LAYERS], g_considered[AGT_MAX_LAYERS];
+    /* mean stable rank (|W|_F^2 / sigma_max^2) and effective rank
+     * (exp of the entropy of the normalised singular values) of each
+     * group's weight matrices after the period; NaN where not measured */
+    double stable_rank[AGT_MAX_LAYERS], eff_rank[AGT_MAX_LAYERS];
 } agt_epoch;
 
 /* Counters summed over epochs and over every quantizer of every layer:
@@ -363,6 +518,9 @@ typedef struct agt_result {
     double seconds;
     double step_seconds;              /* mean wall time per training step */
     size_t steps_per_epoch;
+    double tokens_per_step;           /* GPT: B * T; MLP: B */
+    int ngroups;                      /* the net's counter groups */
+    char group[AGT_MAX_LAYERS][16];
 } agt_result;
 
 /* Run one configuration on loaded data; saves/resumes checkpoints as
@@ -370,6 +528,16 @@ typedef struct agt_result {
  * training (agt_check_save). */
 int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             const agt_dataset *test, agt_err *err);
+/* The loop itself: cfg's schedule (epochs of feed->steps_per_period steps,
+ * or cfg->steps), optimizer, checkpoints and records over net and feed;
+ * sig: the checkpoint's configuration record ("what=value" lines that a
+ * resume must match, see agt_config_sig). Takes neither. */
+int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
+                agt_feed *feed, agt_err *err);
+/* The lines of cfg that a resumed run must share with the saved one, as
+ * "what=value\n" (what: the option named in the mismatch error). */
+void agt_config_sig(char *out, size_t cap, const agt_config *cfg,
+                    size_t ntrain);
 void agt_result_free(agt_result *res);
 
 /* 0 when a checkpoint can be written to path: it is not a directory and
