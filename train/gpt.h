@@ -27,6 +27,8 @@
 #include "train.h"
 
 int ag_gpt_main(int argc, char **argv);
+/* altgrad compare --model gpt: the experiment matrix. */
+int agt_gpt_compare_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
 /* Ops (train/ops.c). [N,C] is row-major; N = B*T rows.                      */
@@ -197,5 +199,44 @@ double agt_text_unigram_loss(const agt_text *t);
 int agt_feed_text(agt_feed *f, const agt_text *text, int B, int T,
                   int eval_every, int eval_batches, uint64_t seed,
                   agt_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* GPT runs and the matrix's reports (train/net.c, train/gpt_report.c)       */
+/* ------------------------------------------------------------------------ */
+/* One GPT run of cfg (model GPT) on text through agt_run_net; its ops run
+ * on cfg->threads OpenMP threads of the calling thread; grid_rate: the
+ * grid optimizer's rungs per unit of velocity. */
+int agt_run_gpt(agt_result *res, const agt_config *cfg, const agt_text *text,
+                double grid_rate, agt_err *err);
+
+/* The matrix: runs[j * nf + f] is format entry f under optimizer j. */
+typedef struct agt_matrix {
+    const agt_result *runs;
+    int n, nf, no;
+    const char (*entries)[100];      /* the --formats entry of each run */
+    double unigram;                  /* the byte-frequency baseline */
+    size_t ntrain, nval;
+    const char *text_path;           /* NULL: the Bible */
+} agt_matrix;
+
+/* The optimizer's name of a run ("adamw", "manifold", ...). */
+const char *agt_gpt_optimizer_name(const agt_config *c);
+/* The per-run log: one row per validation, every counter per layer type
+ * and role, the stall rate and the ranks per layer type. */
+int agt_gpt_write_csv(const agt_result *r, const char *path, agt_err *err);
+/* The table on stdout: final and best validation loss, the difference
+ * to the float32 run of the same optimizer, counters, status. */
+void agt_gpt_print_table(FILE *f, const agt_result *runs, int n,
+                         double unigram);
+int agt_matrix_write_csv(const agt_matrix *m, const char *path, agt_err *err);
+/* Validation loss per step, one panel per optimizer. */
+int agt_matrix_write_loss_svg(const agt_matrix *m, const char *path,
+                              agt_err *err);
+/* Saturation, underflow and stall rates per run and layer type. */
+int agt_matrix_write_rates_svg(const agt_matrix *m, const char *path,
+                               agt_err *err);
+/* report.md: the answer, written from the numbers of these runs. */
+int agt_matrix_write_report(const agt_matrix *m, const char *path,
+                            agt_err *err);
 
 #endif /* AGT_GPT_H */

@@ -10,6 +10,7 @@
 #include "gpt.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -634,4 +635,32 @@ int agt_feed_text(agt_feed *f, const agt_text *text, int B, int T,
     f->T = T;
     f->seed = seed;
     return 0;
+}
+
+/* ----------------------------------------------------------------- runs --- */
+
+int agt_run_gpt(agt_result *res, const agt_config *cfg, const agt_text *text,
+                double grid_rate, agt_err *err)
+{
+    memset(res, 0, sizeof *res);
+    if (cfg->save && agt_check_save(cfg->save, err))
+        return -1;
+    /* the ops of this run: cfg->threads threads of this thread's teams */
+    if (cfg->threads > 0)
+        omp_set_num_threads(cfg->threads);
+    agt_feed feed;
+    if (agt_feed_text(&feed, text, cfg->batch, cfg->dims[3], cfg->eval_every,
+                      cfg->eval_batches, cfg->seed, err))
+        return -1;
+    agt_net net;
+    if (agt_net_gpt(&net, cfg, err)) {
+        agt_feed_free(&feed);
+        return -1;
+    }
+    agt_config c = *cfg;
+    c.grid_rate = grid_rate;
+    int rc = agt_run_net(res, &c, &net, &feed, err);
+    agt_net_free(&net);
+    agt_feed_free(&feed);
+    return rc;
 }

@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -189,6 +190,8 @@ void agt_config_sig(char *out, size_t cap, const agt_config *c, size_t ntrain)
         c->stochastic_grads, c->batch, agt_optim_name(c->optimizer));
     SIG("--precondition=%d\n--mantissa-bits=%d\n", (int)c->precondition,
         c->mantissa_bits);
+    if (c->optimizer == AGT_GRID)
+        SIG("--grid-rate=%a\n", c->grid_rate);
     SIG("--lr=%a\n--wd=%a\n--seed=%llu\n--history=%zu\n", (double)c->lr,
         (double)c->wd, (unsigned long long)c->seed, c->hist_len);
     if (c->model == AGT_MODEL_GPT)
@@ -510,6 +513,8 @@ int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
     o.pre = cfg->precondition;
     o.mantissa_bits = cfg->mantissa_bits;
     o.grid.seed = cfg->seed;
+    if (cfg->grid_rate > 0.0)
+        o.grid.rate = cfg->grid_rate;
     o.grid_fmt = ag_format_get("float8_e4m3fn");
     char sig[SIG_CAP];
     agt_config_sig(sig, sizeof sig, cfg, feed->ntrain);
@@ -700,4 +705,67 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
     agt_net_free(&net);
     agt_feed_free(&feed);
     return rc;
+}
+
+/* ------------------------------------------------------------ the pool --- */
+
+typedef struct pool {
+    int (*fn)(void *ctx, int i);
+    void *ctx;
+    int n, next, done;
+    int *failed;
+    const char *label;
+    int quiet;
+    double t0;
+    int jobs;
+    pthread_mutex_t lock;
+} pool;
+
+static void *pool_worker(void *arg)
+{
+    pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int i = p->next < p->n ? p->next++ : -1;
+        pthread_mutex_unlock(&p->lock);
+        if (i < 0)
+            return NULL;
+        int bad = p->fn(p->ctx, i) != 0;
+        pthread_mutex_lock(&p->lock);
+        p->failed[i] = bad;
+        p->done++;
+        if (!p->quiet && p->label) {
+            /* the runs left at the mean rate of the finished ones */
+            const double el = now_s() - p->t0;
+            fprintf(stderr, "[%s] %d/%d runs done, %.0fs so far, ETA %.0fs\n",
+                    p->label, p->done, p->n, el,
+                    el / p->done * (double)(p->n - p->done));
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+int agt_run_pool(int n, int jobs, int (*fn)(void *ctx, int i), void *ctx,
+                 int *failed, const char *label, int quiet)
+{
+    if (jobs > n)
+        jobs = n;
+    if (jobs > 64)
+        jobs = 64;
+    if (jobs < 1)
+        jobs = 1;
+    pool p = {fn, ctx, n, 0, 0, failed, label, quiet, now_s(), jobs,
+              PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th[64];
+    int started = 0;
+    for (int j = 1; j < jobs; j++) {
+        if (pthread_create(&th[started], NULL, pool_worker, &p) != 0)
+            break;
+        started++;
+    }
+    p.jobs = started + 1;
+    pool_worker(&p);
+    for (int j = 0; j < started; j++)
+        pthread_join(th[j], NULL);
+    return started + 1;
 }

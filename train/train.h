@@ -451,6 +451,8 @@ struct agt_config {
     const char *text_path;
     ag_precondition precondition;
     int mantissa_bits;
+    double grid_rate;                 /* grid optimizer: rungs per unit of
+                                         velocity (0: the library's 6) */
     int stochastic_grads;
     int epochs;
     int batch;
@@ -534,6 +536,12 @@ int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
  * resume must match, see agt_config_sig). Takes neither. */
 int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
                 agt_feed *feed, agt_err *err);
+/* fn(ctx, i) for every i in [0, n), on up to jobs threads (1..64), each
+ * index once; failed[i] = fn's result != 0. Unless quiet, after every
+ * finished run a line "[label] k/n runs done, ..s so far, ETA ..s" on
+ * stderr. Returns the threads used. */
+int agt_run_pool(int n, int jobs, int (*fn)(void *ctx, int i), void *ctx,
+                 int *failed, const char *label, int quiet);
 /* The lines of cfg that a resumed run must share with the saved one, as
  * "what=value\n" (what: the option named in the mismatch error). */
 void agt_config_sig(char *out, size_t cap, const agt_config *cfg,
@@ -574,6 +582,21 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
  * for an empty or non-finite range or max_ticks < 1. */
 int agt_axis_ticks(double lo, double hi, int max_ticks, double min_step,
                    double *t, int cap, int *decimals);
+/* SVG pieces shared by the plots: a panel maps data (x, y) into its pixel
+ * box (y clipped to the range); axes draws its frame, title, round ticks
+ * and labels (percent: y in [0,1] shown in %); text escapes <, >, &. */
+typedef struct agt_panel {
+    double x0, y0, w, h;          /* pixel box */
+    double xmin, xmax, ymin, ymax;
+} agt_panel;
+double agt_px(const agt_panel *p, double x);
+double agt_py(const agt_panel *p, double y);
+void agt_svg_axes(FILE *f, const agt_panel *p, const char *title,
+                  const char *xlabel, const char *ylabel, int percent);
+void agt_svg_text(FILE *f, const char *s);
+#define AGT_NPALETTE 11
+extern const char *const agt_palette[AGT_NPALETTE];
+
 /* mkdir -p */
 int agt_mkdirs(const char *dir, agt_err *err);
 
