@@ -105,12 +105,8 @@ void agt_gpt_cfg_default(agt_gpt_cfg *c);
 void agt_gpt_cfg_set(agt_gpt_cfg *c, unsigned mask, int role,
                      const char *spec);
 
-/* One parameter tensor of the table (names of the twin's state_dict). */
-typedef struct agt_tensor {
-    char name[48];
-    size_t off, n;
-    int dims;                /* 1 or 2 (2: decayed by AdamW) */
-} agt_tensor;
+/* agt_tensor (train.h): the parameter table has the twin's state_dict
+ * names. */
 
 typedef struct agt_gpt_acts agt_gpt_acts;
 

@@ -412,6 +412,9 @@ int ag_gpt_main(int argc, char **argv)
     }
     describe(c, &tx, unigram);
     agt_gpt_print_table(stdout, &res, 1, unigram);
+    printf("%.0f tokens/s over the training steps (%d thread%s)\n",
+           res.step_seconds > 0 ? res.tokens_per_step / res.step_seconds : 0.0,
+           c->threads, c->threads == 1 ? "" : "s");
     char path[4096];
     if (o.csv)
         snprintf(path, sizeof path, "%s", o.csv);

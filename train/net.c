@@ -266,6 +266,7 @@ static void mlp_free(agt_net *n)
 {
     agt_model_free(n->self);
     free(n->self);
+    free((agt_tensor *)n->tensors);
 }
 
 static const agt_net_ops mlp_ops = {mlp_forward, mlp_backward, mlp_stats,
@@ -290,6 +291,27 @@ int agt_net_mlp(agt_net *n, const agt_config *cfg, agt_err *err)
     n->nparams = m->nparams;
     n->params = m->params;
     n->grads = m->grads;
+    /* the table: fcN.weight, fcN.bias of the Nth linear layer */
+    agt_tensor *t = calloc((size_t)(2 * cfg->nlin), sizeof *t);
+    if (!t) {
+        agt_model_free(m);
+        free(m);
+        return agt_fail(err, "out of memory (model)");
+    }
+    for (int i = 0, k = 0; i < m->nlayers; i++) {
+        const agt_layer *L = &m->layers[i];
+        if (L->kind != AGT_LINEAR)
+            continue;
+        snprintf(t[k].name, sizeof t[k].name, "fc%d.weight", L->index + 1);
+        t[k].off = L->w_off;
+        t[k].n = (size_t)L->in_dim * (size_t)L->out_dim;
+        t[k++].dims = 2;
+        snprintf(t[k].name, sizeof t[k].name, "fc%d.bias", L->index + 1);
+        t[k].off = L->b_off;
+        t[k].n = (size_t)L->out_dim;
+        t[k++].dims = 1;
+    }
+    n->tensors = t;
     n->ntensors = 2 * cfg->nlin;
     n->ngroups = cfg->nlin;
     for (int g = 0; g < cfg->nlin && g < AGT_MAX_LAYERS; g++)
@@ -455,6 +477,7 @@ int agt_net_gpt(agt_net *n, const agt_config *cfg, agt_err *err)
     n->params = m->params;
     n->grads = m->grads;
     n->ntensors = m->ntensors;
+    n->tensors = m->tensors;
     n->ngroups = AGT_NLT;
     for (int g = 0; g < AGT_NLT; g++)
         snprintf(n->group[g], sizeof n->group[g], "%s",

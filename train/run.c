@@ -548,7 +548,7 @@ int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
     const uint64_t total_steps = periods * spe;
     const uint64_t start_step = rs.step;
     const double t_run = now_s();
-    double t_last_print = 0.0;
+    double t_last_print = 0.0, t_train = 0.0;
     int stop = 0;
     for (; rs.epoch < periods && !stop; rs.epoch++) {
         double t_epoch = now_s() - rs.seconds;
@@ -558,6 +558,7 @@ int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
                 break;
             }
             agt_batch b;
+            const double t_step = now_s();
             if (feed->train(feed, rs.epoch, rs.step_in_epoch, rs.step, &b)) {
                 agt_fail(err, "training batch of step %llu",
                          (unsigned long long)rs.step + 1);
@@ -584,6 +585,7 @@ int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
                     rs.g_stalled[segs[i].group] += segs[i].stalled;
                     rs.g_considered[segs[i].group] += segs[i].considered;
                 }
+            t_train += now_s() - t_step;
             rs.step++;
             rs.loss_sum += loss;
             rs.loss_n++;
@@ -671,7 +673,7 @@ int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
         rs.seconds = 0.0;
     res->seconds = now_s() - t_run;
     res->step_seconds =
-        rs.step > start_step ? res->seconds / (double)(rs.step - start_step) : 0.0;
+        rs.step > start_step ? t_train / (double)(rs.step - start_step) : 0.0;
     res->tokens_per_step = (double)feed->B * (double)feed->T;
     res->ngroups = net->ngroups;
     memcpy(res->group, net->group, sizeof res->group);

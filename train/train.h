@@ -354,6 +354,14 @@ typedef struct agt_batch {
     const uint8_t *tok, *tgt;
 } agt_batch;
 
+/* One tensor of a model's parameter table: its name (the PyTorch twin's
+ * state_dict key), its range of the flat arrays, 1 or 2 dimensions. */
+typedef struct agt_tensor {
+    char name[48];
+    size_t off, n;
+    int dims;
+} agt_tensor;
+
 typedef struct agt_net agt_net;
 typedef struct agt_net_ops {
     /* Forward: *loss = mean loss; *correct (may be NULL) += rows whose
@@ -400,7 +408,8 @@ struct agt_net {
     void *self;                       /* the model (agt_model, agt_gpt) */
     size_t nparams;
     float *params, *grads;            /* the model's flat arrays */
-    int ntensors;                     /* the parameter table, for segs */
+    int ntensors;                     /* the parameter table, in the */
+    const agt_tensor *tensors;        /*   order of the flat arrays */
     int ngroups;                      /* counter groups (<= AGT_MAX_LAYERS) */
     char group[AGT_MAX_LAYERS][16];   /* their names: layer 1.. / type */
 };
@@ -518,7 +527,9 @@ typedef struct agt_result {
     double *loss_x, *loss_y;
     long diverged_step;               /* 0, or the global step (1-based) whose loss was not finite */
     double seconds;
-    double step_seconds;              /* mean wall time per training step */
+    double step_seconds;              /* mean wall time per training step
+                                         (batch, forward, backward, optimizer;
+                                         evaluations not included) */
     size_t steps_per_epoch;
     double tokens_per_step;           /* GPT: B * T; MLP: B */
     int ngroups;                      /* the net's counter groups */

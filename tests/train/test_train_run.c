@@ -376,7 +376,7 @@ static void test_cli(void)
 {
     char out[128];
     snprintf(out, sizeof out, "%s/out", dir);
-    const char *cmp[] = {"compare", "--data", dir, "--epochs", "1", "--batch", "32",
+    const char *cmp[] = {"compare", "--model", "mlp", "--data", dir, "--epochs", "1", "--batch", "32",
                          "--formats", "fp32,E3M4,fp8", "--layer-formats", "fp32,*,*",
                          "--out", out, "--quiet", "--test-limit", "100", "--jobs", "1",
                          NULL};
@@ -388,7 +388,7 @@ static void test_cli(void)
     /* --jobs changes nothing but the wall time */
     char out2[128];
     snprintf(out2, sizeof out2, "%s/out2", dir);
-    const char *cmp2[] = {"compare", "--data", dir, "--epochs", "1", "--batch", "32",
+    const char *cmp2[] = {"compare", "--model=mlp", "--data", dir, "--epochs", "1", "--batch", "32",
                           "--formats", "fp32,E3M4,fp8", "--layer-formats", "fp32,*,*",
                           "--out", out2, "--quiet", "--test-limit", "100", "--jobs",
                           "3", NULL};
