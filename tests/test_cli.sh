@@ -524,11 +524,19 @@ expect_rc 0 "compare (gpt): a tiny matrix"
 for f in matrix.csv val_loss.svg rates.svg report.md fp32-adamw.csv fp8-e4m3fn-e5m2-grid.csv E3M4-manifold.csv; do
     [ -s "$tmp/m/$f" ] && ok || fail "compare (gpt): $f written"
 done
-[ "$(wc -l <"$tmp/m/matrix.csv")" -eq 10 ] && ok || fail "compare (gpt): matrix.csv has 9 runs"
-for h in '^## The answer' '^## Does geometry-aware optimization help' '^## Validation loss' '^## Failures' '^## Per layer type'; do
+[ "$(wc -l <"$tmp/m/matrix.csv")" -eq 13 ] && ok || fail "compare (gpt): matrix.csv has 9 runs and 3 seed checks"
+grep -q '^fp32-seed2-grid,fp32 (seed 2),grid,' "$tmp/m/matrix.csv" && ok || fail "compare (gpt): the seed check's row"
+for h in '^## The answer' '^## How much a seed alone changes' '^## Does geometry-aware optimization help' '^## Validation loss' '^## Failures' '^## Per layer type'; do
     grep -q "$h" "$tmp/m/report.md" && ok || fail "report.md: section $h"
 done
 expect_out '^report: ' "compare (gpt): the report's path on stdout"
+# shellcheck disable=SC2086
+run compare $small --formats fp32,E3M4 --optimizers adamw --seed-check 0 --out "$tmp/m0"
+expect_rc 0 "compare (gpt): --seed-check 0"
+[ "$(wc -l <"$tmp/m0/matrix.csv")" -eq 3 ] && ok || fail "compare (gpt): --seed-check 0 adds no run"
+grep -q 'How much a seed' "$tmp/m0/report.md" && fail "report.md: no seed section without the check" || ok
+run compare --seed-check 2 --data $nodata
+expect_error 1 "--seed-check: '2' is out of range" "compare --seed-check 2"
 
 # --- runtime errors -----------------------------------------------------------
 if [ -w /dev/full ]; then

@@ -205,10 +205,12 @@ int agt_feed_text(agt_feed *f, const agt_text *text, int B, int T,
 int agt_run_gpt(agt_result *res, const agt_config *cfg, const agt_text *text,
                 double grid_rate, agt_err *err);
 
-/* The matrix: runs[j * nf + f] is format entry f under optimizer j. */
+/* The matrix: runs[j * nf + f] is format entry f under optimizer j;
+ * with ns == no, runs[nf * no + j] is float32 under optimizer j from
+ * another seed (the seed check). */
 typedef struct agt_matrix {
     const agt_result *runs;
-    int n, nf, no;
+    int n, nf, no, ns;
     const char (*entries)[100];      /* the --formats entry of each run */
     double unigram;                  /* the byte-frequency baseline */
     size_t ntrain, nval;

@@ -28,6 +28,8 @@
 /* the matrix's schedule: full (about 10 minutes on 2 cores) and --quick */
 #define MATRIX_STEPS 600
 #define QUICK_STEPS 150
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
 
 static const char *const usage_gpt =
     "usage: altgrad gpt [options]\n"
@@ -57,7 +59,11 @@ static const char *const usage_compare =
     "                     (float8_e4m3fn/float8_e5m2), for every linear\n"
     "  --optimizers L,... adamw | manifold | manifold-update | grid (default\n"
     "                     " GPT_OPTIMIZERS ")\n"
-    "  --quick            a short matrix (150 steps instead of 600)\n"
+    "  --quick            a short matrix (" XSTR(QUICK_STEPS) " steps instead of "
+    XSTR(MATRIX_STEPS) ")\n"
+    "  --seed-check 0|1   float32 once more per optimizer with seed + 1, the\n"
+    "                     spread a seed alone makes (default 1): smaller\n"
+    "                     differences are reported as ties\n"
     "  --jobs N           runs trained at once (default: the CPUs); each run\n"
     "                     is single-threaded and its numbers do not depend\n"
     "                     on N\n";
@@ -95,7 +101,7 @@ typedef struct gopts {
     agt_config cfg;
     const char *fmt_all, *fmt_attn, *fmt_mlp, *fmt_head, *fmt_grad;
     const char *optimizer, *formats, *optimizers, *csv, *name;
-    int jobs, quick, help, steps_set, threads_set, recipe;
+    int jobs, quick, help, steps_set, threads_set, recipe, seed_check;
     double grid_rate;
 } gopts;
 
@@ -133,6 +139,7 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
     agt_config_default_gpt(&o->cfg);
     o->cfg.out_dir = matrix ? "runs/gpt" : "runs";
     o->grid_rate = ag_grid_opts_default().rate;
+    o->seed_check = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         long long n = 0;
@@ -267,6 +274,9 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
             STR(o->formats);
         } else if (matrix && OPT("--optimizers")) {
             STR(o->optimizers);
+        } else if (matrix && OPT("--seed-check")) {
+            INT("--seed-check", 0, 1);
+            o->seed_check = (int)n;
         } else if (matrix && OPT("--jobs")) {
             INT("--jobs", 1, 64);
             o->jobs = (int)n;
@@ -479,7 +489,9 @@ int agt_gpt_compare_main(int argc, char **argv)
         cli_error("compare", "%d runs: the matrix takes at most 256", nf * no);
         return CLI_USAGE;
     }
-    const int n = nf * no;
+    /* the seed check: float32 once more per optimizer, seed + 1 */
+    const int ns = o.seed_check ? no : 0;
+    const int n = nf * no + ns;
     agt_config *cfgs = calloc((size_t)n, sizeof *cfgs);
     agt_result *runs = calloc((size_t)n, sizeof *runs);
     agt_err *errs = calloc((size_t)n, sizeof *errs);
@@ -543,6 +555,20 @@ int agt_gpt_compare_main(int argc, char **argv)
                 }
         }
     }
+    for (int j = 0; j < ns && rc == 0; j++) {
+        const int i = nf * no + j;
+        cfgs[i] = cfgs[j * nf];
+        cfgs[i].seed = o.cfg.seed + 1;
+        if (set_formats("compare", &cfgs[i], &o, "fp32"))
+            rc = CLI_USAGE;
+        snprintf(entries[i], sizeof entries[i], "fp32 (seed %llu)",
+                 (unsigned long long)cfgs[i].seed);
+        char opt[40];
+        agt_cli_list_item(olist, j, opt, sizeof opt);
+        snprintf(cfgs[i].name, sizeof cfgs[i].name, "fp32-seed%llu-%.20s",
+                 (unsigned long long)cfgs[i].seed, opt);
+        agt_cli_file_safe(cfgs[i].name);
+    }
     if (rc == 0 && o.fmt_grad && !agt_cli_is_fp32(o.fmt_grad) && !grad_used) {
         int all_fp32 = 1;
         for (int f = 0; f < nf; f++) {
@@ -572,8 +598,9 @@ int agt_gpt_compare_main(int argc, char **argv)
     /* one BLAS thread per run (before any worker starts) */
     openblas_set_num_threads(1);
     if (!o.cfg.quiet)
-        fprintf(stderr, "[matrix] %d runs (%d formats x %d optimizers), %ld "
-                "steps each, %d at a time\n", n, nf, no, o.cfg.steps,
+        fprintf(stderr, "[matrix] %d runs (%d formats x %d optimizers%s), "
+                "%ld steps each, %d at a time\n", n, nf, no,
+                ns ? ", float32 with a second seed" : "", o.cfg.steps,
                 jobs < n ? jobs : n);
     gpt_jobs p = {cfgs, runs, errs, &tx, o.grid_rate};
     agt_run_pool(n, jobs, gpt_job, &p, failed, "matrix", o.cfg.quiet);
@@ -585,7 +612,7 @@ int agt_gpt_compare_main(int argc, char **argv)
     if (rc == 0) {
         describe(&o.cfg, &tx, unigram);
         agt_gpt_print_table(stdout, runs, n, unigram);
-        agt_matrix mx = {runs, n, nf, no, (const char(*)[100])entries,
+        agt_matrix mx = {runs, n, nf, no, ns, (const char(*)[100])entries,
                          unigram, tx.ntrain, tx.n - tx.ntrain,
                          o.cfg.text_path};
         agt_err err;

@@ -10,8 +10,12 @@
  *   no-learn   the final validation loss is not 0.05 nats/byte below the
  *              unigram (byte-frequency) baseline;
  *   degraded   the final validation loss is more than DEGRADED (2 %) above
- *              the float32 run of the same optimizer;
- *   ok         the rest; within TIE (0.5 %) of each other counts as a tie.
+ *              the float32 run of the same optimizer, or more than the seed
+ *              spread when that is larger;
+ *   ok         the rest; within TIE (0.5 %), or the seed spread when that is
+ *              larger, of each other counts as a tie.
+ * The seed spread of an optimizer: how far float32 from seed + 1 ends from
+ * float32 from the matrix's seed (the seed check runs).
  * Symptoms: the layer type and role with the largest saturated, underflow
  * and NaN shares of their quantized elements; the layer type with the
  * largest stall rate (updates that left the stored weight unchanged); an
@@ -132,7 +136,8 @@ static const agt_result *baseline_of(const agt_result *runs, int n,
     for (int i = 0; i < n; i++) {
         const agt_result *b = &runs[i];
         if (b->cfg.optimizer != r->cfg.optimizer ||
-            b->cfg.precondition != r->cfg.precondition || b->diverged_step)
+            b->cfg.precondition != r->cfg.precondition ||
+            b->cfg.seed != r->cfg.seed || b->diverged_step)
             continue;
         int all = 1;
         for (int g = 0; g < b->ngroups; g++)
@@ -154,7 +159,7 @@ typedef struct verdict {
 } verdict;
 
 static verdict judge(const agt_result *r, const agt_result *base,
-                     double unigram)
+                     double unigram, double degraded)
 {
     verdict v = {V_OK, (double)NAN, 0};
     const summary s = summarize(r);
@@ -164,7 +169,7 @@ static verdict judge(const agt_result *r, const agt_result *base,
             v.rel = s.final_val / b.final_val - 1.0;
         for (int i = 0; i < r->nepochs && i < base->nepochs; i++) {
             double a = r->epochs[i].test_loss, c = base->epochs[i].test_loss;
-            if (!(a <= c * (1.0 + DEGRADED))) {
+            if (!(a <= c * (1.0 + degraded))) {
                 v.departed = (long)r->epochs[i].step;
                 break;
             }
@@ -174,7 +179,7 @@ static verdict judge(const agt_result *r, const agt_result *base,
         v.kind = V_DIVERGED;
     else if (!(s.final_val < unigram - NO_LEARN))
         v.kind = V_NOLEARN;
-    else if (isfinite(v.rel) && v.rel > DEGRADED)
+    else if (isfinite(v.rel) && v.rel > degraded)
         v.kind = V_DEGRADED;
     return v;
 }
@@ -253,7 +258,7 @@ void agt_gpt_print_table(FILE *f, const agt_result *runs, int n,
         const agt_result *r = &runs[i];
         const summary s = summarize(r);
         const agt_result *base = baseline_of(runs, n, r);
-        const verdict v = judge(r, base, unigram);
+        const verdict v = judge(r, base, unigram, DEGRADED);
         char vs[16] = "-", sat[16] = "-", unf[16] = "-", st[16] = "-",
              status[64];
         if (base && base != r && isfinite(v.rel))
@@ -283,6 +288,45 @@ void agt_gpt_print_table(FILE *f, const agt_result *runs, int n,
 
 /* ------------------------------------------------------------- matrix --- */
 
+/* The seed check of optimizer j: |final val (seed + 1) / final val - 1|
+ * of float32; NaN without one. */
+static double spread_of(const agt_matrix *m, int j)
+{
+    if (j >= m->ns)
+        return (double)NAN;
+    const agt_result *a = &m->runs[m->nf * m->no + j];
+    const agt_result *b = baseline_of(m->runs, m->nf * m->no, &m->runs[j * m->nf]);
+    if (!b || a->diverged_step)
+        return (double)NAN;
+    const double va = summarize(a).final_val, vb = summarize(b).final_val;
+    return isfinite(va) && isfinite(vb) ? fabs(va / vb - 1.0) : (double)NAN;
+}
+
+static int optimizer_index(const agt_matrix *m, const agt_result *r)
+{
+    for (int j = 0; j < m->no; j++) {
+        const agt_config *c = &m->runs[j * m->nf].cfg;
+        if (c->optimizer == r->cfg.optimizer &&
+            c->precondition == r->cfg.precondition)
+            return j;
+    }
+    return -1;
+}
+
+/* Ties: within TIE or the seed spread, whichever is larger; degraded:
+ * more than DEGRADED or the seed spread above float32. */
+static double tie_of(const agt_matrix *m, int j)
+{
+    const double sp = spread_of(m, j);
+    return isfinite(sp) && sp > TIE ? sp : TIE;
+}
+
+static double degraded_of(const agt_matrix *m, const agt_result *r)
+{
+    const double sp = spread_of(m, optimizer_index(m, r));
+    return isfinite(sp) && sp > DEGRADED ? sp : DEGRADED;
+}
+
 int agt_matrix_write_csv(const agt_matrix *m, const char *path, agt_err *err)
 {
     FILE *f = fopen(path, "w");
@@ -295,7 +339,8 @@ int agt_matrix_write_csv(const agt_matrix *m, const char *path, agt_err *err)
     for (int i = 0; i < m->n; i++) {
         const agt_result *r = &m->runs[i];
         const summary s = summarize(r);
-        const verdict v = judge(r, baseline_of(m->runs, m->n, r), m->unigram);
+        const verdict v = judge(r, baseline_of(m->runs, m->n, r), m->unigram,
+                                degraded_of(m, r));
         fprintf(f, "%s,%s,%s,%ld,%.10g,%.10g,%ld,%.10g,%.10g,%llu,%llu,%llu,"
                    "%llu,%.10g,%.1f,%ld,%s,%.10g\n",
                 r->cfg.name, m->entries[i], agt_gpt_optimizer_name(&r->cfg),
@@ -374,6 +419,19 @@ int agt_matrix_write_loss_svg(const agt_matrix *m, const char *path,
                         agt_px(&P, (double)r->diverged_step), P.y0 + 14, col);
         }
     }
+    for (int j = 0; j < m->ns; j++) {
+        /* the seed check, thin and grey, in its optimizer's panel */
+        agt_panel P = {80 + j * (pw + gap), 50, pw, ph, 0, xmax,
+                       lo - pad, hi + pad};
+        const agt_result *r = &m->runs[m->nf * m->no + j];
+        fprintf(f, "<polyline fill='none' stroke='#888' stroke-width='1' "
+                   "stroke-dasharray='1,2' points='");
+        for (int e = 0; e < r->nepochs; e++)
+            if (isfinite(r->epochs[e].test_loss))
+                fprintf(f, "%.1f,%.1f ", agt_px(&P, (double)r->epochs[e].step),
+                        agt_py(&P, r->epochs[e].test_loss));
+        fputs("'/>\n", f);
+    }
     const double lx = 80 + m->no * (pw + gap) - gap + 20;
     for (int k = 0; k < m->nf; k++) {
         const double ly = 60 + 20 * k;
@@ -383,6 +441,15 @@ int agt_matrix_write_loss_svg(const agt_matrix *m, const char *path,
                 lx, ly, lx + 20, ly, agt_palette[k % AGT_NPALETTE], lx + 25,
                 ly + 4);
         agt_svg_text(f, m->entries[k]);
+        fputs("</text>\n", f);
+    }
+    if (m->ns) {
+        const double ly = 60 + 20 * m->nf;
+        fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' "
+                   "stroke='#888' stroke-dasharray='1,2'/>\n"
+                   "<text x='%.1f' y='%.1f' font-size='12'>",
+                lx, ly, lx + 20, ly, lx + 25, ly + 4);
+        agt_svg_text(f, m->entries[m->nf * m->no]);
         fputs("</text>\n", f);
     }
     fputs("</svg>\n", f);
@@ -408,7 +475,8 @@ int agt_matrix_write_rates_svg(const agt_matrix *m, const char *path,
     const int ng = m->n ? m->runs[0].ngroups : 0;
     const double cw = 74, chh = 20, left = 230, top = 80;
     const double pw = ng * cw, gap = 40;
-    const double W = left + 3 * (pw + gap), H = top + m->n * chh + 60;
+    const int rows = m->nf * m->no;
+    const double W = left + 3 * (pw + gap), H = top + rows * chh + 60;
     static const char *const title[3] = {
         "saturated (share of quantized elements)",
         "underflow (share of quantized elements)",
@@ -420,7 +488,7 @@ int agt_matrix_write_rates_svg(const agt_matrix *m, const char *path,
                "font-family='sans-serif'>\n"
                "<rect width='100%%' height='100%%' fill='white'/>\n",
             W, H, W, H);
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < rows; i++) {
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' "
                    "text-anchor='end'>", left - 8, top + i * chh + 14);
         agt_svg_text(f, m->runs[i].cfg.name);
@@ -436,7 +504,7 @@ int agt_matrix_write_rates_svg(const agt_matrix *m, const char *path,
             agt_svg_text(f, m->runs[0].group[g]);
             fputs("</text>\n", f);
         }
-        for (int i = 0; i < m->n; i++) {
+        for (int i = 0; i < rows; i++) {
             const summary s = summarize(&m->runs[i]);
             for (int g = 0; g < ng; g++) {
                 uint64_t a = 0, b = 0;
@@ -549,10 +617,11 @@ static void symptoms(FILE *f, const agt_matrix *m, const agt_result *r,
                    "of %ld; the counters below are of the steps until then.\n",
                 r->diverged_step, r->cfg.steps);
     else if (v->departed)
-        fprintf(f, "- When: its validation loss was first more than %.0f%% "
+        fprintf(f, "- When: its validation loss was first more than %.1f%% "
                    "above float32's at step %ld; at the end it was %.4f "
                    "nats/byte (%+.1f%%).\n",
-                100.0 * DEGRADED, v->departed, s.final_val, 100.0 * v->rel);
+                100.0 * degraded_of(m, r), v->departed, s.final_val,
+                100.0 * v->rel);
     if (v->kind == V_NOLEARN)
         fprintf(f, "- It ended at %.4f nats/byte against the unigram "
                    "baseline's %.4f: it learnt %s than predicting byte "
@@ -633,10 +702,12 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
         fclose(f);
         return agt_fail(err, "out of memory (report)");
     }
+    const int nm = m->nf * m->no;    /* the matrix without the seed check */
     for (int i = 0; i < m->n; i++) {
         S[i] = summarize(&m->runs[i]);
         B[i] = baseline_of(m->runs, m->n, &m->runs[i]);
-        V[i] = judge(&m->runs[i], B[i], m->unigram);
+        V[i] = judge(&m->runs[i], B[i], m->unigram,
+                     degraded_of(m, &m->runs[i]));
     }
     fprintf(f, "# Which format and optimizer train the GPT best\n\n");
     fprintf(f, "Written by `altgrad compare` from the numbers of this run. "
@@ -654,7 +725,7 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
 
     /* ---- the answer ---- */
     int best = -1;
-    for (int i = 0; i < m->n; i++)
+    for (int i = 0; i < nm; i++)
         if (V[i].kind != V_DIVERGED && isfinite(S[i].final_val) &&
             (best < 0 || S[i].final_val < S[best].final_val))
             best = i;
@@ -689,8 +760,8 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
                     on, S[bf].final_val, m->entries[bq], S[bq].final_val,
                     d < 0 ? "below" : "above", fabs(d),
                     100.0 * fabs(d) / S[bf].final_val,
-                    fabs(d) <= TIE * S[bf].final_val ? ", a tie within 0.5%"
-                                                     : "");
+                    fabs(d) <= tie_of(m, j) * S[bf].final_val ? ", a tie"
+                                                              : "");
         }
         /* the entries by outcome */
         int nok = 0, ndeg = 0, nfail = 0;
@@ -702,7 +773,8 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
             ndeg += V[i].kind == V_DEGRADED;
             nfail += V[i].kind == V_DIVERGED || V[i].kind == V_NOLEARN;
         }
-        fprintf(f, "  - within %.0f%% of float32: %d", 100.0 * DEGRADED, nok);
+        fprintf(f, "  - within %.1f%% of float32: %d",
+                100.0 * degraded_of(m, &m->runs[j * m->nf]), nok);
         const char *sep = " (";
         for (int k = 0; k < m->nf; k++) {
             const int i = j * m->nf + k;
@@ -736,6 +808,31 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
         fprintf(f, "%s.\n", nfail ? ")" : "");
     }
 
+    /* ---- the seed check ---- */
+    if (m->ns) {
+        fprintf(f, "\n## How much a seed alone changes\n\n");
+        for (int j = 0; j < m->ns; j++) {
+            const int i = nm + j;
+            const char *on = agt_gpt_optimizer_name(&m->runs[i].cfg);
+            const double sp = spread_of(m, j);
+            if (!isfinite(sp)) {
+                fprintf(f, "- With %s: the float32 run of seed %llu did not "
+                           "finish, so no spread is measured.\n", on,
+                        (unsigned long long)m->runs[i].cfg.seed);
+                continue;
+            }
+            fprintf(f, "- With %s: float32 from seed %llu (weights and data "
+                       "order) ended at %.4f, %.2f%% from seed %llu's. "
+                       "Differences within %.2f%% are called ties, and a "
+                       "format is called degraded above %.2f%%.\n",
+                    on, (unsigned long long)m->runs[i].cfg.seed,
+                    S[i].final_val, 100.0 * sp,
+                    (unsigned long long)m->runs[j * m->nf].cfg.seed,
+                    100.0 * tie_of(m, j),
+                    100.0 * degraded_of(m, &m->runs[i]));
+        }
+    }
+
     /* ---- the optimizers ---- */
     int ja = -1;
     for (int j = 0; j < m->no; j++)
@@ -758,7 +855,9 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
                 const double d = S[i].final_val - S[a].final_val;
                 cnt++;
                 sum += d;
-                if (fabs(d) <= TIE * S[a].final_val)
+                const double tj = tie_of(m, j) > tie_of(m, ja) ? tie_of(m, j)
+                                                               : tie_of(m, ja);
+                if (fabs(d) <= tj * S[a].final_val)
                     tie++;
                 else if (d < 0)
                     better++;
@@ -780,7 +879,7 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
             }
             fprintf(f, "- %s against AdamW, format by format (%d formats "
                        "that finished under both): lower validation loss "
-                       "for %d, higher for %d, a tie within 0.5%% for %d; "
+                       "for %d, higher for %d, a tie for %d; "
                        "mean difference %+.4f nats/byte.",
                     on, cnt, better, worse, tie, sum / cnt);
             if (most >= 0 && dmin < 0)
@@ -837,7 +936,7 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
     /* ---- failures ---- */
     fprintf(f, "\n## Failures and their symptoms\n\n");
     int nbad = 0;
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < nm; i++) {
         if (V[i].kind == V_OK)
             continue;
         nbad++;
@@ -847,8 +946,8 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
         fputc('\n', f);
     }
     if (!nbad)
-        fprintf(f, "No run diverged, failed to learn or ended more than "
-                   "%.0f%% above float32.\n\n", 100.0 * DEGRADED);
+        fprintf(f, "No run diverged, failed to learn or ended degraded "
+                   "against float32.\n\n");
 
     /* ---- per layer type ---- */
     const int ng = m->runs[0].ngroups;

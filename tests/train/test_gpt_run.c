@@ -322,7 +322,7 @@ static void matrix_case(const agt_text *tx)
     }
     if (!ok)
         return;
-    agt_matrix mx = {runs, 6, 3, 2, entries, agt_text_unigram_loss(tx),
+    agt_matrix mx = {runs, 6, 3, 2, 0, entries, agt_text_unigram_loss(tx),
                      tx->ntrain, tx->n - tx->ntrain, NULL};
     char path[256];
     agt_err err;
