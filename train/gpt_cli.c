@@ -64,9 +64,8 @@ static const char *const usage_compare =
     "  --seed-check 0|1   float32 once more per optimizer with seed + 1, the\n"
     "                     spread a seed alone makes (default 1): smaller\n"
     "                     differences are reported as ties\n"
-    "  --jobs N           runs trained at once (default: the CPUs); each run\n"
-    "                     is single-threaded and its numbers do not depend\n"
-    "                     on N\n";
+    "  --jobs N           runs trained at once (default: the CPUs), each on\n"
+    "                     CPUs / N threads; the numbers do not depend on N\n";
 
 static const char *const usage_common =
     "\n"
@@ -92,7 +91,7 @@ static const char *const usage_common =
     "  --eval-batches N   validation batches (default 8)\n"
     "  --seed N           weights, data order, stochastic rounding (1)\n"
     "  --threads N        threads of one run (gpt default: all CPUs;\n"
-    "                     compare: 1 per run); the numbers do not change\n"
+    "                     compare: CPUs / --jobs); the numbers do not change\n"
     "  --out DIR          output directory (gpt: runs; compare: runs/gpt)\n"
     "  --quiet            no progress on stderr\n"
     "Exit status: 0 ok (a diverged run is a result), 1 usage, 2 runtime error.\n";
@@ -502,6 +501,12 @@ int agt_gpt_compare_main(int argc, char **argv)
         cli_error("compare", "out of memory");
         goto out;
     }
+    /* the CPUs shared out: --jobs runs at once, each on the rest */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    const int jobs = o.jobs > 0 ? o.jobs : (int)cpus;
+    const int per_run = jobs >= cpus ? 1 : (int)(cpus / jobs);
     int grad_used = 0;
     for (int j = 0; j < no && rc == 0; j++) {
         char opt[40];
@@ -532,7 +537,8 @@ int agt_gpt_compare_main(int argc, char **argv)
             cfgs[i] = o.cfg;
             cfgs[i].optimizer = kind;
             cfgs[i].precondition = pre;
-            cfgs[i].threads = o.threads_set ? o.cfg.threads : 1;
+            cfgs[i].threads = o.threads_set ? o.cfg.threads : per_run;
+            cfgs[i].progress_seconds = 15.0;
             agt_layer_fmt probe;
             if (agt_cli_entry_to_fmt("compare", item, o.fmt_grad, &probe,
                                      &grad_used) ||
@@ -590,11 +596,6 @@ int agt_gpt_compare_main(int argc, char **argv)
     if ((rc = load_text("compare", &o.cfg, &tx)))
         goto out;
     const double unigram = agt_text_unigram_loss(&tx);
-    int jobs = o.jobs;
-    if (jobs <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        jobs = cpus > 0 ? (int)cpus : 1;
-    }
     /* one BLAS thread per run (before any worker starts) */
     openblas_set_num_threads(1);
     if (!o.cfg.quiet)

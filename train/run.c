@@ -601,7 +601,9 @@ int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
                 rs.win_n = 0;
             }
             double t = now_s();
-            if (!cfg->quiet && (t - t_last_print > 1.0 || rs.step_in_epoch + 1 == spe)) {
+            const double every = cfg->progress_seconds > 0.0 ? cfg->progress_seconds : 1.0;
+            if (!cfg->quiet && (t - t_last_print > every ||
+                                (!gpt && rs.step_in_epoch + 1 == spe))) {
                 t_last_print = t;
                 double el = t - t_run;
                 double per = el / (double)(rs.step - start_step);

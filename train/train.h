@@ -473,6 +473,7 @@ struct agt_config {
     long max_steps;                   /* > 0: stop after this global step */
     int threads;
     int quiet;                        /* no progress on stderr */
+    double progress_seconds;          /* between progress lines (0: 1) */
     const char *data_dir;
     const char *out_dir;              /* NULL: no files */
     const char *save, *resume;        /* checkpoint paths or NULL */
