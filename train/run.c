@@ -1,40 +1,49 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run.c — one training run of the bench: the loop, the per-epoch metrics,
- * divergence detection, and checkpoints.
+ * run.c — one training run of the bench, for any model (agt_net) and data
+ * (agt_feed): the loop, the per-period metrics, divergence detection,
+ * checkpoints; and the pool that trains the runs of a comparison.
  *
  * Order of one step (global step t, 0-based):
- *   batch = examples perm_e[s*B .. s*B+B) where perm_e depends only on
- *   (seed, epoch) — the last partial batch of an epoch is dropped;
+ *   batch = the feed's training batch (period, step in period, t): the MLP
+ *   takes examples perm_e[s*B .. s*B+B) where perm_e depends only on
+ *   (seed, epoch) — the last partial batch of an epoch is dropped; the GPT
+ *   takes sequences at positions drawn from (seed, t);
  *   zero grads; forward (quantizers update their amax histories and
- *   counters); loss not finite -> the run diverged at step t+1 and stops;
- *   backward; the optimizer step (agt_optim_step), which counts the bit
- *   stall of every quantized weight tensor in the same pass: weights with a
- *   nonzero gradient whose code (the scale of this step's forward) the
- *   step left unchanged.
- * After each epoch the test set is evaluated (forward only, histories
- * frozen), and so it is when --max-steps stops the run inside an epoch:
- * that epoch is recorded as partial (its steps so far), and stays open in
- * the checkpoint so that a resume continues it.
+ *   counters); loss not finite -> the run diverged at step t+1 and stops
+ *   (a result: its records so far are kept, and a matrix goes on);
+ *   backward; the optimizer step (agt_optim_step) over the model's ranges
+ *   (one per parameter tensor, with the storage format and scale of the
+ *   quantized weights), which counts the bit stall of every quantized
+ *   weight tensor in the same pass: weights with a nonzero gradient whose
+ *   code (the scale of this step's forward) the step left unchanged.
+ * After each period (the MLP: an epoch; the GPT: --eval-every steps) the
+ * feed's evaluation batches are run (forward only, histories frozen) and
+ * the weights' ranks measured, and so they are when --max-steps stops the
+ * run inside a period: that period is recorded as partial (its steps so
+ * far), and stays open in the checkpoint so that a resume continues it.
  *
  * Determinism: everything above is a function of the seed and the data.
- * OpenBLAS is kept single-threaded: with 2 threads its sgemm gave different
- * bits (OpenBLAS 0.3.21, measured by tests/train/test_train_run.c), so
- * --threads only reaches the library's quantizers, whose results (also
- * stochastic rounding: counter-based) do not depend on the thread count.
- * The test checks that --threads 1 and 2 give bit-identical runs.
+ * The MLP keeps OpenBLAS single-threaded (with 2 threads its sgemm gave
+ * different bits, OpenBLAS 0.3.21, tests/train/test_train_run.c); the
+ * GPT's products are split over fixed blocks (train/gpt.c); --threads
+ * reaches the library's quantizers, whose results (also stochastic
+ * rounding: counter-based) do not depend on the thread count. The tests
+ * check that 1 and 2 threads give bit-identical runs.
  *
  * Checkpoints (--save FILE): written to FILE.tmp.PID, fsync'd, renamed over
  * FILE (atomic on POSIX). Layout, native byte order (a marker word rejects
  * files from a machine of the other endianness):
  *     "AGTCKPT\0"  u32 version  u32 0x01020304  u64 payload bytes
- *     payload      configuration (checked on resume), position (epoch,
- *                  step in epoch, global step), epoch accumulators, the
- *                  counters of the completed epochs (run-level totals),
- *                  per quantizer its ag_scaler state record (u64 size,
- *                  then ag_scaler_save's bytes; 0 for fp32) + counters,
- *                  per-layer stall
- *                  counters, loss-curve window, params, optimizer state
+ *     payload      u32 length + the configuration as "what=value" lines
+ *                  (agt_config_sig; a resume must match them, and the
+ *                  first line that differs names the option), the run
+ *                  state (period, step in period, global step, period
+ *                  accumulators, counters of the completed periods, stall
+ *                  per counter group, loss-curve window), the model's
+ *                  section (per quantizer its ag_scaler state record: u64
+ *                  size, then ag_scaler_save's bytes, 0 for fp32; and its
+ *                  counters), params, the optimizer's step and state
  *     u32          CRC-32 (zlib) of the payload
  * --resume FILE restores all of it and continues; the resumed run matches
  * an uninterrupted one bit for bit.

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * train.h — the altgrad training bench: a small network trained in C on real
- * data (Fashion-MNIST), with narrow formats applied at the boundaries of its
- * linear layers, to answer "what happens to training if this tensor is
- * stored in that format?".
+ * train.h — the altgrad training bench: models trained in C on real data
+ * (an MLP on Fashion-MNIST, a GPT on byte-level text), with narrow formats
+ * applied at the boundaries of their linear layers, to answer "what happens
+ * to training if this tensor is stored in that format?".
  *
  * Entry points for the CLI (cli/altgrad.c dispatches to them):
  *     int ag_train_main(int argc, char **argv);     altgrad train ...
  *     int ag_compare_main(int argc, char **argv);   altgrad compare ...
+ *     int ag_gpt_main(int argc, char **argv);       altgrad gpt ... (gpt.h)
  * argv[0] is the subcommand name. Exit status: 0 ok, 1 usage, 2 runtime error
  * (a diverged run is a result, not an error: 0).
  *
@@ -15,15 +16,34 @@
  * train/ sources and the tests in tests/train/ (the bench is a client of the
  * public library header <altgrad.h> only). Names: agt_ prefix.
  *
+ * The shape: one run loop (train/run.c) trains any model behind agt_net
+ * (parameter table, forward, backward, counters, checkpoint section) on
+ * any data behind agt_feed (training batches in periods, evaluation
+ * batches), with one optimizer (agt_optim over the library's fused steps),
+ * one checkpoint format and one record per period; the reports read the
+ * records.
+ *
  * Layout of the code:
- *     train/data.c     IDX loader (zlib), validation, batches
- *     train/nn.c       forward/backward ops over flat arrays (llm.c style),
- *                      quantizers with delayed scaling, layers, the model
- *     train/optim.c    RNG, initialisation, AdamW and SGD with momentum
- *     train/run.c      one training run: loop, metrics, divergence,
- *                      checkpoints (save/resume)
- *     train/report.c   CSV logs, the stdout table, the SVG plot
- *     train/cli.c      option parsing, ag_train_main, ag_compare_main
+ *     train/data.c       IDX loader (zlib), validation, batches
+ *     train/tokens.c     the token stream of a text (gpt.h)
+ *     train/nn.c         the MLP's ops over flat arrays (llm.c style),
+ *                        quantizers with delayed scaling, the quantized
+ *                        linear, layers, the MLP
+ *     train/ops.c        the GPT's ops (gpt.h)
+ *     train/gpt.c        the GPT (gpt.h)
+ *     train/net.c        both models as agt_net, both data sets as
+ *                        agt_feed, the quantized linears' checkpoint
+ *                        section, weight ranks, agt_run_gpt
+ *     train/optim.c      RNG, initialisation, AdamW (plain and manifold),
+ *                        SGD with momentum, the grid optimizer
+ *     train/run.c        the run loop: schedule, metrics, divergence,
+ *                        checkpoints (save/resume), the pool of runs
+ *     train/report.c     the MLP's CSV logs, table and SVG plot; SVG pieces
+ *     train/gpt_report.c the GPT's logs and table, the matrix's summary
+ *                        CSV, plots and report.md
+ *     train/cli.c        altgrad train, altgrad compare --model mlp
+ *     train/gpt_cli.c    altgrad gpt, altgrad compare (the GPT matrix)
+ *     train/bench_cli.h  option helpers the two CLI files share
  */
 #ifndef AGT_TRAIN_H
 #define AGT_TRAIN_H
@@ -542,10 +562,10 @@ typedef struct agt_result {
  * training (agt_check_save). */
 int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             const agt_dataset *test, agt_err *err);
-/* The loop itself: cfg's schedule (epochs of feed->steps_per_period steps,
- * or cfg->steps), optimizer, checkpoints and records over net and feed;
- * sig: the checkpoint's configuration record ("what=value" lines that a
- * resume must match, see agt_config_sig). Takes neither. */
+/* The loop itself: cfg's schedule (the MLP: cfg->epochs periods of
+ * feed->steps_per_period steps; the GPT: cfg->steps in periods of
+ * cfg->eval_every), optimizer, checkpoints (their configuration record is
+ * agt_config_sig's) and records over net and feed. Owns neither. */
 int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
                 agt_feed *feed, agt_err *err);
 /* fn(ctx, i) for every i in [0, n), on up to jobs threads (1..64), each
