@@ -28,6 +28,12 @@ void agt_cli_file_safe(char *s);
 /* The output directory (created) and the checkpoint path are writable;
  * else CLI_RUNTIME. */
 int agt_cli_check_outputs(const char *cmd, const agt_config *c);
+/* The options both bench commands take, into c: --quiet,
+ * --stochastic-grads, --batch (1..max_batch), --lr, --wd, --seed,
+ * --threads, --history, --out. Returns 1 when argv[*i] was one (and *i
+ * past its value), 0 when not, -1 after printing what is wrong. */
+int agt_cli_common_option(int argc, char **argv, int *i, agt_config *c,
+                          const char *cmd, long long max_batch);
 /* "LABEL: PATH" on stdout, the path sanitized. */
 void agt_cli_print_path(const char *label, const char *path);
 

@@ -72,7 +72,10 @@ static const char *const usage_common =
     "  --batch N             batch size (default 128)\n"
     "  --lr X                learning rate (default 0.001)\n"
     "  --wd X                weight decay (default 0.0001)\n"
-    "  --optimizer adamw|sgd (default adamw; sgd has momentum 0.9)\n"
+    "  --optimizer adamw|sgd|grid (default adamw; sgd has momentum 0.9;\n"
+    "                        grid: AltGrad's GridOptim, whole rungs of each\n"
+    "                        weight's grid, float32 ones on float8_e4m3fn's\n"
+    "                        at the tensor's current scale)\n"
     "  --seed N              seed of initialisation, data order and\n"
     "                        stochastic rounding (default 1)\n"
     "  --threads N           threads of the quantizers (default 1); BLAS\n"
@@ -113,6 +116,52 @@ typedef struct opts {
     int help;
 } opts;
 
+int agt_cli_common_option(int argc, char **argv, int *i, agt_config *c,
+                          const char *cmd, long long max_batch)
+{
+    const char *a = argv[*i], *v = NULL;
+    long long n = 0;
+    int m;
+#define OPT(name) ((m = cli_option(argc, argv, i, NULL, name, &v, cmd)) != 0)
+#define INT(name, lo, hi)                                              \
+    do {                                                               \
+        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
+            return -1;                                                 \
+    } while (0)
+    if (!strcmp(a, "--quiet")) {
+        c->quiet = 1;
+    } else if (!strcmp(a, "--stochastic-grads")) {
+        c->stochastic_grads = 1;
+    } else if (OPT("--batch")) {
+        INT("--batch", 1, max_batch);
+        c->batch = (int)n;
+    } else if (OPT("--lr")) {
+        if (m < 0 || cli_real_arg(&c->lr, v, 0.0, 1, 1e6, cmd, "--lr"))
+            return -1;
+    } else if (OPT("--wd")) {
+        if (m < 0 || cli_real_arg(&c->wd, v, 0.0, 0, 1e6, cmd, "--wd"))
+            return -1;
+    } else if (OPT("--seed")) {
+        if (m < 0 || cli_u64_arg(&c->seed, v, cmd, "--seed"))
+            return -1;
+    } else if (OPT("--threads")) {
+        INT("--threads", 1, 256);
+        c->threads = (int)n;
+    } else if (OPT("--history")) {
+        INT("--history", 1, AGT_HIST_MAX);
+        c->hist_len = (size_t)n;
+    } else if (OPT("--out")) {
+        if (m < 0)
+            return -1;
+        c->out_dir = v;
+    } else {
+        return 0;
+    }
+#undef OPT
+#undef INT
+    return 1;
+}
+
 static int parse_common(int argc, char **argv, opts *o, int compare)
 {
     const char *cmd = compare ? "compare" : "train";
@@ -139,45 +188,27 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
             return CLI_USAGE;                                          \
         dst = v;                                                       \
     } while (0)
+        const int common = agt_cli_common_option(argc, argv, &i, &o->cfg, cmd,
+                                                 65536);
+        if (common < 0)
+            return CLI_USAGE;
+        if (common)
+            continue;
         if (cli_is_help(a)) {
             o->help = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            o->cfg.quiet = 1;
-        } else if (!strcmp(a, "--stochastic-grads")) {
-            o->cfg.stochastic_grads = 1;
         } else if (OPT("--epochs")) {
             INT("--epochs", 1, 100000);
             o->cfg.epochs = (int)n;
-        } else if (OPT("--batch")) {
-            INT("--batch", 1, 65536);
-            o->cfg.batch = (int)n;
-        } else if (OPT("--lr")) {
-            if (m < 0 || cli_real_arg(&o->cfg.lr, v, 0.0, 1, 1e6, cmd, "--lr"))
-                return CLI_USAGE;
-        } else if (OPT("--wd")) {
-            if (m < 0 || cli_real_arg(&o->cfg.wd, v, 0.0, 0, 1e6, cmd, "--wd"))
-                return CLI_USAGE;
         } else if (OPT("--optimizer")) {
             if (m < 0)
                 return CLI_USAGE;
-            if (!strcmp(v, "adamw"))
-                o->cfg.optimizer = AGT_ADAMW;
-            else if (!strcmp(v, "sgd"))
-                o->cfg.optimizer = AGT_SGD;
-            else {
+            const int k = agt_optim_parse(v);
+            if (k < 0) {
                 cli_error(cmd, "--optimizer: '%s' is not an optimizer: expected "
-                          "adamw or sgd", v);
+                          "adamw, sgd or grid", v);
                 return CLI_USAGE;
             }
-        } else if (OPT("--seed")) {
-            if (m < 0 || cli_u64_arg(&o->cfg.seed, v, cmd, "--seed"))
-                return CLI_USAGE;
-        } else if (OPT("--threads")) {
-            INT("--threads", 1, 256);
-            o->cfg.threads = (int)n;
-        } else if (OPT("--history")) {
-            INT("--history", 1, AGT_HIST_MAX);
-            o->cfg.hist_len = (size_t)n;
+            o->cfg.optimizer = (agt_optkind)k;
         } else if (OPT("--train-limit")) {
             INT("--train-limit", 1, LLONG_MAX);
             o->cfg.train_limit = (size_t)n;
@@ -189,8 +220,6 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
             o->cfg.max_steps = (long)n;
         } else if (OPT("--data")) {
             STR(o->cfg.data_dir);
-        } else if (OPT("--out")) {
-            STR(o->cfg.out_dir);
         } else if (OPT("--layer-formats")) {
             STR(o->layer_formats);
         } else if (OPT("--grad-format")) {
@@ -686,7 +715,7 @@ static int mlp_compare(int argc, char **argv)
                "seed %llu, %zu train / %zu test images from %s\n",
                o.cfg.dims[0], o.cfg.dims[1], o.cfg.dims[2], o.cfg.dims[3],
                o.cfg.epochs, o.cfg.epochs == 1 ? "" : "s", o.cfg.batch,
-               o.cfg.optimizer == AGT_ADAMW ? "adamw" : "sgd", (double)o.cfg.lr,
+               agt_optim_name(o.cfg.optimizer), (double)o.cfg.lr,
                (unsigned long long)o.cfg.seed, tr.n, te.n,
                cli_sanitize(data, sizeof data, o.cfg.data_dir));
         agt_print_table(stdout, runs, done);

@@ -156,12 +156,19 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
             return CLI_USAGE;                                          \
         dst = v;                                                       \
     } while (0)
+        const int threads = o->cfg.threads;
+        o->cfg.threads = 0;
+        const int common = agt_cli_common_option(argc, argv, &i, &o->cfg, cmd,
+                                                 4096);
+        if (common < 0)
+            return CLI_USAGE;
+        o->threads_set |= o->cfg.threads != 0;
+        if (!o->cfg.threads)
+            o->cfg.threads = threads;
+        if (common)
+            continue;
         if (cli_is_help(a)) {
             o->help = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            o->cfg.quiet = 1;
-        } else if (!strcmp(a, "--stochastic-grads")) {
-            o->cfg.stochastic_grads = 1;
         } else if (matrix && !strcmp(a, "--quick")) {
             o->quick = 1;
         } else if (OPT("--model")) {
@@ -176,9 +183,6 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
             INT("--steps", 1, 100000000);
             o->cfg.steps = (long)n;
             o->steps_set = 1;
-        } else if (OPT("--batch")) {
-            INT("--batch", 1, 4096);
-            o->cfg.batch = (int)n;
         } else if (OPT("--layers")) {
             INT("--layers", 1, 64);
             o->cfg.dims[0] = (int)n;
@@ -191,39 +195,21 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
         } else if (OPT("--ctx")) {
             INT("--ctx", 1, 4096);
             o->cfg.dims[3] = (int)n;
-        } else if (OPT("--lr")) {
-            if (m < 0 || cli_real_arg(&o->cfg.lr, v, 0.0, 1, 1e6, cmd, "--lr"))
-                return CLI_USAGE;
-        } else if (OPT("--wd")) {
-            if (m < 0 || cli_real_arg(&o->cfg.wd, v, 0.0, 0, 1e6, cmd, "--wd"))
-                return CLI_USAGE;
         } else if (OPT("--grid-rate")) {
             if (m < 0 || cli_real_arg(&x, v, 0.0, 1, 1e6, cmd, "--grid-rate"))
                 return CLI_USAGE;
             o->grid_rate = x;
-        } else if (OPT("--seed")) {
-            if (m < 0 || cli_u64_arg(&o->cfg.seed, v, cmd, "--seed"))
-                return CLI_USAGE;
         } else if (OPT("--eval-every")) {
             INT("--eval-every", 1, 100000000);
             o->cfg.eval_every = (int)n;
         } else if (OPT("--eval-batches")) {
             INT("--eval-batches", 1, 10000);
             o->cfg.eval_batches = (int)n;
-        } else if (OPT("--threads")) {
-            INT("--threads", 1, 256);
-            o->cfg.threads = (int)n;
-            o->threads_set = 1;
-        } else if (OPT("--history")) {
-            INT("--history", 1, AGT_HIST_MAX);
-            o->cfg.hist_len = (size_t)n;
         } else if (OPT("--mantissa-bits")) {
             INT("--mantissa-bits", 0, 23);
             o->cfg.mantissa_bits = (int)n;
         } else if (OPT("--data")) {
             STR(o->cfg.text_path);
-        } else if (OPT("--out")) {
-            STR(o->cfg.out_dir);
         } else if (OPT("--attn")) {
             STR(o->fmt_attn);
         } else if (OPT("--mlp")) {

@@ -229,14 +229,8 @@ int agt_gpt_write_csv(const agt_result *r, const char *path, agt_err *err)
                               : (double)NAN,
                 status);
         for (int g = 0; g < r->ngroups; g++) {
-            for (int k = 0; k < AGT_NQ; k++) {
-                const ag_stats *s = &e->q[g][k];
-                fprintf(f, ",%s,%llu,%llu,%llu,%llu", r->cfg.fmt[g].spec[k],
-                        (unsigned long long)s->total,
-                        (unsigned long long)s->overflow,
-                        (unsigned long long)s->underflow,
-                        (unsigned long long)s->nan);
-            }
+            for (int k = 0; k < AGT_NQ; k++)
+                agt_csv_stats(f, r->cfg.fmt[g].spec[k], &e->q[g][k]);
             fprintf(f, ",%.10g,%.6g,%.6g",
                     e->g_considered[g] ? (double)e->g_stalled[g] /
                                              (double)e->g_considered[g]

@@ -46,6 +46,13 @@ static int close_checked(FILE *f, const char *path, agt_err *err)
     return 0;
 }
 
+void agt_csv_stats(FILE *f, const char *spec, const ag_stats *s)
+{
+    fprintf(f, ",%s,%llu,%llu,%llu,%llu", spec, (unsigned long long)s->total,
+            (unsigned long long)s->overflow, (unsigned long long)s->underflow,
+            (unsigned long long)s->nan);
+}
+
 int agt_write_csv(const agt_result *r, const char *path, agt_err *err)
 {
     FILE *f = fopen(path, "w");
@@ -80,14 +87,8 @@ int agt_write_csv(const agt_result *r, const char *path, agt_err *err)
                 (unsigned long long)e->considered, rate,
                 (unsigned long long)(e->considered - e->stalled), status);
         for (int l = 0; l < nl; l++)
-            for (int k = 0; k < AGT_NQ; k++) {
-                const ag_stats *s = &e->q[l][k];
-                fprintf(f, ",%s,%llu,%llu,%llu,%llu", r->cfg.fmt[l].spec[k],
-                        (unsigned long long)s->total,
-                        (unsigned long long)s->overflow,
-                        (unsigned long long)s->underflow,
-                        (unsigned long long)s->nan);
-            }
+            for (int k = 0; k < AGT_NQ; k++)
+                agt_csv_stats(f, r->cfg.fmt[l].spec[k], &e->q[l][k]);
         fputc('\n', f);
     }
     return close_checked(f, path, err);

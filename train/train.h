@@ -600,6 +600,8 @@ agt_totals agt_result_totals(const agt_result *r);
 /* Reports                                                                   */
 /* ------------------------------------------------------------------------ */
 int agt_write_csv(const agt_result *r, const char *path, agt_err *err);
+/* ",SPEC,total,saturated,underflow,nan": one quantizer's CSV columns. */
+void agt_csv_stats(FILE *f, const char *spec, const ag_stats *s);
 void agt_print_table(FILE *f, const agt_result *runs, int nruns);
 int agt_write_summary_csv(const agt_result *runs, int nruns,
                           const char *path, agt_err *err);
