@@ -61,7 +61,7 @@ TEST_LIBS := -lm
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all lib cli deps run tour test check-c test-train-torch asan ubsan sanitize test-install \
+.PHONY: all lib cli deps run tour test gpt-step-bench check-c test-train-torch asan ubsan sanitize test-install \
         test-python test-long bench python install uninstall clean fuzz \
         test-aarch64 check-c-only
 
@@ -217,6 +217,15 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STATIC)
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# The C GPT's FP8 step against its own float32 step, in one process
+# (bench/gpt_step.c; the bench's internal interface, linked as its tests).
+$(BUILD)/bench/gpt_step: bench/gpt_step.c $(CLI_SRC) $(CLI_HDR) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DAG_CLI_NO_MAIN -Itrain -o $@ $< $(CLI_SRC) $(STATIC) $(LDFLAGS) $(CLI_LIBS)
+
+gpt-step-bench: $(BUILD)/bench/gpt_step
+	$(BUILD)/bench/gpt_step
 
 # --- python ------------------------------------------------------------------
 python: $(STATIC)

@@ -60,6 +60,12 @@ void agt_embed_backward(float *dwte, float *dwpe, const float *dout,
 
 #define AGT_ROWS 32   /* rows per task of the row-wise ops */
 
+/* The end of task t's rows [t * AGT_ROWS, end) among N. */
+static int rows_end(int t, int N)
+{
+    return (t + 1) * AGT_ROWS < N ? (t + 1) * AGT_ROWS : N;
+}
+
 typedef struct ln_ctx {
     float *out, *mean, *rstd, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout;
@@ -70,7 +76,7 @@ typedef struct ln_ctx {
 static void ln_fwd_task(void *arg, int t)
 {
     const ln_ctx *c = arg;
-    const int C = c->C, r1 = (t + 1) * AGT_ROWS < c->N ? (t + 1) * AGT_ROWS : c->N;
+    const int C = c->C, r1 = rows_end(t, c->N);
     for (int r = t * AGT_ROWS; r < r1; r++) {
         const float *x = c->inp + (size_t)r * C;
         float *o = c->out + (size_t)r * C;
@@ -109,7 +115,7 @@ static void ln_bwd_task(void *arg, int t)
     const ln_ctx *c = arg;
     const int C = c->C, N = c->N;
     if (t < c->nrow) {
-        const int r1 = (t + 1) * AGT_ROWS < N ? (t + 1) * AGT_ROWS : N;
+        const int r1 = rows_end(t, N);
         for (int r = t * AGT_ROWS; r < r1; r++) {
             const float *x = c->inp + (size_t)r * C, *d = c->dout + (size_t)r * C;
             float *dx = c->dinp + (size_t)r * C;
@@ -415,7 +421,7 @@ typedef struct xent_ctx {
 static void xent_fwd_task(void *arg, int t)
 {
     const xent_ctx *c = arg;
-    const int V = c->V, r1 = (t + 1) * AGT_ROWS < c->N ? (t + 1) * AGT_ROWS : c->N;
+    const int V = c->V, r1 = rows_end(t, c->N);
     for (int r = t * AGT_ROWS; r < r1; r++) {
         const float *l = c->logits + (size_t)r * V;
         float *p = c->probs + (size_t)r * V;
@@ -456,7 +462,7 @@ double agt_token_xent_forward(agt_pool *pool, float *probs,
 static void xent_bwd_task(void *arg, int t)
 {
     const xent_ctx *c = arg;
-    const int V = c->V, r1 = (t + 1) * AGT_ROWS < c->N ? (t + 1) * AGT_ROWS : c->N;
+    const int V = c->V, r1 = rows_end(t, c->N);
     const float inv = 1.0f / (float)c->N;
     for (int r = t * AGT_ROWS; r < r1; r++) {
         const float *p = c->cprobs + (size_t)r * V;
