@@ -370,6 +370,17 @@ static void quant_task(void *arg, int t)
                                 c->q->fmt, c->scale, &o, &c->stats[t]);
 }
 
+/* Both passes over one chunk (the scale known up front), while it is in
+ * the cache. */
+static void amax_quant_task(void *arg, int t)
+{
+    quant_ctx *c = arg;
+    amax_task(c, t);
+    const int st = c->st[t];
+    quant_task(c, t);
+    c->st[t] = st > c->st[t] ? st : c->st[t];
+}
+
 /* The largest status code of the tasks (0: all AG_OK). */
 static ag_status worst(const quant_ctx *c, int nt)
 {
@@ -388,26 +399,40 @@ int agt_quant_apply(agt_quant *q, float *y, const float *x, size_t n,
         return 0;
     }
     /* ag_scaler_quantize in its steps (amax, the delayed scale, quantize
-     * at the scaler's stream offset, record), the two passes over x split
+     * at the scaler's stream offset, record), the passes over x split
      * into chunks; evaluation (update == 0) records nothing */
     quant_ctx c;
     const int nt = chunks(&c, q, n);
     c.x = x;
     c.y = y;
-    agt_pool_run(q->pool, nt, amax_task, &c);
-    ag_status st = worst(&c, nt);
+    c.o = ag_scaler_options(q->sc)->quant;
+    c.o.offset = ag_scaler_offset(q->sc);
+    if (nt > 1)
+        c.o.threads = 1;
+    ag_status st;
     float amax = 0.0f;
-    for (int t = 0; t < nt; t++)
-        amax = c.amax[t] > amax ? c.amax[t] : amax;
-    if (st == AG_OK)
-        st = ag_scaler_scale(q->sc, amax, &c.scale);
-    if (st == AG_OK) {
-        c.o = ag_scaler_options(q->sc)->quant;
-        c.o.offset = ag_scaler_offset(q->sc);
-        if (nt > 1)
-            c.o.threads = 1;
-        agt_pool_run(q->pool, nt, quant_task, &c);
+    if (ag_scaler_window_count(q->sc) > 0) {
+        /* the delayed scale is the window's, whatever this amax: both
+         * passes in one loop */
+        st = ag_scaler_scale(q->sc, 0.0f, &c.scale);
+        if (st == AG_OK) {
+            agt_pool_run(q->pool, nt, amax_quant_task, &c);
+            st = worst(&c, nt);
+        }
+        for (int t = 0; t < nt; t++)
+            amax = c.amax[t] > amax ? c.amax[t] : amax;
+    } else {
+        /* an empty window scales by this tensor's amax: amax first */
+        agt_pool_run(q->pool, nt, amax_task, &c);
         st = worst(&c, nt);
+        for (int t = 0; t < nt; t++)
+            amax = c.amax[t] > amax ? c.amax[t] : amax;
+        if (st == AG_OK)
+            st = ag_scaler_scale(q->sc, amax, &c.scale);
+        if (st == AG_OK) {
+            agt_pool_run(q->pool, nt, quant_task, &c);
+            st = worst(&c, nt);
+        }
     }
     if (st == AG_OK && update) {
         for (int t = 0; t < nt; t++) {
