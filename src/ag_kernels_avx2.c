@@ -236,55 +236,114 @@ y_ars8(uint64_t blk, uint64_t stream, const __m256i *rk, __m256i w[8])
         w[q] = _mm256_aesenclast_epi128(w[q], rk[AG__ARS_ROUNDS]);
 }
 
-/* Constants of the stochastic loop, beside y_k. */
+/* Constants of the stochastic loop, beside y_k (see y_sr_any and
+ * y_sr_norm). */
 typedef struct {
-    __m256i stepb, sfloor, qs150, c32;
+    __m256i tadd, tmax, ones, mant, impl, stepb, minnb, tinyb, lowmc;
+    __m128i ush;
 } y_sk;
 
-/* One vector of the default stochastic quantize with random words rnd, by
- * integer steps on the pattern of |v| clamped to max_finite (whose dropped
- * bits are zero, so it stays). For |v| = 1.f * 2^e at least the smallest
- * step 2^q_sub, the step is 2^s ulps of |v| with s = max(23 - M, q_sub +
- * 23 - e) (s = q_sub + 23 - e alone when E = 0: sfloor 0), 1 <= s <= 23,
- * and frac * 2^32 = f << (32 - s) for the s dropped bits f, so the spec's
- * rnd < floor(frac * 2^32) is (rnd >> (32 - s)) < f: exactly when f +
- * (2^s - 1 - (rnd >> (32 - s))) carries into the kept bits, r = (|v| +
- * lowm - (rnd >> (32 - s))) & ~lowm (the carry runs on into the exponent
- * where the kept fraction is full). Zero: s >= 32, where the variable
- * shifts give 0, so lowm is all ones and r = 0. Nonzero |v| below the
- * smallest step (rare: float subnormals among them) make the vector take
- * the body's float-sum loop k_round_sr_satq with the same words. Returns 0
- * when it did not store (the caller runs the body), else 1. */
-AG_K_INLINE int y_sr_vec(float *y, const float *x, __m256i rnd, const y_k *k, const y_sk *s,
-                         const int use_inv, const int hasinf)
+/* The stochastic rounding of one vector by integer steps on the pattern
+ * of |v| clamped to max_finite (ac; max_finite has no dropped bits, so it
+ * stays), rnd the elements' random words. For |v| = 1.f * 2^e at least the
+ * smallest step 2^q_sub, the step is 2^s ulps of |v| with s = max(23 - M,
+ * q_sub + 23 - e) (s = q_sub + 23 - e alone when E = 0), 1 <= s <= 23, and
+ * frac * 2^32 = f << (32 - s) for the s dropped bits f, so the spec's rnd
+ * < floor(frac * 2^32) is (rnd >> (32 - s)) < f: exactly when f + (2^s -
+ * 1 - (rnd >> (32 - s))) carries into the kept bits, r = (|v| + (lowm ^
+ * u)) & ~lowm with lowm = 2^s - 1 and u = rnd >> (32 - s) <= lowm (the
+ * carry runs on into the exponent where the kept fraction is full). Both
+ * shifts are by t = 32 - s = min(e + 9 - q_sub, 32 - s_min), from the
+ * exponent field. Below the smallest step (s >= 24: t <= 8) the result is
+ * 0 or the step, up iff rnd < floor(sig * 2^t) for the significand sig
+ * (24 bits), that is iff (rnd >> t) = u < sig: one compare, for 1 <= t
+ * (u < 2^31, so the signed compare is the unsigned one). Zero: t < 0,
+ * where both variable shifts give 0, so r = 0, and sig = 0 (the implicit
+ * bit is min(ac, 2^23)), so the below-the-step result is 0 too. Nonzero
+ * |v| below 2^(q_sub - 8) (t <= 0, float subnormals among them) are the
+ * caller's (y_sr_tiny). Every value is below 2^31: the signed min is the
+ * unsigned one. */
+AG_K_INLINE __m256i y_sr_any(__m256i ac, __m256i rnd, const y_sk *s)
 {
-    const __m256 xv = _mm256_loadu_ps(x);
-    const __m256i a = y_absq(xv, k, use_inv);
-    const __m256i ac = _mm256_min_epi32(a, k->maxb);
-    if (!_mm256_testz_si256(_mm256_cmpgt_epi32(s->stepb, ac), ac))
-        return 0;
-    const __m256i sh = _mm256_max_epi32(s->sfloor, _mm256_sub_epi32(s->qs150, _mm256_srli_epi32(ac, 23)));
-    const __m256i lowm = _mm256_sub_epi32(_mm256_sllv_epi32(k->one, sh), k->one);
-    const __m256i u = _mm256_srlv_epi32(rnd, _mm256_sub_epi32(s->c32, sh));
-    const __m256i r = _mm256_andnot_si256(lowm, _mm256_sub_epi32(_mm256_add_epi32(ac, lowm), u));
-    _mm256_storeu_ps(y, y_out_q(r, a, xv, k, hasinf));
-    return 1;
+    const __m256i t =
+        _mm256_min_epi32(_mm256_add_epi32(_mm256_srli_epi32(ac, 23), s->tadd), s->tmax);
+    const __m256i lowm = _mm256_srlv_epi32(s->ones, t);
+    const __m256i u = _mm256_srlv_epi32(rnd, t);
+    const __m256i r =
+        _mm256_andnot_si256(lowm, _mm256_add_epi32(ac, _mm256_xor_si256(u, lowm)));
+    const __m256i sig =
+        _mm256_or_si256(_mm256_and_si256(ac, s->mant), _mm256_min_epi32(ac, s->impl));
+    const __m256i rs = _mm256_and_si256(_mm256_cmpgt_epi32(sig, u), s->stepb);
+    return _mm256_blendv_epi8(r, rs, _mm256_cmpgt_epi32(s->stepb, ac));
+}
+
+/* y_sr_any where every lane's |v| is 0 or at least the smallest step
+ * (y_sr_step_ok): no lane below the step to select. */
+AG_K_INLINE __m256i y_sr_var(__m256i ac, __m256i rnd, const y_sk *s)
+{
+    const __m256i t =
+        _mm256_min_epi32(_mm256_add_epi32(_mm256_srli_epi32(ac, 23), s->tadd), s->tmax);
+    const __m256i lowm = _mm256_srlv_epi32(s->ones, t);
+    return _mm256_andnot_si256(
+        lowm, _mm256_add_epi32(ac, _mm256_xor_si256(_mm256_srlv_epi32(rnd, t), lowm)));
+}
+
+/* 1 when every lane of ac is 0 or at least the smallest step. */
+AG_K_INLINE int y_sr_step_ok(__m256i ac, const y_sk *s)
+{
+    return _mm256_testz_si256(_mm256_cmpgt_epi32(s->stepb, ac), ac);
+}
+
+/* y_sr_any where every lane's |v| is 0 or at least 2^emin (y_sr_norm_ok):
+ * there s = 23 - M, so lowm and the shift are constants. */
+AG_K_INLINE __m256i y_sr_norm(__m256i ac, __m256i rnd, const y_sk *s)
+{
+    const __m256i u = _mm256_srl_epi32(rnd, s->ush);
+    return _mm256_andnot_si256(s->lowmc, _mm256_add_epi32(ac, _mm256_xor_si256(u, s->lowmc)));
+}
+
+/* 1 when every lane of ac is 0 or at least 2^emin. */
+AG_K_INLINE int y_sr_norm_ok(__m256i ac, const y_sk *s)
+{
+    return _mm256_testz_si256(_mm256_cmpgt_epi32(s->minnb, ac), ac);
+}
+
+/* 1 when some lane of ac is nonzero and below 2^(q_sub - 8) (y_sr_any
+ * does not cover it). */
+AG_K_INLINE int y_sr_tiny(__m256i ac, const y_sk *s)
+{
+    return !_mm256_testz_si256(_mm256_cmpgt_epi32(s->tinyb, ac), ac);
 }
 
 /* Elements [i0, n) of the default stochastic quantize from i0 with g0 + i0
  * a multiple of 4, 64 a step (sixteen ARS blocks); returns the end of the
- * whole steps. */
+ * whole steps. Each vector takes the cheapest rounding that covers its
+ * lanes: wide (a format with normals whose range spans many binades, so
+ * that nearly every value of typical data is normal) y_sr_norm where every
+ * lane is 0 or normal; y_sr_var where none is below the smallest step;
+ * else y_sr_any; a vector with a tiny lane (y_sr_tiny) the body's
+ * float-sum loop k_round_sr_satq with the same words. (Measured on Zen 4
+ * with data scaled to the format's range: these branches, even where one
+ * goes either way a fifth of the time, cost less than the operations of
+ * the more general roundings they skip.) */
 Y_VAES static inline __attribute__((always_inline)) size_t
 y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag__kparams *p,
-           const int use_inv, const int hasinf)
+           const int use_inv, const int hasinf, const int wide)
 {
     y_k k;
     y_k_init(&k, p);
     y_sk s;
+    const int smin = p->fixed ? 0 : (int)p->ne_sh; /* the smallest s: 23 - M */
+    s.tadd = _mm256_set1_epi32(-118 - p->q_sub);
+    s.tmax = _mm256_set1_epi32(32 - smin);
+    s.ones = _mm256_set1_epi32(-1);
+    s.mant = _mm256_set1_epi32(0x7fffff);
+    s.impl = _mm256_set1_epi32(0x800000);
     s.stepb = _mm256_set1_epi32((int)((uint32_t)(p->q_sub + 127) << 23));
-    s.sfloor = _mm256_set1_epi32(p->fixed ? 0 : (int)p->ne_sh);
-    s.qs150 = _mm256_set1_epi32(p->q_sub + 150);
-    s.c32 = _mm256_set1_epi32(32);
+    s.minnb = _mm256_set1_epi32((int)p->ne_minnorm);
+    s.tinyb = _mm256_set1_epi32((int)((uint32_t)(p->q_sub - 8 + 127) << 23));
+    s.lowmc = _mm256_set1_epi32((int)((1u << p->ne_sh) - 1u));
+    s.ush = _mm_cvtsi32_si128(32 - (int)p->ne_sh);
     uint32_t wk[AG__ARS_ROUNDS + 1][4];
     ag__ars_keys(wk, p->seed);
     __m256i rk[AG__ARS_ROUNDS + 1];
@@ -297,11 +356,23 @@ y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag_
         y_ars8(blk, p->stream, rk, w);
         for (int q = 0; q < 8; q++) {
             const size_t iq = i + 8 * (size_t)q;
-            if (!y_sr_vec(y + iq, x + iq, w[q], &k, &s, use_inv, hasinf)) {
+            const __m256 xv = _mm256_loadu_ps(x + iq);
+            const __m256i a = y_absq(xv, &k, use_inv);
+            const __m256i ac = _mm256_min_epi32(a, k.maxb);
+            __m256i r;
+            if (wide && y_sr_norm_ok(ac, &s)) {
+                r = y_sr_norm(ac, w[q], &s);
+            } else if (y_sr_step_ok(ac, &s)) {
+                r = y_sr_var(ac, w[q], &s);
+            } else if (!y_sr_tiny(ac, &s)) {
+                r = y_sr_any(ac, w[q], &s);
+            } else {
                 uint32_t rb[8];
                 _mm256_storeu_si256((__m256i *)(void *)rb, w[q]);
                 k_round_sr_satq(y + iq, x + iq, rb, 8, p, use_inv, (int)p->fixed);
+                continue;
             }
+            _mm256_storeu_ps(y + iq, y_out_q(r, a, xv, &k, hasinf));
         }
     }
     return i;
@@ -310,11 +381,14 @@ y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag_
 /* y_sr_steps with its constant arguments: one loop each (a function of its
  * own: the VAES target stays out of the callers). */
 Y_VAES static size_t y_sr_run(float *y, const float *x, size_t i0, size_t n, uint64_t g0,
-                              const ag__kparams *p, int use_inv, int hasinf)
+                              const ag__kparams *p, int use_inv, int hasinf, int wide)
 {
+#define Y_SR(I, H) (wide ? y_sr_steps(y, x, i0, n, g0, p, I, H, 1) \
+                         : y_sr_steps(y, x, i0, n, g0, p, I, H, 0))
     if (use_inv)
-        return hasinf ? y_sr_steps(y, x, i0, n, g0, p, 1, 1) : y_sr_steps(y, x, i0, n, g0, p, 1, 0);
-    return hasinf ? y_sr_steps(y, x, i0, n, g0, p, 0, 1) : y_sr_steps(y, x, i0, n, g0, p, 0, 0);
+        return hasinf ? Y_SR(1, 1) : Y_SR(1, 0);
+    return hasinf ? Y_SR(0, 1) : Y_SR(0, 0);
+#undef Y_SR
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
@@ -348,7 +422,11 @@ static void y_quantize(float *y, const float *x, size_t n, uint64_t g0, const ag
         if (h < n) {
             if (h)
                 k_quantize(y, x, h, g0, p, st);
-            i = y_sr_run(y, x, h, n, g0, p, p->use_inv, hi);
+            /* wide (see y_sr_steps): normals, and more than 9 binades
+             * from the smallest step to the largest value (E >= 3 for the
+             * usual M) */
+            const int wide = !p->fixed && p->emax - p->q_sub > 9;
+            i = y_sr_run(y, x, h, n, g0, p, p->use_inv, hi, wide);
         }
     }
     if (i < n)
