@@ -994,7 +994,7 @@ out:
  * lanes each either of one class or of classes drawn per lane: +-0, tiny
  * (below 2^(q_sub - 8), float subnormals among them), below the smallest
  * step 2^q_sub, the format's subnormal range, normal, around max_finite,
- * beyond it, +-inf, NaN. Every registry format, nearest-even and
+ * beyond it, huge (x / scale overflows), +-inf, NaN. Every registry format, nearest-even and
  * stochastic, plain and power-of-two scales, stream offsets 0 and 5, with
  * and without stats, every path against the scalar one. */
 static float class_value(const ag_format *f, int cls, float scale)
@@ -1018,6 +1018,9 @@ static float class_value(const ag_format *f, int cls, float scale)
     case 5: v = fbits(bitsf(f->max_finite * scale) + (uint32_t)(rng_next() % 9) - 4u); break;
     case 6: v = f->max_finite * scale * (1.0f + (float)(rng_next() % 1000)); break;
     case 7: v = INFINITY; break;
+    case 8: /* huge: x / scale overflows for scales below 1 */
+        v = ldexpf(m, 100 + (int)(rng_next() % 28));
+        break;
     default: v = fbits(rng_next() & 1 ? 0x7fc00001u : 0x7fa00000u); break; /* quiet, signaling */
     }
     return rng_next() & 1 ? -v : v;
@@ -1033,7 +1036,10 @@ static void check_lane_mix(void)
         AG_CHECK(0, "malloc");
         goto out;
     }
-    static const float scales[] = {1.0f, 0.375f, 0.015625f, 3.7f};
+    /* powers of two: the AVX2 loops round x itself on the scaled grid
+     * where that grid has normal steps (2^-100 and 2^90 are near its
+     * edges for some formats, beyond them for others) */
+    static const float scales[] = {1.0f, 0.375f, 0.015625f, 3.7f, 0x1p-100f, 0x1p90f};
     for (size_t fi = 0; fi < ag_format_count(); fi++) {
         const ag_format *f = ag_format_at(fi);
         if (f->bits > 8 || !f->is_signed)
@@ -1043,11 +1049,11 @@ static void check_lane_mix(void)
             for (size_t v = 0; v < NV; v++) {
                 /* a third of the vectors one class, the rest mixed, most
                  * of them around the common classes */
-                const int one = rng_next() % 3 == 0 ? (int)(rng_next() % 9) : -1;
+                const int one = rng_next() % 3 == 0 ? (int)(rng_next() % 10) : -1;
                 for (size_t j = 0; j < 8; j++) {
-                    const uint64_t r = rng_next() % 16;
+                    const uint64_t r = rng_next() % 17;
                     const int cls = one >= 0 ? one : (r < 6 ? 4 : (r < 9 ? 3 : (int)(r - 7)));
-                    x[8 * v + j] = class_value(f, cls > 8 ? 4 : cls, scale);
+                    x[8 * v + j] = class_value(f, cls, scale);
                 }
             }
             for (size_t j = 8 * NV; j < N; j++)
