@@ -13,7 +13,11 @@
  *  - the default stochastic quantize (p->sr_fast) with ARS-7 computed in
  *    registers through VAES on 256-bit vectors (two blocks, eight
  *    elements, a register; where the CPU has VAES, else the body runs it
- *    with AES-NI), rounded by integer steps on the float pattern.
+ *    with AES-NI), rounded by integer steps on the float pattern, each
+ *    vector by the cheapest of three roundings that covers its lanes.
+ * With a power-of-two scale the nearest-even loops round x itself on the
+ * scaled grid where that grid has normal steps (y_xdom): no quotient and
+ * no product.
  * Whole vectors only: the few elements before the first whole vector (a
  * stream offset not a multiple of 4, a code store not aligned for a
  * non-temporal store) and after the last one take the body, which gives
@@ -358,20 +362,35 @@ AG_K_INLINE int y_sr_tiny(__m256i ac, const y_sk *s)
     return !_mm256_testz_si256(_mm256_cmpgt_epi32(s->tinyb, ac), ac);
 }
 
+/* The class of a format for y_sr_steps, from the binades between its
+ * smallest step and its largest value (span), for data spread over the
+ * format's range: each check costs two operations and a branch, which
+ * pays where it nearly always goes the same way. At most 9 (E <= 2 for
+ * the usual M, and E = 0), values below the step or in the subnormal
+ * range are common: 0, y_sr_any for every vector, branch-free. 10 to 12
+ * (E3M4): a few per cent of the values are subnormal, a fraction of a per
+ * cent below the step: 1. More (E >= 4): 2. (Measured on Zen 4 with
+ * --kernel avx2 at 2^24 elements: a check that goes either way a fifth
+ * of the time, as the normal check of E3M4 or the below-the-step check
+ * of E0M7 to E2M5, made those calls 1.5 to 2 times slower than these
+ * classes; in cache the difference was smaller and the other way.) */
+AG_K_INLINE int y_sr_class(const ag__kparams *p)
+{
+    const int span = p->emax - p->q_sub;
+    return span <= 9 ? 0 : (p->fixed || span <= 12 ? 1 : 2);
+}
+
 /* Elements [i0, n) of the default stochastic quantize from i0 with g0 + i0
  * a multiple of 4, 64 a step (sixteen ARS blocks); returns the end of the
  * whole steps. Each vector takes the cheapest rounding that covers its
- * lanes: wide (a format with normals whose range spans many binades, so
- * that nearly every value of typical data is normal) y_sr_norm where every
- * lane is 0 or normal; y_sr_var where none is below the smallest step;
- * else y_sr_any; a vector with a tiny lane (y_sr_tiny) the body's
- * float-sum loop k_round_sr_satq with the same words. (Measured on Zen 4
- * with data scaled to the format's range: these branches, even where one
- * goes either way a fifth of the time, cost less than the operations of
- * the more general roundings they skip.) */
+ * lanes, as far as the class cls of the format looks (y_sr_class): cls 2
+ * y_sr_norm where every lane is 0 or normal; cls >= 1 y_sr_var where none
+ * is below the smallest step; else y_sr_any; a vector with a tiny lane
+ * (y_sr_tiny) the body's float-sum loop k_round_sr_satq with the same
+ * words. */
 Y_VAES static inline __attribute__((always_inline)) size_t
 y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag__kparams *p,
-           const int use_inv, const int hasinf, const int wide)
+           const int use_inv, const int hasinf, const int cls)
 {
     y_k k;
     y_k_init(&k, p, use_inv);
@@ -403,9 +422,9 @@ y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag_
             const __m256i a = y_absq(xv, &k, use_inv);
             const __m256i ac = _mm256_min_epi32(a, k.maxb);
             __m256i r;
-            if (wide && y_sr_norm_ok(ac, &s)) {
+            if (cls == 2 && y_sr_norm_ok(ac, &s)) {
                 r = y_sr_norm(ac, w[q], &s);
-            } else if (y_sr_step_ok(ac, &s)) {
+            } else if (cls >= 1 && y_sr_step_ok(ac, &s)) {
                 r = y_sr_var(ac, w[q], &s);
             } else if (!y_sr_tiny(ac, &s)) {
                 r = y_sr_any(ac, w[q], &s);
@@ -424,10 +443,12 @@ y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag_
 /* y_sr_steps with its constant arguments: one loop each (a function of its
  * own: the VAES target stays out of the callers). */
 Y_VAES static size_t y_sr_run(float *y, const float *x, size_t i0, size_t n, uint64_t g0,
-                              const ag__kparams *p, int use_inv, int hasinf, int wide)
+                              const ag__kparams *p, int use_inv, int hasinf, int cls)
 {
-#define Y_SR(I, H) (wide ? y_sr_steps(y, x, i0, n, g0, p, I, H, 1) \
-                         : y_sr_steps(y, x, i0, n, g0, p, I, H, 0))
+#define Y_SR(I, H)                                                            \
+    (cls == 2   ? y_sr_steps(y, x, i0, n, g0, p, I, H, 2)                     \
+     : cls == 1 ? y_sr_steps(y, x, i0, n, g0, p, I, H, 1)                     \
+                : y_sr_steps(y, x, i0, n, g0, p, I, H, 0))
     if (use_inv)
         return hasinf ? Y_SR(1, 1) : Y_SR(1, 0);
     return hasinf ? Y_SR(0, 1) : Y_SR(0, 0);
@@ -467,11 +488,7 @@ static void y_quantize(float *y, const float *x, size_t n, uint64_t g0, const ag
         if (h < n) {
             if (h)
                 k_quantize(y, x, h, g0, p, st);
-            /* wide (see y_sr_steps): normals, and more than 9 binades
-             * from the smallest step to the largest value (E >= 3 for the
-             * usual M) */
-            const int wide = !p->fixed && p->emax - p->q_sub > 9;
-            i = y_sr_run(y, x, h, n, g0, p, p->use_inv, hi, wide);
+            i = y_sr_run(y, x, h, n, g0, p, p->use_inv, hi, y_sr_class(p));
         }
     }
     if (i < n)
