@@ -386,17 +386,20 @@ for c in train compare; do
 done
 run compare --help
 expect_no_out '--save' "compare --help does not offer --save"
-expect_out 'compare\.csv \(one' "compare --help names the summary CSV"
+expect_out 'matrix\.csv \(one' "compare --help names the matrix's summary CSV"
+expect_out 'report\.md' "compare --help names the report"
+run compare --model mlp --help
+expect_out 'compare\.csv \(one' "compare --model mlp --help names the summary CSV"
 run train --help
 expect_no_out 'summary CSV' "train --help promises no summary CSV"
 expect_out 'NAME\.svg' "train --help names its plot"
-run compare --layer-formats fp32,fp32,fp32 --formats fp32,E3M4 --data $nodata
+run compare --model mlp --layer-formats fp32,fp32,fp32 --formats fp32,E3M4 --data $nodata
 expect_error 1 "entry 'E3M4' is applied to no tensor" "compare: a format applied to no tensor"
-run compare --layer-formats fp32,fp32,fp32 --formats fp8 --data $nodata
+run compare --model mlp --layer-formats fp32,fp32,fp32 --formats fp8 --data $nodata
 expect_error 1 "entry 'fp8' is applied to no tensor" "compare: fp8 applied to no tensor"
-run compare --layer-formats fp32,fp32,fp32 --formats fp32/E5M2 --data $nodata
+run compare --model mlp --layer-formats fp32,fp32,fp32 --formats fp32/E5M2 --data $nodata
 expect_error 1 "'fp32/E5M2' is applied to no tensor" "compare: a gradient format applied to no tensor"
-run compare --formats fp32,E3M4/E4M3 --grad-format E5M2 --data $nodata
+run compare --model mlp --formats fp32,E3M4/E4M3 --grad-format E5M2 --data $nodata
 expect_error 1 "--grad-format E5M2 is applied to no tensor" "compare: --grad-format no entry takes"
 run compare --formats fp32 --grad-format nosuch --data $nodata
 expect_error 1 nosuch "compare: --grad-format checked up front"
@@ -452,6 +455,88 @@ run train --out "$tmp/file/sub" --data $nodata
 expect_error 2 "--out" "train --out under a file"
 run compare --out "$tmp/file" --data $nodata
 expect_error 2 "--out" "compare --out a file"
+
+# --- gpt / compare --model gpt (the matrix) -----------------------------------
+for c in gpt; do
+    run $c --help
+    expect_rc 0 "$c --help"
+    expect_out "^usage: altgrad $c" "$c --help"
+done
+run compare --model transformer
+expect_error 1 "'transformer' is not a model" "compare --model: an unknown model"
+run compare --optimizers adamw,nosuch --data $nodata
+expect_error 1 "'nosuch' is not an optimizer" "compare --optimizers: an unknown one"
+run compare --optimizers adamw,adamw --data $nodata
+expect_error 1 "'adamw' is listed twice" "compare --optimizers: one twice"
+run compare --steps 55 --data $nodata
+expect_error 1 "--steps 55 must be a multiple of --eval-every 50" "compare: --steps and --eval-every"
+run compare --formats fp32,E3M4/E4M3 --grad-format E5M2 --data $nodata
+expect_error 1 "--grad-format E5M2 is applied to no tensor" "compare (gpt): --grad-format no entry takes"
+run compare --formats fp32,E9M9 --data $nodata
+expect_error 1 E9M9 "compare (gpt): a bad format"
+run compare --recipe fp8 --data $nodata
+expect_error 1 "--recipe" "compare (gpt): --recipe is the fp8 entry"
+run compare --epochs 3
+expect_error 1 "unknown option '--epochs'" "compare (gpt): an MLP option"
+run gpt --optimizer nosuch
+expect_error 1 "'nosuch' is not an optimizer" "gpt --optimizer: an unknown one"
+run gpt --embd 130 --heads 4
+expect_error 1 "--embd 130 must be a multiple of --heads 4" "gpt: width and heads"
+run gpt --format E3M4 --recipe fp8
+expect_error 1 "--recipe fp8 sets the formats" "gpt: --recipe and --format"
+run gpt --attn nosuch
+expect_error 1 nosuch "gpt --attn: a bad format"
+run gpt --data $nodata/text
+expect_error 2 "$nodata/text" "gpt --data: a missing file"
+printf 'too short' >"$tmp/short.txt"
+run gpt --data "$tmp/short.txt"
+expect_error 2 "too little text" "gpt --data: a text too short"
+run gpt --save "$tmp/no-such-dir/ck" --data $nodata/text
+expect_error 2 "cannot save a checkpoint there" "gpt --save to a missing directory (before the data)"
+# a small text, a tiny model: one run, a checkpoint, a resume that ends
+# where the uninterrupted run does (the same final row, bit for bit)
+i=0
+while [ $i -lt 400 ]; do
+    printf 'in the beginning the grid rounds ties to even and weights move. ' >>"$tmp/text.txt"
+    i=$((i + 1))
+done
+small="--data $tmp/text.txt --layers 1 --heads 2 --embd 16 --ctx 8 --batch 2 --steps 6 --eval-every 2 --eval-batches 2 --quiet --threads 1"
+# shellcheck disable=SC2086
+run gpt $small --format E3M4 --grad-format E5M2 --stochastic-grads --name full --out "$tmp/g"
+expect_rc 0 "gpt: a small run"
+expect_out "^E3M4|^full " "gpt: the table row"
+# shellcheck disable=SC2086
+run gpt $small --format E3M4 --grad-format E5M2 --stochastic-grads --name part --out "$tmp/g" --max-steps 3 --save "$tmp/g/ck"
+expect_rc 0 "gpt: stopped at step 3 with a checkpoint"
+# shellcheck disable=SC2086
+run gpt $small --format E3M4 --grad-format E5M2 --stochastic-grads --name resumed --out "$tmp/g" --resume "$tmp/g/ck"
+expect_rc 0 "gpt: resumed"
+if [ -f "$tmp/g/full.csv" ] && [ -f "$tmp/g/resumed.csv" ] &&
+   [ "$(tail -1 "$tmp/g/full.csv" | cut -d, -f3-5)" = "$(tail -1 "$tmp/g/resumed.csv" | cut -d, -f3-5)" ]; then ok
+else fail "gpt: the resumed run's last row is the uninterrupted run's"; fi
+# shellcheck disable=SC2086
+run gpt $small --lr 0.002 --format E3M4 --grad-format E5M2 --stochastic-grads --resume "$tmp/g/ck"
+expect_error 2 "different --lr" "gpt --resume with another --lr"
+# the matrix, tiny: every file, a report with its sections
+# shellcheck disable=SC2086
+run compare $small --formats fp32,E3M4,fp8 --optimizers adamw,manifold,grid --out "$tmp/m" --jobs 2
+expect_rc 0 "compare (gpt): a tiny matrix"
+for f in matrix.csv val_loss.svg rates.svg report.md fp32-adamw.csv fp8-e4m3fn-e5m2-grid.csv E3M4-manifold.csv; do
+    [ -s "$tmp/m/$f" ] && ok || fail "compare (gpt): $f written"
+done
+[ "$(wc -l <"$tmp/m/matrix.csv")" -eq 13 ] && ok || fail "compare (gpt): matrix.csv has 9 runs and 3 seed checks"
+grep -q '^fp32-seed2-grid,fp32 (seed 2),grid,' "$tmp/m/matrix.csv" && ok || fail "compare (gpt): the seed check's row"
+for h in '^## The answer' '^## How much a seed alone changes' '^## Does geometry-aware optimization help' '^## Validation loss' '^## Failures' '^## Per layer type'; do
+    grep -q "$h" "$tmp/m/report.md" && ok || fail "report.md: section $h"
+done
+expect_out '^report: ' "compare (gpt): the report's path on stdout"
+# shellcheck disable=SC2086
+run compare $small --formats fp32,E3M4 --optimizers adamw --seed-check 0 --out "$tmp/m0"
+expect_rc 0 "compare (gpt): --seed-check 0"
+[ "$(wc -l <"$tmp/m0/matrix.csv")" -eq 3 ] && ok || fail "compare (gpt): --seed-check 0 adds no run"
+grep -q 'How much a seed' "$tmp/m0/report.md" && fail "report.md: no seed section without the check" || ok
+run compare --seed-check 2 --data $nodata
+expect_error 1 "--seed-check: '2' is out of range" "compare --seed-check 2"
 
 # --- runtime errors -----------------------------------------------------------
 if [ -w /dev/full ]; then

@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 #include "../cli/ag_cli.h"
+#include "bench_cli.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -71,7 +72,10 @@ static const char *const usage_common =
     "  --batch N             batch size (default 128)\n"
     "  --lr X                learning rate (default 0.001)\n"
     "  --wd X                weight decay (default 0.0001)\n"
-    "  --optimizer adamw|sgd (default adamw; sgd has momentum 0.9)\n"
+    "  --optimizer adamw|sgd|grid (default adamw; sgd has momentum 0.9;\n"
+    "                        grid: AltGrad's GridOptim, whole rungs of each\n"
+    "                        weight's grid, float32 ones on float8_e4m3fn's\n"
+    "                        at the tensor's current scale)\n"
     "  --seed N              seed of initialisation, data order and\n"
     "                        stochastic rounding (default 1)\n"
     "  --threads N           threads of the quantizers (default 1); BLAS\n"
@@ -112,6 +116,52 @@ typedef struct opts {
     int help;
 } opts;
 
+int agt_cli_common_option(int argc, char **argv, int *i, agt_config *c,
+                          const char *cmd, long long max_batch)
+{
+    const char *a = argv[*i], *v = NULL;
+    long long n = 0;
+    int m;
+#define OPT(name) ((m = cli_option(argc, argv, i, NULL, name, &v, cmd)) != 0)
+#define INT(name, lo, hi)                                              \
+    do {                                                               \
+        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
+            return -1;                                                 \
+    } while (0)
+    if (!strcmp(a, "--quiet")) {
+        c->quiet = 1;
+    } else if (!strcmp(a, "--stochastic-grads")) {
+        c->stochastic_grads = 1;
+    } else if (OPT("--batch")) {
+        INT("--batch", 1, max_batch);
+        c->batch = (int)n;
+    } else if (OPT("--lr")) {
+        if (m < 0 || cli_real_arg(&c->lr, v, 0.0, 1, 1e6, cmd, "--lr"))
+            return -1;
+    } else if (OPT("--wd")) {
+        if (m < 0 || cli_real_arg(&c->wd, v, 0.0, 0, 1e6, cmd, "--wd"))
+            return -1;
+    } else if (OPT("--seed")) {
+        if (m < 0 || cli_u64_arg(&c->seed, v, cmd, "--seed"))
+            return -1;
+    } else if (OPT("--threads")) {
+        INT("--threads", 1, 256);
+        c->threads = (int)n;
+    } else if (OPT("--history")) {
+        INT("--history", 1, AGT_HIST_MAX);
+        c->hist_len = (size_t)n;
+    } else if (OPT("--out")) {
+        if (m < 0)
+            return -1;
+        c->out_dir = v;
+    } else {
+        return 0;
+    }
+#undef OPT
+#undef INT
+    return 1;
+}
+
 static int parse_common(int argc, char **argv, opts *o, int compare)
 {
     const char *cmd = compare ? "compare" : "train";
@@ -138,45 +188,27 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
             return CLI_USAGE;                                          \
         dst = v;                                                       \
     } while (0)
+        const int common = agt_cli_common_option(argc, argv, &i, &o->cfg, cmd,
+                                                 65536);
+        if (common < 0)
+            return CLI_USAGE;
+        if (common)
+            continue;
         if (cli_is_help(a)) {
             o->help = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            o->cfg.quiet = 1;
-        } else if (!strcmp(a, "--stochastic-grads")) {
-            o->cfg.stochastic_grads = 1;
         } else if (OPT("--epochs")) {
             INT("--epochs", 1, 100000);
             o->cfg.epochs = (int)n;
-        } else if (OPT("--batch")) {
-            INT("--batch", 1, 65536);
-            o->cfg.batch = (int)n;
-        } else if (OPT("--lr")) {
-            if (m < 0 || cli_real_arg(&o->cfg.lr, v, 0.0, 1, 1e6, cmd, "--lr"))
-                return CLI_USAGE;
-        } else if (OPT("--wd")) {
-            if (m < 0 || cli_real_arg(&o->cfg.wd, v, 0.0, 0, 1e6, cmd, "--wd"))
-                return CLI_USAGE;
         } else if (OPT("--optimizer")) {
             if (m < 0)
                 return CLI_USAGE;
-            if (!strcmp(v, "adamw"))
-                o->cfg.optimizer = AGT_ADAMW;
-            else if (!strcmp(v, "sgd"))
-                o->cfg.optimizer = AGT_SGD;
-            else {
+            const int k = agt_optim_parse(v);
+            if (k < 0) {
                 cli_error(cmd, "--optimizer: '%s' is not an optimizer: expected "
-                          "adamw or sgd", v);
+                          "adamw, sgd or grid", v);
                 return CLI_USAGE;
             }
-        } else if (OPT("--seed")) {
-            if (m < 0 || cli_u64_arg(&o->cfg.seed, v, cmd, "--seed"))
-                return CLI_USAGE;
-        } else if (OPT("--threads")) {
-            INT("--threads", 1, 256);
-            o->cfg.threads = (int)n;
-        } else if (OPT("--history")) {
-            INT("--history", 1, AGT_HIST_MAX);
-            o->cfg.hist_len = (size_t)n;
+            o->cfg.optimizer = (agt_optkind)k;
         } else if (OPT("--train-limit")) {
             INT("--train-limit", 1, LLONG_MAX);
             o->cfg.train_limit = (size_t)n;
@@ -188,8 +220,6 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
             o->cfg.max_steps = (long)n;
         } else if (OPT("--data")) {
             STR(o->cfg.data_dir);
-        } else if (OPT("--out")) {
-            STR(o->cfg.out_dir);
         } else if (OPT("--layer-formats")) {
             STR(o->layer_formats);
         } else if (OPT("--grad-format")) {
@@ -220,7 +250,7 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
 
 /* The comma-separated item `idx` of list into out (cap bytes); returns the
  * number of items, or -1 when item idx does not fit out. */
-static int list_item(const char *list, int idx, char *out, size_t cap)
+int agt_cli_list_item(const char *list, int idx, char *out, size_t cap)
 {
     int count = 0, fits = 1;
     const char *p = list;
@@ -243,7 +273,7 @@ static int list_item(const char *list, int idx, char *out, size_t cap)
 }
 
 /* 1 for the spellings of "no format: float32". */
-static int is_fp32(const char *s)
+int agt_cli_is_fp32(const char *s)
 {
     static const char *const f32[] = {"fp32", "f32", "float32", "none"};
     for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
@@ -253,10 +283,10 @@ static int is_fp32(const char *s)
 }
 
 /* A format spec of an option: fp32 or anything ag_format_parse takes. */
-static int check_spec(const char *cmd, const char *spec)
+int agt_cli_check_spec(const char *cmd, const char *spec)
 {
     ag_format f;
-    if (is_fp32(spec))
+    if (agt_cli_is_fp32(spec))
         return CLI_OK;
     if (strlen(spec) >= 48) {
         cli_error(cmd, "format spec too long (47 bytes at most): '%s'", spec);
@@ -267,7 +297,7 @@ static int check_spec(const char *cmd, const char *spec)
 
 /* Fill fmt from one entry (fp32 | F | F/G | fp8); *grad_used is set to 1
  * when the layer's gradient gets --grad-format (grad). */
-static int entry_to_fmt(const char *cmd, const char *entry, const char *grad,
+int agt_cli_entry_to_fmt(const char *cmd, const char *entry, const char *grad,
                         agt_layer_fmt *fmt, int *grad_used)
 {
     char e[100];
@@ -283,7 +313,7 @@ static int entry_to_fmt(const char *cmd, const char *entry, const char *grad,
         return CLI_USAGE;
     }
     /* the gradient format: the entry's /G, else --grad-format */
-    int from_option = grad && !is_fp32(grad);
+    int from_option = grad && !agt_cli_is_fp32(grad);
     const char *g = from_option ? grad : "fp32";
     char *slash = strchr(e, '/');
     if (slash) {
@@ -291,14 +321,14 @@ static int entry_to_fmt(const char *cmd, const char *entry, const char *grad,
         g = slash + 1;
         from_option = 0;
     }
-    const char *f = is_fp32(e) ? "fp32" : e;
-    if (is_fp32(g))
+    const char *f = agt_cli_is_fp32(e) ? "fp32" : e;
+    if (agt_cli_is_fp32(g))
         g = "fp32";
     if (!strcmp(f, "fp32") && !slash) {
         g = "fp32"; /* an fp32 layer stays float32 through and through */
         from_option = 0;
     }
-    if (check_spec(cmd, f) || check_spec(cmd, g))
+    if (agt_cli_check_spec(cmd, f) || agt_cli_check_spec(cmd, g))
         return CLI_USAGE;
     snprintf(fmt->spec[AGT_QW], 48, "%.47s", f);
     snprintf(fmt->spec[AGT_QX], 48, "%.47s", f);
@@ -319,7 +349,7 @@ static int build_layers(const char *cmd, agt_config *c, const char *tmpl,
     const int nlin = c->nlin;
     *stars = 0;
     if (tmpl) {
-        int n = list_item(tmpl, 0, NULL, 0);
+        int n = agt_cli_list_item(tmpl, 0, NULL, 0);
         if (n != nlin) {
             cli_error(cmd, "--layer-formats has %d entr%s, the model has %d "
                       "linear layers", n, n == 1 ? "y" : "ies", nlin);
@@ -329,7 +359,7 @@ static int build_layers(const char *cmd, agt_config *c, const char *tmpl,
     for (int l = 0; l < nlin; l++) {
         char item[100];
         if (tmpl) {
-            if (list_item(tmpl, l, item, sizeof item) < 0) {
+            if (agt_cli_list_item(tmpl, l, item, sizeof item) < 0) {
                 cli_error(cmd, "--layer-formats: entry %d is too long", l + 1);
                 return CLI_USAGE;
             }
@@ -340,7 +370,7 @@ static int build_layers(const char *cmd, agt_config *c, const char *tmpl,
             (*stars)++;
             snprintf(item, sizeof item, "%s", under_test ? under_test : "fp32");
         }
-        if (entry_to_fmt(cmd, item, grad, &c->fmt[l], grad_used))
+        if (agt_cli_entry_to_fmt(cmd, item, grad, &c->fmt[l], grad_used))
             return CLI_USAGE;
     }
     return CLI_OK;
@@ -356,7 +386,7 @@ static int grad_option_unused(const char *cmd, const char *grad)
     return CLI_USAGE;
 }
 
-static void file_safe(char *s)
+void agt_cli_file_safe(char *s)
 {
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -366,7 +396,7 @@ static void file_safe(char *s)
 
 /* Everything a run writes must be writable before it starts: the output
  * directory (created) and the checkpoint path. Runtime errors (2). */
-static int check_outputs(const char *cmd, const agt_config *c)
+int agt_cli_check_outputs(const char *cmd, const agt_config *c)
 {
     agt_err err;
     if (c->save && agt_check_save(c->save, &err)) {
@@ -399,7 +429,7 @@ static int load_data(const char *cmd, const agt_config *c, agt_dataset *tr,
 }
 
 /* "LABEL: PATH" on stdout, the path sanitized (it holds user input). */
-static void print_path(const char *label, const char *path)
+void agt_cli_print_path(const char *label, const char *path)
 {
     char safe[4096];
     printf("%s: %s\n", label, cli_sanitize(safe, sizeof safe, path));
@@ -420,7 +450,7 @@ static int write_outputs(const char *cmd, agt_result *runs, int n,
             cli_error(cmd, "%s", err.msg);
             return CLI_RUNTIME;
         }
-        print_path("log", path);
+        agt_cli_print_path("log", path);
     }
     if (n > 1) {
         snprintf(path, sizeof path, "%s/%s.csv", out_dir, stem);
@@ -428,14 +458,14 @@ static int write_outputs(const char *cmd, agt_result *runs, int n,
             cli_error(cmd, "%s", err.msg);
             return CLI_RUNTIME;
         }
-        print_path("summary", path);
+        agt_cli_print_path("summary", path);
     }
     snprintf(path, sizeof path, "%s/%s.svg", out_dir, stem);
     if (agt_write_svg(runs, n, path, &err)) {
         cli_error(cmd, "%s", err.msg);
         return CLI_RUNTIME;
     }
-    print_path("plot", path);
+    agt_cli_print_path("plot", path);
     return CLI_OK;
 }
 
@@ -457,7 +487,7 @@ int ag_train_main(int argc, char **argv)
         return CLI_USAGE;
     }
     /* every format option up front, used or not */
-    if (o.grad_format && check_spec("train", o.grad_format))
+    if (o.grad_format && agt_cli_check_spec("train", o.grad_format))
         return CLI_USAGE;
     int stars, grad_used = 0;
     if (build_layers("train", &o.cfg, o.layer_formats, o.formats, o.grad_format,
@@ -468,7 +498,7 @@ int ag_train_main(int argc, char **argv)
                   "for compare; name the layer's format", o.layer_formats);
         return CLI_USAGE;
     }
-    if (o.grad_format && !is_fp32(o.grad_format) && !grad_used)
+    if (o.grad_format && !agt_cli_is_fp32(o.grad_format) && !grad_used)
         return grad_option_unused("train", o.grad_format);
     if (o.name) {
         if (!o.name[0] || o.name[0] == '.' || strlen(o.name) >= sizeof o.cfg.name) {
@@ -486,8 +516,8 @@ int ag_train_main(int argc, char **argv)
             snprintf(o.cfg.name + l, sizeof o.cfg.name - l, "_g%s", o.grad_format);
         }
     }
-    file_safe(o.cfg.name);
-    if ((rc = check_outputs("train", &o.cfg)))
+    agt_cli_file_safe(o.cfg.name);
+    if ((rc = agt_cli_check_outputs("train", &o.cfg)))
         return rc;
     agt_dataset tr, te;
     if ((rc = load_data("train", &o.cfg, &tr, &te)))
@@ -503,41 +533,73 @@ int ag_train_main(int argc, char **argv)
     agt_print_table(stdout, &res, 1);
     rc = write_outputs("train", &res, 1, o.cfg.out_dir, o.cfg.name);
     if (o.cfg.save && rc == 0)
-        print_path("checkpoint", o.cfg.save);
+        agt_cli_print_path("checkpoint", o.cfg.save);
     agt_result_free(&res);
     agt_dataset_free(&tr);
     agt_dataset_free(&te);
     return rc;
 }
 
-/* The runs of a comparison, handed out to worker threads one at a time.
- * Each run is single-threaded and deterministic, so the results do not
- * depend on how many run at once. */
-typedef struct pool {
+static int mlp_compare(int argc, char **argv);
+int agt_gpt_compare_main(int argc, char **argv);
+
+/* One run of a comparison (each is single-threaded and deterministic, so
+ * the results do not depend on how many run at once). */
+typedef struct mlp_jobs {
     const agt_config *cfgs;
     agt_result *runs;
     agt_err *errs;
     const agt_dataset *tr, *te;
-    int n, next;
-    pthread_mutex_t lock;
-    int *failed;             /* per run: 1 when it failed (errs[i] says why) */
-} pool;
+} mlp_jobs;
 
-static void *worker(void *arg)
+static int mlp_job(void *ctx, int i)
 {
-    pool *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        int i = p->next < p->n ? p->next++ : -1;
-        pthread_mutex_unlock(&p->lock);
-        if (i < 0)
-            return NULL;
-        if (agt_run(&p->runs[i], &p->cfgs[i], p->tr, p->te, &p->errs[i]))
-            p->failed[i] = 1;
-    }
+    mlp_jobs *p = ctx;
+    return agt_run(&p->runs[i], &p->cfgs[i], p->tr, p->te, &p->errs[i]);
 }
 
+/* compare --model gpt (the default) is the GPT's matrix; --model mlp
+ * this file's comparison, without the option. */
 int ag_compare_main(int argc, char **argv)
+{
+    const char *model = "gpt";
+    int at = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            model = argv[i + 1];
+            at = i;
+            break;
+        }
+        if (!strncmp(argv[i], "--model=", 8)) {
+            model = argv[i] + 8;
+            at = i;
+            break;
+        }
+    }
+    if (strcmp(model, "mlp"))
+        return agt_gpt_compare_main(argc, argv);
+    /* the MLP's options without --model mlp */
+    char **av = malloc((size_t)(argc + 1) * sizeof *av);
+    if (!av) {
+        cli_error("compare", "out of memory");
+        return CLI_RUNTIME;
+    }
+    int ac = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i == at) {
+            if (!strchr(argv[i], '='))
+                i++;
+            continue;
+        }
+        av[ac++] = argv[i];
+    }
+    av[ac] = NULL;
+    int rc = mlp_compare(ac, av);
+    free(av);
+    return rc;
+}
+
+static int mlp_compare(int argc, char **argv)
 {
     opts o;
     memset(&o, 0, sizeof o);
@@ -551,10 +613,10 @@ int ag_compare_main(int argc, char **argv)
         return CLI_OK;
     }
     /* every format option up front, used or not */
-    if (o.grad_format && check_spec("compare", o.grad_format))
+    if (o.grad_format && agt_cli_check_spec("compare", o.grad_format))
         return CLI_USAGE;
     const char *list = o.formats ? o.formats : DEFAULT_FORMATS;
-    const int n = list_item(list, 0, NULL, 0);
+    const int n = agt_cli_list_item(list, 0, NULL, 0);
     agt_config *cfgs = calloc((size_t)n, sizeof *cfgs);
     agt_result *runs = calloc((size_t)n, sizeof *runs);
     if (!cfgs || !runs) {
@@ -568,7 +630,7 @@ int ag_compare_main(int argc, char **argv)
         char item[100];
         cfgs[i] = o.cfg;
         rc = CLI_USAGE;
-        if (list_item(list, i, item, sizeof item) < 0) {
+        if (agt_cli_list_item(list, i, item, sizeof item) < 0) {
             cli_error("compare", "--formats: entry %d is too long", i + 1);
             break;
         }
@@ -580,7 +642,7 @@ int ag_compare_main(int argc, char **argv)
         if (build_layers("compare", &cfgs[i], o.layer_formats, item,
                          o.grad_format, &stars, &grad_used))
             break;
-        if (stars == 0 && !is_fp32(item)) {
+        if (stars == 0 && !agt_cli_is_fp32(item)) {
             cli_error("compare", "--formats entry '%s' is applied to no tensor: "
                       "--layer-formats %s has no '*' for the format under test",
                       item, o.layer_formats);
@@ -590,7 +652,7 @@ int ag_compare_main(int argc, char **argv)
             snprintf(cfgs[i].name, sizeof cfgs[i].name, "fp8-e4m3fn-e5m2");
         else
             snprintf(cfgs[i].name, sizeof cfgs[i].name, "%.63s", item);
-        file_safe(cfgs[i].name);
+        agt_cli_file_safe(cfgs[i].name);
         int dup = 0;
         for (int j = 0; j < i; j++)
             dup |= !strcmp(cfgs[j].name, cfgs[i].name);
@@ -601,10 +663,10 @@ int ag_compare_main(int argc, char **argv)
         }
         rc = CLI_OK;
     }
-    if (rc == CLI_OK && o.grad_format && !is_fp32(o.grad_format) && !grad_used)
+    if (rc == CLI_OK && o.grad_format && !agt_cli_is_fp32(o.grad_format) && !grad_used)
         rc = grad_option_unused("compare", o.grad_format);
     if (rc == CLI_OK)
-        rc = check_outputs("compare", &o.cfg);
+        rc = agt_cli_check_outputs("compare", &o.cfg);
     agt_dataset tr, te;
     if (rc == CLI_OK)
         rc = load_data("compare", &o.cfg, &tr, &te);
@@ -618,56 +680,42 @@ int ag_compare_main(int argc, char **argv)
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         jobs = cpus > 0 ? (int)cpus : 1;
     }
-    if (jobs > n)
-        jobs = n;
-    if (jobs > 64)
-        jobs = 64; /* the most --jobs takes */
-    pool p = {cfgs, runs, NULL, &tr, &te, n, 0, PTHREAD_MUTEX_INITIALIZER, NULL};
-    p.failed = calloc((size_t)n, sizeof *p.failed);
-    p.errs = calloc((size_t)n, sizeof *p.errs);
-    if (!p.failed || !p.errs) {
-        free(p.failed);
-        p.failed = NULL;
+    int *failed = calloc((size_t)n, sizeof *failed);
+    agt_err *errs = calloc((size_t)n, sizeof *errs);
+    if (!failed || !errs) {
+        free(failed);
+        failed = NULL;
         rc = CLI_RUNTIME;
         cli_error("compare", "out of memory");
-        jobs = 0;
+    } else {
+        /* before any worker starts: the runs only ever set the same value */
+        openblas_set_num_threads(1);
+        mlp_jobs p = {cfgs, runs, errs, &tr, &te};
+        agt_run_pool(n, jobs, mlp_job, &p, failed, NULL, 1);
     }
-    /* before any worker starts: the runs only ever set the same value */
-    openblas_set_num_threads(1);
-    pthread_t th[64];
-    int started = 0;
-    for (int j = 1; j < jobs; j++) {
-        if (pthread_create(&th[started], NULL, worker, &p) != 0)
-            break;
-        started++;
-    }
-    if (jobs > 0)
-        worker(&p);
-    for (int j = 0; j < started; j++)
-        pthread_join(th[j], NULL);
     /* results in the order of --formats; a failed run ends the list */
     int done = 0;
-    for (int i = 0; i < n && p.failed && rc == 0; i++) {
-        if (p.failed[i]) {
-            cli_error("compare", "run %s: %s", cfgs[i].name, p.errs[i].msg);
+    for (int i = 0; i < n && failed && rc == 0; i++) {
+        if (failed[i]) {
+            cli_error("compare", "run %s: %s", cfgs[i].name, errs[i].msg);
             rc = CLI_RUNTIME;
             break;
         }
         done++;
     }
-    if (p.failed)
+    if (failed)
         for (int i = done; i < n; i++)
-            if (!p.failed[i])
+            if (!failed[i])
                 agt_result_free(&runs[i]);
-    free(p.failed);
-    free(p.errs);
+    free(failed);
+    free(errs);
     if (done > 0) {
         char data[4096];
         printf("altgrad compare: MLP %d-%d-%d-%d, %d epoch%s, batch %d, %s lr %g, "
                "seed %llu, %zu train / %zu test images from %s\n",
                o.cfg.dims[0], o.cfg.dims[1], o.cfg.dims[2], o.cfg.dims[3],
                o.cfg.epochs, o.cfg.epochs == 1 ? "" : "s", o.cfg.batch,
-               o.cfg.optimizer == AGT_ADAMW ? "adamw" : "sgd", (double)o.cfg.lr,
+               agt_optim_name(o.cfg.optimizer), (double)o.cfg.lr,
                (unsigned long long)o.cfg.seed, tr.n, te.n,
                cli_sanitize(data, sizeof data, o.cfg.data_dir));
         agt_print_table(stdout, runs, done);

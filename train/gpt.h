@@ -27,6 +27,8 @@
 #include "train.h"
 
 int ag_gpt_main(int argc, char **argv);
+/* altgrad compare --model gpt: the experiment matrix. */
+int agt_gpt_compare_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
 /* Ops (train/ops.c). [N,C] is row-major; N = B*T rows.                      */
@@ -86,6 +88,7 @@ enum {
     AGT_NLT = 5
 };
 extern const char *const agt_layer_type_names[AGT_NLT];
+_Static_assert(AGT_NLT == AGT_GPT_GROUPS, "the GPT's counter groups");
 
 typedef struct agt_gpt_cfg {
     int n_layer, n_head, n_embd, block_size, vocab_size;
@@ -102,12 +105,8 @@ void agt_gpt_cfg_default(agt_gpt_cfg *c);
 void agt_gpt_cfg_set(agt_gpt_cfg *c, unsigned mask, int role,
                      const char *spec);
 
-/* One parameter tensor of the table (names of the twin's state_dict). */
-typedef struct agt_tensor {
-    char name[48];
-    size_t off, n;
-    int dims;                /* 1 or 2 (2: decayed by AdamW) */
-} agt_tensor;
+/* agt_tensor (train.h): the parameter table has the twin's state_dict
+ * names. */
 
 typedef struct agt_gpt_acts agt_gpt_acts;
 
@@ -188,5 +187,54 @@ void agt_text_batch(uint8_t *tok, uint8_t *tgt, const agt_text *t, int train,
 /* The loss of predicting the train split's byte frequencies on the val
  * split (nats per byte). */
 double agt_text_unigram_loss(const agt_text *t);
+
+/* The run loop's feed over a text (train/net.c): training batches of B
+ * sequences of T bytes at positions drawn from (seed, step), periods of
+ * eval_every steps, each evaluated on the first eval_batches validation
+ * batches (the same every time). */
+int agt_feed_text(agt_feed *f, const agt_text *text, int B, int T,
+                  int eval_every, int eval_batches, uint64_t seed,
+                  agt_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* GPT runs and the matrix's reports (train/net.c, train/gpt_report.c)       */
+/* ------------------------------------------------------------------------ */
+/* One GPT run of cfg (model GPT) on text through agt_run_net; its ops run
+ * on cfg->threads OpenMP threads of the calling thread; grid_rate: the
+ * grid optimizer's rungs per unit of velocity. */
+int agt_run_gpt(agt_result *res, const agt_config *cfg, const agt_text *text,
+                double grid_rate, agt_err *err);
+
+/* The matrix: runs[j * nf + f] is format entry f under optimizer j;
+ * with ns == no, runs[nf * no + j] is float32 under optimizer j from
+ * another seed (the seed check). */
+typedef struct agt_matrix {
+    const agt_result *runs;
+    int n, nf, no, ns;
+    const char (*entries)[100];      /* the --formats entry of each run */
+    double unigram;                  /* the byte-frequency baseline */
+    size_t ntrain, nval;
+    const char *text_path;           /* NULL: the Bible */
+} agt_matrix;
+
+/* The optimizer's name of a run ("adamw", "manifold", ...). */
+const char *agt_gpt_optimizer_name(const agt_config *c);
+/* The per-run log: one row per validation, every counter per layer type
+ * and role, the stall rate and the ranks per layer type. */
+int agt_gpt_write_csv(const agt_result *r, const char *path, agt_err *err);
+/* The table on stdout: final and best validation loss, the difference
+ * to the float32 run of the same optimizer, counters, status. */
+void agt_gpt_print_table(FILE *f, const agt_result *runs, int n,
+                         double unigram);
+int agt_matrix_write_csv(const agt_matrix *m, const char *path, agt_err *err);
+/* Validation loss per step, one panel per optimizer. */
+int agt_matrix_write_loss_svg(const agt_matrix *m, const char *path,
+                              agt_err *err);
+/* Saturation, underflow and stall rates per run and layer type. */
+int agt_matrix_write_rates_svg(const agt_matrix *m, const char *path,
+                               agt_err *err);
+/* report.md: the answer, written from the numbers of these runs. */
+int agt_matrix_write_report(const agt_matrix *m, const char *path,
+                            agt_err *err);
 
 #endif /* AGT_GPT_H */

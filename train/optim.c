@@ -72,6 +72,10 @@ int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
     o->momentum = 0.9f;
+    o->pre = AG_PRECONDITION_NONE;
+    o->mantissa_bits = 2;
+    o->grid = ag_grid_opts_default();
+    o->grid_fmt = NULL;
     o->n = n;
     o->m = calloc(n, sizeof *o->m);
     o->v = calloc(n, sizeof *o->v);
@@ -93,8 +97,23 @@ void agt_optim_free(agt_optim *o)
     o->m = o->v = o->upd = NULL;
 }
 
+static const char *const optim_names[] = {"adamw", "sgd", "grid"};
+
+int agt_optim_parse(const char *name)
+{
+    for (int k = 0; k < 3; k++)
+        if (name && !strcmp(name, optim_names[k]))
+            return k;
+    return -1;
+}
+
+const char *agt_optim_name(agt_optkind k)
+{
+    return (unsigned)k < 3 ? optim_names[k] : "?";
+}
+
 /* AdamW over [off, off + n): the library's fused step, with the stall
- * counters of seg (fmt and scale) when seg is given. */
+ * counters of seg's format (and scale) when it has one. */
 static int adamw_range(agt_optim *o, float *params, const float *grads,
                        size_t off, size_t n, agt_optseg *seg, agt_err *err)
 {
@@ -103,21 +122,61 @@ static int adamw_range(agt_optim *o, float *params, const float *grads,
     ao.beta1 = (double)o->beta1;
     ao.beta2 = (double)o->beta2;
     ao.eps = (double)o->eps;
-    ao.weight_decay = (double)o->wd;
+    ao.weight_decay = seg->decay ? (double)o->wd : 0.0;
+    ao.precondition = o->pre;
+    ao.mantissa_bits = o->mantissa_bits;
     ao.threads = o->threads;
     ag_optim_counts c = {0, 0, 0};
-    if (seg) {
+    if (seg->fmt) {
         ao.format = seg->fmt;
         ao.scale = seg->scale;
     }
     ag_status s = ag_adamw_step(params + off, o->m + off, o->v + off,
-                                grads + off, n, o->t, &ao, seg ? &c : NULL,
-                                NULL);
+                                grads + off, n, o->t, &ao,
+                                seg->fmt ? &c : NULL, NULL);
     if (s != AG_OK)
         return agt_fail(err, "adamw step: %s", ag_status_string(s));
-    if (seg) {
+    if (seg->fmt) {
         seg->stalled += c.stalls;
         seg->considered += c.updates;
+    }
+    return 0;
+}
+
+/* The grid optimizer over [off, off + n): seg's storage grid, or for a
+ * float32 range grid_fmt's at the range's current scale (the library's
+ * amax and compute_scale); stream `index`, offset (t - 1) n. Counters:
+ * updates and the weights whose value moved. */
+static int grid_range(agt_optim *o, float *params, const float *grads,
+                      size_t off, size_t n, agt_optseg *seg, uint64_t index,
+                      agt_err *err)
+{
+    const ag_format *fmt = seg->fmt ? seg->fmt : o->grid_fmt;
+    float scale = seg->scale;
+    ag_status s = AG_OK;
+    if (!fmt)
+        return agt_fail(err, "grid optimizer: no grid for a float32 range");
+    if (!seg->fmt) {
+        float amax = 0.0f;
+        s = ag_amax(&amax, params + off, n, NULL);
+        if (s == AG_OK)
+            s = ag_compute_scale(&scale, isfinite(amax) ? amax : 0.0f, fmt,
+                                 NULL);
+    }
+    ag_grid_opts go = o->grid;
+    go.weight_decay = seg->decay ? (double)o->wd : 0.0;
+    go.stream = index;
+    go.offset = (o->t - 1) * (uint64_t)n;
+    go.threads = o->threads;
+    uint64_t upd = 0, fl = 0;
+    if (s == AG_OK)
+        s = ag_grid_step(params + off, o->m + off, grads + off, n, fmt, scale,
+                         &go, &upd, &fl);
+    if (s != AG_OK)
+        return agt_fail(err, "grid step: %s", ag_status_string(s));
+    if (seg->fmt) {
+        seg->considered += upd;
+        seg->stalled += upd > fl ? upd - fl : 0;
     }
     return 0;
 }
@@ -127,7 +186,7 @@ static int adamw_range(agt_optim *o, float *params, const float *grads,
 static int sgd_range(agt_optim *o, float *params, const float *grads,
                      size_t off, size_t n, agt_optseg *seg, agt_err *err)
 {
-    const float lr = o->lr, wd = o->wd, mom = o->momentum;
+    const float lr = o->lr, wd = seg->decay ? o->wd : 0.0f, mom = o->momentum;
     const int first = o->t == 1;
     float *restrict m = o->m + off, *restrict nw = o->upd + off;
     const float *restrict p = params + off, *restrict g = grads + off;
@@ -136,7 +195,7 @@ static int sgd_range(agt_optim *o, float *params, const float *grads,
         m[i] = first ? gi : mom * m[i] + gi;
         nw[i] = p[i] - lr * m[i];
     }
-    if (seg) {
+    if (seg->fmt) {
         uint64_t upd = 0, fl = 0;
         ag_status s = ag_update_flips(&upd, &fl, p, nw, g, n, seg->fmt,
                                       seg->scale, NULL);
@@ -150,12 +209,20 @@ static int sgd_range(agt_optim *o, float *params, const float *grads,
 }
 
 static int step_range(agt_optim *o, float *params, const float *grads,
-                      size_t off, size_t n, agt_optseg *seg, agt_err *err)
+                      size_t off, size_t n, agt_optseg *seg, uint64_t index,
+                      agt_err *err)
 {
     if (n == 0)
         return 0;
-    return o->kind == AGT_ADAMW ? adamw_range(o, params, grads, off, n, seg, err)
-                                : sgd_range(o, params, grads, off, n, seg, err);
+    switch (o->kind) {
+    case AGT_ADAMW:
+        return adamw_range(o, params, grads, off, n, seg, err);
+    case AGT_SGD:
+        return sgd_range(o, params, grads, off, n, seg, err);
+    case AGT_GRID:
+        return grid_range(o, params, grads, off, n, seg, index, err);
+    }
+    return agt_fail(err, "unknown optimizer %d", (int)o->kind);
 }
 
 int agt_optim_step(agt_optim *o, float *params, const float *grads,
@@ -163,14 +230,16 @@ int agt_optim_step(agt_optim *o, float *params, const float *grads,
 {
     o->t++;
     size_t at = 0;
+    uint64_t index = 0;
+    agt_optseg gap = {0, 0, NULL, 0.0f, 1, 0, 0, 0};
     for (int i = 0; i < nsegs; i++) {
         agt_optseg *sg = &segs[i];
         if (sg->off < at || sg->n > o->n - sg->off)
             return agt_fail(err, "optimizer segment %d out of order or range", i);
-        if (step_range(o, params, grads, at, sg->off - at, NULL, err) ||
-            step_range(o, params, grads, sg->off, sg->n, sg, err))
+        if (step_range(o, params, grads, at, sg->off - at, &gap, index++, err) ||
+            step_range(o, params, grads, sg->off, sg->n, sg, index++, err))
             return -1;
         at = sg->off + sg->n;
     }
-    return step_range(o, params, grads, at, o->n - at, NULL, err);
+    return step_range(o, params, grads, at, o->n - at, &gap, index, err);
 }

@@ -46,6 +46,13 @@ static int close_checked(FILE *f, const char *path, agt_err *err)
     return 0;
 }
 
+void agt_csv_stats(FILE *f, const char *spec, const ag_stats *s)
+{
+    fprintf(f, ",%s,%llu,%llu,%llu,%llu", spec, (unsigned long long)s->total,
+            (unsigned long long)s->overflow, (unsigned long long)s->underflow,
+            (unsigned long long)s->nan);
+}
+
 int agt_write_csv(const agt_result *r, const char *path, agt_err *err)
 {
     FILE *f = fopen(path, "w");
@@ -80,14 +87,8 @@ int agt_write_csv(const agt_result *r, const char *path, agt_err *err)
                 (unsigned long long)e->considered, rate,
                 (unsigned long long)(e->considered - e->stalled), status);
         for (int l = 0; l < nl; l++)
-            for (int k = 0; k < AGT_NQ; k++) {
-                const ag_stats *s = &e->q[l][k];
-                fprintf(f, ",%s,%llu,%llu,%llu,%llu", r->cfg.fmt[l].spec[k],
-                        (unsigned long long)s->total,
-                        (unsigned long long)s->overflow,
-                        (unsigned long long)s->underflow,
-                        (unsigned long long)s->nan);
-            }
+            for (int k = 0; k < AGT_NQ; k++)
+                agt_csv_stats(f, r->cfg.fmt[l].spec[k], &e->q[l][k]);
         fputc('\n', f);
     }
     return close_checked(f, path, err);
@@ -203,12 +204,12 @@ int agt_write_summary_csv(const agt_result *runs, int nruns, const char *path,
 
 /* ---------------------------------------------------------------- SVG --- */
 
-static const char *const palette[] = {"#000000", "#1f77b4", "#ff7f0e",
+const char *const agt_palette[AGT_NPALETTE] = {"#000000", "#1f77b4", "#ff7f0e",
                                       "#2ca02c", "#d62728", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f",
                                       "#bcbd22", "#17becf"};
 
-static void xml_text(FILE *f, const char *s)
+void agt_svg_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
         if (*s == '<')
@@ -231,17 +232,14 @@ static double epoch_x(const agt_result *r, const agt_epoch *e)
     return e->epoch;
 }
 
-typedef struct panel {
-    double x0, y0, w, h;          /* pixel box */
-    double xmin, xmax, ymin, ymax;
-} panel;
+typedef agt_panel panel;
 
-static double px(const panel *p, double x)
+double agt_px(const agt_panel *p, double x)
 {
     return p->x0 + (x - p->xmin) / (p->xmax - p->xmin) * p->w;
 }
 
-static double py(const panel *p, double y)
+double agt_py(const agt_panel *p, double y)
 {
     if (y < p->ymin)
         y = p->ymin;
@@ -288,14 +286,14 @@ int agt_axis_ticks(double lo, double hi, int max_ticks, double min_step,
     return 0;
 }
 
-static void axes(FILE *f, const panel *p, const char *title,
-                 const char *ylabel, int percent)
+void agt_svg_axes(FILE *f, const agt_panel *p, const char *title,
+                  const char *xlabel, const char *ylabel, int percent)
 {
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' "
                "fill='none' stroke='#444'/>\n", p->x0, p->y0, p->w, p->h);
     fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' "
                "font-size='15'>", p->x0 + p->w / 2, p->y0 - 10);
-    xml_text(f, title);
+    agt_svg_text(f, title);
     fputs("</text>\n", f);
     /* round ticks (1, 2 or 5 times a power of ten), in percent on the
      * accuracy panel */
@@ -304,7 +302,7 @@ static void axes(FILE *f, const panel *p, const char *title,
     int dec;
     int n = agt_axis_ticks(unit * p->ymin, unit * p->ymax, 6, 0.0, t, 16, &dec);
     for (int i = 0; i < n; i++) {
-        double y = py(p, t[i] / unit);
+        double y = agt_py(p, t[i] / unit);
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' "
                    "stroke='#ddd'/>\n", p->x0, y, p->x0 + p->w, y);
         fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end' "
@@ -314,11 +312,11 @@ static void axes(FILE *f, const panel *p, const char *title,
     n = agt_axis_ticks(p->xmin, p->xmax, 10, 1.0, t, 16, &dec);
     for (int i = 0; i < n; i++)
         fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' "
-                   "font-size='11'>%.*f</text>\n", px(p, t[i]),
+                   "font-size='11'>%.*f</text>\n", agt_px(p, t[i]),
                 p->y0 + p->h + 15, dec, t[i]);
     fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' "
-               "font-size='12'>epoch</text>\n", p->x0 + p->w / 2,
-            p->y0 + p->h + 32);
+               "font-size='12'>%s</text>\n", p->x0 + p->w / 2,
+            p->y0 + p->h + 32, xlabel);
     fprintf(f, "<text x='%.1f' y='%.1f' font-size='12' transform='rotate(-90 "
                "%.1f %.1f)' text-anchor='middle'>%s</text>\n",
             p->x0 - 48, p->y0 + p->h / 2, p->x0 - 48, p->y0 + p->h / 2, ylabel);
@@ -379,32 +377,32 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
                "font-family='sans-serif'>\n"
                "<rect width='100%%' height='100%%' fill='white'/>\n",
             W, H, W, H);
-    axes(f, &L, "training loss (window mean)", "loss", 0);
-    axes(f, &R, "test accuracy (after each epoch)", "accuracy", 1);
-    const int npal = (int)(sizeof palette / sizeof palette[0]);
+    agt_svg_axes(f, &L, "training loss (window mean)", "epoch", "loss", 0);
+    agt_svg_axes(f, &R, "test accuracy (after each epoch)", "epoch",
+                 "accuracy", 1);
     for (int i = 0; i < nruns; i++) {
         const agt_result *r = &runs[i];
-        const char *col = palette[i % npal];
+        const char *col = agt_palette[i % AGT_NPALETTE];
         const char *dash = r->diverged_step ? " stroke-dasharray='6,3'" : "";
         fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6'%s "
                    "points='", col, dash);
         for (size_t j = 0; j < r->nloss; j++)
             if (isfinite(r->loss_y[j]))
-                fprintf(f, "%.1f,%.1f ", px(&L, r->loss_x[j]),
-                        py(&L, r->loss_y[j]));
+                fprintf(f, "%.1f,%.1f ", agt_px(&L, r->loss_x[j]),
+                        agt_py(&L, r->loss_y[j]));
         fputs("'/>\n", f);
         fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6'%s "
                    "points='", col, dash);
         for (int j = 0; j < r->nepochs; j++)
             if (isfinite(r->epochs[j].test_acc))
-                fprintf(f, "%.1f,%.1f ", px(&R, epoch_x(r, &r->epochs[j])),
-                        py(&R, r->epochs[j].test_acc));
+                fprintf(f, "%.1f,%.1f ", agt_px(&R, epoch_x(r, &r->epochs[j])),
+                        agt_py(&R, r->epochs[j].test_acc));
         fputs("'/>\n", f);
         for (int j = 0; j < r->nepochs; j++)
             if (isfinite(r->epochs[j].test_acc))
                 fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n",
-                        px(&R, epoch_x(r, &r->epochs[j])),
-                        py(&R, r->epochs[j].test_acc), col);
+                        agt_px(&R, epoch_x(r, &r->epochs[j])),
+                        agt_py(&R, r->epochs[j].test_acc), col);
         /* legend, right of the accuracy panel */
         double ly = 60 + 20 * i;
         fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' "
@@ -412,7 +410,7 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
                 R.x0 + R.w + 35, ly, col, dash);
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='12'>", R.x0 + R.w + 40,
                 ly + 4);
-        xml_text(f, r->cfg.name);
+        agt_svg_text(f, r->cfg.name);
         if (r->diverged_step)
             fprintf(f, " (diverged @%ld)", r->diverged_step);
         fputs("</text>\n", f);

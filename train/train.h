@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * train.h — the altgrad training bench: a small network trained in C on real
- * data (Fashion-MNIST), with narrow formats applied at the boundaries of its
- * linear layers, to answer "what happens to training if this tensor is
- * stored in that format?".
+ * train.h — the altgrad training bench: models trained in C on real data
+ * (an MLP on Fashion-MNIST, a GPT on byte-level text), with narrow formats
+ * applied at the boundaries of their linear layers, to answer "what happens
+ * to training if this tensor is stored in that format?".
  *
  * Entry points for the CLI (cli/altgrad.c dispatches to them):
  *     int ag_train_main(int argc, char **argv);     altgrad train ...
  *     int ag_compare_main(int argc, char **argv);   altgrad compare ...
+ *     int ag_gpt_main(int argc, char **argv);       altgrad gpt ... (gpt.h)
  * argv[0] is the subcommand name. Exit status: 0 ok, 1 usage, 2 runtime error
  * (a diverged run is a result, not an error: 0).
  *
@@ -15,15 +16,34 @@
  * train/ sources and the tests in tests/train/ (the bench is a client of the
  * public library header <altgrad.h> only). Names: agt_ prefix.
  *
+ * The shape: one run loop (train/run.c) trains any model behind agt_net
+ * (parameter table, forward, backward, counters, checkpoint section) on
+ * any data behind agt_feed (training batches in periods, evaluation
+ * batches), with one optimizer (agt_optim over the library's fused steps),
+ * one checkpoint format and one record per period; the reports read the
+ * records.
+ *
  * Layout of the code:
- *     train/data.c     IDX loader (zlib), validation, batches
- *     train/nn.c       forward/backward ops over flat arrays (llm.c style),
- *                      quantizers with delayed scaling, layers, the model
- *     train/optim.c    RNG, initialisation, AdamW and SGD with momentum
- *     train/run.c      one training run: loop, metrics, divergence,
- *                      checkpoints (save/resume)
- *     train/report.c   CSV logs, the stdout table, the SVG plot
- *     train/cli.c      option parsing, ag_train_main, ag_compare_main
+ *     train/data.c       IDX loader (zlib), validation, batches
+ *     train/tokens.c     the token stream of a text (gpt.h)
+ *     train/nn.c         the MLP's ops over flat arrays (llm.c style),
+ *                        quantizers with delayed scaling, the quantized
+ *                        linear, layers, the MLP
+ *     train/ops.c        the GPT's ops (gpt.h)
+ *     train/gpt.c        the GPT (gpt.h)
+ *     train/net.c        both models as agt_net, both data sets as
+ *                        agt_feed, the quantized linears' checkpoint
+ *                        section, weight ranks, agt_run_gpt
+ *     train/optim.c      RNG, initialisation, AdamW (plain and manifold),
+ *                        SGD with momentum, the grid optimizer
+ *     train/run.c        the run loop: schedule, metrics, divergence,
+ *                        checkpoints (save/resume), the pool of runs
+ *     train/report.c     the MLP's CSV logs, table and SVG plot; SVG pieces
+ *     train/gpt_report.c the GPT's logs and table, the matrix's summary
+ *                        CSV, plots and report.md
+ *     train/cli.c        altgrad train, altgrad compare --model mlp
+ *     train/gpt_cli.c    altgrad gpt, altgrad compare (the GPT matrix)
+ *     train/bench_cli.h  option helpers the two CLI files share
  */
 #ifndef AGT_TRAIN_H
 #define AGT_TRAIN_H
@@ -263,11 +283,18 @@ int agt_model_backward(agt_model *m, const uint8_t *y, int B,
 /* ------------------------------------------------------------------------ */
 /* Optimizers                                                                */
 /* ------------------------------------------------------------------------ */
-typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1 } agt_optkind;
+/* AdamW (torch's), SGD with momentum, AltGrad's grid optimizer
+ * (GridOptim: weights move by whole rungs of their storage grid; float32
+ * weights on the grid of grid_fmt at the tensor's current scale). */
+typedef enum agt_optkind { AGT_ADAMW = 0, AGT_SGD = 1, AGT_GRID = 2 } agt_optkind;
 
 typedef struct agt_optim {
     agt_optkind kind;
     float lr, beta1, beta2, eps, wd, momentum;
+    ag_precondition pre;     /* AdamW: none, or manifold AdamW's grad/update */
+    int mantissa_bits;       /* manifold stiffness of float32 ranges */
+    const ag_format *grid_fmt; /* GRID: the grid of float32 ranges */
+    ag_grid_opts grid;       /* GRID: rate (--lr), momentum, decay, seed */
     int threads;             /* ag_adamw_opts.threads (results do not depend on it) */
     size_t n;
     uint64_t t;              /* steps taken */
@@ -275,37 +302,186 @@ typedef struct agt_optim {
     float *upd;              /* SGD: scratch for the new weights */
 } agt_optim;
 
-/* A parameter range whose bit stall is counted: [off, off + n) quantized
- * with fmt at scale. The step adds to stalled and considered. */
+/* A parameter range of the step: [off, off + n), decayed or not, whose
+ * weights are stored in fmt at scale (NULL: float32). With a format the
+ * step counts the range's bit stall (stalled and considered are ADDED to),
+ * manifold AdamW takes its stiffness from that grid, and the grid
+ * optimizer moves on it. group: the counter group it reports to (the
+ * model's layer or layer type). */
 typedef struct agt_optseg {
     size_t off, n;
     const ag_format *fmt;
     float scale;
+    int decay;
+    int group;
     uint64_t stalled, considered;
 } agt_optseg;
 
 int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
                    float wd, agt_err *err);
+/* Option names of agt_optkind ("adamw", "sgd", "grid"): the kind, or -1. */
+int agt_optim_parse(const char *name);
+const char *agt_optim_name(agt_optkind k);
 void agt_optim_free(agt_optim *o);
 /* One step in place on params[0 .. o->n) (torch's conventions):
- *   AdamW: ag_adamw_step (decoupled decay, bias correction);
- *   SGD:   v = momentum * v + (g + wd * p); p -= lr * v.
- * segs[0 .. nsegs) (sorted, disjoint; may be NULL with nsegs 0) get their
- * stall counters: considered = weights with |g| > AG_GRAD_EPS, stalled =
- * those of them whose code did not change. Returns 0, or -1 with err. */
+ *   AdamW: ag_adamw_step (decoupled decay, bias correction; o->pre);
+ *   SGD:   v = momentum * v + (g + wd * p); p -= lr * v;
+ *   GRID:  ag_grid_step on each range's grid (o->grid, stream = range
+ *          index, offsets advancing by the range's size every step).
+ * segs[0 .. nsegs) (sorted, disjoint; may be NULL with nsegs 0): the
+ * ranges with a storage format or no decay; elements outside them are
+ * float32 and decayed. Ranges with a format get their stall counters:
+ * considered = weights with |g| > AG_GRAD_EPS, stalled = those of them
+ * whose code did not change. Returns 0, or -1 with err. */
 int agt_optim_step(agt_optim *o, float *params, const float *grads,
                    agt_optseg *segs, int nsegs, agt_err *err);
 
 /* ------------------------------------------------------------------------ */
-/* Runs                                                                      */
+/* Checkpoint byte buffers (little-endian host order; the run loop writes   */
+/* the file around them)                                                     */
 /* ------------------------------------------------------------------------ */
-#define AGT_MAX_LAYERS 8
+typedef struct agt_buf {
+    unsigned char *p;
+    size_t len, cap, rd;
+    int bad;                 /* out of memory, or a read past the end */
+} agt_buf;
+void agt_buf_put(agt_buf *b, const void *src, size_t n);
+/* Reads n bytes (zeroes and sets bad past the end). */
+void agt_buf_get(agt_buf *b, void *dst, size_t n);
+#define AGT_PUT(b, v) agt_buf_put((b), &(v), sizeof(v))
+#define AGT_GET(b, v) agt_buf_get((b), &(v), sizeof(v))
 
-typedef struct agt_config {
+/* A linear layer's checkpoint section: per role the scaler's state record
+ * and the counters. Load: -1 with err (naming what) when it does not fit. */
+void agt_qlinear_save(const agt_qlinear *L, agt_buf *b);
+int agt_qlinear_load(agt_qlinear *L, agt_buf *b, const char *what,
+                     agt_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* The model and data interfaces of the run loop: train/run.c trains any     */
+/* agt_net on any agt_feed and knows nothing else of either.                 */
+/* ------------------------------------------------------------------------ */
+#define AGT_MAX_LAYERS 8     /* counter groups of a model */
+
+typedef struct agt_config agt_config;   /* a run's options (below) */
+
+/* A batch: images x[B,784] with labels y[B] (the MLP), or token sequences
+ * tok[B,T] with their next tokens tgt[B,T] (the GPT). */
+typedef struct agt_batch {
+    int B, T;
+    const float *x;
+    const uint8_t *y;
+    const uint8_t *tok, *tgt;
+} agt_batch;
+
+/* One tensor of a model's parameter table: its name (the PyTorch twin's
+ * state_dict key), its range of the flat arrays, 1 or 2 dimensions. */
+typedef struct agt_tensor {
+    char name[48];
+    size_t off, n;
+    int dims;
+} agt_tensor;
+
+typedef struct agt_net agt_net;
+typedef struct agt_net_ops {
+    /* Forward: *loss = mean loss; *correct (may be NULL) += rows whose
+     * argmax is right (models without it leave it). update: training. */
+    int (*forward)(agt_net *n, const agt_batch *b, int update, double *loss,
+                   size_t *correct, agt_err *err);
+    /* grads += d loss / d params of the last forward. */
+    int (*backward)(agt_net *n, const agt_batch *b, agt_err *err);
+    /* The counters of group g, role k since the last reset_stats. */
+    void (*stats)(const agt_net *n, int g, int k, ag_stats *out);
+    void (*reset_stats)(agt_net *n);
+    /* The optimizer's ranges (agt_optseg) now: one per parameter tensor,
+     * in order, with the storage format and scale of the quantized
+     * weights. Returns the count (<= cap). */
+    int (*segs)(const agt_net *n, agt_optseg *segs, int cap);
+    /* Checkpoint section: the quantizers' states and counters. */
+    void (*save)(const agt_net *n, agt_buf *b);
+    int (*load)(agt_net *n, agt_buf *b, const char *path, agt_err *err);
+    /* stable[g], eff[g]: mean ranks of group g's weight matrices (NaN:
+     * none, or not finite). */
+    void (*ranks)(const agt_net *n, double *stable, double *eff);
+    void (*free)(agt_net *n);
+} agt_net_ops;
+
+/* Stable rank |W|_F^2 / sigma_max^2 and effective rank exp(-sum p log p),
+ * p = sigma / sum sigma, of the rows x cols matrix w (from the Gram
+ * matrix's eigenvalues in double, LAPACK's dsyev); NaN for a zero or
+ * non-finite matrix. -1: out of memory. */
+int agt_matrix_ranks(const float *w, int rows, int cols, double *stable,
+                     double *eff);
+
+/* The MLP of cfg (dims, fmt, seed, quantizers) as a net for batches up to
+ * cfg->batch; groups "L1".. (its linear layers). */
+int agt_net_mlp(agt_net *n, const agt_config *cfg, agt_err *err);
+/* The GPT of cfg (dims = layers, heads, width, context; fmt per layer
+ * type) as a net; groups the layer types. */
+int agt_net_gpt(agt_net *n, const agt_config *cfg, agt_err *err);
+/* Either, by cfg->model. */
+int agt_net_make(agt_net *n, const agt_config *cfg, agt_err *err);
+void agt_net_free(agt_net *n);
+
+struct agt_net {
+    const agt_net_ops *ops;
+    void *self;                       /* the model (agt_model, agt_gpt) */
+    size_t nparams;
+    float *params, *grads;            /* the model's flat arrays */
+    int ntensors;                     /* the parameter table, in the */
+    const agt_tensor *tensors;        /*   order of the flat arrays */
+    int ngroups;                      /* counter groups (<= AGT_MAX_LAYERS) */
+    char group[AGT_MAX_LAYERS][16];   /* their names: layer 1.. / type */
+};
+
+/* Batches of a run: training steps come in periods (the MLP: an epoch
+ * of a permutation drawn from (seed, epoch); the GPT: eval_every steps of
+ * positions drawn from (seed, step)), each followed by an evaluation over
+ * the batches eval(0), eval(1), ... until one has B == 0. */
+typedef struct agt_feed agt_feed;
+struct agt_feed {
+    int (*train)(agt_feed *f, uint64_t period, uint64_t k, uint64_t step,
+                 agt_batch *b);
+    int (*eval)(agt_feed *f, int k, agt_batch *b);
+    void *self;
+    size_t ntrain;                    /* examples or bytes of the train
+                                         split (checkpoints check it) */
+    uint64_t steps_per_period;
+    /* buffers of the batches */
+    float *x;
+    uint8_t *y, *tok, *tgt;
+    uint32_t *perm, *idx;
+    uint64_t perm_period;             /* period of perm (UINT64_MAX: none) */
+    int B, T;
+    uint64_t seed;
+};
+void agt_feed_free(agt_feed *f);
+/* The IDX data sets in batches of B (the last eval batch may be short). */
+int agt_feed_idx(agt_feed *f, const agt_dataset *train,
+                 const agt_dataset *test, int B, uint64_t seed,
+                 agt_err *err);
+
+typedef enum agt_model_kind { AGT_MODEL_MLP = 0, AGT_MODEL_GPT = 1 } agt_model_kind;
+
+struct agt_config {
     char name[64];                    /* run name (file names, table) */
-    int nlin;                         /* linear layers */
-    int dims[AGT_MAX_LAYERS + 1];
-    agt_layer_fmt fmt[AGT_MAX_LAYERS];
+    agt_model_kind model;
+    int nlin;                         /* counter groups: the MLP's linear
+                                         layers; the GPT's 5 layer types */
+    int dims[AGT_MAX_LAYERS + 1];     /* MLP sizes; GPT: layers, heads,
+                                         width, context */
+    agt_layer_fmt fmt[AGT_MAX_LAYERS];/* formats per group and role */
+    /* GPT: steps in periods of eval_every, eval_batches validation
+     * batches, the text (text_path, NULL: the Bible) split at val_frac;
+     * precondition / mantissa_bits of manifold AdamW */
+    long steps;
+    int eval_every, eval_batches;
+    double val_frac;
+    const char *text_path;
+    ag_precondition precondition;
+    int mantissa_bits;
+    double grid_rate;                 /* grid optimizer: rungs per unit of
+                                         velocity (0: the library's 6) */
     int stochastic_grads;
     int epochs;
     int batch;
@@ -317,12 +493,18 @@ typedef struct agt_config {
     long max_steps;                   /* > 0: stop after this global step */
     int threads;
     int quiet;                        /* no progress on stderr */
+    double progress_seconds;          /* between progress lines (0: 1) */
     const char *data_dir;
     const char *out_dir;              /* NULL: no files */
     const char *save, *resume;        /* checkpoint paths or NULL */
-} agt_config;
+};
 
 void agt_config_default(agt_config *c);
+/* The GPT's defaults: 2 layers, 4 heads, 128 wide, context 64, batch 16,
+ * 200 steps in periods of 50, 8 validation batches, AdamW lr 1e-3 wd 0.1,
+ * the Bible split 90/10. */
+#define AGT_GPT_GROUPS 5
+void agt_config_default_gpt(agt_config *c);
 
 /* Per-epoch record. */
 typedef struct agt_epoch {
@@ -336,6 +518,11 @@ typedef struct agt_epoch {
     double seconds;                   /* wall time of the epoch (training+eval) */
     ag_stats q[AGT_MAX_LAYERS][AGT_NQ];
     uint64_t stalled, considered;     /* bit stall over quantized weights */
+    uint64_t g_stalled[AGT_MAX_LAYERS], g_considered[AGT_MAX_LAYERS];
+    /* mean stable rank (|W|_F^2 / sigma_max^2) and effective rank
+     * (exp of the entropy of the normalised singular values) of each
+     * group's weight matrices after the period; NaN where not measured */
+    double stable_rank[AGT_MAX_LAYERS], eff_rank[AGT_MAX_LAYERS];
 } agt_epoch;
 
 /* Counters summed over epochs and over every quantizer of every layer:
@@ -361,8 +548,13 @@ typedef struct agt_result {
     double *loss_x, *loss_y;
     long diverged_step;               /* 0, or the global step (1-based) whose loss was not finite */
     double seconds;
-    double step_seconds;              /* mean wall time per training step */
+    double step_seconds;              /* mean wall time per training step
+                                         (batch, forward, backward, optimizer;
+                                         evaluations not included) */
     size_t steps_per_epoch;
+    double tokens_per_step;           /* GPT: B * T; MLP: B */
+    int ngroups;                      /* the net's counter groups */
+    char group[AGT_MAX_LAYERS][16];
 } agt_result;
 
 /* Run one configuration on loaded data; saves/resumes checkpoints as
@@ -370,6 +562,22 @@ typedef struct agt_result {
  * training (agt_check_save). */
 int agt_run(agt_result *res, const agt_config *cfg, const agt_dataset *train,
             const agt_dataset *test, agt_err *err);
+/* The loop itself: cfg's schedule (the MLP: cfg->epochs periods of
+ * feed->steps_per_period steps; the GPT: cfg->steps in periods of
+ * cfg->eval_every), optimizer, checkpoints (their configuration record is
+ * agt_config_sig's) and records over net and feed. Owns neither. */
+int agt_run_net(agt_result *res, const agt_config *cfg, agt_net *net,
+                agt_feed *feed, agt_err *err);
+/* fn(ctx, i) for every i in [0, n), on up to jobs threads (1..64), each
+ * index once; failed[i] = fn's result != 0. Unless quiet, after every
+ * finished run a line "[label] k/n runs done, ..s so far, ETA ..s" on
+ * stderr. Returns the threads used. */
+int agt_run_pool(int n, int jobs, int (*fn)(void *ctx, int i), void *ctx,
+                 int *failed, const char *label, int quiet);
+/* The lines of cfg that a resumed run must share with the saved one, as
+ * "what=value\n" (what: the option named in the mismatch error). */
+void agt_config_sig(char *out, size_t cap, const agt_config *cfg,
+                    size_t ntrain);
 void agt_result_free(agt_result *res);
 
 /* 0 when a checkpoint can be written to path: it is not a directory and
@@ -392,6 +600,8 @@ agt_totals agt_result_totals(const agt_result *r);
 /* Reports                                                                   */
 /* ------------------------------------------------------------------------ */
 int agt_write_csv(const agt_result *r, const char *path, agt_err *err);
+/* ",SPEC,total,saturated,underflow,nan": one quantizer's CSV columns. */
+void agt_csv_stats(FILE *f, const char *spec, const ag_stats *s);
 void agt_print_table(FILE *f, const agt_result *runs, int nruns);
 int agt_write_summary_csv(const agt_result *runs, int nruns,
                           const char *path, agt_err *err);
@@ -406,6 +616,21 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
  * for an empty or non-finite range or max_ticks < 1. */
 int agt_axis_ticks(double lo, double hi, int max_ticks, double min_step,
                    double *t, int cap, int *decimals);
+/* SVG pieces shared by the plots: a panel maps data (x, y) into its pixel
+ * box (y clipped to the range); axes draws its frame, title, round ticks
+ * and labels (percent: y in [0,1] shown in %); text escapes <, >, &. */
+typedef struct agt_panel {
+    double x0, y0, w, h;          /* pixel box */
+    double xmin, xmax, ymin, ymax;
+} agt_panel;
+double agt_px(const agt_panel *p, double x);
+double agt_py(const agt_panel *p, double y);
+void agt_svg_axes(FILE *f, const agt_panel *p, const char *title,
+                  const char *xlabel, const char *ylabel, int percent);
+void agt_svg_text(FILE *f, const char *s);
+#define AGT_NPALETTE 11
+extern const char *const agt_palette[AGT_NPALETTE];
+
 /* mkdir -p */
 int agt_mkdirs(const char *dir, agt_err *err);
 

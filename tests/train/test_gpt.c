@@ -252,9 +252,9 @@ static void test_cli(void)
                          "--format", "E3M4", "--precondition", "grad", "--csv", csv};
     AG_CHECK(gpt_cli(run, 25) == 0, "tiny run failed");
     FILE *f = fopen(csv, "r");
-    int lines = 0;
-    char line[1024];
-    while (f && fgets(line, sizeof line, f)) lines++;
+    int lines = 0, c;
+    while (f && (c = fgetc(f)) != EOF)
+        lines += c == '\n';
     if (f) fclose(f);
     AG_CHECK(lines == 3, "CSV has %d lines, want header + 2", lines);
     remove(csv);

@@ -376,7 +376,7 @@ static void test_cli(void)
 {
     char out[128];
     snprintf(out, sizeof out, "%s/out", dir);
-    const char *cmp[] = {"compare", "--data", dir, "--epochs", "1", "--batch", "32",
+    const char *cmp[] = {"compare", "--model", "mlp", "--data", dir, "--epochs", "1", "--batch", "32",
                          "--formats", "fp32,E3M4,fp8", "--layer-formats", "fp32,*,*",
                          "--out", out, "--quiet", "--test-limit", "100", "--jobs", "1",
                          NULL};
@@ -388,7 +388,7 @@ static void test_cli(void)
     /* --jobs changes nothing but the wall time */
     char out2[128];
     snprintf(out2, sizeof out2, "%s/out2", dir);
-    const char *cmp2[] = {"compare", "--data", dir, "--epochs", "1", "--batch", "32",
+    const char *cmp2[] = {"compare", "--model=mlp", "--data", dir, "--epochs", "1", "--batch", "32",
                           "--formats", "fp32,E3M4,fp8", "--layer-formats", "fp32,*,*",
                           "--out", out2, "--quiet", "--test-limit", "100", "--jobs",
                           "3", NULL};
@@ -438,6 +438,27 @@ static void test_cli(void)
     AG_CHECK(call(ag_train_main, run2) == 2, "batch larger than the data");
 }
 
+/* The grid optimizer on the MLP: it learns the synthetic task, and counts
+ * updates and moves of the quantized weights. */
+static void test_grid(void)
+{
+    agt_config c;
+    agt_err err;
+    agt_result r;
+    base_cfg(&c, "E3M4", "fp32");
+    c.optimizer = AGT_GRID;
+    c.epochs = 3;
+    if (run(&r, &c, &err))
+        return;
+    const agt_epoch *e = &r.epochs[r.nepochs - 1];
+    AG_CHECK(r.nepochs == 3 && e->test_acc > 0.5 && e->considered > 0 &&
+                 e->stalled < e->considered,
+             "grid optimizer: acc %g, %llu of %llu updates stalled",
+             e->test_acc, (unsigned long long)e->stalled,
+             (unsigned long long)e->considered);
+    agt_result_free(&r);
+}
+
 int main(void)
 {
     if (tt_tmpdir(dir, sizeof dir) || tt_synthetic(dir, 320, 100)) {
@@ -453,6 +474,8 @@ int main(void)
     test_determinism();
     test_resume("fp32", AGT_ADAMW);
     test_resume("E3M4", AGT_SGD);
+    test_resume("E3M4", AGT_GRID);
+    test_grid();
     test_bad_checkpoints();
     test_partial_epoch();
     test_divergence();
