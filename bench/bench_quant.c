@@ -12,7 +12,8 @@
  *    1-thread time), plus the scalar reference path (AG_KERNEL_SCALAR, 1
  *    thread) as a second yardstick;
  *  - ag_encode_u8 / ag_decode_u8 (E4M3) vs a loop that reads the same input
- *    and writes the same output bytes;
+ *    and writes the same output bytes (encode also with a power-of-two
+ *    scale, 1 thread);
  *  - in cache with a non-power-of-two scale, ns per vector beside the
  *    divider's own throughput (vdivps of the kernel's width) in the run;
  *  - all threads / one thread at 2^16 and 2^24 for quantize (both modes),
@@ -494,6 +495,17 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
     printf("  %-20s | %7.2f %6.2f | loop %.2f GB/s (decode runs on all threads: %s)\n",
            "decode_u8", gbps(eb, t_d1), rd, gbps(eb, t_bd),
            n >= ((size_t)1 << 16) ? "yes" : "no, below the threshold");
+    /* encode_u8 with a power-of-two scale (no division), 1 thread */
+    {
+        double t_ep;
+        cx.scale = 0.015625f;
+        cx.o = ag_qopts_default();
+        cx.o.kernel = g_kernel;
+        cx.o.threads = 1;
+        const double rp = time_vs(run_encode, run_byte_enc, &cx, g_runs, min_s, &t_ep);
+        printf("  %-20s | %7.2f %6.2f | (scale 2^-6: no division)\n", "encode_u8 1T 2^-6",
+               gbps(eb, t_ep), rp);
+    }
 }
 
 /* ------------------------------------------------------------------------ */

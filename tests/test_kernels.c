@@ -33,6 +33,10 @@
  *  9. Stream indices that wrap past 2^64 inside a call: every path and
  *     format, quantize and encode, 1 and 2 threads, against the scalar
  *     path and against the call split at the wrap.
+ * 10. Vectors of mixed value classes (zero, tiny, below the smallest step,
+ *     subnormal range, normal, max_finite, beyond, inf, NaN), one class
+ *     or several per vector: every path and 8-bit format against the
+ *     scalar path.
  */
 #include "ag_test.h"
 #include "ag_test_rng.h"
@@ -607,11 +611,13 @@ out:
  * Such an x is a float only where R's low bits are zero, so stream
  * positions are searched for one; the element then sits at position p of
  * a 256-element call (the rest all normal: the AVX-512 integer loop; or
- * one tiny value among them: the float-sum loop). Values in [1, 2) and in
- * the format's subnormal range [2^(emin-1), 2^emin). */
+ * one tiny value among them: the float-sum loop). Values in [1, 2), in
+ * the format's subnormal range [2^(emin-1), 2^emin), and below its
+ * smallest step 2^(emin-M) (where R decides between 0 and the step). */
 static void check_sr_exact_threshold(void)
 {
-    static const char *names[] = {"E2M5", "E4M3", "E5M2", "E7M0", "float8_e4m3fn"};
+    static const char *names[] = {"E0M7", "E1M6", "E2M5", "E3M4", "E4M3",
+                                  "E5M2", "E7M0", "float8_e4m3fn"};
     enum { NC = 256 };
     float x[NC], y[NC];
     const uint64_t seed = 0x5eedc0de12345678u, stream = 7;
@@ -620,17 +626,28 @@ static void check_sr_exact_threshold(void)
     for (size_t fi = 0; fi < sizeof names / sizeof names[0]; fi++) {
         const ag_format *f = ag_format_get(names[fi]);
         const int M = f->mbits;
-        for (int sub = 0; sub < 2; sub++) {
+        for (int sub = 0; sub < 3; sub++) {
             /* the grid point kk * step at the bottom of binade 2^eb (or 0
-             * below it, for M = 0) and the step there; the word R must
-             * leave kk * step + R * step * 2^-32 a float */
-            const int eb = sub ? f->emin - 1 : 0, estep = sub ? f->emin - M : -M;
+             * below it, for M = 0, and below the smallest step: sub 2) and
+             * the step there; the word R must leave kk * step + R * step *
+             * 2^-32 a float */
+            const int eb = sub == 2 ? f->emin - M - 3 : (sub ? f->emin - 1 : 0);
+            const int estep = sub ? f->emin - M : -M;
+            if (sub == 0 && (f->emin > 0 || f->max_finite < 2.0f))
+                continue; /* [1, 2) not normal (E1M6) or beyond the range (E0M7) */
             const double stepd = ldexp(1.0, estep), kk = floor(ldexp(1.0, eb) / stepd);
+            /* below the step (kk = 0) R is x's frac * 2^32 itself, and
+             * one float ulp of x above it moves frac * 2^32 by 2^t for x
+             * in [2^(estep - 9 + t), 2^(estep - 8 + t)): t >= 1, R at
+             * least 2^24, so that it reaches the next integer; the binade
+             * of R (t) taken from the format's index, 1 to 8 */
+            const int tb = 24 + (int)(fi % 8);
             double vd = 0;
             for (;; g++) {
                 const uint32_t R = ag__random_u32(seed, stream, g);
                 vd = kk * stepd + ldexp((double)R, estep - 32);
-                if (R != 0 && (double)(float)vd == vd)
+                if (R != 0 && (double)(float)vd == vd &&
+                    (sub < 2 || (R >> tb) == 1u || (tb == 31 && R >> 31)))
                     break;
             }
             const float down = (float)vd;
@@ -970,6 +987,126 @@ out:
     free(got);
 }
 
+/* Part 10: vectors of mixed value classes. The hand-written loops pick a
+ * rounding per vector from what its lanes hold (AVX2 stochastic: all
+ * lanes 0 or normal, none below the smallest step, some below it, some
+ * tiny, each a loop of its own), so the inputs here are vectors of eight
+ * lanes each either of one class or of classes drawn per lane: +-0, tiny
+ * (below 2^(q_sub - 8), float subnormals among them), below the smallest
+ * step 2^q_sub, the format's subnormal range, normal, around max_finite,
+ * beyond it, huge (x / scale overflows), +-inf, NaN. Every registry format, nearest-even and
+ * stochastic, plain and power-of-two scales, stream offsets 0 and 5, with
+ * and without stats, every path against the scalar one. */
+static float class_value(const ag_format *f, int cls, float scale)
+{
+    const int qs = f->emin - f->mbits;
+    const float m = 1.0f + (float)(rng_next() & 0xffffff) / 16777216.0f;
+    float v;
+    switch (cls) {
+    case 0: v = 0.0f; break;
+    case 1: /* tiny: 2^(qs - 30) .. 2^(qs - 8), or a float subnormal */
+        v = rng_next() % 4 == 0 ? fbits((uint32_t)(rng_next() % 0x800000u))
+                                : ldexpf(m, qs - 9 - (int)(rng_next() % 22)) * scale;
+        break;
+    case 2: v = ldexpf(m, qs - 1 - (int)(rng_next() % 8)) * scale; break;
+    case 3: v = ldexpf(m, qs + (int)(rng_next() % (uint64_t)(f->mbits + 1))) * scale; break;
+    case 4: /* normal (E = 0: the grid) */
+        v = f->ebits == 0 ? ldexpf(m, qs + (int)(rng_next() % (uint64_t)f->mbits)) * scale
+                          : ldexpf(m, f->emin + (int)(rng_next() % (uint64_t)(f->emax - f->emin + 1))) *
+                                scale;
+        break;
+    case 5: v = fbits(bitsf(f->max_finite * scale) + (uint32_t)(rng_next() % 9) - 4u); break;
+    case 6: v = f->max_finite * scale * (1.0f + (float)(rng_next() % 1000)); break;
+    case 7: v = INFINITY; break;
+    case 8: /* huge: x / scale overflows for scales below 1 */
+        v = ldexpf(m, 100 + (int)(rng_next() % 28));
+        break;
+    default: v = fbits(rng_next() & 1 ? 0x7fc00001u : 0x7fa00000u); break; /* quiet, signaling */
+    }
+    return rng_next() & 1 ? -v : v;
+}
+
+static void check_lane_mix(void)
+{
+    enum { NV = 600, N = 8 * NV + 5 };
+    float *x = malloc(N * sizeof *x), *ys = malloc(N * sizeof *ys), *yk = malloc(N * sizeof *yk);
+    uint8_t *cs = malloc(N), *ck = malloc(N);
+    size_t calls = 0, bad = 0;
+    if (!x || !ys || !yk || !cs || !ck) {
+        AG_CHECK(0, "malloc");
+        goto out;
+    }
+    /* powers of two: the AVX2 loops round x itself on the scaled grid
+     * where that grid has normal steps (2^-100 and 2^90 are near its
+     * edges for some formats, beyond them for others) */
+    static const float scales[] = {1.0f, 0.375f, 0.015625f, 3.7f, 0x1p-100f, 0x1p90f};
+    for (size_t fi = 0; fi < ag_format_count(); fi++) {
+        const ag_format *f = ag_format_at(fi);
+        if (f->bits > 8 || !f->is_signed)
+            continue;
+        for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+            const float scale = scales[si];
+            for (size_t v = 0; v < NV; v++) {
+                /* a third of the vectors one class, the rest mixed, most
+                 * of them around the common classes */
+                const int one = rng_next() % 3 == 0 ? (int)(rng_next() % 10) : -1;
+                for (size_t j = 0; j < 8; j++) {
+                    const uint64_t r = rng_next() % 17;
+                    const int cls = one >= 0 ? one : (r < 6 ? 4 : (r < 9 ? 3 : (int)(r - 7)));
+                    x[8 * v + j] = class_value(f, cls, scale);
+                }
+            }
+            for (size_t j = 8 * NV; j < N; j++)
+                x[j] = class_value(f, 4, scale);
+            for (int mode = 0; mode < 2; mode++) {
+                for (int off = 0; off < 2; off++) {
+                    ag_qopts o = ag_qopts_default();
+                    o.rounding = mode ? AG_ROUND_STOCHASTIC : AG_ROUND_NEAREST_EVEN;
+                    o.seed = 0xabcdef12u + fi;
+                    o.offset = off ? 5 : 0;
+                    o.kernel = AG_KERNEL_SCALAR;
+                    ag_stats sq = {0}, se = {0};
+                    AG_CHECK(ag_quantize(ys, x, N, f, scale, &o, &sq) == AG_OK, "q");
+                    AG_CHECK(ag_encode_u8(cs, x, N, f, scale, &o, &se) == AG_OK, "e");
+                    for (size_t pi = 0; pi < NPATHS; pi++) {
+                        if (!ag_kernel_available(paths[pi]))
+                            continue;
+                        o.kernel = paths[pi];
+                        for (int st = 0; st < 2; st++) {
+                            ag_stats kq = {0}, ke = {0};
+                            AG_CHECK(ag_quantize(yk, x, N, f, scale, &o, st ? &kq : NULL) == AG_OK,
+                                     "q");
+                            AG_CHECK(ag_encode_u8(ck, x, N, f, scale, &o, st ? &ke : NULL) == AG_OK,
+                                     "e");
+                            size_t nb = 0, first = 0;
+                            for (size_t i = 0; i < N; i++)
+                                if (bitsf(yk[i]) != bitsf(ys[i]) && !nb++)
+                                    first = i;
+                            nb += memcmp(ck, cs, N) != 0;
+                            nb += st && (!stats_eq(&kq, &sq) || !stats_eq(&ke, &se));
+                            calls += 2;
+                            if (nb && bad++ < 5)
+                                AG_CHECK(0, "%s %s scale %g mode %d offset %d stats %d: lane mix: "
+                                         "%zu differ, first x %a: %08x vs scalar %08x",
+                                         f->name, ag_kernel_name(paths[pi]), (double)scale, mode,
+                                         off, st, nb, (double)x[first], bitsf(yk[first]),
+                                         bitsf(ys[first]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    AG_CHECK(bad == 0, "lane mix: %zu of %zu calls differ from the scalar path", bad, calls);
+    printf("lane mix: %zu calls of %d elements against the scalar path\n", calls, (int)N);
+out:
+    free(x);
+    free(ys);
+    free(yk);
+    free(cs);
+    free(ck);
+}
+
 int main(void)
 {
     rng_state = 0x243F6A8885A308D3u; /* the inputs' fixed seed */
@@ -1010,5 +1147,6 @@ int main(void)
     check_generator();
     check_sr_exact_threshold();
     check_wrap();
+    check_lane_mix();
     return ag_test_summary("test_kernels");
 }
