@@ -72,10 +72,11 @@ static const char *const usage_common =
     "  --batch N             batch size (default 128)\n"
     "  --lr X                learning rate (default 0.001)\n"
     "  --wd X                weight decay (default 0.0001)\n"
-    "  --optimizer adamw|sgd|grid (default adamw; sgd has momentum 0.9;\n"
-    "                        grid: AltGrad's GridOptim, whole rungs of each\n"
-    "                        weight's grid, float32 ones on float8_e4m3fn's\n"
-    "                        at the tensor's current scale)\n"
+    "  --optimizer O         adamw (default) | manifold (AltGrad's\n"
+    "                        ManifoldAdamW) | manifold-update | sgd (momentum\n"
+    "                        0.9) | grid (AltGrad's GridOptim: whole rungs of\n"
+    "                        each weight's grid, float32 ones on\n"
+    "                        float8_e4m3fn's at the tensor's current scale)\n"
     "  --seed N              seed of initialisation, data order and\n"
     "                        stochastic rounding (default 1)\n"
     "  --threads N           threads of the quantizers (default 1); BLAS\n"
@@ -202,13 +203,11 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
         } else if (OPT("--optimizer")) {
             if (m < 0)
                 return CLI_USAGE;
-            const int k = agt_optim_parse(v);
-            if (k < 0) {
+            if (agt_optim_parse(v, &o->cfg.optimizer, &o->cfg.precondition)) {
                 cli_error(cmd, "--optimizer: '%s' is not an optimizer: expected "
-                          "adamw, sgd or grid", v);
+                          AGT_OPTIM_NAMES, v);
                 return CLI_USAGE;
             }
-            o->cfg.optimizer = (agt_optkind)k;
         } else if (OPT("--train-limit")) {
             INT("--train-limit", 1, LLONG_MAX);
             o->cfg.train_limit = (size_t)n;
@@ -715,7 +714,8 @@ static int mlp_compare(int argc, char **argv)
                "seed %llu, %zu train / %zu test images from %s\n",
                o.cfg.dims[0], o.cfg.dims[1], o.cfg.dims[2], o.cfg.dims[3],
                o.cfg.epochs, o.cfg.epochs == 1 ? "" : "s", o.cfg.batch,
-               agt_optim_name(o.cfg.optimizer), (double)o.cfg.lr,
+               agt_optim_name(o.cfg.optimizer, o.cfg.precondition),
+               (double)o.cfg.lr,
                (unsigned long long)o.cfg.seed, tr.n, te.n,
                cli_sanitize(data, sizeof data, o.cfg.data_dir));
         agt_print_table(stdout, runs, done);

@@ -495,43 +495,27 @@ int agt_gpt_optim_init(agt_gpt_optim *o, const agt_gpt *m, double lr,
                        agt_err *err)
 {
     memset(o, 0, sizeof *o);
-    o->o = ag_adamw_opts_default();
-    o->o.lr = lr;
-    o->o.weight_decay = wd;
-    o->o.precondition = pre;
-    o->o.mantissa_bits = mantissa_bits;
-    o->o.threads = m->cfg.qc.threads;
-    o->n = m->nparams;
-    o->ndecay = m->ndecay;
-    o->m = calloc(o->n, sizeof(float));
-    o->v = calloc(o->n, sizeof(float));
-    if (!o->m || !o->v) {
-        agt_gpt_optim_free(o);
-        return agt_fail(err, "out of memory (optimizer, %zu parameters)", o->n);
-    }
+    if (agt_optim_init(&o->opt, AGT_ADAMW, m->nparams, (float)lr, (float)wd,
+                       err))
+        return -1;
+    o->opt.pre = pre;
+    o->opt.mantissa_bits = mantissa_bits;
+    o->opt.threads = m->cfg.qc.threads;
+    const agt_optseg decayed = {0, m->ndecay, NULL, 0.0f, 1, -1, 0, 0};
+    const agt_optseg plain = {m->ndecay, m->nparams - m->ndecay, NULL, 0.0f,
+                              0, -1, 0, 0};
+    o->seg[0] = decayed;
+    o->seg[1] = plain;
     return 0;
 }
 
 void agt_gpt_optim_free(agt_gpt_optim *o)
 {
-    free(o->m);
-    free(o->v);
+    agt_optim_free(&o->opt);
     memset(o, 0, sizeof *o);
 }
 
 int agt_gpt_optim_step(agt_gpt_optim *o, agt_gpt *m, agt_err *err)
 {
-    o->t++;
-    ag_adamw_opts nd = o->o;
-    nd.weight_decay = 0.0;
-    ag_status st = ag_adamw_step(m->params, o->m, o->v, m->grads, o->ndecay,
-                                 o->t, &o->o, &o->counts, NULL);
-    if (st == AG_OK)
-        st = ag_adamw_step(m->params + o->ndecay, o->m + o->ndecay,
-                           o->v + o->ndecay, m->grads + o->ndecay,
-                           o->n - o->ndecay, o->t, &nd, &o->counts, NULL);
-    if (st != AG_OK)
-        return agt_fail(err, "AdamW step %llu: %s", (unsigned long long)o->t,
-                        ag_status_string(st));
-    return 0;
+    return agt_optim_step(&o->opt, m->params, m->grads, o->seg, 2, err);
 }

@@ -151,19 +151,16 @@ int agt_gpt_backward(agt_gpt *m, const uint8_t *tgt, int update,
 void agt_gpt_stats(const agt_gpt *m, int type, int role, ag_stats *out);
 void agt_gpt_reset_stats(agt_gpt *m);
 
-/* Optimizer of the GPT over its parameter table: the library's fused
- * AdamW (ag_adamw_step) with the 2-D tensors decayed and the 1-D ones not
- * (the twin's configure_optimizers); the table stores the decayed tensors
- * first, [0, ndecay), so each group is one flat step. pre selects plain
- * AdamW or the manifold (stiffness-preconditioned) modes, GRAD or UPDATE,
- * with AltGrad's float32 stiffness 2^(floor(log2|w|) - mantissa_bits).
- * counts accumulate the library's updates/flips/stalls. */
+/* The bench's optimizer (agt_optim: the library's fused AdamW) over the
+ * GPT's parameter table, for callers that drive an agt_gpt without the run
+ * loop (tests, bench/gpt_step.c): the 2-D tensors decayed and the 1-D ones
+ * not (the twin's configure_optimizers; the table stores the decayed
+ * tensors first, [0, ndecay)); pre: plain AdamW or the manifold modes,
+ * GRAD or UPDATE, with AltGrad's float32 stiffness
+ * 2^(floor(log2|w|) - mantissa_bits). */
 typedef struct agt_gpt_optim {
-    ag_adamw_opts o;
-    uint64_t t;
-    size_t n, ndecay;
-    float *m, *v;
-    ag_optim_counts counts;
+    agt_optim opt;
+    agt_optseg seg[2];       /* [0, ndecay) decayed, the rest not */
 } agt_gpt_optim;
 int agt_gpt_optim_init(agt_gpt_optim *o, const agt_gpt *m, double lr,
                        double wd, ag_precondition pre, int mantissa_bits,

@@ -26,7 +26,7 @@
 #define GPT_FORMATS "fp32,bf16,E5M2,E3M4,E1M6,E0M7,E7M0,fp8"
 #define GPT_OPTIMIZERS "adamw,manifold"
 /* the matrix's schedule: full (about 10 minutes on 2 cores) and --quick */
-#define MATRIX_STEPS 600
+#define MATRIX_STEPS 800
 #define QUICK_STEPS 150
 #define STR_(x) #x
 #define XSTR(x) STR_(x)
@@ -37,8 +37,9 @@ static const char *const usage_gpt =
     "  --optimizer O      adamw | manifold (AltGrad's ManifoldAdamW: the\n"
     "                     gradient times the stiffness) | manifold-update\n"
     "                     (the update times the stiffness: lr in grid steps)\n"
-    "                     | grid (GridOptim: whole rungs of the weights'\n"
-    "                     grid; --grid-rate rungs per unit of velocity)\n"
+    "                     | sgd | grid (GridOptim: whole rungs of the\n"
+    "                     weights' grid; --grid-rate rungs per unit of\n"
+    "                     velocity)\n"
     "  --format SPEC      weights and inputs of every linear (default fp32)\n"
     "  --csv FILE         the per-evaluation log (default DIR/NAME.csv)\n"
     "  --name NAME        run name (default from the formats and optimizer)\n"
@@ -57,8 +58,8 @@ static const char *const usage_compare =
     "  --formats L,...    runs (default " GPT_FORMATS ");\n"
     "                     each fp32 | F | F/G (G: output gradients) | fp8\n"
     "                     (float8_e4m3fn/float8_e5m2), for every linear\n"
-    "  --optimizers L,... adamw | manifold | manifold-update | grid (default\n"
-    "                     " GPT_OPTIMIZERS ")\n"
+    "  --optimizers L,... adamw | manifold | manifold-update | sgd | grid\n"
+    "                     (default " GPT_OPTIMIZERS ")\n"
     "  --quick            a short matrix (" XSTR(QUICK_STEPS) " steps instead of "
     XSTR(MATRIX_STEPS) ")\n"
     "  --seed-check 0|1   float32 once more per optimizer with seed + 1, the\n"
@@ -77,7 +78,8 @@ static const char *const usage_common =
     "  --stochastic-grads stochastic rounding of the gradient quantizers\n"
     "  --data FILE        UTF-8 text (default: the King James Bible of\n"
     "                     Debian's bible-kjv); the last 10% validates\n"
-    "  --steps N          training steps (gpt: 200; compare: 600)\n"
+    "  --steps N          training steps (gpt: 200; compare: "
+    XSTR(MATRIX_STEPS) ")\n"
     "  --batch B          sequences per step (default 16)\n"
     "  --layers N --heads N --embd N --ctx N   model size (2 4 128 64)\n"
     "  --lr X --wd X      learning rate (1e-3) and decay of the 2-D tensors\n"
@@ -104,30 +106,10 @@ typedef struct gopts {
     double grid_rate;
 } gopts;
 
-/* An optimizer name of the bench: kind and preconditioning. */
-static int optimizer_of(const char *name, agt_optkind *k, ag_precondition *p)
-{
-    static const struct {
-        const char *name;
-        agt_optkind kind;
-        ag_precondition pre;
-    } t[] = {{"adamw", AGT_ADAMW, AG_PRECONDITION_NONE},
-             {"manifold", AGT_ADAMW, AG_PRECONDITION_GRAD},
-             {"manifold-update", AGT_ADAMW, AG_PRECONDITION_UPDATE},
-             {"grid", AGT_GRID, AG_PRECONDITION_NONE}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(name, t[i].name)) {
-            *k = t[i].kind;
-            *p = t[i].pre;
-            return 0;
-        }
-    return -1;
-}
-
 static int bad_optimizer(const char *cmd, const char *opt, const char *v)
 {
-    cli_error(cmd, "%s: '%s' is not an optimizer: expected adamw, manifold, "
-              "manifold-update or grid", opt, v);
+    cli_error(cmd, "%s: '%s' is not an optimizer: expected " AGT_OPTIM_NAMES,
+              opt, v);
     return CLI_USAGE;
 }
 
@@ -369,7 +351,7 @@ int ag_gpt_main(int argc, char **argv)
         return CLI_OK;
     }
     agt_config *c = &o.cfg;
-    if (o.optimizer && optimizer_of(o.optimizer, &c->optimizer,
+    if (o.optimizer && agt_optim_parse(o.optimizer, &c->optimizer,
                                     &c->precondition))
         return bad_optimizer("gpt", "--optimizer", o.optimizer);
     const char *entry = o.recipe ? "fp8" : o.fmt_all ? o.fmt_all : "fp32";
@@ -499,7 +481,7 @@ int agt_gpt_compare_main(int argc, char **argv)
         agt_optkind kind;
         ag_precondition pre;
         if (agt_cli_list_item(olist, j, opt, sizeof opt) < 0 || !opt[0] ||
-            optimizer_of(opt, &kind, &pre)) {
+            agt_optim_parse(opt, &kind, &pre)) {
             rc = bad_optimizer("compare", "--optimizers", opt);
             break;
         }

@@ -48,13 +48,7 @@ static int close_checked(FILE *f, const char *path, agt_err *err)
 
 const char *agt_gpt_optimizer_name(const agt_config *c)
 {
-    if (c->optimizer == AGT_GRID)
-        return "grid";
-    if (c->optimizer == AGT_SGD)
-        return "sgd";
-    return c->precondition == AG_PRECONDITION_GRAD     ? "manifold"
-           : c->precondition == AG_PRECONDITION_UPDATE ? "manifold-update"
-                                                       : "adamw";
+    return agt_optim_name(c->optimizer, c->precondition);
 }
 
 /* ------------------------------------------------------------ figures --- */

@@ -97,19 +97,36 @@ void agt_optim_free(agt_optim *o)
     o->m = o->v = o->upd = NULL;
 }
 
-static const char *const optim_names[] = {"adamw", "sgd", "grid"};
+/* The optimizers by name: the kinds, and AdamW's manifold variants. */
+static const struct {
+    const char *name;
+    agt_optkind kind;
+    ag_precondition pre;
+} optim_names[] = {{"adamw", AGT_ADAMW, AG_PRECONDITION_NONE},
+                   {"manifold", AGT_ADAMW, AG_PRECONDITION_GRAD},
+                   {"manifold-update", AGT_ADAMW, AG_PRECONDITION_UPDATE},
+                   {"sgd", AGT_SGD, AG_PRECONDITION_NONE},
+                   {"grid", AGT_GRID, AG_PRECONDITION_NONE}};
+#define NOPTIM (sizeof optim_names / sizeof optim_names[0])
 
-int agt_optim_parse(const char *name)
+int agt_optim_parse(const char *name, agt_optkind *kind, ag_precondition *pre)
 {
-    for (int k = 0; k < 3; k++)
-        if (name && !strcmp(name, optim_names[k]))
-            return k;
+    for (size_t i = 0; name && i < NOPTIM; i++)
+        if (!strcmp(name, optim_names[i].name)) {
+            *kind = optim_names[i].kind;
+            *pre = optim_names[i].pre;
+            return 0;
+        }
     return -1;
 }
 
-const char *agt_optim_name(agt_optkind k)
+const char *agt_optim_name(agt_optkind kind, ag_precondition pre)
 {
-    return (unsigned)k < 3 ? optim_names[k] : "?";
+    for (size_t i = 0; i < NOPTIM; i++)
+        if (optim_names[i].kind == kind &&
+            (kind != AGT_ADAMW || optim_names[i].pre == pre))
+            return optim_names[i].name;
+    return "?";
 }
 
 /* AdamW over [off, off + n): the library's fused step, with the stall

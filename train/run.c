@@ -196,9 +196,9 @@ void agt_config_sig(char *out, size_t cap, const agt_config *c, size_t ntrain)
         for (int q = 0; q < AGT_NQ; q++)
             SIG("%s,", c->fmt[i].spec[q]);
     SIG("\n--stochastic-grads=%d\n--batch=%d\n--optimizer=%s\n",
-        c->stochastic_grads, c->batch, agt_optim_name(c->optimizer));
-    SIG("--precondition=%d\n--mantissa-bits=%d\n", (int)c->precondition,
-        c->mantissa_bits);
+        c->stochastic_grads, c->batch,
+        agt_optim_name(c->optimizer, c->precondition));
+    SIG("--mantissa-bits=%d\n", c->mantissa_bits);
     if (c->optimizer == AGT_GRID)
         SIG("--grid-rate=%a\n", c->grid_rate);
     SIG("--lr=%a\n--wd=%a\n--seed=%llu\n--history=%zu\n", (double)c->lr,

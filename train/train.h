@@ -350,9 +350,12 @@ typedef struct agt_optseg {
 
 int agt_optim_init(agt_optim *o, agt_optkind kind, size_t n, float lr,
                    float wd, agt_err *err);
-/* Option names of agt_optkind ("adamw", "sgd", "grid"): the kind, or -1. */
-int agt_optim_parse(const char *name);
-const char *agt_optim_name(agt_optkind k);
+/* The optimizers' option names: adamw, manifold (AdamW preconditioned
+ * GRAD: AltGrad's ManifoldAdamW), manifold-update (UPDATE), sgd, grid.
+ * Parse: 0 and the kind and preconditioning, or -1 for another name. */
+#define AGT_OPTIM_NAMES "adamw, manifold, manifold-update, sgd or grid"
+int agt_optim_parse(const char *name, agt_optkind *kind, ag_precondition *pre);
+const char *agt_optim_name(agt_optkind kind, ag_precondition pre);
 void agt_optim_free(agt_optim *o);
 /* One step in place on params[0 .. o->n) (torch's conventions):
  *   AdamW: ag_adamw_step (decoupled decay, bias correction; o->pre);
