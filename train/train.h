@@ -26,10 +26,12 @@
  * Layout of the code:
  *     train/data.c       IDX loader (zlib), validation, batches
  *     train/tokens.c     the token stream of a text (gpt.h)
- *     train/nn.c         the MLP's ops over flat arrays (llm.c style),
- *                        quantizers with delayed scaling, the quantized
- *                        linear, layers, the MLP
- *     train/ops.c        the GPT's ops (gpt.h)
+ *     train/nn.c         matrix products (agt_gemm), quantizers with
+ *                        delayed scaling, the quantized linear, layers,
+ *                        the MLP
+ *     train/ops.c        the ops over flat arrays (llm.c style): the
+ *                        GPT's (gpt.h), the MLP's ReLU and cross-entropy
+ *     train/pool.c       the models' worker threads
  *     train/gpt.c        the GPT (gpt.h)
  *     train/net.c        both models as agt_net, both data sets as
  *                        agt_feed, the quantized linears' checkpoint
