@@ -728,6 +728,24 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
                 rb->cfg.name, m->entries[best],
                 agt_gpt_optimizer_name(&rb->cfg), S[best].final_val,
                 S[best].steps, m->unigram - S[best].final_val, m->unigram);
+        /* is its lead over the next run beyond what a seed changes? */
+        int second = -1;
+        for (int i = 0; i < nm; i++)
+            if (i != best && V[i].kind != V_DIVERGED &&
+                isfinite(S[i].final_val) &&
+                (second < 0 || S[i].final_val < S[second].final_val))
+                second = i;
+        const int jb = optimizer_index(m, rb);
+        if (second >= 0 && jb >= 0) {
+            const double lead = S[second].final_val / S[best].final_val - 1.0;
+            fprintf(f, "  - Next: %s at %.4f, %.2f%% higher: %s.\n",
+                    m->runs[second].cfg.name, S[second].final_val,
+                    100.0 * lead,
+                    lead > tie_of(m, jb)
+                        ? "a lead beyond the ties of this matrix"
+                        : "a lead within the ties of this matrix (see the "
+                          "seed check below), so not a ranking");
+        }
     }
     for (int j = 0; j < m->no; j++) {
         const char *on = agt_gpt_optimizer_name(&m->runs[j * m->nf].cfg);
@@ -870,13 +888,20 @@ int agt_matrix_write_report(const agt_matrix *m, const char *path,
                        "for %d, higher for %d, a tie for %d; "
                        "mean difference %+.4f nats/byte.",
                     on, cnt, better, worse, tie, sum / cnt);
+            /* the extremes, and whether they are beyond the ties */
+            const double tj = tie_of(m, j) > tie_of(m, ja) ? tie_of(m, j)
+                                                           : tie_of(m, ja);
             if (most >= 0 && dmin < 0)
-                fprintf(f, " It helped most with %s (%+.4f)", m->entries[most],
-                        dmin);
+                fprintf(f, " Its largest gain: %s (%+.4f, %s)",
+                        m->entries[most], dmin,
+                        -dmin > tj * S[ja * m->nf + most].final_val
+                            ? "beyond the ties" : "within the ties");
             if (least >= 0 && dmax > 0)
-                fprintf(f, "%s hurt most with %s (%+.4f)",
-                        most >= 0 && dmin < 0 ? "; it" : " It",
-                        m->entries[least], dmax);
+                fprintf(f, "%s largest loss: %s (%+.4f, %s)",
+                        most >= 0 && dmin < 0 ? "; its" : " Its",
+                        m->entries[least], dmax,
+                        dmax > tj * S[ja * m->nf + least].final_val
+                            ? "beyond the ties" : "within the ties");
             fprintf(f, "%s\n", (most >= 0 && dmin < 0) || (least >= 0 && dmax > 0)
                                    ? "." : "");
             int saved = 0, lost = 0;
