@@ -468,4 +468,14 @@ static inline void ag__chk_io(ag__chk *c, const void *out, size_t out_elt,
     ag__chk_alias(c, out, m * out_elt, in, m * in_elt, exact_ok);
 }
 
+/* Plain loops compiled for AVX-512, AVX2 and the baseline, the clone
+ * picked at load time (GCC's target_clones on x86-64 Linux; elsewhere one
+ * build): the same operations in every clone, so the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__)
+#define AG__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AG__CLONES
+#endif
+
 #endif /* AG_INTERNAL_H */

@@ -141,14 +141,8 @@ adam_el(const adam_k *k, ag_precondition pre, int fmt, float *w, float *m,
     *w = wn;
 }
 
-/* Compiled for AVX-512, AVX2 and the baseline, picked at load time: the
- * same IEEE operations (no contraction) in every clone, so the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__)
-#define AG__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define AG__CLONES
-#endif
+/* AG__CLONES (ag_internal.h): compiled for AVX-512, AVX2 and the baseline,
+ * the same IEEE operations (no contraction) in every clone. */
 
 AG__CLONES
 static void adam_loop(const adam_k *k, ag_precondition pre, float *restrict w,

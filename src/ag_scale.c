@@ -32,7 +32,10 @@
 
 /* max |x| over non-NaN elements, on the bit patterns: for non-NaN floats,
  * |x| orders as its bits with the sign cleared, and a NaN is exactly a
- * pattern above 0x7f800000. Integer max and count vectorize. */
+ * pattern above 0x7f800000. The unsigned max and the count vectorize where
+ * the ISA has an unsigned max (SSE4.1 and up: the AVX2 and AVX-512
+ * clones). */
+AG__CLONES
 static float amax_kernel(const float *x, size_t n, size_t *nans)
 {
     uint32_t m = 0;
@@ -42,15 +45,16 @@ static float amax_kernel(const float *x, size_t n, size_t *nans)
     for (size_t i0 = 0; i0 < n; i0 += (size_t)1 << 30) {
         const size_t len = n - i0 < ((size_t)1 << 30) ? n - i0 : (size_t)1 << 30;
         const float *xp = x + i0;
-        uint32_t c = 0;
-        float mf = 0.0f;
+        uint32_t c = 0, mb = 0;
         for (size_t i = 0; i < len; i++) {
-            const float a = fabsf(xp[i]);
-            c += (uint32_t)(a != a);
-            mf = a > mf ? a : mf; /* false for NaN: skipped */
+            const uint32_t b = ag__f2u(xp[i]) & 0x7fffffffu;
+            const uint32_t nan = b > 0x7f800000u;
+            c += nan;
+            const uint32_t v = b & (nan - 1u); /* a NaN counts as 0 */
+            mb = v > mb ? v : mb;
         }
         cnt += c;
-        m = ag__f2u(mf) > m ? ag__f2u(mf) : m;
+        m = mb > m ? mb : m;
     }
     *nans = cnt;
     return ag__u2f(m);

@@ -228,11 +228,16 @@ void agt_dataset_free(agt_dataset *ds)
 void agt_dataset_batch(float *x, uint8_t *y, const agt_dataset *ds,
                        const uint32_t *idx, int B)
 {
+    /* pixel / 255 of every byte value, the same quotients as dividing
+     * each pixel (a table lookup instead of a division per pixel) */
+    float scaled[256];
+    for (int v = 0; v < 256; v++)
+        scaled[v] = (float)v / 255.0f;
     for (int b = 0; b < B; b++) {
         const uint8_t *p = ds->pixels + (size_t)idx[b] * AGT_IMG;
         float *o = x + (size_t)b * AGT_IMG;
         for (int j = 0; j < AGT_IMG; j++)
-            o[j] = (float)p[j] / 255.0f;
+            o[j] = scaled[p[j]];
         y[b] = ds->labels[idx[b]];
     }
 }

@@ -495,12 +495,16 @@ void agt_relu_forward(float *out, const float *inp, size_t n)
     }
 }
 
+/* Branch-free as the forward: adding 0 where inp <= 0 (or NaN) leaves
+ * dinp as the branch did, except that -0 + 0 is +0 (a zero either way). */
 void agt_relu_backward(float *dinp, const float *dout, const float *inp,
                        size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (inp[i] > 0.0f)
-            dinp[i] += dout[i];
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        const float d = dout[i];   /* loaded unconditionally: a select */
+        dinp[i] += inp[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 float agt_xent_forward(float *probs, const float *logits,
