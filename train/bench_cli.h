@@ -11,6 +11,27 @@
 
 #include <stddef.h>
 
+/* The option matchers of the bench's parsers, used in a loop over argv
+ * with these locals in scope: argc, argv, i (the index), cmd (the command
+ * name), m (int), v (const char *) and n (long long).
+ * AGT_OPT(name): argv[i] is --name VALUE or --name=VALUE: m = 1 (v set),
+ *   0 (another option) or -1 (the value is missing: cli_option said so);
+ * AGT_INT(name, lo, hi): the value as an integer in lo..hi, into n;
+ * AGT_STR(dst): the value as a string.
+ * The last two return CLI_USAGE from the function on a bad value. */
+#define AGT_OPT(name) ((m = cli_option(argc, argv, &i, NULL, name, &v, cmd)) != 0)
+#define AGT_INT(name, lo, hi)                                          \
+    do {                                                               \
+        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
+            return CLI_USAGE;                                          \
+    } while (0)
+#define AGT_STR(dst)                                                   \
+    do {                                                               \
+        if (m < 0)                                                     \
+            return CLI_USAGE;                                          \
+        dst = v;                                                       \
+    } while (0)
+
 /* The comma-separated item idx of list into out (cap bytes; out may be
  * NULL); returns the number of items, or -1 when item idx does not fit. */
 int agt_cli_list_item(const char *list, int idx, char *out, size_t cap);
@@ -30,10 +51,11 @@ void agt_cli_file_safe(char *s);
 int agt_cli_check_outputs(const char *cmd, const agt_config *c);
 /* The options both bench commands take, into c: --quiet,
  * --stochastic-grads, --batch (1..max_batch), --lr, --wd, --seed,
- * --threads, --history, --out. Returns 1 when argv[*i] was one (and *i
- * past its value), 0 when not, -1 after printing what is wrong. */
+ * --threads, --history, --out. *matched = 1 when argv[*i] was one (and *i
+ * past its value), else 0. Returns CLI_OK, or CLI_USAGE after printing
+ * what is wrong. */
 int agt_cli_common_option(int argc, char **argv, int *i, agt_config *c,
-                          const char *cmd, long long max_batch);
+                          const char *cmd, long long max_batch, int *matched);
 /* "LABEL: PATH" on stdout, the path sanitized. */
 void agt_cli_print_path(const char *label, const char *path);
 

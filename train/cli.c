@@ -117,50 +117,42 @@ typedef struct opts {
     int help;
 } opts;
 
-int agt_cli_common_option(int argc, char **argv, int *i, agt_config *c,
-                          const char *cmd, long long max_batch)
+int agt_cli_common_option(int argc, char **argv, int *at, agt_config *c,
+                          const char *cmd, long long max_batch, int *matched)
 {
-    const char *a = argv[*i], *v = NULL;
+    int i = *at, m;
+    const char *a = argv[i], *v = NULL;
     long long n = 0;
-    int m;
-#define OPT(name) ((m = cli_option(argc, argv, i, NULL, name, &v, cmd)) != 0)
-#define INT(name, lo, hi)                                              \
-    do {                                                               \
-        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
-            return -1;                                                 \
-    } while (0)
+    *matched = 1;
     if (!strcmp(a, "--quiet")) {
         c->quiet = 1;
     } else if (!strcmp(a, "--stochastic-grads")) {
         c->stochastic_grads = 1;
-    } else if (OPT("--batch")) {
-        INT("--batch", 1, max_batch);
+    } else if (AGT_OPT("--batch")) {
+        AGT_INT("--batch", 1, max_batch);
         c->batch = (int)n;
-    } else if (OPT("--lr")) {
+    } else if (AGT_OPT("--lr")) {
         if (m < 0 || cli_real_arg(&c->lr, v, 0.0, 1, 1e6, cmd, "--lr"))
-            return -1;
-    } else if (OPT("--wd")) {
+            return CLI_USAGE;
+    } else if (AGT_OPT("--wd")) {
         if (m < 0 || cli_real_arg(&c->wd, v, 0.0, 0, 1e6, cmd, "--wd"))
-            return -1;
-    } else if (OPT("--seed")) {
+            return CLI_USAGE;
+    } else if (AGT_OPT("--seed")) {
         if (m < 0 || cli_u64_arg(&c->seed, v, cmd, "--seed"))
-            return -1;
-    } else if (OPT("--threads")) {
-        INT("--threads", 1, 256);
+            return CLI_USAGE;
+    } else if (AGT_OPT("--threads")) {
+        AGT_INT("--threads", 1, 256);
         c->threads = (int)n;
-    } else if (OPT("--history")) {
-        INT("--history", 1, AGT_HIST_MAX);
+    } else if (AGT_OPT("--history")) {
+        AGT_INT("--history", 1, AGT_HIST_MAX);
         c->hist_len = (size_t)n;
-    } else if (OPT("--out")) {
-        if (m < 0)
-            return -1;
-        c->out_dir = v;
+    } else if (AGT_OPT("--out")) {
+        AGT_STR(c->out_dir);
     } else {
-        return 0;
+        *matched = 0;
     }
-#undef OPT
-#undef INT
-    return 1;
+    *at = i;
+    return CLI_OK;
 }
 
 static int parse_common(int argc, char **argv, opts *o, int compare)
@@ -173,34 +165,18 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
         const char *a = argv[i], *v = NULL;
         long long n = 0;
         int m;
-/* `--name VALUE` or `--name=VALUE`: m = 1 (v set), 0 (another option) or
- * -1 (the value is missing: cli_option printed why) */
-#define OPT(name) ((m = cli_option(argc, argv, &i, NULL, name, &v, cmd)) != 0)
-/* the value of the option just matched as an integer in lo..hi, in n */
-#define INT(name, lo, hi)                                              \
-    do {                                                               \
-        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
-            return CLI_USAGE;                                          \
-    } while (0)
-/* a string value */
-#define STR(dst)                                                       \
-    do {                                                               \
-        if (m < 0)                                                     \
-            return CLI_USAGE;                                          \
-        dst = v;                                                       \
-    } while (0)
-        const int common = agt_cli_common_option(argc, argv, &i, &o->cfg, cmd,
-                                                 65536);
-        if (common < 0)
+        int common;
+        if (agt_cli_common_option(argc, argv, &i, &o->cfg, cmd, 65536,
+                                  &common))
             return CLI_USAGE;
         if (common)
             continue;
         if (cli_is_help(a)) {
             o->help = 1;
-        } else if (OPT("--epochs")) {
-            INT("--epochs", 1, 100000);
+        } else if (AGT_OPT("--epochs")) {
+            AGT_INT("--epochs", 1, 100000);
             o->cfg.epochs = (int)n;
-        } else if (OPT("--optimizer")) {
+        } else if (AGT_OPT("--optimizer")) {
             if (m < 0)
                 return CLI_USAGE;
             if (agt_optim_parse(v, &o->cfg.optimizer, &o->cfg.precondition)) {
@@ -208,41 +184,38 @@ static int parse_common(int argc, char **argv, opts *o, int compare)
                           AGT_OPTIM_NAMES, v);
                 return CLI_USAGE;
             }
-        } else if (OPT("--train-limit")) {
-            INT("--train-limit", 1, LLONG_MAX);
+        } else if (AGT_OPT("--train-limit")) {
+            AGT_INT("--train-limit", 1, LLONG_MAX);
             o->cfg.train_limit = (size_t)n;
-        } else if (OPT("--test-limit")) {
-            INT("--test-limit", 1, LLONG_MAX);
+        } else if (AGT_OPT("--test-limit")) {
+            AGT_INT("--test-limit", 1, LLONG_MAX);
             o->cfg.test_limit = (size_t)n;
-        } else if (OPT("--max-steps")) {
-            INT("--max-steps", 1, LONG_MAX);
+        } else if (AGT_OPT("--max-steps")) {
+            AGT_INT("--max-steps", 1, LONG_MAX);
             o->cfg.max_steps = (long)n;
-        } else if (OPT("--data")) {
-            STR(o->cfg.data_dir);
-        } else if (OPT("--layer-formats")) {
-            STR(o->layer_formats);
-        } else if (OPT("--grad-format")) {
-            STR(o->grad_format);
-        } else if (!compare && OPT("--format")) {
-            STR(o->formats);
-        } else if (compare && OPT("--jobs")) {
-            INT("--jobs", 1, 64);
+        } else if (AGT_OPT("--data")) {
+            AGT_STR(o->cfg.data_dir);
+        } else if (AGT_OPT("--layer-formats")) {
+            AGT_STR(o->layer_formats);
+        } else if (AGT_OPT("--grad-format")) {
+            AGT_STR(o->grad_format);
+        } else if (!compare && AGT_OPT("--format")) {
+            AGT_STR(o->formats);
+        } else if (compare && AGT_OPT("--jobs")) {
+            AGT_INT("--jobs", 1, 64);
             o->jobs = (int)n;
-        } else if (compare && OPT("--formats")) {
-            STR(o->formats);
-        } else if (!compare && OPT("--name")) {
-            STR(o->name);
-        } else if (!compare && OPT("--save")) {
-            STR(o->cfg.save);
-        } else if (!compare && OPT("--resume")) {
-            STR(o->cfg.resume);
+        } else if (compare && AGT_OPT("--formats")) {
+            AGT_STR(o->formats);
+        } else if (!compare && AGT_OPT("--name")) {
+            AGT_STR(o->name);
+        } else if (!compare && AGT_OPT("--save")) {
+            AGT_STR(o->cfg.save);
+        } else if (!compare && AGT_OPT("--resume")) {
+            AGT_STR(o->cfg.resume);
         } else {
             cli_error(cmd, "unknown option '%s' (see 'altgrad %s --help')", a, cmd);
             return CLI_USAGE;
         }
-#undef OPT
-#undef INT
-#undef STR
     }
     return 0;
 }

@@ -126,23 +126,11 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
         long long n = 0;
         int m;
         float x;
-#define OPT(name) ((m = cli_option(argc, argv, &i, NULL, name, &v, cmd)) != 0)
-#define INT(name, lo, hi)                                              \
-    do {                                                               \
-        if (m < 0 || cli_int_arg(&n, v, lo, hi, cmd, name) != CLI_OK)  \
-            return CLI_USAGE;                                          \
-    } while (0)
-#define STR(dst)                                                       \
-    do {                                                               \
-        if (m < 0)                                                     \
-            return CLI_USAGE;                                          \
-        dst = v;                                                       \
-    } while (0)
         const int threads = o->cfg.threads;
         o->cfg.threads = 0;
-        const int common = agt_cli_common_option(argc, argv, &i, &o->cfg, cmd,
-                                                 4096);
-        if (common < 0)
+        int common;
+        if (agt_cli_common_option(argc, argv, &i, &o->cfg, cmd, 4096,
+                                  &common))
             return CLI_USAGE;
         o->threads_set |= o->cfg.threads != 0;
         if (!o->cfg.threads)
@@ -153,7 +141,7 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
             o->help = 1;
         } else if (matrix && !strcmp(a, "--quick")) {
             o->quick = 1;
-        } else if (OPT("--model")) {
+        } else if (AGT_OPT("--model")) {
             if (m < 0)
                 return CLI_USAGE;
             if (strcmp(v, "gpt")) {
@@ -161,46 +149,46 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
                           "mlp", v);
                 return CLI_USAGE;
             }
-        } else if (OPT("--steps")) {
-            INT("--steps", 1, 100000000);
+        } else if (AGT_OPT("--steps")) {
+            AGT_INT("--steps", 1, 100000000);
             o->cfg.steps = (long)n;
             o->steps_set = 1;
-        } else if (OPT("--layers")) {
-            INT("--layers", 1, 64);
+        } else if (AGT_OPT("--layers")) {
+            AGT_INT("--layers", 1, 64);
             o->cfg.dims[0] = (int)n;
-        } else if (OPT("--heads")) {
-            INT("--heads", 1, 1024);
+        } else if (AGT_OPT("--heads")) {
+            AGT_INT("--heads", 1, 1024);
             o->cfg.dims[1] = (int)n;
-        } else if (OPT("--embd")) {
-            INT("--embd", 1, 8192);
+        } else if (AGT_OPT("--embd")) {
+            AGT_INT("--embd", 1, 8192);
             o->cfg.dims[2] = (int)n;
-        } else if (OPT("--ctx")) {
-            INT("--ctx", 1, 4096);
+        } else if (AGT_OPT("--ctx")) {
+            AGT_INT("--ctx", 1, 4096);
             o->cfg.dims[3] = (int)n;
-        } else if (OPT("--grid-rate")) {
+        } else if (AGT_OPT("--grid-rate")) {
             if (m < 0 || cli_real_arg(&x, v, 0.0, 1, 1e6, cmd, "--grid-rate"))
                 return CLI_USAGE;
             o->grid_rate = x;
-        } else if (OPT("--eval-every")) {
-            INT("--eval-every", 1, 100000000);
+        } else if (AGT_OPT("--eval-every")) {
+            AGT_INT("--eval-every", 1, 100000000);
             o->cfg.eval_every = (int)n;
-        } else if (OPT("--eval-batches")) {
-            INT("--eval-batches", 1, 10000);
+        } else if (AGT_OPT("--eval-batches")) {
+            AGT_INT("--eval-batches", 1, 10000);
             o->cfg.eval_batches = (int)n;
-        } else if (OPT("--mantissa-bits")) {
-            INT("--mantissa-bits", 0, 23);
+        } else if (AGT_OPT("--mantissa-bits")) {
+            AGT_INT("--mantissa-bits", 0, 23);
             o->cfg.mantissa_bits = (int)n;
-        } else if (OPT("--data")) {
-            STR(o->cfg.text_path);
-        } else if (OPT("--attn")) {
-            STR(o->fmt_attn);
-        } else if (OPT("--mlp")) {
-            STR(o->fmt_mlp);
-        } else if (OPT("--head")) {
-            STR(o->fmt_head);
-        } else if (OPT("--grad-format")) {
-            STR(o->fmt_grad);
-        } else if (OPT("--recipe")) {
+        } else if (AGT_OPT("--data")) {
+            AGT_STR(o->cfg.text_path);
+        } else if (AGT_OPT("--attn")) {
+            AGT_STR(o->fmt_attn);
+        } else if (AGT_OPT("--mlp")) {
+            AGT_STR(o->fmt_mlp);
+        } else if (AGT_OPT("--head")) {
+            AGT_STR(o->fmt_head);
+        } else if (AGT_OPT("--grad-format")) {
+            AGT_STR(o->fmt_grad);
+        } else if (AGT_OPT("--recipe")) {
             if (m < 0)
                 return CLI_USAGE;
             if (strcmp(v, "fp8")) {
@@ -208,11 +196,11 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
                 return CLI_USAGE;
             }
             o->recipe = 1;
-        } else if (!matrix && OPT("--format")) {
-            STR(o->fmt_all);
-        } else if (!matrix && OPT("--optimizer")) {
-            STR(o->optimizer);
-        } else if (!matrix && OPT("--precondition")) {
+        } else if (!matrix && AGT_OPT("--format")) {
+            AGT_STR(o->fmt_all);
+        } else if (!matrix && AGT_OPT("--optimizer")) {
+            AGT_STR(o->optimizer);
+        } else if (!matrix && AGT_OPT("--precondition")) {
             /* the older spelling: --precondition none|grad|update */
             int pre;
             char msg[200];
@@ -226,35 +214,32 @@ static int parse(int argc, char **argv, gopts *o, int matrix)
             o->optimizer = pre == AG_PRECONDITION_GRAD     ? "manifold"
                            : pre == AG_PRECONDITION_UPDATE ? "manifold-update"
                                                            : "adamw";
-        } else if (!matrix && OPT("--csv")) {
-            STR(o->csv);
-        } else if (!matrix && OPT("--name")) {
-            STR(o->name);
-        } else if (!matrix && OPT("--save")) {
-            STR(o->cfg.save);
-        } else if (!matrix && OPT("--resume")) {
-            STR(o->cfg.resume);
-        } else if (!matrix && OPT("--max-steps")) {
-            INT("--max-steps", 1, LONG_MAX);
+        } else if (!matrix && AGT_OPT("--csv")) {
+            AGT_STR(o->csv);
+        } else if (!matrix && AGT_OPT("--name")) {
+            AGT_STR(o->name);
+        } else if (!matrix && AGT_OPT("--save")) {
+            AGT_STR(o->cfg.save);
+        } else if (!matrix && AGT_OPT("--resume")) {
+            AGT_STR(o->cfg.resume);
+        } else if (!matrix && AGT_OPT("--max-steps")) {
+            AGT_INT("--max-steps", 1, LONG_MAX);
             o->cfg.max_steps = (long)n;
-        } else if (matrix && OPT("--formats")) {
-            STR(o->formats);
-        } else if (matrix && OPT("--optimizers")) {
-            STR(o->optimizers);
-        } else if (matrix && OPT("--seed-check")) {
-            INT("--seed-check", 0, 1);
+        } else if (matrix && AGT_OPT("--formats")) {
+            AGT_STR(o->formats);
+        } else if (matrix && AGT_OPT("--optimizers")) {
+            AGT_STR(o->optimizers);
+        } else if (matrix && AGT_OPT("--seed-check")) {
+            AGT_INT("--seed-check", 0, 1);
             o->seed_check = (int)n;
-        } else if (matrix && OPT("--jobs")) {
-            INT("--jobs", 1, 64);
+        } else if (matrix && AGT_OPT("--jobs")) {
+            AGT_INT("--jobs", 1, 64);
             o->jobs = (int)n;
         } else {
             cli_error(cmd, "unknown option '%s' (see 'altgrad %s --help')", a,
                       cmd);
             return CLI_USAGE;
         }
-#undef OPT
-#undef INT
-#undef STR
     }
     if (o->recipe && (o->fmt_all || o->fmt_grad)) {
         cli_error(cmd, "--recipe fp8 sets the formats: give it without "

@@ -370,12 +370,7 @@ int agt_matrix_write_loss_svg(const agt_matrix *m, const char *path,
     hi = fmin(fmax(hi, m->unigram), m->unigram + 0.5);
     lo = fmin(lo, m->unigram);
     const double pad = 0.05 * (hi - lo + 1e-9);
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
-               "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' "
-               "height='%.0f' viewBox='0 0 %.0f %.0f' "
-               "font-family='sans-serif'>\n"
-               "<rect width='100%%' height='100%%' fill='white'/>\n",
-            W, H, W, H);
+    agt_svg_begin(f, W, H);
     for (int j = 0; j < m->no; j++) {
         agt_panel P = {80 + j * (pw + gap), 50, pw, ph, 0, xmax,
                        lo - pad, hi + pad};
@@ -470,12 +465,7 @@ int agt_matrix_write_rates_svg(const agt_matrix *m, const char *path,
         "underflow (share of quantized elements)",
         "stall (updates leaving the weight's code)"};
     static const char *const hue[3] = {"214,39,40", "31,119,180", "148,103,189"};
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
-               "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' "
-               "height='%.0f' viewBox='0 0 %.0f %.0f' "
-               "font-family='sans-serif'>\n"
-               "<rect width='100%%' height='100%%' fill='white'/>\n",
-            W, H, W, H);
+    agt_svg_begin(f, W, H);
     for (int i = 0; i < rows; i++) {
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' "
                    "text-anchor='end'>", left - 8, top + i * chh + 14);

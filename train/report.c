@@ -209,6 +209,16 @@ const char *const agt_palette[AGT_NPALETTE] = {"#000000", "#1f77b4", "#ff7f0e",
                                       "#8c564b", "#e377c2", "#7f7f7f",
                                       "#bcbd22", "#17becf"};
 
+void agt_svg_begin(FILE *f, double W, double H)
+{
+    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
+               "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' "
+               "height='%.0f' viewBox='0 0 %.0f %.0f' "
+               "font-family='sans-serif'>\n"
+               "<rect width='100%%' height='100%%' fill='white'/>\n",
+            W, H, W, H);
+}
+
 void agt_svg_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
@@ -371,12 +381,7 @@ int agt_write_svg(const agt_result *runs, int nruns, const char *path,
     L.xmax = R.xmax = ceil(xmax);
     R.xmin = 0;
 
-    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
-               "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' "
-               "height='%.0f' viewBox='0 0 %.0f %.0f' "
-               "font-family='sans-serif'>\n"
-               "<rect width='100%%' height='100%%' fill='white'/>\n",
-            W, H, W, H);
+    agt_svg_begin(f, W, H);
     agt_svg_axes(f, &L, "training loss (window mean)", "epoch", "loss", 0);
     agt_svg_axes(f, &R, "test accuracy (after each epoch)", "epoch",
                  "accuracy", 1);

@@ -664,6 +664,8 @@ double agt_py(const agt_panel *p, double y);
 void agt_svg_axes(FILE *f, const agt_panel *p, const char *title,
                   const char *xlabel, const char *ylabel, int percent);
 void agt_svg_text(FILE *f, const char *s);
+/* The document's opening: an SVG of W x H pixels on white. */
+void agt_svg_begin(FILE *f, double W, double H);
 #define AGT_NPALETTE 11
 extern const char *const agt_palette[AGT_NPALETTE];
 
