@@ -41,6 +41,8 @@ static const char *const usage_gpt =
     "                     weights' grid; --grid-rate rungs per unit of\n"
     "                     velocity)\n"
     "  --format SPEC      weights and inputs of every linear (default fp32)\n"
+    "  --precondition P   none | grad | update: the same as --optimizer adamw,\n"
+    "                     manifold, manifold-update\n"
     "  --csv FILE         the per-evaluation log (default DIR/NAME.csv)\n"
     "  --name NAME        run name (default from the formats and optimizer)\n"
     "  --save FILE        checkpoint at the end (checked before training)\n"
