@@ -226,10 +226,10 @@ const char *agt_gpt_optimizer_name(const agt_config *c);
 /* The per-run log: one row per validation, every counter per layer type
  * and role, the stall rate and the ranks per layer type. */
 int agt_gpt_write_csv(const agt_result *r, const char *path, agt_err *err);
-/* The table on stdout: final and best validation loss, the difference
- * to the float32 run of the same optimizer, counters, status. */
-void agt_gpt_print_table(FILE *f, const agt_result *runs, int n,
-                         double unigram);
+/* The table on stdout, one row per run of m: final and best validation
+ * loss, the difference to the float32 run of the same optimizer, counters,
+ * status (the verdicts of report.md: the same thresholds). */
+void agt_gpt_print_table(FILE *f, const agt_matrix *m);
 int agt_matrix_write_csv(const agt_matrix *m, const char *path, agt_err *err);
 /* Validation loss per step, one panel per optimizer. */
 int agt_matrix_write_loss_svg(const agt_matrix *m, const char *path,

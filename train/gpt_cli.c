@@ -375,7 +375,13 @@ int ag_gpt_main(int argc, char **argv)
         return CLI_RUNTIME;
     }
     describe(c, &tx, unigram);
-    agt_gpt_print_table(stdout, &res, 1, unigram);
+    char entries[1][100];
+    snprintf(entries[0], sizeof entries[0], "%s", entry);
+    const agt_matrix one = {&res,     1,         1,
+                            1,        0,         (const char(*)[100])entries,
+                            unigram,  tx.ntrain, tx.n - tx.ntrain,
+                            c->text_path};
+    agt_gpt_print_table(stdout, &one);
     printf("%.0f tokens/s over the training steps (%d thread%s)\n",
            res.step_seconds > 0 ? res.tokens_per_step / res.step_seconds : 0.0,
            c->threads, c->threads == 1 ? "" : "s");
@@ -567,10 +573,10 @@ int agt_gpt_compare_main(int argc, char **argv)
         }
     if (rc == 0) {
         describe(&o.cfg, &tx, unigram);
-        agt_gpt_print_table(stdout, runs, n, unigram);
         agt_matrix mx = {runs, n, nf, no, ns, (const char(*)[100])entries,
                          unigram, tx.ntrain, tx.n - tx.ntrain,
                          o.cfg.text_path};
+        agt_gpt_print_table(stdout, &mx);
         agt_err err;
         char path[4096];
         for (int i = 0; i < n && rc == 0; i++) {

@@ -236,44 +236,6 @@ int agt_gpt_write_csv(const agt_result *r, const char *path, agt_err *err)
     return close_checked(f, path, err);
 }
 
-void agt_gpt_print_table(FILE *f, const agt_result *runs, int n,
-                         double unigram)
-{
-    fprintf(f, "%-30s %9s %9s %8s %9s %9s %6s %8s %8s  %s\n", "run",
-            "val_loss", "best", "vs_fp32", "saturated", "underflow", "nan",
-            "stall", "tok/s", "status");
-    for (int i = 0; i < n; i++) {
-        const agt_result *r = &runs[i];
-        const summary s = summarize(r);
-        const agt_result *base = baseline_of(runs, n, r);
-        const verdict v = judge(r, base, unigram, DEGRADED);
-        char vs[16] = "-", sat[16] = "-", unf[16] = "-", st[16] = "-",
-             status[64];
-        if (base && base != r && isfinite(v.rel))
-            snprintf(vs, sizeof vs, "%+.2f%%", 100.0 * v.rel);
-        if (s.c.total) {
-            snprintf(sat, sizeof sat, "%.3f%%", 100.0 * share(s.c.sat, s.c.total));
-            snprintf(unf, sizeof unf, "%.3f%%", 100.0 * share(s.c.unf, s.c.total));
-        }
-        if (s.c.considered)
-            snprintf(st, sizeof st, "%.2f%%",
-                     100.0 * share(s.c.stalled, s.c.considered));
-        if (r->diverged_step)
-            snprintf(status, sizeof status, "DIVERGED at step %ld",
-                     r->diverged_step);
-        else
-            snprintf(status, sizeof status, "%s", verdict_word(v.kind));
-        fprintf(f, "%-30s %9.4f %9.4f %8s %9s %9s %6llu %8s %8.0f  %s\n",
-                r->cfg.name, s.final_val, s.best_val, vs, sat, unf,
-                (unsigned long long)s.c.nan, st, s.tokens_per_s, status);
-    }
-    fprintf(f, "(validation loss in nats per byte, after the last step; "
-               "unigram baseline %.4f; vs_fp32: against\n the float32 run of "
-               "the same optimizer; saturated/underflow: share of all "
-               "quantized elements;\n stall: updates that left the stored "
-               "weight unchanged)\n", unigram);
-}
-
 /* ------------------------------------------------------------- matrix --- */
 
 /* The seed check of optimizer j: |final val (seed + 1) / final val - 1|
@@ -313,6 +275,46 @@ static double degraded_of(const agt_matrix *m, const agt_result *r)
 {
     const double sp = spread_of(m, optimizer_index(m, r));
     return isfinite(sp) && sp > DEGRADED ? sp : DEGRADED;
+}
+
+void agt_gpt_print_table(FILE *f, const agt_matrix *m)
+{
+    const agt_result *runs = m->runs;
+    const int n = m->n;
+    const double unigram = m->unigram;
+    fprintf(f, "%-30s %9s %9s %8s %9s %9s %6s %8s %8s  %s\n", "run",
+            "val_loss", "best", "vs_fp32", "saturated", "underflow", "nan",
+            "stall", "tok/s", "status");
+    for (int i = 0; i < n; i++) {
+        const agt_result *r = &runs[i];
+        const summary s = summarize(r);
+        const agt_result *base = baseline_of(runs, n, r);
+        const verdict v = judge(r, base, unigram, degraded_of(m, r));
+        char vs[16] = "-", sat[16] = "-", unf[16] = "-", st[16] = "-",
+             status[64];
+        if (base && base != r && isfinite(v.rel))
+            snprintf(vs, sizeof vs, "%+.2f%%", 100.0 * v.rel);
+        if (s.c.total) {
+            snprintf(sat, sizeof sat, "%.3f%%", 100.0 * share(s.c.sat, s.c.total));
+            snprintf(unf, sizeof unf, "%.3f%%", 100.0 * share(s.c.unf, s.c.total));
+        }
+        if (s.c.considered)
+            snprintf(st, sizeof st, "%.2f%%",
+                     100.0 * share(s.c.stalled, s.c.considered));
+        if (r->diverged_step)
+            snprintf(status, sizeof status, "DIVERGED at step %ld",
+                     r->diverged_step);
+        else
+            snprintf(status, sizeof status, "%s", verdict_word(v.kind));
+        fprintf(f, "%-30s %9.4f %9.4f %8s %9s %9s %6llu %8s %8.0f  %s\n",
+                r->cfg.name, s.final_val, s.best_val, vs, sat, unf,
+                (unsigned long long)s.c.nan, st, s.tokens_per_s, status);
+    }
+    fprintf(f, "(validation loss in nats per byte, after the last step; "
+               "unigram baseline %.4f; vs_fp32: against\n the float32 run of "
+               "the same optimizer; saturated/underflow: share of all "
+               "quantized elements;\n stall: updates that left the stored "
+               "weight unchanged)\n", unigram);
 }
 
 int agt_matrix_write_csv(const agt_matrix *m, const char *path, agt_err *err)

@@ -379,6 +379,54 @@ static void matrix_case(const agt_text *tx)
         agt_result_free(&runs[i]);
 }
 
+/* The verdicts on stdout are the report's: with a seed spread of 5 %, a
+ * run 2.5 % above float32 is a tie everywhere, not "degraded" on stdout
+ * alone (the table once judged against 2 % whatever the spread). */
+static void table_case(void)
+{
+    static const char entries[3][100] = {"fp32", "E3M4", "fp32 (seed 2)"};
+    static const double val[3] = {2.0, 2.05, 2.1};
+    agt_result runs[3];
+    agt_epoch ep[3];
+    memset(runs, 0, sizeof runs);
+    memset(ep, 0, sizeof ep);
+    for (int i = 0; i < 3; i++) {
+        agt_config_default_gpt(&runs[i].cfg);
+        runs[i].cfg.seed = i == 2 ? 2 : 1;
+        snprintf(runs[i].cfg.name, sizeof runs[i].cfg.name, "%s",
+                 i == 0 ? "fp32-adamw" : i == 1 ? "E3M4-adamw" : "fp32-seed2-adamw");
+        if (i == 1)
+            for (int t = 0; t < AGT_NLT; t++) {
+                snprintf(runs[i].cfg.fmt[t].spec[AGT_QW], 48, "E3M4");
+                snprintf(runs[i].cfg.fmt[t].spec[AGT_QX], 48, "E3M4");
+            }
+        runs[i].ngroups = AGT_NLT;
+        ep[i].epoch = 1;
+        ep[i].step = 200;
+        ep[i].train_loss = val[i];
+        ep[i].test_loss = val[i];
+        runs[i].epochs = &ep[i];
+        runs[i].nepochs = 1;
+    }
+    agt_matrix mx = {runs, 3, 2, 1, 1, entries, 3.0, 1000, 100, NULL};
+    char path[256];
+    agt_err err;
+    snprintf(path, sizeof path, "%s/table.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        agt_gpt_print_table(f, &mx);
+        fclose(f);
+    }
+    AG_CHECK(contains(path, "E3M4-adamw") && contains(path, "+2.50%") &&
+                 !contains(path, "degraded"),
+             "table: a run within the seed spread is not degraded");
+    snprintf(path, sizeof path, "%s/tie.csv", dir);
+    AG_CHECK(agt_matrix_write_csv(&mx, path, &err) == 0 &&
+                 contains(path, "E3M4-adamw,E3M4,adamw,200,2.05,") &&
+                 contains(path, ",ok,3\n"),
+             "matrix.csv: the same verdict");
+}
+
 static void ranks_case(void)
 {
     /* diag(3, 2, 1, 0) in a 4 x 6 matrix: sigma = 3 2 1 0 */
@@ -431,6 +479,7 @@ int main(void)
     refusal_case(&tx, text);
     grid_case(&tx);
     matrix_case(&tx);
+    table_case();
     agt_text_free(&tx);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
