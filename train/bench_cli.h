@@ -56,6 +56,9 @@ int agt_cli_check_outputs(const char *cmd, const agt_config *c);
  * what is wrong. */
 int agt_cli_common_option(int argc, char **argv, int *i, agt_config *c,
                           const char *cmd, long long max_batch, int *matched);
+/* c->name = name: 1.. characters that fit and do not start with '.' (it
+ * names the output files); else CLI_USAGE after saying so. */
+int agt_cli_set_name(agt_config *c, const char *name, const char *cmd);
 /* "LABEL: PATH" on stdout, the path sanitized. */
 void agt_cli_print_path(const char *label, const char *path);
 

@@ -400,6 +400,18 @@ static int load_data(const char *cmd, const agt_config *c, agt_dataset *tr,
     return CLI_OK;
 }
 
+int agt_cli_set_name(agt_config *c, const char *name, const char *cmd)
+{
+    if (!name[0] || name[0] == '.' || strlen(name) >= sizeof c->name) {
+        cli_error(cmd, "--name '%s': a run name is 1..%zu characters and "
+                  "does not start with '.' (it names the output files)",
+                  name, sizeof c->name - 1);
+        return CLI_USAGE;
+    }
+    snprintf(c->name, sizeof c->name, "%s", name);
+    return CLI_OK;
+}
+
 /* "LABEL: PATH" on stdout, the path sanitized (it holds user input). */
 void agt_cli_print_path(const char *label, const char *path)
 {
@@ -473,13 +485,8 @@ int ag_train_main(int argc, char **argv)
     if (o.grad_format && !agt_cli_is_fp32(o.grad_format) && !grad_used)
         return grad_option_unused("train", o.grad_format);
     if (o.name) {
-        if (!o.name[0] || o.name[0] == '.' || strlen(o.name) >= sizeof o.cfg.name) {
-            cli_error("train", "--name '%s': a run name is 1..%zu characters and "
-                      "does not start with '.' (it names the output files)",
-                      o.name, sizeof o.cfg.name - 1);
+        if (agt_cli_set_name(&o.cfg, o.name, "train"))
             return CLI_USAGE;
-        }
-        snprintf(o.cfg.name, sizeof o.cfg.name, "%s", o.name);
     } else if (o.formats || o.layer_formats) {
         snprintf(o.cfg.name, sizeof o.cfg.name, "%.63s",
                  o.formats ? o.formats : o.layer_formats);

@@ -345,13 +345,8 @@ int ag_gpt_main(int argc, char **argv)
     if (set_formats("gpt", c, &o, entry))
         return CLI_USAGE;
     if (o.name) {
-        if (!o.name[0] || o.name[0] == '.' || strlen(o.name) >= sizeof c->name) {
-            cli_error("gpt", "--name '%s': a run name is 1..%zu characters and "
-                      "does not start with '.' (it names the output files)",
-                      o.name, sizeof c->name - 1);
+        if (agt_cli_set_name(c, o.name, "gpt"))
             return CLI_USAGE;
-        }
-        snprintf(c->name, sizeof c->name, "%s", o.name);
     } else {
         snprintf(c->name, sizeof c->name, "%.40s-%.20s", entry,
                  o.optimizer ? o.optimizer : "adamw");
