@@ -9,12 +9,15 @@
  *    k_round_ne_satq and the AVX-512 loop do it;
  *  - nearest-even encodes without stats (M >= 1, the same C): the code
  *    read off the sum, as the AVX-512 "codeonly" loop, packed four
- *    vectors to one store;
+ *    vectors to one store; four vectors with no value beyond the range
+ *    (one test for the four) skip the clamp and the selects, and 8-bit
+ *    codes then take their sign bits from the inputs packed alike;
  *  - the default stochastic quantize (p->sr_fast) with ARS-7 computed in
  *    registers through VAES on 256-bit vectors (two blocks, eight
  *    elements, a register; where the CPU has VAES, else the body runs it
- *    with AES-NI), rounded by integer steps on the float pattern, each
- *    vector by the cheapest of three roundings that covers its lanes.
+ *    with AES-NI), the next 64 elements' words before this 64's rounding,
+ *    rounded by integer steps on the float pattern, each vector by the
+ *    cheapest of three roundings that covers its lanes.
  * With a power-of-two scale the nearest-even loops round x itself on the
  * scaled grid where that grid has normal steps (y_xdom): no quotient and
  * no product.
@@ -170,8 +173,7 @@ AG_K_INLINE size_t y_ne_q_run(float *y, const float *x, size_t n, const ag__kpar
 
 /* Constants of the encodes, beside y_k. */
 typedef struct {
-    __m256i ovft, ovfcode, infcode, nancode, signcode;
-    __m128i sh;
+    __m256i ovft, ovfcode, infcode, nancode, signcode, lim, sh;
 } y_ek;
 
 /* Codes of one vector (the AVX-512 codeonly loop, x_ne_vec): with C as
@@ -182,17 +184,16 @@ typedef struct {
  * code), else |v| > ne_ovft selects the overflow code (C is garbage
  * there, and only there). Then inf (hasinf), the sign bit (of x, = that
  * of v) and NaN. */
-AG_K_INLINE __m256i y_ne_code(__m256 xv, const y_k *k, const y_ek *e, const int qm,
+AG_K_INLINE __m256i y_ne_code(__m256 xv, const __m256i a, const y_k *k, const y_ek *e,
                               const int sat, const int hasinf)
 {
-    const __m256i a = y_absq(xv, k, qm);
     const __m256i ac = sat ? _mm256_min_epi32(a, e->ovft) : a;
     const __m256i cc =
         _mm256_max_epi32(_mm256_add_epi32(_mm256_and_si256(ac, k->expm), k->kexp), k->magic);
     const __m256i s = _mm256_castps_si256(
         _mm256_add_ps(_mm256_castsi256_ps(ac), _mm256_castsi256_ps(cc)));
     __m256i code = _mm256_add_epi32(_mm256_sub_epi32(s, cc),
-                                    _mm256_srl_epi32(_mm256_sub_epi32(cc, k->magic), e->sh));
+                                    _mm256_srlv_epi32(_mm256_sub_epi32(cc, k->magic), e->sh));
     if (!sat)
         code = _mm256_blendv_epi8(code, e->ovfcode, _mm256_cmpgt_epi32(a, e->ovft));
     if (hasinf)
@@ -203,6 +204,39 @@ AG_K_INLINE __m256i y_ne_code(__m256 xv, const y_k *k, const y_ek *e, const int 
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(code),
                                                 _mm256_castsi256_ps(e->nancode),
                                                 _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q)));
+}
+
+/* The code of |v| for a vector none of whose lanes is above e->lim (no
+ * clamp, overflow, inf or NaN to select: y_ne_group_plain), unsigned. */
+AG_K_INLINE __m256i y_ne_mag_plain(const __m256i a, const y_k *k, const y_ek *e)
+{
+    const __m256i cc =
+        _mm256_max_epi32(_mm256_add_epi32(_mm256_and_si256(a, k->expm), k->kexp), k->magic);
+    const __m256i s = _mm256_castps_si256(
+        _mm256_add_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(cc)));
+    return _mm256_add_epi32(_mm256_sub_epi32(s, cc),
+                            _mm256_srlv_epi32(_mm256_sub_epi32(cc, k->magic), e->sh));
+}
+
+/* y_ne_code of such a vector: y_ne_mag_plain with the sign bit of x. */
+AG_K_INLINE __m256i y_ne_code_plain(__m256 xv, const __m256i a, const y_k *k, const y_ek *e)
+{
+    const __m256i code = y_ne_mag_plain(a, k, e);
+    return _mm256_castps_si256(_mm256_blendv_ps(
+        _mm256_castsi256_ps(code), _mm256_castsi256_ps(_mm256_or_si256(code, e->signcode)),
+        xv));
+}
+
+/* 1 when no lane of a0 .. a3 (|v| bits) is above e->lim = min(ne_ovft,
+ * the inf threshold): every lane then rounds inside the format's range
+ * (NaN and inf bits are above it), so y_ne_code_plain gives y_ne_code's
+ * codes. One test for four vectors: data with no such values (nearly
+ * all) skip the clamp and three selects a vector. */
+AG_K_INLINE int y_ne_group_plain(__m256i a0, __m256i a1, __m256i a2, __m256i a3,
+                                 const y_ek *e)
+{
+    const __m256i m = _mm256_max_epi32(_mm256_max_epi32(a0, a1), _mm256_max_epi32(a2, a3));
+    return _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(m, e->lim))) == 0;
 }
 
 /* Whole groups of out[i ..) (32 codes of 8 bits or 16 of 16 bits, one
@@ -221,17 +255,52 @@ AG_K_INLINE size_t y_ne_enc_run(void *out, const float *x, size_t n, const ag__k
     e.infcode = _mm256_set1_epi32((int)p->inf_code[0]);
     e.nancode = _mm256_set1_epi32((int)p->nan_code);
     e.signcode = _mm256_set1_epi32((int)p->sign_mask);
-    e.sh = _mm_cvtsi32_si128((int)p->ne_sh);
+    e.sh = _mm256_set1_epi32((int)p->ne_sh);
+    e.lim = _mm256_min_epi32(e.ovft, k.infthr);
     size_t i = 0;
     if (!wide) {
         /* the in-lane packs leave dword j of the 32 bytes from vector
          * (j mod 4), half (j / 4): put them back in order */
         const __m256i ord = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        const int s8 = p->sign_mask == 0x80u;
+        const __m256i sb = _mm256_set1_epi8((char)0x80);
         for (; i + 32 <= n; i += 32) {
-            const __m256i q0 = y_ne_code(_mm256_loadu_ps(x + i), &k, &e, qm, sat, hasinf);
-            const __m256i q1 = y_ne_code(_mm256_loadu_ps(x + i + 8), &k, &e, qm, sat, hasinf);
-            const __m256i q2 = y_ne_code(_mm256_loadu_ps(x + i + 16), &k, &e, qm, sat, hasinf);
-            const __m256i q3 = y_ne_code(_mm256_loadu_ps(x + i + 24), &k, &e, qm, sat, hasinf);
+            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            const __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+            const __m256i a0 = y_absq(x0, &k, qm), a1 = y_absq(x1, &k, qm);
+            const __m256i a2 = y_absq(x2, &k, qm), a3 = y_absq(x3, &k, qm);
+            __m256i q0, q1, q2, q3;
+            if (s8 && y_ne_group_plain(a0, a1, a2, a3, &e)) {
+                /* the sign bits packed as the codes are: the signed packs
+                 * take a negative x (bits at least 2^31 as an integer,
+                 * NaN aside) to -128, 0x80, and a positive one to at
+                 * most 127 */
+                const __m256i c = _mm256_packus_epi16(
+                    _mm256_packus_epi32(y_ne_mag_plain(a0, &k, &e), y_ne_mag_plain(a1, &k, &e)),
+                    _mm256_packus_epi32(y_ne_mag_plain(a2, &k, &e), y_ne_mag_plain(a3, &k, &e)));
+                const __m256i sg = _mm256_packs_epi16(
+                    _mm256_packs_epi32(_mm256_castps_si256(x0), _mm256_castps_si256(x1)),
+                    _mm256_packs_epi32(_mm256_castps_si256(x2), _mm256_castps_si256(x3)));
+                const __m256i b = _mm256_permutevar8x32_epi32(
+                    _mm256_or_si256(c, _mm256_and_si256(sg, sb)), ord);
+                __m256i *d = (__m256i *)(void *)((uint8_t *)out + i);
+                if (stream)
+                    _mm256_stream_si256(d, b);
+                else
+                    _mm256_storeu_si256(d, b);
+                continue;
+            }
+            if (y_ne_group_plain(a0, a1, a2, a3, &e)) {
+                q0 = y_ne_code_plain(x0, a0, &k, &e);
+                q1 = y_ne_code_plain(x1, a1, &k, &e);
+                q2 = y_ne_code_plain(x2, a2, &k, &e);
+                q3 = y_ne_code_plain(x3, a3, &k, &e);
+            } else {
+                q0 = y_ne_code(x0, a0, &k, &e, sat, hasinf);
+                q1 = y_ne_code(x1, a1, &k, &e, sat, hasinf);
+                q2 = y_ne_code(x2, a2, &k, &e, sat, hasinf);
+                q3 = y_ne_code(x3, a3, &k, &e, sat, hasinf);
+            }
             const __m256i b = _mm256_permutevar8x32_epi32(
                 _mm256_packus_epi16(_mm256_packus_epi32(q0, q1), _mm256_packus_epi32(q2, q3)), ord);
             __m256i *d = (__m256i *)(void *)((uint8_t *)out + i);
@@ -242,8 +311,9 @@ AG_K_INLINE size_t y_ne_enc_run(void *out, const float *x, size_t n, const ag__k
         }
     } else {
         for (; i + 16 <= n; i += 16) {
-            const __m256i q0 = y_ne_code(_mm256_loadu_ps(x + i), &k, &e, qm, sat, hasinf);
-            const __m256i q1 = y_ne_code(_mm256_loadu_ps(x + i + 8), &k, &e, qm, sat, hasinf);
+            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            const __m256i q0 = y_ne_code(x0, y_absq(x0, &k, qm), &k, &e, sat, hasinf);
+            const __m256i q1 = y_ne_code(x1, y_absq(x1, &k, qm), &k, &e, sat, hasinf);
             const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(q0, q1), 0xd8);
             __m256i *d = (__m256i *)(void *)((uint16_t *)out + i);
             if (stream)
@@ -380,6 +450,34 @@ AG_K_INLINE int y_sr_class(const ag__kparams *p)
     return span <= 9 ? 0 : (p->fixed || span <= 12 ? 1 : 2);
 }
 
+/* One step of y_sr_steps: elements i .. i + 63 rounded with the words w
+ * (y_ars8), each vector by the cheapest rounding that covers its lanes. */
+AG_K_INLINE void y_sr_round8(float *y, const float *x, size_t i, const __m256i w[8],
+                             const y_k *k, const y_sk *s, const ag__kparams *p,
+                             const int use_inv, const int hasinf, const int cls)
+{
+    for (int q = 0; q < 8; q++) {
+        const size_t iq = i + 8 * (size_t)q;
+        const __m256 xv = _mm256_loadu_ps(x + iq);
+        const __m256i a = y_absq(xv, k, use_inv);
+        const __m256i ac = _mm256_min_epi32(a, k->maxb);
+        __m256i r;
+        if (cls == 2 && y_sr_norm_ok(ac, s)) {
+            r = y_sr_norm(ac, w[q], s);
+        } else if (cls >= 1 && y_sr_step_ok(ac, s)) {
+            r = y_sr_var(ac, w[q], s);
+        } else if (!y_sr_tiny(ac, s)) {
+            r = y_sr_any(ac, w[q], s);
+        } else {
+            uint32_t rb[8];
+            _mm256_storeu_si256((__m256i *)(void *)rb, w[q]);
+            k_round_sr_satq(y + iq, x + iq, rb, 8, p, use_inv, (int)p->fixed);
+            continue;
+        }
+        _mm256_storeu_ps(y + iq, y_out_q(r, a, xv, k, hasinf, use_inv));
+    }
+}
+
 /* Elements [i0, n) of the default stochastic quantize from i0 with g0 + i0
  * a multiple of 4, 64 a step (sixteen ARS blocks); returns the end of the
  * whole steps. Each vector takes the cheapest rounding that covers its
@@ -413,29 +511,18 @@ y_sr_steps(float *y, const float *x, size_t i0, size_t n, uint64_t g0, const ag_
         rk[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)wk[r]));
     size_t i = i0;
     uint64_t blk = (g0 + i0) >> 2;
-    for (; i + 64 <= n; i += 64, blk += 16) {
-        __m256i w[8];
-        y_ars8(blk, p->stream, rk, w);
-        for (int q = 0; q < 8; q++) {
-            const size_t iq = i + 8 * (size_t)q;
-            const __m256 xv = _mm256_loadu_ps(x + iq);
-            const __m256i a = y_absq(xv, &k, use_inv);
-            const __m256i ac = _mm256_min_epi32(a, k.maxb);
-            __m256i r;
-            if (cls == 2 && y_sr_norm_ok(ac, &s)) {
-                r = y_sr_norm(ac, w[q], &s);
-            } else if (cls >= 1 && y_sr_step_ok(ac, &s)) {
-                r = y_sr_var(ac, w[q], &s);
-            } else if (!y_sr_tiny(ac, &s)) {
-                r = y_sr_any(ac, w[q], &s);
-            } else {
-                uint32_t rb[8];
-                _mm256_storeu_si256((__m256i *)(void *)rb, w[q]);
-                k_round_sr_satq(y + iq, x + iq, rb, 8, p, use_inv, (int)p->fixed);
-                continue;
-            }
-            _mm256_storeu_ps(y + iq, y_out_q(r, a, xv, &k, hasinf, use_inv));
-        }
+    if (i + 64 > n)
+        return i;
+    /* Software-pipelined: the words of the next step are computed before
+     * this step is rounded, so that the AES unit's latency overlaps the
+     * rounding instead of adding to it (two buffers in turn). */
+    __m256i w[2][8];
+    unsigned cur = 0;
+    y_ars8(blk, p->stream, rk, w[0]);
+    for (; i + 64 <= n; i += 64, blk += 16, cur ^= 1u) {
+        if (i + 128 <= n)
+            y_ars8(blk + 16, p->stream, rk, w[cur ^ 1u]);
+        y_sr_round8(y, x, i, w[cur], &k, &s, p, use_inv, hasinf, cls);
     }
     return i;
 }

@@ -1044,16 +1044,32 @@ static void check_lane_mix(void)
         const ag_format *f = ag_format_at(fi);
         if (f->bits > 8 || !f->is_signed)
             continue;
-        for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
-            const float scale = scales[si];
-            for (size_t v = 0; v < NV; v++) {
-                /* a third of the vectors one class, the rest mixed, most
-                 * of them around the common classes */
-                const int one = rng_next() % 3 == 0 ? (int)(rng_next() % 10) : -1;
-                for (size_t j = 0; j < 8; j++) {
-                    const uint64_t r = rng_next() % 17;
-                    const int cls = one >= 0 ? one : (r < 6 ? 4 : (r < 9 ? 3 : (int)(r - 7)));
-                    x[8 * v + j] = class_value(f, cls, scale);
+        for (size_t si = 0; si < 2 * sizeof scales / sizeof scales[0]; si++) {
+            const float scale = scales[si % (sizeof scales / sizeof scales[0])];
+            if (si < sizeof scales / sizeof scales[0]) {
+                for (size_t v = 0; v < NV; v++) {
+                    /* a third of the vectors one class, the rest mixed,
+                     * most of them around the common classes */
+                    const int one = rng_next() % 3 == 0 ? (int)(rng_next() % 10) : -1;
+                    for (size_t j = 0; j < 8; j++) {
+                        const uint64_t r = rng_next() % 17;
+                        const int cls = one >= 0 ? one : (r < 6 ? 4 : (r < 9 ? 3 : (int)(r - 7)));
+                        x[8 * v + j] = class_value(f, cls, scale);
+                    }
+                }
+            } else {
+                /* groups of 32 (the AVX2 encode tests four vectors at
+                 * once for values beyond the range): half of them in the
+                 * range (zero, below the step, subnormal, normal, near
+                 * max_finite), the other half so with one lane beyond it
+                 * (overflow, inf, huge, NaN) anywhere in the group */
+                for (size_t g = 0; g + 32 <= 8 * NV; g += 32) {
+                    for (size_t j = 0; j < 32; j++) {
+                        const uint64_t r = rng_next() % 8;
+                        x[g + j] = class_value(f, r < 4 ? 4 : (r < 6 ? 3 : (int)(r - 6) * 2), scale);
+                    }
+                    if (rng_next() & 1)
+                        x[g + rng_next() % 32] = class_value(f, 5 + (int)(rng_next() % 5), scale);
                 }
             }
             for (size_t j = 8 * NV; j < N; j++)
