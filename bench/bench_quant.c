@@ -14,8 +14,11 @@
  *  - ag_encode_u8 / ag_decode_u8 (E4M3) vs a loop that reads the same input
  *    and writes the same output bytes (encode also with a power-of-two
  *    scale, 1 thread);
- *  - in cache with a non-power-of-two scale, ns per vector beside the
- *    divider's own throughput (vdivps of the kernel's width) in the run;
+ *  - in cache, ns and cycles per vector (the clock from a chain of
+ *    dependent adds): nearest-even with a non-power-of-two scale beside
+ *    the divider's own throughput (vdivps of the kernel's width), and
+ *    stochastic with a power-of-two scale beside the AES work of ARS-7
+ *    alone (the generator's floor), both measured in the run;
  *  - all threads / one thread at 2^16 and 2^24 for quantize (both modes),
  *    encode_u8 and decode_u8.
  * Each ratio is the median over 7 rounds (3 for the slow scalar path) of
@@ -228,6 +231,7 @@ static void run_byte_dec(void *p)
  * (each chain divides by 1 + 2^-20 a few million times: the values stay
  * normal). 0 where the CPU or compiler lacks that width. */
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 /* twelve named registers: an array of them is kept in memory by GCC,
  * and the store-to-load round trip of each division (slow for 64-byte
@@ -280,8 +284,107 @@ static double div_seconds(int lanes)
     const double med = median(t, 7); /* sorts t */
     return g_min ? t[0] : med;
 }
+
+/* The core clock in GHz, from a chain of dependent integer adds (one a
+ * cycle on every x86-64 core): the fastest of three runs of 2^26 adds. It
+ * turns the in-cache rows' ns into cycles. */
+static double clock_ghz(void)
+{
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        uint64_t a = 0;
+        const double t0 = now();
+        for (long i = 0; i < (1L << 24); i++)
+            __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                             : "+r"(a));
+        const double t = now() - t0;
+        best = t < best ? t : best;
+        if (a != (uint64_t)4 << 24)
+            return 0.0;
+    }
+    return (double)(4L << 24) / best * 1e-9;
+}
+
+/* The AES work of ARS-7 alone, as the stochastic loops do it: per vector
+ * of `lanes` random words (8: two blocks a ymm register, VAES on 256
+ * bits; 16: four blocks a zmm register) the counter XOR the first key,
+ * six vaesenc and one vaesenclast, eight vectors in flight (the loops'
+ * count), the words stored to a buffer in L1. Seconds per vector; 0
+ * where the CPU or compiler lacks VAES at that width. The floor of any
+ * stochastic loop on this core: its rounding comes on top. */
+#define AES_CHAINS(T, SET1, XOR, ADD, ENC, LAST, STORE, buf)                  \
+    do {                                                                      \
+        const T k0 = SET1(0x243f6a88), k1 = SET1(0x0f6a8885), k2 = SET1(0x3c6ef372); \
+        const T step = SET1(8);                                               \
+        T c0 = SET1(0), c1 = SET1(1), c2 = SET1(2), c3 = SET1(3);              \
+        T c4 = SET1(4), c5 = SET1(5), c6 = SET1(6), c7 = SET1(7);              \
+        for (long r = 0; r < reps; r++) {                                     \
+            T w0 = XOR(c0, k0), w1 = XOR(c1, k0), w2 = XOR(c2, k0), w3 = XOR(c3, k0); \
+            T w4 = XOR(c4, k0), w5 = XOR(c5, k0), w6 = XOR(c6, k0), w7 = XOR(c7, k0); \
+            for (int q = 0; q < 6; q++) {                                     \
+                const T kq = q & 1 ? k1 : k2;                                 \
+                w0 = ENC(w0, kq); w1 = ENC(w1, kq); w2 = ENC(w2, kq); w3 = ENC(w3, kq); \
+                w4 = ENC(w4, kq); w5 = ENC(w5, kq); w6 = ENC(w6, kq); w7 = ENC(w7, kq); \
+            }                                                                 \
+            STORE(buf + 0, LAST(w0, k1)); STORE(buf + 1, LAST(w1, k1));       \
+            STORE(buf + 2, LAST(w2, k1)); STORE(buf + 3, LAST(w3, k1));       \
+            STORE(buf + 4, LAST(w4, k1)); STORE(buf + 5, LAST(w5, k1));       \
+            STORE(buf + 6, LAST(w6, k1)); STORE(buf + 7, LAST(w7, k1));       \
+            c0 = ADD(c0, step); c1 = ADD(c1, step); c2 = ADD(c2, step); c3 = ADD(c3, step); \
+            c4 = ADD(c4, step); c5 = ADD(c5, step); c6 = ADD(c6, step); c7 = ADD(c7, step); \
+            __asm__ volatile("" : : "r"(buf) : "memory");                     \
+        }                                                                     \
+    } while (0)
+#define AES_ST8(p, v) _mm256_storeu_si256((p), (v))
+#define AES_ST16(p, v) _mm512_storeu_si512((void *)(p), (v))
+__attribute__((target("avx2,aes,vaes"))) static void aes_run8(long reps, __m256i *buf)
+{
+    AES_CHAINS(__m256i, _mm256_set1_epi32, _mm256_xor_si256, _mm256_add_epi64,
+               _mm256_aesenc_epi128, _mm256_aesenclast_epi128, AES_ST8, buf);
+}
+__attribute__((target("avx512f,aes,vaes"))) static void aes_run16(long reps, __m512i *buf)
+{
+    AES_CHAINS(__m512i, _mm512_set1_epi32, _mm512_xor_si512, _mm512_add_epi64,
+               _mm512_aesenc_epi128, _mm512_aesenclast_epi128, AES_ST16, buf);
+}
+/* CPUID leaf 7 ECX bit 9 (GCC's and clang's __builtin_cpu_supports do
+ * not all know "vaes"); the OS's support of the registers is that of
+ * AVX2 or AVX-512F, checked beside it. */
+static int cpu_has_vaes(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 9 & 1u);
+}
+static double aes_seconds(int lanes)
+{
+    if (!cpu_has_vaes() ||
+        (lanes == 8 ? !__builtin_cpu_supports("avx2") : !__builtin_cpu_supports("avx512f")))
+        return 0.0;
+    const long reps = 100000;
+    double t[7];
+    static uint32_t buf[8 * 16] __attribute__((aligned(64)));
+    for (int r = 0; r < 7; r++) {
+        const double t0 = now();
+        if (lanes == 8)
+            aes_run8(reps, (__m256i *)(void *)buf);
+        else
+            aes_run16(reps, (__m512i *)(void *)buf);
+        t[r] = (now() - t0) / (double)(reps * 8);
+    }
+    const double med = median(t, 7); /* sorts t */
+    return g_min ? t[0] : med;
+}
 #else
+static double clock_ghz(void)
+{
+    return 0.0;
+}
 static double div_seconds(int lanes)
+{
+    (void)lanes;
+    return 0.0;
+}
+static double aes_seconds(int lanes)
 {
     (void)lanes;
     return 0.0;
@@ -467,9 +570,29 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
         cx.o.threads = 1;
         (void)time_vs(run_quant, run_memcpy, &cx, g_runs, min_s, &t1);
         const double per = t1 / ((double)n / lanes);
-        printf("  E4M3 ne, scale 4/448*1.1: %.2f ns per %d-lane vector; the divider alone "
-               "(vdivps, %d lanes, 12 in flight): %.2f ns per vector%s\n",
-               per * 1e9, lanes, lanes, tdiv * 1e9, tdiv > 0 ? "" : " (not measured here)");
+        /* stochastic, a power-of-two scale: the generator's AES work
+         * bounds the loop (the stream is the contract: seven AES rounds
+         * for four words) */
+        const double taes = aes_seconds(lanes);
+        double tm, ts;
+        cx.scale = 0.015625f;
+        cx.o.rounding = AG_ROUND_STOCHASTIC;
+        cx.o.seed = 12345;
+        const double rs = time_vs(run_quant, run_memcpy, &cx, g_runs, min_s, &ts);
+        (void)time_vs(run_memcpy, run_quant, &cx, g_runs, min_s, &tm);
+        const double psr = ts / ((double)n / lanes), pcp = tm / ((double)n / lanes);
+        const double ghz = clock_ghz();
+        printf("  in cache, per %d-lane vector (cycles at %.2f GHz, the clock a chain of dependent "
+               "adds runs at):\n", lanes, ghz);
+        printf("    E4M3 ne, scale 4/448*1.1: %.2f ns, %.1f cycles; the divider alone (vdivps, "
+               "12 in flight): %.2f ns, %.1f cycles%s\n",
+               per * 1e9, per * ghz * 1e9, tdiv * 1e9, tdiv * ghz * 1e9,
+               tdiv > 0 ? "" : " (not measured here)");
+        printf("    E4M3 sr, scale 2^-6: %.2f ns, %.1f cycles (/memcpy %.2f); ARS-7's AES work "
+               "alone (%s, 8 in flight, stored): %.2f ns, %.1f cycles (/memcpy %.2f)%s\n",
+               psr * 1e9, psr * ghz * 1e9, rs, lanes == 8 ? "VAES ymm" : "VAES zmm",
+               taes * 1e9, taes * ghz * 1e9, taes > 0 ? pcp / taes : 0.0,
+               taes > 0 ? "" : " (no VAES here)");
     }
     /* packed uint8: 4 bytes in, 1 out (encode) and 1 in, 4 out (decode) */
     cx.f = ag_format_get("E4M3");
