@@ -3,7 +3,9 @@
  * ag_kernels_avx512.c — the kernel body compiled for AVX-512 (F, BW, DQ,
  * VL, CD), picked at run time by ag__kernel_table when the CPU has it, plus
  * hand-written loops for the hot cases:
- *  - nearest-even quantize / encode (p->nefast, p->sym);
+ *  - nearest-even quantize / encode (p->nefast, p->sym); 8-bit encodes
+ *    without counts take four vectors with no value beyond the range at
+ *    a time without the clamp and the selects (x_ne_plain4);
  *  - stochastic quantize / encode (p->sr_fast, p->sym), with ARS-7
  *    computed in registers through VAES (where the CPU has it), sixteen
  *    vectors of four blocks (256 elements) a step, and an integer loop for
@@ -313,6 +315,57 @@ AG_K_INLINE void x_ne_vec(void *out, const float *x, ptrdiff_t i, __mmask16 m,
              count, stream, cnt, cret, codeonly, hasinf);
 }
 
+/* The code magnitude of x_ne_vec's codeonly sum for |v| bits a at most
+ * min(ne_ovft, FLT_MAX's bits): no clamp, overflow, inf or NaN to select
+ * (x_ne_plain4). */
+AG_K_INLINE __m512i x_code_plain(__m512i a, const x_common *c, const __m512i kexp,
+                                 const __m512i magic)
+{
+    const __m512i cc = _mm512_max_epu32(
+        _mm512_add_epi32(_mm512_and_si512(a, _mm512_set1_epi32(0x7f800000)), kexp), magic);
+    const __m512i s = _mm512_castps_si512(
+        _mm512_add_ps(_mm512_castsi512_ps(a), _mm512_castsi512_ps(cc)));
+    return _mm512_add_epi32(_mm512_sub_epi32(s, cc),
+                            _mm512_srlv_epi32(_mm512_sub_epi32(cc, magic), c->sh_v));
+}
+
+/* The 8-bit codes of x[i .. i + 64) into *b8 (in the packs' order, as the
+ * caller's four-vector step has them) when no |v| among them is above
+ * lim = min(ne_ovft, FLT_MAX's bits), one test for the four vectors;
+ * else 0 and the caller's general path. The sign bits: packed as the
+ * codes are where the sign is 0x80 (the signed packs take a negative x,
+ * NaN aside, to -128), else set a vector at a time. */
+AG_K_INLINE int x_ne_plain4(__m512i *b8, const float *x, ptrdiff_t i, const x_common *c,
+                            const __m512i kexp, const __m512i magic, const __m512i lim,
+                            const int use_inv, const int s8)
+{
+    __m512 xv[4];
+    __m512i a[4];
+    for (int k = 0; k < 4; k++) {
+        xv[k] = x_load(x, i + 16 * k, (__mmask16)0xffff);
+        a[k] = x_quot(xv[k], c, use_inv);
+    }
+    const __m512i mx = _mm512_max_epu32(_mm512_max_epu32(a[0], a[1]), _mm512_max_epu32(a[2], a[3]));
+    if (_mm512_cmpgt_epu32_mask(mx, lim))
+        return 0;
+    __m512i q[4];
+    for (int k = 0; k < 4; k++) {
+        q[k] = x_code_plain(a[k], c, kexp, magic);
+        if (!s8)
+            q[k] = _mm512_mask_or_epi32(q[k], _mm512_movepi32_mask(_mm512_castps_si512(xv[k])),
+                                        q[k], c->signcode);
+    }
+    __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]), _mm512_packus_epi32(q[2], q[3]));
+    if (s8) {
+        const __m512i sg = _mm512_packs_epi16(
+            _mm512_packs_epi32(_mm512_castps_si512(xv[0]), _mm512_castps_si512(xv[1])),
+            _mm512_packs_epi32(_mm512_castps_si512(xv[2]), _mm512_castps_si512(xv[3])));
+        b = _mm512_ternarylogic_epi32(b, sg, _mm512_set1_epi8((char)0x80), 0xf8); /* b | (sg & 0x80) */
+    }
+    *b8 = b;
+    return 1;
+}
+
 AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
                           const ag__kparams *p, const int kind,
                           const int use_inv, const int intround,
@@ -335,6 +388,10 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
     if ((addr & (esz - 1u)) == 0)
         i = -(ptrdiff_t)(((addr & (16u * esz - 1u)) / esz) & 15u);
     const ptrdiff_t nn = (ptrdiff_t)n;
+    /* 8-bit encodes without counts: four vectors within the range at a
+     * time take x_ne_plain4 */
+    const int plain = kind == K_OUT_U8 && !intround && !count, s8 = p->sign_mask == 0x80u;
+    const __m512i lim = _mm512_min_epu32(c.ovft, _mm512_set1_epi32(0x7f7fffff));
     /* masked first vector, unmasked body (two vectors a step), masked
      * last vector */
 #define X_NE_VEC(I, M, STREAM)                                                \
@@ -367,15 +424,19 @@ AG_K_INLINE void x_ne_run(void *out, const float *x, size_t n,
             i += 16;                                                          \
         }                                                                     \
         for (; i + 64 <= nn; i += 64) {                                       \
-            __m512i q[4];                                                     \
-            for (int k = 0; k < 4; k++)                                       \
-                x_ne_vec(out, x, i + 16 * k, (__mmask16)0xffff, &c, kexp,     \
-                         magic, off, kind, use_inv, intround, satmin, count,  \
-                         STREAM, cnt, &q[k], hasinf);                         \
-            const __m512i w01 = _mm512_packus_epi32(q[0], q[1]);              \
-            const __m512i w23 = _mm512_packus_epi32(q[2], q[3]);              \
-            const __m512i b8 = _mm512_permutexvar_epi32(                      \
-                ord, _mm512_packus_epi16(w01, w23));                          \
+            __m512i b8;                                                       \
+            if (plain && x_ne_plain4(&b8, x, i, &c, kexp, magic, lim, use_inv, s8)) { \
+                b8 = _mm512_permutexvar_epi32(ord, b8);                       \
+            } else {                                                          \
+                __m512i q[4];                                                 \
+                for (int k = 0; k < 4; k++)                                   \
+                    x_ne_vec(out, x, i + 16 * k, (__mmask16)0xffff, &c, kexp, \
+                             magic, off, kind, use_inv, intround, satmin,     \
+                             count, STREAM, cnt, &q[k], hasinf);              \
+                const __m512i w01 = _mm512_packus_epi32(q[0], q[1]);          \
+                const __m512i w23 = _mm512_packus_epi32(q[2], q[3]);          \
+                b8 = _mm512_permutexvar_epi32(ord, _mm512_packus_epi16(w01, w23)); \
+            }                                                                 \
             if (STREAM)                                                       \
                 _mm512_stream_si512((void *)((uint8_t *)out + i), b8);        \
             else                                                              \
