@@ -582,8 +582,12 @@ static void bench_size(size_t n, int nthreads, float *x, float *y, uint8_t *c)
         (void)time_vs(run_memcpy, run_quant, &cx, g_runs, min_s, &tm);
         const double psr = ts / ((double)n / lanes), pcp = tm / ((double)n / lanes);
         const double ghz = clock_ghz();
-        printf("  in cache, per %d-lane vector (cycles at %.2f GHz, the clock a chain of dependent "
-               "adds runs at):\n", lanes, ghz);
+        if (ghz > 0)
+            printf("  in cache, per %d-lane vector (cycles at %.2f GHz, the clock a chain of "
+                   "dependent adds runs at):\n", lanes, ghz);
+        else
+            printf("  in cache, per %d-lane vector (cycles: no clock measured on this CPU, "
+                   "shown as 0):\n", lanes);
         printf("    E4M3 ne, scale 4/448*1.1: %.2f ns, %.1f cycles; the divider alone (vdivps, "
                "12 in flight): %.2f ns, %.1f cycles%s\n",
                per * 1e9, per * ghz * 1e9, tdiv * 1e9, tdiv * ghz * 1e9,
