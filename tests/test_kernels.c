@@ -1058,11 +1058,13 @@ static void check_lane_mix(void)
                     }
                 }
             } else {
-                /* groups of 32 (the AVX2 encode tests four vectors at
-                 * once for values beyond the range): half of them in the
-                 * range (zero, below the step, subnormal, normal, near
-                 * max_finite), the other half so with one lane beyond it
-                 * (overflow, inf, huge, NaN) anywhere in the group */
+                /* groups of 32 (the 8-bit encodes test four vectors at
+                 * once for values beyond the range: 32 values on AVX2,
+                 * 64 on AVX-512): half of them in the range (zero, below
+                 * the step, subnormal, normal), the other half so but
+                 * for one value near or beyond the top (max_finite and
+                 * its neighbours, overflow, inf, huge, NaN) anywhere in
+                 * the group */
                 for (size_t g = 0; g + 32 <= 8 * NV; g += 32) {
                     for (size_t j = 0; j < 32; j++) {
                         const uint64_t r = rng_next() % 8;
